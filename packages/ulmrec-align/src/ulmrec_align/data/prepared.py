@@ -1,0 +1,107 @@
+"""Read and write prepared-dataset folders (see :mod:`ulmrec_align.data.schema` for the format)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from ulmrec_align.data.schema import ItemRecord, PreparedManifest, UserRecord, UserSequence
+from ulmrec_align.data.split import UserSplit, leave_one_out, split_sha256
+from ulmrec_eval.errors import InputError
+from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl, read_jsonl_models
+
+MANIFEST = "manifest.json"
+ITEMS = "items.jsonl"
+USERS = "users.jsonl"
+SEQUENCES = "sequences.jsonl"
+
+
+@dataclass
+class PreparedDataset:
+    """A prepared dataset in memory: items, users and sequences indexed by dense id."""
+
+    manifest: PreparedManifest
+    items: list[ItemRecord]
+    users: list[UserRecord]
+    sequences: list[UserSequence]
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @cached_property
+    def splits(self) -> list[UserSplit]:
+        """Leave-one-out split of every user, indexed by dense user id."""
+        return [leave_one_out(seq.user_id, seq.items) for seq in self.sequences]
+
+    def titles(self) -> list[str]:
+        """Item titles indexed by dense item id."""
+        return [item.title for item in self.items]
+
+    def compute_split_sha256(self) -> str:
+        """Hash of the canonical split in raw ids (must equal ``manifest.split_sha256``)."""
+        raw_item = [item.raw_id for item in self.items]
+        rows = [
+            (self.users[s.user_id].raw_id, [raw_item[i] for i in s.train], raw_item[s.valid_target],
+             raw_item[s.test_target])
+            for s in self.splits
+        ]
+        return split_sha256(rows)
+
+    def validate(self) -> None:
+        """Check dense ids are contiguous and consistent; raise :class:`InputError` naming the problem."""
+        where = self.path or "<memory>"
+        for name, records, key in (("items", self.items, "item_id"), ("users", self.users, "user_id"),
+                                   ("sequences", self.sequences, "user_id")):
+            for position, record in enumerate(records):
+                if getattr(record, key) != position:
+                    raise InputError(f"{name}: expected {key} {position} at row {position + 1}, "
+                                     f"got {getattr(record, key)}", path=where)
+        if len(self.sequences) != len(self.users):
+            raise InputError(f"{len(self.users)} users but {len(self.sequences)} sequences", path=where)
+        for seq in self.sequences:
+            if len(seq.timestamps) != len(seq.items) or (seq.ratings is not None and len(seq.ratings) != len(seq.items)):
+                raise InputError(f"user {seq.user_id}: items/timestamps/ratings lengths differ", path=where)
+            if seq.items and (min(seq.items) < 0 or max(seq.items) >= self.n_items):
+                raise InputError(f"user {seq.user_id}: item id out of range [0, {self.n_items})", path=where)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write the folder; each file atomically, the manifest last (its presence marks a complete folder)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_jsonl(out / ITEMS, self.items)
+        atomic_write_jsonl(out / USERS, self.users)
+        atomic_write_jsonl(out / SEQUENCES, self.sequences)
+        atomic_write_json(out / MANIFEST, self.manifest.model_dump(mode="json"))
+        self.path = out
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path, *, verify: bool = True) -> PreparedDataset:
+        """Load a prepared folder; ``verify`` re-checks ids and the split hash against the manifest."""
+        folder = Path(path)
+        manifest_path = folder / MANIFEST
+        if not manifest_path.is_file():
+            raise InputError("not a prepared dataset (no manifest.json); run `ulmrec data prepare` first",
+                             path=folder)
+        manifest = PreparedManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+        dataset = cls(
+            manifest=manifest,
+            items=list(read_jsonl_models(folder / ITEMS, ItemRecord)),
+            users=list(read_jsonl_models(folder / USERS, UserRecord)),
+            sequences=list(read_jsonl_models(folder / SEQUENCES, UserSequence)),
+            path=folder,
+        )
+        if verify:
+            dataset.validate()
+            actual = dataset.compute_split_sha256()
+            if actual != manifest.split_sha256:
+                raise InputError(f"split hash {actual[:12]}… does not match the manifest's "
+                                 f"{manifest.split_sha256[:12]}… (files edited or truncated?)", path=folder)
+        return dataset

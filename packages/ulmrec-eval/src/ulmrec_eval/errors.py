@@ -1,0 +1,38 @@
+"""Errors that are the user's to fix: the command line shows them as one line and exits non-zero."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+
+class UlmrecError(Exception):
+    """Base of all known ULMRec errors (bad input, missing files, inconsistent artifacts).
+
+    Other packages mark their own error bases with ``user_error = True`` instead of subclassing this one, so
+    that ``ulmrec-index`` needs no dependency on ``ulmrec-eval``; :func:`is_user_error` checks the marker.
+    """
+
+    user_error: ClassVar[bool] = True
+
+
+class InputError(UlmrecError, ValueError):
+    """A malformed input record; the message names the file and the 1-based line number when known."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(f"{where}{message}")
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a known error to be shown as one line rather than a traceback."""
+    if getattr(type(exc), "user_error", False):
+        return True
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+                        FileExistsError)):
+        return True
+    return type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic")

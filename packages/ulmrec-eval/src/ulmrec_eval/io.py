@@ -1,0 +1,83 @@
+"""Small I/O helpers shared by every ULMRec package: atomic writes and JSON-lines reading with file:line errors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ulmrec_eval.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it is renamed onto ``path`` (atomic on POSIX).
+
+    On error the temporary file is removed and ``path`` is left as it was.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+
+
+def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
+    """Write one JSON document per line (pydantic models are dumped in JSON mode); returns the row count."""
+    count = 0
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            obj = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
+            handle.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+            handle.write("\n")
+            count += 1
+    return count
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, object)`` for each non-blank line; a malformed line raises :class:`InputError`."""
+    file = Path(path)
+    with file.open("r", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"malformed JSON ({exc.msg})", path=file, line=number) from None
+
+
+def read_jsonl_models(path: str | Path, model: type[M]) -> Iterator[M]:
+    """Parse each line of a JSON-lines file into ``model``; errors name the file, the line and the field."""
+    for number, obj in iter_jsonl(path):
+        try:
+            yield model.model_validate(obj)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "<record>"
+            raise InputError(f"invalid {model.__name__}: {field}: {first['msg']}", path=path, line=number) from None
