@@ -1,0 +1,87 @@
+"""The quantizer contract: every quantizer (built-in or third-party) satisfies :class:`Quantizer`.
+
+Shapes: ``x`` is ``(N, D)`` float32; ``codes`` is ``(N, L)`` int64 with ``0 <= codes[:, l] < K_l``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class QuantizerConfig(BaseModel):
+    """Fields common to every quantizer config; each kind subclasses it and fixes ``kind`` to a Literal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="Registry key (lowercase), e.g. 'rqvae', 'rqkmeans', 'faiss'.")
+    levels: int = Field(default=4, ge=1, le=16, description="Number of code levels L.")
+    codebook_size: int = Field(default=256, ge=2, le=65536, description="Codes per level K.")
+    seed: int = Field(default=0, description="Seed of every random choice (init, k-means, dead-code reset).")
+
+
+@dataclass
+class FitReport:
+    """What ``fit`` reports: the loss history (one value per epoch/iteration) and free-form scalars."""
+
+    losses: list[float] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class QuantizerOutput:
+    """A differentiable forward pass: reconstruction ``(N, D)``, codes ``(N, L)`` and the training loss."""
+
+    reconstruction: torch.Tensor
+    codes: torch.Tensor
+    loss: torch.Tensor
+
+
+@runtime_checkable
+class Quantizer(Protocol):
+    """Maps vectors to L-level codes and back."""
+
+    config: QuantizerConfig
+
+    def fit(self, x: torch.Tensor) -> FitReport:
+        """Learn the codebooks (and any networks) from ``x`` ``(N, D)``."""
+        ...
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Nearest codes ``(N, L)`` int64; deterministic once fitted."""
+        ...
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Reconstruction ``(N, D)`` from codes ``(N, L)``."""
+        ...
+
+    def code_distances(self, x: torch.Tensor, level: int, prefix: torch.Tensor) -> torch.Tensor:
+        """Squared distances ``(N, K)`` at ``level`` given the codes ``prefix`` ``(N, level)`` already chosen.
+
+        Used by collision repair to pick next-best codes on the last level.
+        """
+        ...
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every tensor needed to rebuild the fitted quantizer from its config (saved as safetensors)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore from :meth:`state_dict` output."""
+        ...
+
+
+@runtime_checkable
+class TrainableQuantizer(Quantizer, Protocol):
+    """A quantizer trained by gradient descent, so a fusion module in front of it can be trained jointly."""
+
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        """Differentiable pass (straight-through codes) with the quantizer's own loss."""
+        ...
+
+    def parameters(self) -> object:
+        """Its torch parameters (an ``nn.Module`` provides this)."""
+        ...
