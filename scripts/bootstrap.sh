@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Create (or refresh) the project's virtual environment in .venv: the four packages editable + dev tools.
+# Idempotent: it re-installs only when a pyproject, requirements or constraints file changed.
+# torch is constrained to the CPU build 2.13.0 (constraints.txt) so no CUDA wheels are ever pulled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+VENV="${ULMREC_VENV:-.venv}"
+
+stamp_inputs=(constraints.txt requirements/dev.txt pyproject.toml packages/*/pyproject.toml apps/tui/pyproject.toml)
+want=$(cat "${stamp_inputs[@]}" | sha256sum | cut -d' ' -f1)
+if [[ -x "$VENV/bin/python" && -f "$VENV/.ulmrec-stamp" && "$(cat "$VENV/.ulmrec-stamp")" == "$want" ]]; then
+  exit 0
+fi
+
+echo "bootstrap: setting up $VENV (first run takes a few minutes)" >&2
+[[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip >/dev/null
+"${pip[@]}" install -c constraints.txt "torch==2.13.0"
+"${pip[@]}" install -c constraints.txt -r requirements/dev.txt \
+  -e packages/ulmrec-eval -e packages/ulmrec-index -e packages/ulmrec-align -e apps/tui
+echo "$want" > "$VENV/.ulmrec-stamp"
+echo "bootstrap: done" >&2
