@@ -1,4 +1,4 @@
-"""Small I/O helpers shared by every ULMRec package: atomic writes and JSON-lines reading with file:line errors."""
+"""Small I/O helpers shared by all ULMRec packages: atomic writes, JSON lines with file:line errors."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, object)`` for each non-blank line; a malformed line raises :class:`InputError`."""
+    """Yield ``(line_number, object)`` per non-blank line; a malformed line raises :class:`InputError`."""
     file = Path(path)
     with file.open("r", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -74,10 +74,17 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
 
 def read_jsonl_models(path: str | Path, model: type[M]) -> Iterator[M]:
     """Parse each line of a JSON-lines file into ``model``; errors name the file, the line and the field."""
+    for _number, record in iter_jsonl_models(path, model):
+        yield record
+
+
+def iter_jsonl_models(path: str | Path, model: type[M]) -> Iterator[tuple[int, M]]:
+    """Like :func:`read_jsonl_models`, but yield ``(line_number, record)`` (for later per-line checks)."""
     for number, obj in iter_jsonl(path):
         try:
-            yield model.model_validate(obj)
+            yield number, model.model_validate(obj)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(part) for part in first["loc"]) or "<record>"
-            raise InputError(f"invalid {model.__name__}: {field}: {first['msg']}", path=path, line=number) from None
+            message = f"invalid {model.__name__}: {field}: {first['msg']}"
+            raise InputError(message, path=path, line=number) from None
