@@ -66,15 +66,20 @@ class PreparedDataset:
         if len(self.sequences) != len(self.users):
             raise InputError(f"{len(self.users)} users but {len(self.sequences)} sequences", path=where)
         for seq in self.sequences:
-            if len(seq.timestamps) != len(seq.items) or (seq.ratings is not None and len(seq.ratings) != len(seq.items)):
+            n = len(seq.items)
+            if len(seq.timestamps) != n or (seq.ratings is not None and len(seq.ratings) != n):
                 raise InputError(f"user {seq.user_id}: items/timestamps/ratings lengths differ", path=where)
             if seq.items and (min(seq.items) < 0 or max(seq.items) >= self.n_items):
                 raise InputError(f"user {seq.user_id}: item id out of range [0, {self.n_items})", path=where)
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write the folder; each file atomically, the manifest last (its presence marks a complete folder)."""
+        """Write the folder; each file atomically, the manifest last (its presence marks a complete folder).
+
+        An existing manifest is removed first, so an interrupted re-save never looks complete.
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        (out / MANIFEST).unlink(missing_ok=True)
         atomic_write_jsonl(out / ITEMS, self.items)
         atomic_write_jsonl(out / USERS, self.users)
         atomic_write_jsonl(out / SEQUENCES, self.sequences)

@@ -50,9 +50,11 @@ class UserSequence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: int = Field(ge=0)
-    items: list[int] = Field(description="Dense item ids in time order; the last is test, the one before validation.")
+    items: list[int] = Field(
+        description="Dense item ids in time order; the last is test, the one before validation.")
     timestamps: list[float] = Field(description="One timestamp per item (the source's unit).")
-    ratings: list[float] | None = Field(default=None, description="One rating per item where the source has them.")
+    ratings: list[float] | None = Field(
+        default=None, description="One rating per item where the source has them.")
 
 
 class SourceFile(BaseModel):
@@ -79,8 +81,12 @@ class PreparedManifest(BaseModel):
     counts: DatasetCounts
     sources: list[SourceFile] = Field(default_factory=list)
     config: dict[str, object] = Field(default_factory=dict, description="The preparation config, as given.")
-    text_source: str = Field(default="none", description="Where UserRecord.texts come from: reviews, summaries, "
-                             "preference or none.")
+    text_source: str = Field(default="none", description="Where UserRecord.texts come from: reviews, "
+                             "summaries, preference or none.")
     has_ratings: bool = False
-    split_sha256: str = Field(description="sha256 of the canonical leave-one-out split (see split.canonical_split_text).")
+    split_sha256: str = Field(
+        description="sha256 of the canonical leave-one-out split (see split.canonical_split_text).")
     ulmrec_version: str
+    stats: dict[str, int] = Field(
+        default_factory=dict, description="What each pipeline step did: raw counts, interactions dropped "
+        "(untitled items, low ratings, repeats, k-core), k-core rounds that removed something.")

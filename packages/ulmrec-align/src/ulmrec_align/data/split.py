@@ -1,7 +1,8 @@
 """Leave-one-out split: per user, the last item is the test target, the one before it the validation target.
 
 For a sequence ``s = [s_0, ..., s_{n-1}]`` (n >= 3): train = ``s[:n-2]``; validation predicts ``s[n-2]`` from
-``s[:n-2]``; test predicts ``s[n-1]`` from ``s[:n-1]``. The test item never enters training or validation inputs.
+``s[:n-2]``; test predicts ``s[n-1]`` from ``s[:n-1]``. The test item never enters training or validation
+inputs.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def leave_one_out(user_id: int, items: Sequence[int]) -> UserSplit:
 
 
 def canonical_split_text(rows: Sequence[tuple[str, Sequence[str], str, str]]) -> str:
-    """Canonical text of a split in raw ids: one ``user\\ttrain items\\tvalid\\ttest`` line per user, sorted by user.
+    """Canonical text of a split in raw ids: one ``user\\ttrain items\\tvalid\\ttest`` line per user, sorted.
 
     Raw ids make the hash independent of how dense ids were assigned.
     """

@@ -1,0 +1,50 @@
+"""Line-by-line reading of plain or gzipped text files, with errors that name the file (and line)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ulmrec_eval.errors import InputError
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for each non-blank line of a UTF-8 file (gzipped when named ``*.gz``).
+
+    A corrupt or truncated gzip stream raises :class:`InputError` naming the file; bad UTF-8 names the line.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise InputError("file not found", path=file)
+    number = 0
+    try:
+        with _open_binary(file) as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"not valid UTF-8 ({exc.reason})", path=file, line=number) from None
+                if text.strip():
+                    yield number, text
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InputError(f"unreadable gzip file after line {number} ({exc or type(exc).__name__})",
+                         path=file) from None
+
+
+def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
