@@ -5,11 +5,11 @@ Set ``ULMREC_DEBUG=1`` to get the full traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import NoReturn
 
-import click
 import typer
 import typer.main
 
@@ -18,18 +18,40 @@ from ulmrec_eval.errors import is_user_error
 #: Exit status for a known (user-facing) error.
 EXIT_USER_ERROR = 1
 
+# typer >= 0.20 vendors click as ``typer._click`` (its exceptions are not ``click``'s); older typer uses
+# ``click`` itself, which newer typer no longer installs. Catch whichever of the two are present.
+_EXCEPTION_MODULES = ("click.exceptions", "typer._click.exceptions", "typer.exceptions")
+
+
+def _exception_classes(name: str) -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = []
+    for module_name in _EXCEPTION_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+_EXIT = _exception_classes("Exit")
+_CLICK_ERROR = _exception_classes("ClickException")
+_ABORT = _exception_classes("Abort")
+
 
 def run_app(app: typer.Typer, *, prog_name: str, argv: list[str] | None = None) -> NoReturn:
     """Invoke ``app`` like a console script and exit with its status."""
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except _EXIT as exc:
+        sys.exit(getattr(exc, "exit_code", 0))
+    except _CLICK_ERROR as exc:
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
+    except _ABORT:
         print("Aborted.", file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:

@@ -14,10 +14,14 @@ differences only (exactly, not approximately): cost ``O(R × #non-zero)``, not `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 
-from ulmrec_eval.schemas import MetricComparison
+from ulmrec_eval.errors import InputError
+from ulmrec_eval.schemas import ComparisonReport, MetricComparison, RankedPrediction
 
 #: Default number of bootstrap resamples and of randomisation sign flips.
 DEFAULT_RESAMPLES = 10_000
@@ -25,7 +29,14 @@ DEFAULT_RESAMPLES = 10_000
 #: At most this many random draws are held in memory at once.
 _CHUNK_CELLS = 1 << 22
 
-__all__ = ["DEFAULT_RESAMPLES", "bootstrap_interval", "paired_comparison", "randomisation_p_value"]
+__all__ = [
+    "DEFAULT_RESAMPLES",
+    "bootstrap_interval",
+    "bootstrap_means",
+    "compare_predictions",
+    "paired_comparison",
+    "randomisation_p_value",
+]
 
 
 def _diffs(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -141,3 +152,51 @@ def paired_comparison(a: npt.ArrayLike, b: npt.ArrayLike, *, metric: str = "metr
         relative=(diff / mean_a) if mean_a != 0.0 else None, ci_low=lo, ci_high=hi, confidence=confidence,
         p_value=p, n_resamples=n_resamples, seed=seed, wins=int(np.count_nonzero(d > 0)),
         losses=int(np.count_nonzero(d < 0)), ties=int(np.count_nonzero(d == 0)))
+
+
+def compare_predictions(a: str | Path | Sequence[RankedPrediction],
+                        b: str | Path | Sequence[RankedPrediction], *,
+                        metrics: Sequence[str] = ("ndcg@10",), n_resamples: int = DEFAULT_RESAMPLES,
+                        confidence: float = 0.95, seed: int = 0) -> ComparisonReport:
+    """Pair two prediction sets by ``user_id`` and compare them on each metric (``difference = B − A``).
+
+    Both must cover exactly the same users; a target missing from a user's list counts as a miss (0).
+    """
+    from ulmrec_eval.evaluate import load_predictions, prediction_ranks
+    from ulmrec_eval.metrics import metric_key, parse_metric_key, per_user_metric
+
+    def load(obj: str | Path | Sequence[RankedPrediction]) -> tuple[str, Sequence[RankedPrediction]]:
+        if isinstance(obj, (str, Path)):
+            return str(obj), load_predictions(obj)
+        sources = {p.source for p in obj}
+        return (next(iter(sources)) or "predictions") if len(sources) == 1 else "predictions", obj
+
+    name_a, preds_a = load(a)
+    name_b, preds_b = load(b)
+    index_b = {p.user_id: i for i, p in enumerate(preds_b)}
+    if len(index_b) != len(preds_b):
+        raise InputError("user_id repeats in B's predictions", path=name_b)
+    ids_a = [p.user_id for p in preds_a]
+    if len(set(ids_a)) != len(ids_a):
+        raise InputError("user_id repeats in A's predictions", path=name_a)
+    only_a = [u for u in ids_a if u not in index_b]
+    only_b = set(index_b) - set(ids_a)
+    if only_a or only_b:
+        example = (only_a or sorted(only_b, key=str))[0]
+        raise InputError(f"the two prediction sets cover different users ({len(only_a)} only in A, "
+                         f"{len(only_b)} only in B, e.g. user_id {example!r}): a paired comparison needs the "
+                         f"same users; A = {name_a}, B = {name_b}")
+    for pa in preds_a:
+        pb = preds_b[index_b[pa.user_id]]
+        if pa.target != pb.target:
+            raise InputError(f"user_id {pa.user_id!r} has target {pa.target!r} in A but {pb.target!r} in B: "
+                             f"the systems were not evaluated on the same split", path=name_b)
+    ranks_a = prediction_ranks(preds_a)
+    ranks_b = prediction_ranks([preds_b[index_b[u]] for u in ids_a])
+    comparisons: list[MetricComparison] = []
+    for key in metrics:
+        canonical = metric_key(*parse_metric_key(key))
+        comparisons.append(paired_comparison(per_user_metric(ranks_a, canonical),
+                                             per_user_metric(ranks_b, canonical), metric=canonical,
+                                             n_resamples=n_resamples, confidence=confidence, seed=seed))
+    return ComparisonReport(a=name_a, b=name_b, comparisons=comparisons)
