@@ -47,10 +47,10 @@ class RankedPrediction(BaseModel):
         if self.schema_version > SCHEMA_VERSION:
             raise ValueError(f"schema_version {self.schema_version} is newer than this ulmrec-eval "
                              f"understands ({SCHEMA_VERSION})")
-        if self.ranked is None and self.scores is None:
-            raise ValueError("a prediction needs 'ranked' (item ids, best first) or 'candidates' + 'scores'")
         if (self.candidates is None) != (self.scores is None):
             raise ValueError("'candidates' and 'scores' go together: give both or neither")
+        if self.ranked is None and self.scores is None:
+            raise ValueError("a prediction needs 'ranked' (item ids, best first) or 'candidates' + 'scores'")
         if self.candidates is not None and self.scores is not None:
             if len(self.candidates) != len(self.scores):
                 raise ValueError(f"{len(self.candidates)} candidates but {len(self.scores)} scores")
