@@ -46,11 +46,13 @@ def _print_result(result: EvalResult) -> None:
     from ulmrec_eval.metrics import METRIC_NAMES, metric_key
 
     console = Console()
-    titles = {"full": "full: all users", "subset": "subset: target in the retrieved top-{n}",
-              "overall": "overall: users outside the top-{n} count as misses"}
+    titles = {"full": "full — all {u:,} users",
+              "subset": "subset — target in the retrieved top-{n}: {u:,} of {t:,} users",
+              "overall": "overall — all {u:,} users, target outside the top-{n} = miss"}
     for report in result.reports:
-        title = titles[report.scope].format(n=report.retrieved_n)
-        table = Table(title=f"{title} — {report.n_users:,} of {report.total_users:,} users")
+        title = titles[report.scope].format(n=report.retrieved_n, u=report.n_users, t=report.total_users)
+        console.print(f"[bold]{title}[/bold]", highlight=False)
+        table = Table()
         table.add_column("metric")
         for k in report.ks:
             table.add_column(f"@{k}", justify="right")
@@ -62,7 +64,8 @@ def _print_result(result: EvalResult) -> None:
             console.print(f"  K > N={report.retrieved_n} omitted from the overall scope: "
                           f"{', '.join(map(str, report.omitted_ks))}")
         if report.buckets:
-            buckets = Table(title=f"{report.scope} — by history length")
+            console.print(f"{report.scope} — by history length", highlight=False)
+            buckets = Table()
             buckets.add_column("history")
             buckets.add_column("users", justify="right")
             for k in report.ks:
@@ -114,7 +117,7 @@ def _print_comparison(report: ComparisonReport) -> None:
     from rich.table import Table
 
     first = report.comparisons[0]
-    table = Table(title=f"paired comparison over {first.n_users:,} users: B − A")
+    table = Table()
     table.add_column("")
     for c in report.comparisons:
         table.add_column(c.metric, justify="right")
@@ -131,6 +134,7 @@ def _print_comparison(report: ComparisonReport) -> None:
     for label, cells in rows:
         table.add_row(label, *cells)
     console = Console()
+    console.print(f"[bold]paired comparison over {first.n_users:,} users: B − A[/bold]", highlight=False)
     console.print(table)
     console.print(f"bootstrap percentile interval and paired sign-flip p-value, {first.n_resamples:,} "
                   f"resamples, seed {first.seed}")
