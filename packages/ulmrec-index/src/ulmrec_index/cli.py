@@ -1,21 +1,182 @@
-"""The ``ulmrec-index`` command (also ``ulmrec index``). Heavy imports (torch) happen inside commands."""
+"""The ``ulmrec-index`` command (also ``ulmrec index``): build, inspect and look up user indices.
+
+Heavy imports (torch, sentence-transformers) happen inside the commands, so ``--help`` stays fast.
+"""
 
 from __future__ import annotations
+
+import enum
+import json
+import os
+from pathlib import Path
 
 import typer
 
 from ulmrec_eval.cli_runner import run_app
 
-app = typer.Typer(name="index", help="Build and inspect semantic user indices.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="index",
+    help="Build and inspect semantic user indices.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
-@app.command("version")
-def version() -> None:
-    """Print the package version."""
-    from ulmrec_index import __version__
+class Fusion(str, enum.Enum):
+    none = "none"
+    mean = "mean"
+    attention = "attention"
 
-    typer.echo(__version__)
+
+def default_cache_dir() -> Path:
+    """``$ULMREC_CACHE_DIR/embeddings``, else ``$XDG_CACHE_HOME/ulmrec/embeddings`` (``~/.cache``)."""
+    if os.environ.get("ULMREC_CACHE_DIR"):
+        return Path(os.environ["ULMREC_CACHE_DIR"]) / "embeddings"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ulmrec" / "embeddings"
+
+
+def _console() -> object:
+    from rich.console import Console
+
+    return Console()
+
+
+def _setup_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("ulmrec_index").setLevel(
+        logging.INFO if os.environ.get("ULMREC_VERBOSE") else logging.WARNING
+    )
+
+
+@app.command("build")
+def build(
+    users: Path = typer.Option(..., "--users", help='JSON lines: {"user_id": ..., "texts": [...]} per line.'),
+    out: Path = typer.Option(..., "--out", help="Output folder of the index."),
+    quantizer: str = typer.Option(
+        "rqvae", "--quantizer", help="Quantizer kind (rqvae, rqkmeans, faiss, plugins)."
+    ),
+    levels: int = typer.Option(4, "--levels", min=1, help="Code levels L."),
+    codebook_size: int = typer.Option(256, "--codebook-size", min=2, help="Codes per level K."),
+    encoder: str = typer.Option(
+        None, "--encoder", help="sentence-transformers name or folder (default: MiniLM)."
+    ),
+    fusion: Fusion = typer.Option(Fusion.attention, "--fusion", help="Text/ID fusion (none = text only)."),
+    reference: Path = typer.Option(None, "--reference", help="Reference index JSON to compare against."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", help="Embedding cache (default: ~/.cache/ulmrec/embeddings)."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+    device: str = typer.Option("cpu", "--device", help="Device of the text encoder (cpu, cuda, …)."),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Encode with a multi-process pool of this size (>1)."
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per encoder batch."),
+    joint_epochs: int = typer.Option(None, "--joint-epochs", min=0, help="Joint fusion+quantizer epochs."),
+    id_weight: float = typer.Option(None, "--id-weight", min=0.0, help="Norm of the user-ID term."),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Show a progress bar while encoding."
+    ),
+) -> None:
+    """Build a user index from USERS.jsonl into OUT (index.json, weights, report.json)."""
+    _setup_logging()
+    from ulmrec_index.indexer import IndexerConfig, UserIndexer, read_reference
+    from ulmrec_index.quantizers.registry import parse_quantizer_config
+    from ulmrec_index.report import render_report
+    from ulmrec_index.users import read_user_texts
+
+    records = read_user_texts(users)
+    ref = read_reference(reference) if reference is not None else None
+    overrides: dict[str, object] = {}
+    if joint_epochs is not None:
+        overrides["joint_epochs"] = joint_epochs
+    if id_weight is not None:
+        overrides["id_weight"] = id_weight
+    config = IndexerConfig(
+        quantizer=parse_quantizer_config(
+            {"kind": quantizer}, levels=levels, codebook_size=codebook_size, seed=seed
+        ),
+        encoder=encoder,
+        fusion=fusion.value,
+        seed=seed,
+        device=device,
+        workers=workers,
+        encode_batch_size=batch_size,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        show_progress=progress,
+        **overrides,
+    )
+    indexer = UserIndexer(config).fit(records, reference=ref)
+    folder = indexer.save(out)
+    console = _console()
+    assert indexer.report is not None
+    console.print(render_report(indexer.report))  # type: ignore[attr-defined]
+    typer.echo(f"wrote {folder} ({len(records)} users, {indexer.report.timings['total']:.1f}s)")
+
+
+@app.command("inspect")
+def inspect(
+    folder: Path = typer.Argument(..., help="Index folder written by `build`."),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
+) -> None:
+    """Show an index's report (codes used, perplexity, collisions, coherence, reference figures)."""
+    from ulmrec_index.artifact import REPORT_FILE, load_index
+    from ulmrec_index.report import IndexReport, render_report
+
+    artifact = load_index(folder)
+    report_path = Path(folder) / REPORT_FILE
+    if not report_path.is_file():
+        raise FileNotFoundError(f"{report_path} is missing")
+    report = IndexReport.model_validate_json(report_path.read_text(encoding="utf-8"))
+    if as_json:
+        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        return
+    console = _console()
+    console.print(render_report(report))  # type: ignore[attr-defined]
+    typer.echo(
+        f"{len(artifact.codes)} users, {artifact.levels} levels {artifact.codebook_sizes}, quantizer "
+        f"{artifact.quantizer_kind}, fusion {artifact.fusion.effective}, encoder {artifact.encoder.name}, "
+        f"extra level: {'yes' if artifact.extra_level.used else 'no'}"
+    )
+
+
+@app.command("lookup")
+def lookup(
+    folder: Path = typer.Argument(..., help="Index folder written by `build`."),
+    user_id: str = typer.Argument(..., help="The user to look up."),
+    limit: int = typer.Option(10, "--limit", min=0, help="Users sharing the prefix to list."),
+) -> None:
+    """Print a user's code, their texts and the users sharing the longest shared prefix of their code."""
+    from ulmrec_eval.io import iter_jsonl
+    from ulmrec_index.artifact import TEXTS_FILE, load_index
+
+    artifact = load_index(folder)
+    code = artifact.code(user_id)
+    typer.echo(f"{user_id}\t{artifact.token(user_id)}\t{code}")
+    texts_path = Path(folder) / TEXTS_FILE
+    if texts_path.is_file():
+        for _, row in iter_jsonl(texts_path):
+            if row.get("user_id") == user_id:
+                texts = row.get("texts") or []
+                typer.echo(f"texts ({len(texts)}):" if texts else "texts: none (indexed by the user-ID path)")
+                for text in texts:
+                    typer.echo(f"  - {text}")
+                break
+    for depth in range(1, len(code)):
+        shared = artifact.sharing_prefix(code[:depth])
+        typer.echo(f"sharing first {depth} code(s): {len(shared) - 1} other user(s)")
+    deepest = next(
+        (code[:d] for d in range(len(code) - 1, 0, -1) if len(artifact.sharing_prefix(code[:d])) > 1), None
+    )
+    if deepest is not None and limit:
+        others = [u for u in artifact.sharing_prefix(deepest) if u != user_id][:limit]
+        typer.echo(f"users sharing {len(deepest)} code(s):")
+        for other in others:
+            typer.echo(f"  {other}\t{artifact.token(other)}")
 
 
 def main() -> None:

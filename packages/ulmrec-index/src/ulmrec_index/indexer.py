@@ -1,0 +1,511 @@
+"""``UserIndexer``: texts -> embeddings -> fused vectors -> quantized codes -> distinct codes, plus save/load.
+
+Pipeline of :meth:`UserIndexer.fit`:
+
+1. embed every text with the encoder (cached by model + text hash);
+2. build the fusion module (:mod:`ulmrec_index.fusion`) and fuse each user's texts (and ID) into ``x_u``;
+3. fit the quantizer on the fused vectors (its own k-means init, dead-code reset, …);
+4. ``fusion="attention"`` with a trainable quantizer: train fusion and quantizer jointly for ``joint_epochs``
+   epochs on ``quantizer.forward(fusion(u)).loss + uniformity_weight * uniformity(ID directions)`` (Adam).
+   With a quantizer that cannot be trained by gradient (``rqkmeans``, ``faiss``) ``attention`` runs as
+   ``mean``
+   (fixed random ID terms, no training); the artifact records ``fusion.effective``;
+5. encode, then repair collisions with :func:`ulmrec_index.uniqueness.make_unique` (next-best last-level
+codes,
+   then an extra level only where needed);
+6. compute the report (:mod:`ulmrec_index.report`).
+
+Fewer users than codes (N < K) is allowed: the quantizers still build K-row codebooks, at most N codes per
+level
+are used, and every user still gets a distinct code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+from safetensors.torch import load_file, save_file
+
+from ulmrec_eval.errors import InputError, UlmrecError
+from ulmrec_eval.io import atomic_path, atomic_write_json, atomic_write_jsonl
+from ulmrec_index import __version__
+from ulmrec_index.artifact import (
+    FUSION_FILE,
+    INDEX_FILE,
+    QUANTIZER_FILE,
+    REPORT_FILE,
+    TEXTS_FILE,
+    EncoderInfo,
+    ExtraLevelInfo,
+    FusionInfo,
+    IndexArtifact,
+    load_index,
+)
+from ulmrec_index.codes import default_token_format, validate_token_format
+from ulmrec_index.encoders import TextEncoder
+from ulmrec_index.fusion import FusionMode, TextBank, UserFusion, uniformity_loss
+from ulmrec_index.quantizers.base import Quantizer, QuantizerConfig, TrainableQuantizer
+from ulmrec_index.quantizers.registry import create_quantizer, parse_quantizer_config
+from ulmrec_index.report import IndexReport, Repair, code_stats, count_collisions, reference_stats
+from ulmrec_index.users import UserText, check_unique_ids
+
+log = logging.getLogger(__name__)
+
+
+class IndexerError(UlmrecError, RuntimeError):
+    """The index cannot be built or used as asked (e.g. no free code left for a new user)."""
+
+
+def _default_quantizer() -> QuantizerConfig:
+    return parse_quantizer_config({"kind": "rqvae"})
+
+
+class IndexerConfig(BaseModel):
+    """Everything that decides a user index (the cache folder and progress bars aside)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quantizer: SerializeAsAny[QuantizerConfig] = Field(
+        default_factory=_default_quantizer,
+        description="Quantizer config (dict with 'kind' or a config instance).",
+    )
+    encoder: str | None = Field(
+        default=None, description="sentence-transformers name or folder; None: MiniLM."
+    )
+    fusion: FusionMode = Field(
+        default="attention", description="none | mean | attention (see ulmrec_index.fusion)."
+    )
+    id_weight: float = Field(default=0.25, ge=0.0, description="Norm of the ID term added to the text part.")
+    id_dim: int = Field(default=64, ge=1, description="User-ID embedding size.")
+    attn_dim: int = Field(default=64, ge=1, description="Attention query/key size.")
+    max_texts: int = Field(default=128, ge=1, description="Attention looks at a user's last max_texts texts.")
+    joint_epochs: int = Field(default=5, ge=0, description="Epochs of joint fusion + quantizer training.")
+    joint_lr: float = Field(default=1e-3, gt=0.0, description="Adam learning rate of the joint training.")
+    joint_batch_size: int = Field(default=1024, ge=2, description="Users per joint-training step.")
+    uniformity_weight: float = Field(
+        default=0.1, ge=0.0, description="Weight of the ID-direction uniformity loss."
+    )
+    token_format: list[str] | None = Field(
+        default=None, description="Per-level templates; None: <a_{}>, <b_{}>…"
+    )
+    seed: int = Field(
+        default=0, description="Seed of fusion init, joint training and (unless set) the quantizer."
+    )
+    device: str = Field(default="cpu", description="Device of the text encoder.")
+    encode_batch_size: int = Field(default=64, ge=1, description="Texts per encoder batch.")
+    workers: int = Field(default=0, ge=0, description=">1: sentence-transformers multi-process pool size.")
+    cache_dir: Path | None = Field(default=None, description="Embedding cache folder (None: no cache).")
+    show_progress: bool = Field(default=False, description="Progress bar while encoding.")
+
+    @field_validator("quantizer", mode="before")
+    @classmethod
+    def _parse_quantizer(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return parse_quantizer_config(value)
+        return value
+
+
+def _as_users(users: Iterable[UserText | Mapping[str, Any]]) -> list[UserText]:
+    return check_unique_ids(u if isinstance(u, UserText) else UserText.model_validate(u) for u in users)
+
+
+def _bank(users: Sequence[UserText], encoder: TextEncoder) -> TextBank:
+    flat = [text for user in users for text in user.texts]
+    counts = torch.tensor([len(user.texts) for user in users], dtype=torch.int64)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
+    vectors = encoder.encode(flat) if flat else np.zeros((0, encoder.dim), dtype=np.float32)
+    return TextBank(torch.from_numpy(vectors), offsets)
+
+
+def _is_trainable(quantizer: Quantizer) -> bool:
+    return isinstance(quantizer, TrainableQuantizer) and isinstance(quantizer, torch.nn.Module)
+
+
+def _set_eval(quantizer: Quantizer) -> None:
+    if isinstance(quantizer, torch.nn.Module):
+        quantizer.eval()
+
+
+class UserIndexer:
+    """Fit, use, save and load a user index.
+
+    >>> indexer = UserIndexer(IndexerConfig(quantizer={"kind": "rqvae", "levels": 4, "codebook_size": 256}))
+    >>> indexer.fit(users).save("runs/x/index")               # doctest: +SKIP
+    >>> UserIndexer.load("runs/x/index").token("A1GNYV0RA0EQSS") # doctest: +SKIP
+    '<a_71><b_254><c_87><d_24>'
+    """
+
+    def __init__(self, config: IndexerConfig | None = None, **overrides: Any) -> None:
+        base = config or IndexerConfig()
+        self.config = base.model_copy(update=overrides) if overrides else base
+        if overrides:
+            self.config = IndexerConfig.model_validate(self.config.model_dump())
+        self.quantizer: Quantizer | None = None
+        self.fusion: UserFusion | None = None
+        self.artifact: IndexArtifact | None = None
+        self.report: IndexReport | None = None
+        self.users: list[UserText] = []
+        self._encoder: TextEncoder | None = None
+
+    # ------------------------------------------------------------------ building
+    @property
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            cfg = self.config
+            self._encoder = TextEncoder(
+                cfg.encoder,
+                device=cfg.device,
+                batch_size=cfg.encode_batch_size,
+                cache_dir=cfg.cache_dir,
+                workers=cfg.workers,
+                show_progress=cfg.show_progress,
+            )
+        return self._encoder
+
+    def fit(
+        self, users: Iterable[UserText | Mapping[str, Any]], *, reference: Mapping[str, Any] | None = None
+    ) -> UserIndexer:
+        """Build the index of ``users`` (each a :class:`UserText` or a dict of one); ``reference`` (a
+        paper-style
+        ``{"levels", "codebook_size", "codes"}`` dict) adds its figures to the report."""
+        cfg = self.config
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        self.users = _as_users(users)
+        n_users = len(self.users)
+        encoder = self.encoder
+        bank = _bank(self.users, encoder)
+        enc_stats = encoder.last_stats if bank.embeddings.shape[0] else None
+        timings["embed"] = time.perf_counter() - start
+        n_no_text = int((bank.counts == 0).sum())
+        if n_no_text:
+            log.warning(
+                "%d of %d users have no text: indexed from the user-ID path alone", n_no_text, n_users
+            )
+
+        t = time.perf_counter()
+        torch.manual_seed(cfg.seed)
+        quantizer = create_quantizer(cfg.quantizer)
+        trainable = _is_trainable(quantizer)
+        effective: FusionMode = cfg.fusion
+        notes: list[str] = []
+        if cfg.fusion == "attention" and not trainable:
+            effective = "mean"
+            notes.append(
+                f"fusion 'attention' ran as 'mean': quantizer {cfg.quantizer.kind!r} is not trainable"
+            )
+            log.warning(notes[-1])
+        fusion = UserFusion(
+            mode=effective,
+            num_users=n_users,
+            text_dim=bank.dim,
+            id_dim=cfg.id_dim,
+            attn_dim=cfg.attn_dim,
+            id_weight=cfg.id_weight,
+            max_texts=cfg.max_texts,
+            seed=cfg.seed,
+        )
+        fusion.init_null(bank)
+        x0 = fusion.fuse_all(bank)
+        quantizer.fit(x0)
+        timings["quantizer_fit"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        epochs = 0
+        if effective == "attention" and cfg.joint_epochs > 0:
+            epochs = self._joint_train(fusion, quantizer, bank)
+        timings["joint_train"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        _set_eval(quantizer)
+        fusion.eval()
+        x = fusion.fuse_all(bank)
+        with torch.no_grad():
+            raw = quantizer.encode(x)
+        levels = raw.shape[1]
+        k = cfg.quantizer.codebook_size
+        timings["encode"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        from ulmrec_index.uniqueness import make_unique
+
+        def last_level_distances(rows: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return quantizer.code_distances(x[rows], levels - 1, raw[rows, : levels - 1])
+
+        unique = make_unique(raw, distances_last_level=last_level_distances, codebook_size=k)
+        final = unique.codes.to(torch.int64).cpu().numpy()
+        timings["repair"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        n_extra_levels = final.shape[1] - levels
+        sizes = [k] * (levels + n_extra_levels)
+        extra = ExtraLevelInfo()
+        if n_extra_levels:
+            extra = ExtraLevelInfo(
+                used=True, levels=n_extra_levels, codebook_size=k, n_users=int(unique.n_extra_level)
+            )
+        token_format = (
+            validate_token_format(cfg.token_format) if cfg.token_format else default_token_format(len(sizes))
+        )
+        if len(token_format) < len(sizes):
+            raise IndexerError(f"token_format has {len(token_format)} levels; the codes have {len(sizes)}")
+        with torch.no_grad():
+            recon = quantizer.decode(torch.from_numpy(final[:, :levels]))
+        err = ((x - recon) ** 2).sum(1)
+        spread = ((x - x.mean(0)) ** 2).sum(1).mean()
+        text = bank.means().numpy()
+        raw_np = raw.to(torch.int64).cpu().numpy()
+        report = IndexReport(
+            n_users=n_users,
+            n_users_without_text=n_no_text,
+            n_texts=int(bank.embeddings.shape[0]),
+            n_texts_truncated=enc_stats.n_truncated if enc_stats else 0,
+            n_texts_encoded=enc_stats.n_encoded if enc_stats else 0,
+            fusion=effective if effective == cfg.fusion else f"{cfg.fusion} (ran as {effective})",
+            quantizer=f"{cfg.quantizer.kind} {levels}x{k}",
+            ours=code_stats(final, sizes, text),
+            before_repair=code_stats(raw_np, [k] * levels, text),
+            repair=Repair(
+                collisions_before=count_collisions(raw_np),
+                collisions_after=count_collisions(final),
+                n_collided_before=int(unique.n_collided_before),
+                n_reassigned=int(unique.n_reassigned),
+                n_extra_level=int(unique.n_extra_level),
+                extra_level_used=bool(unique.extra_level_used),
+            ),
+            reconstruction_mse=float(err.mean()),
+            reconstruction_rel=float(err.mean() / spread) if float(spread) > 0 else 0.0,
+            notes=notes,
+        )
+        if reference is not None:
+            report.reference, report.reference_users_matched = reference_stats(
+                reference, [u.user_id for u in self.users], text
+            )
+        timings["report"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - start
+        report.timings = timings
+
+        self.quantizer, self.fusion, self.report = quantizer, fusion, report
+        self.artifact = IndexArtifact(
+            package_version=__version__,
+            quantizer_kind=cfg.quantizer.kind,
+            quantizer_config=cfg.quantizer.model_dump(mode="json"),
+            levels=len(sizes),
+            codebook_sizes=sizes,
+            token_format=token_format[: len(sizes)],
+            encoder=EncoderInfo(
+                name=encoder.name,
+                identity=encoder.identity,
+                dim=bank.dim,
+                max_seq_length=encoder.max_seq_length
+                if bank.embeddings.shape[0] or encoder._model is not None
+                else -1,
+            ),
+            fusion=FusionInfo(
+                mode=cfg.fusion,
+                effective=effective,
+                id_dim=cfg.id_dim,
+                attn_dim=cfg.attn_dim,
+                id_weight=cfg.id_weight,
+                max_texts=cfg.max_texts,
+                joint_epochs=epochs,
+            ),
+            extra_level=extra,
+            seed=cfg.seed,
+            codes={u.user_id: [int(c) for c in row] for u, row in zip(self.users, final, strict=True)},
+        )
+        return self
+
+    def _joint_train(self, fusion: UserFusion, quantizer: Quantizer, bank: TextBank) -> int:
+        """Adam on fusion + quantizer: ``forward(fusion(u)).loss + uniformity_weight * uniformity``."""
+        cfg = self.config
+        assert isinstance(quantizer, torch.nn.Module)
+        trainable_q: Any = quantizer
+        params = [p for p in fusion.parameters() if p.requires_grad] + [
+            p for p in quantizer.parameters() if p.requires_grad
+        ]
+        optimizer = torch.optim.Adam(params, lr=cfg.joint_lr)
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        fusion.train()
+        quantizer.train()
+        n = bank.num_users
+        for epoch in range(cfg.joint_epochs):
+            order = torch.randperm(n, generator=gen)
+            total = 0.0
+            for i in range(0, n, cfg.joint_batch_size):
+                users = order[i : i + cfg.joint_batch_size]
+                if len(users) < 2:
+                    continue
+                out = trainable_q.forward(fusion(users, bank))
+                loss = out.loss + cfg.uniformity_weight * uniformity_loss(fusion.id_directions(users[:512]))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(users)
+            log.info("joint epoch %d: loss %.5f", epoch + 1, total / n)
+        quantizer.eval()
+        fusion.eval()
+        return cfg.joint_epochs
+
+    # ------------------------------------------------------------------ using
+    def _require(self) -> tuple[IndexArtifact, Quantizer, UserFusion]:
+        if self.artifact is None or self.quantizer is None or self.fusion is None:
+            raise IndexerError("the indexer is not fitted: call fit() or UserIndexer.load()")
+        return self.artifact, self.quantizer, self.fusion
+
+    @property
+    def codes(self) -> dict[str, list[int]]:
+        """user_id -> code of every indexed user."""
+        return self._require()[0].codes
+
+    def token(self, user_id: str) -> str:
+        """The user's code as tokens."""
+        return self._require()[0].token(user_id)
+
+    def encode(self, users: Iterable[UserText | Mapping[str, Any]]) -> list[list[int]]:
+        """Codes of ``users``: an indexed user_id gets its stored code; a new one is embedded, fused from
+        its text
+        alone (it has no learned ID embedding) and quantized, then moved to the nearest free last-level code
+        (and
+        extra-level slot) so it clashes neither with the index nor with the other new users."""
+        artifact, quantizer, fusion = self._require()
+        batch = _as_users(users)
+        new = [u for u in batch if u.user_id not in artifact.codes]
+        assigned: dict[str, list[int]] = {}
+        if new:
+            assigned = self._encode_new(new, artifact, quantizer, fusion)
+        return [
+            list(artifact.codes[u.user_id]) if u.user_id in artifact.codes else assigned[u.user_id]
+            for u in batch
+        ]
+
+    def _encode_new(
+        self, new: list[UserText], artifact: IndexArtifact, quantizer: Quantizer, fusion: UserFusion
+    ) -> dict[str, list[int]]:
+        bank = _bank(new, self.encoder)
+        x = fusion.pooled_text_only(bank)
+        _set_eval(quantizer)
+        with torch.no_grad():
+            raw = quantizer.encode(x)
+            levels = raw.shape[1]
+            dist = quantizer.code_distances(x, levels - 1, raw[:, : levels - 1])
+        taken = {tuple(code) for code in artifact.codes.values()}
+        extra = artifact.extra_level
+        extra_shape = (extra.codebook_size or 2, extra.levels) if extra.used else None
+        out: dict[str, list[int]] = {}
+        for i, user in enumerate(new):
+            prefix = [int(c) for c in raw[i, : levels - 1]]
+            code = self._free_code(prefix, dist[i], taken, extra_shape)
+            if code is None:
+                raise IndexerError(f"no free code left for new user {user.user_id!r} under prefix {prefix}")
+            taken.add(tuple(code))
+            out[user.user_id] = code
+        return out
+
+    @staticmethod
+    def _free_code(
+        prefix: list[int],
+        distances: torch.Tensor,
+        taken: set[tuple[int, ...]],
+        extra_shape: tuple[int, int] | None,
+    ) -> list[int] | None:
+        """Nearest free last-level code after ``prefix``; with extra levels ``(K, e)``, the first free slot
+        (base-K digits) under it."""
+        for last in torch.argsort(distances).tolist():
+            base = [*prefix, int(last)]
+            if extra_shape is None:
+                if tuple(base) not in taken:
+                    return base
+                continue
+            k, n_digits = extra_shape
+            for slot in range(k**n_digits):
+                digits = [(slot // k**p) % k for p in range(n_digits - 1, -1, -1)]
+                if (*base, *digits) not in taken:
+                    return [*base, *digits]
+        return None
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: str | Path) -> Path:
+        """Write the index folder (see :mod:`ulmrec_index.artifact`); ``index.json`` is written last."""
+        artifact, quantizer, fusion = self._require()
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {name: t.detach().cpu().contiguous().clone() for name, t in quantizer.state_dict().items()}
+        with atomic_path(out / QUANTIZER_FILE) as tmp:
+            save_file(state, str(tmp))
+        fstate = {name: t.detach().cpu().contiguous().clone() for name, t in fusion.state_dict().items()}
+        with atomic_path(out / FUSION_FILE) as tmp:
+            save_file(fstate, str(tmp), metadata={"mode": fusion.mode})
+        if self.users:
+            atomic_write_jsonl(out / TEXTS_FILE, self.users)
+        if self.report is not None:
+            atomic_write_json(out / REPORT_FILE, self.report.model_dump(mode="json"))
+        atomic_write_json(out / INDEX_FILE, artifact.model_dump(mode="json"))
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path, **overrides: Any) -> UserIndexer:
+        """Rebuild a fitted indexer from :meth:`save` output (``overrides`` e.g. ``cache_dir=...``)."""
+        path = Path(folder)
+        artifact = load_index(path)
+        info = artifact.fusion
+        config = IndexerConfig(
+            quantizer=parse_quantizer_config(artifact.quantizer_config),
+            encoder=artifact.encoder.name,
+            fusion=info.mode,
+            id_weight=info.id_weight,
+            id_dim=info.id_dim,
+            attn_dim=info.attn_dim,
+            max_texts=info.max_texts,
+            token_format=artifact.token_format,
+            seed=artifact.seed,
+            **overrides,
+        )
+        indexer = cls(config)
+        quantizer = create_quantizer(config.quantizer)
+        quantizer.load_state_dict(load_file(str(path / QUANTIZER_FILE)))
+        _set_eval(quantizer)
+        fusion = UserFusion(
+            mode=info.effective,
+            num_users=len(artifact.codes),
+            text_dim=artifact.encoder.dim,
+            id_dim=info.id_dim,
+            attn_dim=info.attn_dim,
+            id_weight=info.id_weight,
+            max_texts=info.max_texts,
+            seed=artifact.seed,
+        )
+        fusion.load_state_dict(load_file(str(path / FUSION_FILE)))
+        fusion.eval()
+        indexer.quantizer, indexer.fusion, indexer.artifact = quantizer, fusion, artifact
+        report_path = path / REPORT_FILE
+        if report_path.is_file():
+            indexer.report = IndexReport.model_validate_json(report_path.read_text(encoding="utf-8"))
+        return indexer
+
+
+def read_reference(path: str | Path) -> dict[str, Any]:
+    """Read a reference index JSON (``{"levels", "codebook_size", "codes": {user_id: [int, …]}}``)."""
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"reference index is not valid JSON ({exc})", path=file) from None
+    codes = data.get("codes") if isinstance(data, dict) else None
+    if not isinstance(codes, dict) or not codes:
+        raise InputError("reference index needs a non-empty 'codes' object {user_id: [int, ...]}", path=file)
+    lengths = {len(c) for c in codes.values() if isinstance(c, list)}
+    if len(lengths) != 1 or not all(
+        isinstance(c, list) and all(isinstance(v, int) for v in c) for c in codes.values()
+    ):
+        raise InputError("reference codes must be lists of integers of one length", path=file)
+    return data
