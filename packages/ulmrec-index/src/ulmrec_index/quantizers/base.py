@@ -44,7 +44,10 @@ class QuantizerOutput:
 class Quantizer(Protocol):
     """Maps vectors to L-level codes and back."""
 
-    config: QuantizerConfig
+    @property
+    def config(self) -> QuantizerConfig:
+        """The validated config (read-only here, so a subclass may narrow its type)."""
+        ...
 
     def fit(self, x: torch.Tensor) -> FitReport:
         """Learn the codebooks (and any networks) from ``x`` ``(N, D)``."""

@@ -1,0 +1,127 @@
+"""``rqkmeans``: residual k-means; level l clusters the residuals left by levels ``0..l-1``. No training.
+
+Fast and seeded: level l's k-means draws from a generator seeded with ``(seed, l)``, so an (L+1)-level model
+has exactly the first L codebooks of the L-level one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from ulmrec_index.quantizers._checks import check_codes, check_level, check_vectors
+from ulmrec_index.quantizers.base import FitReport, QuantizerConfig
+from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
+from ulmrec_index.quantizers.kmeans import assign, kmeans
+from ulmrec_index.quantizers.registry import register_quantizer
+from ulmrec_index.quantizers.residual import decode_sum, level_distances
+
+Balance = Literal["none", "last", "all"]
+
+
+class RQKMeansConfig(QuantizerConfig):
+    """Residual k-means (no gradient training)."""
+
+    kind: Literal["rqkmeans"] = Field(default="rqkmeans", description="Registry key.")
+    n_iter: int = Field(default=10, ge=0, le=1000,
+                        description="Lloyd iterations per level at most (0 = init only).")
+    init: Literal["kmeans++", "random"] = Field(
+        default="kmeans++", description="Centroid init: k-means++ D² sampling or uniform sampling of points.")
+    balanced: Balance = Field(
+        default="last",
+        description="Levels whose assignment (during k-means and in encode) is Sinkhorn-balanced: none, the "
+                    "last level only (near-uniform last-level usage, fewer collisions), or all levels.")
+    sinkhorn_epsilon: float = Field(default=0.05, gt=0, description="Entropic regularisation of Sinkhorn.")
+
+
+def _level_seed(seed: int, level: int) -> int:
+    return (seed * 1_000_003 + level * 7919 + 17) % (2**63 - 1)
+
+
+class RQKMeans:
+    """Residual k-means quantizer: codebooks ``(L, K, D)``; ``encode`` is greedy residual assignment."""
+
+    def __init__(self, *, config: RQKMeansConfig) -> None:
+        self.config = config
+        self.codebooks: torch.Tensor | None = None  # (L, K, D)
+
+    @classmethod
+    def from_config(cls, config: RQKMeansConfig) -> RQKMeans:
+        return cls(config=config)
+
+    def _balanced(self, level: int) -> bool:
+        mode = self.config.balanced
+        return mode == "all" or (mode == "last" and level == self.config.levels - 1)
+
+    def _fitted(self) -> torch.Tensor:
+        if self.codebooks is None:
+            raise NotFittedError("rqkmeans quantizer is not fitted: call fit(x) or load_state_dict() first")
+        return self.codebooks
+
+    def fit(self, x: torch.Tensor) -> FitReport:
+        """Fit every level on ``x`` ``(N, D)``; reports the mean squared residual after each level."""
+        x = check_vectors(x)
+        cfg = self.config
+        books = torch.empty(cfg.levels, cfg.codebook_size, x.shape[1])
+        residual = x.clone()
+        losses: list[float] = []
+        for level in range(cfg.levels):
+            gen = torch.Generator().manual_seed(_level_seed(cfg.seed, level))
+            cent, codes = kmeans(residual, cfg.codebook_size, n_iter=cfg.n_iter, init=cfg.init,
+                                 balanced=self._balanced(level), epsilon=cfg.sinkhorn_epsilon, generator=gen)
+            books[level] = cent
+            residual = residual - cent[codes]
+            losses.append(float(residual.pow(2).sum(1).mean()))
+        self.codebooks = books
+        return FitReport(losses=losses, stats={"mse": losses[-1]})
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes ``(N, L)``: nearest codeword per level of the running residual (balanced if configured)."""
+        books = self._fitted()
+        x = check_vectors(x, dim=books.shape[2])
+        residual = x.clone()
+        codes = torch.empty(x.shape[0], self.config.levels, dtype=torch.int64)
+        for level in range(self.config.levels):
+            codes[:, level] = assign(residual, books[level], balanced=self._balanced(level),
+                                     epsilon=self.config.sinkhorn_epsilon)
+            residual -= books[level][codes[:, level]]
+        return codes
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Reconstruction ``(N, D)`` = ``Σ_l C_l[codes_l]``; a code prefix ``(N, l<L)`` decodes coarser."""
+        books = self._fitted()
+        codes = check_codes(codes, levels=self.config.levels, codebook_size=self.config.codebook_size,
+                            allow_prefix=True)
+        return decode_sum(books, codes)
+
+    def code_distances(self, x: torch.Tensor, level: int, prefix: torch.Tensor) -> torch.Tensor:
+        """Squared distances ``(N, K)`` of the residual after ``prefix`` ``(N, >=level)`` to the codewords."""
+        books = self._fitted()
+        check_level(level, self.config.levels)
+        x = check_vectors(x, dim=books.shape[2])
+        prefix = _check_prefix(prefix, x.shape[0], level, self.config.codebook_size)
+        return level_distances(x, books, level, prefix)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"codebooks": self._fitted().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        books = state.get("codebooks")
+        cfg = self.config
+        if books is None or books.ndim != 3 or tuple(books.shape[:2]) != (cfg.levels, cfg.codebook_size):
+            got = None if books is None else tuple(books.shape)
+            raise QuantizerError(f"rqkmeans state needs 'codebooks' of shape ({cfg.levels}, "
+                                 f"{cfg.codebook_size}, D), got {got}")
+        self.codebooks = books.detach().to(torch.float32).clone()
+
+
+def _check_prefix(prefix: torch.Tensor, n: int, level: int, codebook_size: int) -> torch.Tensor:
+    prefix = check_codes(prefix, levels=None, codebook_size=codebook_size, what="prefix")
+    if prefix.shape[0] != n or prefix.shape[1] < level:
+        raise QuantizerError(f"prefix must have shape ({n}, >={level}), got {tuple(prefix.shape)}")
+    return prefix
+
+
+register_quantizer("rqkmeans", RQKMeansConfig, RQKMeans.from_config)
