@@ -8,6 +8,7 @@ again. The sha256 of every completed file is recorded in ``SHA256SUMS`` in the o
 
 from __future__ import annotations
 
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -108,7 +109,7 @@ def download_file(url: str, dest: str | Path, *, sha256: str | None = None, forc
                     handle.write(block)
                     received += len(block)
                     bar.update(task, completed=received)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 raise DownloadError(f"{url}: connection lost after {received} bytes ({exc}); "
                                     "run the command again to resume") from None
     if total is not None and received != total:
