@@ -12,6 +12,8 @@ def unescape_html(text: str, *, max_rounds: int = 3) -> str:
     'Rose & Thorn "Glow"'
     """
     for _ in range(max_rounds):
+        if "&" not in text:
+            break
         unescaped = html.unescape(text)
         if unescaped == text:
             break
