@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,45 +104,29 @@ def test_known_errors_are_raised_for_the_runner(tmp_path):
     assert "no manifest.json" in str(result.exception)
 
 
+def _ulmrec(*args: object, seed: str = "0") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    cmd = [str(ULMREC), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=env)
+
+
 def test_real_process_success_and_one_line_error(tmp_path):
-    raw, out = tmp_path / "raw", tmp_path / "prep"
-    done = subprocess.run(
-        [str(ULMREC), "data", "synthetic", "--out", str(raw)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    raw = tmp_path / "raw"
+    done = _ulmrec("data", "synthetic", "--out", raw)
     assert done.returncode == 0, done.stderr
-    done = subprocess.run(
-        [str(ULMREC), "data", "prepare", "--source", "amazon", "--path", str(raw), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "300 users, 150 items" in done.stdout
+    hashes = set()
+    for seed in ("1", "977"):  # same split whatever the hash seed
+        done = _ulmrec(
+            "data", "prepare", "--source", "amazon", "--path", raw, "--out", tmp_path / seed, seed=seed
+        )
+        assert done.returncode == 0, done.stderr
+        assert "300 users, 150 items" in done.stdout
+        hashes.add(json.loads((tmp_path / seed / "manifest.json").read_text())["split_sha256"])
+    assert len(hashes) == 1
 
     reviews = raw / "reviews_Synthetic_5.json.gz"
     reviews.write_bytes(b"\x1f\x8b broken")
-    failed = subprocess.run(
-        [
-            str(ULMREC),
-            "data",
-            "prepare",
-            "--source",
-            "amazon",
-            "--path",
-            str(raw),
-            "--out",
-            str(tmp_path / "again"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    failed = _ulmrec("data", "prepare", "--source", "amazon", "--path", raw, "--out", tmp_path / "again")
     assert failed.returncode == 1
     assert failed.stderr.strip().count("\n") == 0
     assert failed.stderr.startswith("ulmrec: error: ")

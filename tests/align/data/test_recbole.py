@@ -6,6 +6,7 @@ import pytest
 
 from ulmrec_align.data.config import PrepareConfig
 from ulmrec_align.data.pipeline import prepare_dataset
+from ulmrec_align.data.users import user_texts_records, write_users_jsonl
 from ulmrec_eval.errors import InputError
 
 from .conftest import write_atomic
@@ -69,6 +70,12 @@ def test_users_without_a_preference_get_no_texts(tmp_path):
     folder = _folder(tmp_path, user_rows=[("u1", "Gentle things."), ("u2", " ")])
     ds = prepare_dataset(source="recbole", path=folder, config=K1)
     assert [u.texts for u in ds.users] == [["Gentle things."], []]
+    assert list(user_texts_records(ds)) == [
+        {"user_id": "u1", "texts": ["Gentle things."]},
+        {"user_id": "u2", "texts": []},
+    ]
+    assert write_users_jsonl(ds, tmp_path / "USERS.jsonl", skip_empty=True) == 1
+    assert (tmp_path / "USERS.jsonl").read_text() == '{"user_id":"u1","texts":["Gentle things."]}\n'
 
 
 def test_missing_column_is_named(tmp_path):
