@@ -121,6 +121,37 @@ def test_ranks_from_candidates_variable_lengths() -> None:
     assert M.ranks_from_candidates(cands, scores, targets).tolist() == [3, 0, 4, 1]
 
 
+def test_ranks_from_candidates_chunked_and_array_paths_agree_with_reference() -> None:
+    rng = np.random.default_rng(11)
+    cands, scores, targets, expected = [], [], [], []
+    for _ in range(300):
+        n = int(rng.integers(1, 40))
+        items = rng.choice(1000, size=n, replace=False).tolist()
+        values = rng.integers(0, 4, size=n).astype(float).tolist()   # many ties
+        target = items[int(rng.integers(n))] if rng.random() < 0.8 else 5000
+        cands.append(items)
+        scores.append(values)
+        targets.append(target)
+        expected.append(ref_rank(values, items.index(target)) if target in items else 0)
+    for cells in (1, 37, 100, 10**6):
+        assert M.ranks_from_candidates(cands, scores, targets, chunk_cells=cells).tolist() == expected
+    # (U, L) arrays go through the vectorised path
+    c = np.stack([rng.permutation(50)[:20] for _ in range(100)])
+    sc = rng.integers(0, 5, size=(100, 20)).astype(np.float32)
+    t = np.where(rng.random(100) < 0.7, c[:, 3], 99)
+    want = M.ranks_from_candidates(c.tolist(), sc.tolist(), t.tolist())
+    assert np.array_equal(M.ranks_from_candidates(c, sc, t), want)
+
+
+def test_ranks_from_candidates_nan_names_the_user_row() -> None:
+    lists = [[1, 2]] * 5
+    scores = [[0.1, 0.2]] * 4 + [[0.1, float("nan")]]
+    with pytest.raises(ValueError, match="user row 4"):
+        M.ranks_from_candidates(lists, scores, [1] * 5, chunk_cells=4)
+    with pytest.raises(ValueError, match="user row 4"):
+        M.ranks_from_candidates(np.array(lists), np.array(scores), np.ones(5, dtype=int))
+
+
 # ----------------------------------------------------------------------------------------------- masking
 def test_masked_items_are_never_above_a_finite_target() -> None:
     scores = np.array([[-np.inf, 0.5, -np.inf, -np.inf, 0.7]])

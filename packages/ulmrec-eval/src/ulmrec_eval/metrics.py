@@ -143,41 +143,72 @@ def ranks_from_lists(ranked: Sequence[Sequence[Any]] | npt.ArrayLike,
     return out
 
 
-def ranks_from_candidates(candidates: Sequence[Sequence[Any]], scores: Sequence[Sequence[float]],
-                          targets: Sequence[Any]) -> npt.NDArray[np.int64]:
+def _reject_nan(scores: npt.NDArray[Any], first_row: int) -> None:
+    if np.issubdtype(scores.dtype, np.floating) and np.isnan(scores).any():
+        bad = first_row + int(np.flatnonzero(np.isnan(scores).any(axis=1))[0])
+        raise ValueError(f"NaN score for user row {bad}: scores must not contain NaN")
+
+
+def ranks_from_candidates(candidates: Sequence[Sequence[Any]] | npt.ArrayLike,
+                          scores: Sequence[Sequence[float]] | npt.ArrayLike,
+                          targets: Sequence[Any] | npt.ArrayLike, *,
+                          chunk_cells: int = DEFAULT_CHUNK_CELLS) -> npt.NDArray[np.int64]:
     """Pessimistic rank of each target among its own scored candidates (lists may differ in length).
 
     Per user, ``rank = #{candidates scoring ≥ the target's score}``; :data:`MISS` when the target is not a
-    candidate. The lists are padded with ``-inf`` into one matrix and ranked by :func:`target_ranks`.
+    candidate. ``(U, L)`` arrays are ranked directly; lists of lists are padded with ``-inf`` into blocks of
+    at most ``chunk_cells`` cells and ranked by :func:`target_ranks`.
 
     >>> ranks_from_candidates([[10, 11, 12], [7, 8]], [[0.2, 0.9, 0.2], [1.0, 0.0]], [12, 9])
     array([3, 0])
     """
-    if not (len(candidates) == len(scores) == len(targets)):
-        raise ValueError(f"got {len(candidates)} candidate lists, {len(scores)} score lists and "
-                         f"{len(targets)} targets: one of each per user is needed")
-    n_users = len(candidates)
-    lengths = np.fromiter((len(c) for c in candidates), dtype=np.int64, count=n_users)
-    for u, (cands, sc) in enumerate(zip(candidates, scores, strict=True)):
+    if isinstance(candidates, np.ndarray) and isinstance(scores, np.ndarray) and candidates.ndim == 2:
+        if scores.shape != candidates.shape:
+            raise ValueError(f"candidates {candidates.shape} and scores {scores.shape} differ in shape")
+        _reject_nan(scores, 0)
+        position = ranks_from_lists(candidates, np.asarray(targets))       # 1-based column, 0 = absent
+        ranks = np.zeros(candidates.shape[0], dtype=np.int64)
+        found = position > 0
+        if found.any():
+            ranks[found] = target_ranks(scores[found], position[found] - 1, chunk_cells=chunk_cells)
+        return ranks
+    cand_lists = list(cast(Iterable[Any], candidates))
+    score_lists = list(cast(Iterable[Any], scores))
+    target_list = list(cast(Iterable[Any], targets))
+    if not (len(cand_lists) == len(score_lists) == len(target_list)):
+        raise ValueError(f"got {len(cand_lists)} candidate lists, {len(score_lists)} score lists and "
+                         f"{len(target_list)} targets: one of each per user is needed")
+    n_users = len(cand_lists)
+    lengths = np.fromiter((len(c) for c in cand_lists), dtype=np.int64, count=n_users)
+    for u, (cands, sc) in enumerate(zip(cand_lists, score_lists, strict=True)):
         if len(cands) != len(sc):
             raise ValueError(f"user row {u}: {len(cands)} candidates but {len(sc)} scores")
-    width = int(lengths.max()) if n_users else 0
-    matrix = np.full((n_users, max(width, 1)), -np.inf, dtype=np.float64)
-    column = np.zeros(n_users, dtype=np.int64)
-    present = np.zeros(n_users, dtype=bool)
-    for u, (cands, sc, target) in enumerate(zip(candidates, scores, targets, strict=True)):
-        seq = cands.tolist() if isinstance(cands, np.ndarray) else list(cands)
-        try:
-            column[u] = seq.index(target)
-        except ValueError:
-            continue
-        present[u] = True
-        matrix[u, : len(seq)] = np.asarray(sc, dtype=np.float64)
     ranks = np.zeros(n_users, dtype=np.int64)
-    if present.any():
-        ranked = target_ranks(matrix[present], column[present])
-        # a target scored -inf ties with the padding: never rank it past its own list
-        ranks[present] = np.minimum(ranked, lengths[present])
+    start = 0
+    while start < n_users:
+        # grow the block while its padded size stays within chunk_cells (at least one user per block)
+        stop, width = start + 1, max(int(lengths[start]), 1)
+        while stop < n_users and max(width, int(lengths[stop])) * (stop + 1 - start) <= chunk_cells:
+            width = max(width, int(lengths[stop]))
+            stop += 1
+        block = np.full((stop - start, width), -np.inf, dtype=np.float64)
+        column = np.zeros(stop - start, dtype=np.int64)
+        present = np.zeros(stop - start, dtype=bool)
+        for row, u in enumerate(range(start, stop)):
+            cands = cand_lists[u]
+            seq = cands.tolist() if isinstance(cands, np.ndarray) else list(cands)
+            try:
+                column[row] = seq.index(target_list[u])
+            except ValueError:
+                continue
+            present[row] = True
+            block[row, : len(seq)] = np.asarray(score_lists[u], dtype=np.float64)
+        _reject_nan(block, start)
+        if present.any():
+            ranked = target_ranks(block[present], column[present], chunk_cells=chunk_cells)
+            # a target scored -inf ties with the padding: never rank it past its own list
+            ranks[start:stop][present] = np.minimum(ranked, lengths[start:stop][present])
+        start = stop
     return ranks
 
 
