@@ -19,14 +19,16 @@ TEXTS = ["Loves matte red lipstick.", "Buys argan oil for curly hair.", "Loves m
 def test_encode_normalises_dedups_and_caches(tmp_path: Path) -> None:
     enc = TextEncoder(cache_dir=tmp_path)
     x = enc.encode(TEXTS)
-    assert x.shape == (3, 384) and x.dtype == np.float32
+    assert x.shape == (3, 384)
+    assert x.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(x[0], x[2])
     assert (enc.last_stats.n_unique, enc.last_stats.n_encoded, enc.last_stats.n_cached) == (2, 2, 0)
 
     again = TextEncoder(cache_dir=tmp_path)  # a fresh process would see the same
-    y = again.encode(TEXTS + ["Uses beard oil."])
-    assert again.last_stats.n_encoded == 1 and again.last_stats.n_cached == 2
+    y = again.encode([*TEXTS, "Uses beard oil."])
+    assert again.last_stats.n_encoded == 1
+    assert again.last_stats.n_cached == 2
     np.testing.assert_allclose(y[:3], x, atol=1e-6)
     third = TextEncoder(cache_dir=tmp_path)
     third.encode(TEXTS)
@@ -60,5 +62,6 @@ def test_cache_shards_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert len(list((tmp_path / "m").glob("shard-*.safetensors"))) <= 2
     found, vectors = EmbeddingCache(tmp_path, "m").get([text_sha256(f"t{i}") for i in range(5)])
     assert found.tolist() == [True, True, True, True, False]
-    assert vectors is not None and vectors[:4, 0].tolist() == [0, 1, 2, 3]
+    assert vectors is not None
+    assert vectors[:4, 0].tolist() == [0, 1, 2, 3]
     assert not list(tmp_path.rglob("*.pkl"))

@@ -24,7 +24,8 @@ def test_none_is_the_plain_mean_and_null_for_no_text() -> None:
     torch.testing.assert_close(x[0], bank.embeddings[:3].mean(0))
     torch.testing.assert_close(x[2], bank.embeddings[3])
     torch.testing.assert_close(x[1], fusion.null.detach())
-    assert list(fusion.parameters()) == [fusion.null] and not fusion.null.requires_grad
+    assert list(fusion.parameters()) == [fusion.null]
+    assert not fusion.null.requires_grad
 
 
 def test_mean_adds_a_fixed_id_term_of_norm_w() -> None:
@@ -54,8 +55,10 @@ def test_attention_pools_within_the_users_own_texts_and_trains() -> None:
     (x.pow(2).sum() + uniformity_loss(fusion.id_directions(users))).backward()
     for name in ("id_embedding", "w_q", "w_k", "w_m", "w_o", "null"):
         grad = getattr(fusion, name).grad
-        assert grad is not None and torch.isfinite(grad).all(), name
-    assert fusion.id_embedding.grad is not None and fusion.id_embedding.grad[1].abs().sum() > 0
+        assert grad is not None, name
+        assert torch.isfinite(grad).all(), name
+    assert fusion.id_embedding.grad is not None
+    assert fusion.id_embedding.grad[1].abs().sum() > 0
 
 
 def test_max_texts_keeps_the_last_texts() -> None:

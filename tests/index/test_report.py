@@ -31,8 +31,12 @@ def test_coherence_matches_brute_force() -> None:
     codes = rng.integers(0, 3, size=(30, 2))
     cos = text @ text.T
     for prefix in (1, 2):
-        same = [(i, j) for i in range(30) for j in range(30)
-                if i != j and (codes[i, :prefix] == codes[j, :prefix]).all()]
+        same = [
+            (i, j)
+            for i in range(30)
+            for j in range(30)
+            if i != j and (codes[i, :prefix] == codes[j, :prefix]).all()
+        ]
         within = np.mean([cos[i, j] for i, j in same])
         random = np.mean([cos[i, j] for i in range(30) for j in range(30) if i != j])
         got = coherence(text, codes, prefix)

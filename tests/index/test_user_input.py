@@ -17,23 +17,29 @@ def _write(path: Path, lines: list[bytes]) -> Path:
 
 
 def test_blank_strings_are_dropped_and_empty_lists_kept(tmp_path: Path) -> None:
-    file = _write(tmp_path / "u.jsonl", [
-        json.dumps({"user_id": "a", "texts": ["", "  ", "likes lipstick"]}).encode(),
-        json.dumps({"user_id": "b", "texts": []}).encode(),
-        json.dumps({"user_id": "c", "texts": ["\t"]}).encode(),
-        json.dumps({"user_id": "d"}).encode(),
-    ])
+    file = _write(
+        tmp_path / "u.jsonl",
+        [
+            json.dumps({"user_id": "a", "texts": ["", "  ", "likes lipstick"]}).encode(),
+            json.dumps({"user_id": "b", "texts": []}).encode(),
+            json.dumps({"user_id": "c", "texts": ["\t"]}).encode(),
+            json.dumps({"user_id": "d"}).encode(),
+        ],
+    )
     users = read_user_texts(file)
     assert [u.texts for u in users] == [["likes lipstick"], [], [], []]
 
 
 def test_duplicated_user_id_names_file_and_both_lines(tmp_path: Path) -> None:
-    file = _write(tmp_path / "u.jsonl", [
-        b'{"user_id": "a", "texts": ["x"]}',
-        b"",
-        b'{"user_id": "b", "texts": ["y"]}',
-        b'{"user_id": "a", "texts": ["z"]}',
-    ])
+    file = _write(
+        tmp_path / "u.jsonl",
+        [
+            b'{"user_id": "a", "texts": ["x"]}',
+            b"",
+            b'{"user_id": "b", "texts": ["y"]}',
+            b'{"user_id": "a", "texts": ["z"]}',
+        ],
+    )
     with pytest.raises(InputError) as info:
         read_user_texts(file)
     assert f"{file}:4:" in str(info.value)
@@ -42,17 +48,23 @@ def test_duplicated_user_id_names_file_and_both_lines(tmp_path: Path) -> None:
 
 
 def test_non_utf8_names_file_and_line(tmp_path: Path) -> None:
-    file = _write(tmp_path / "u.jsonl", [b'{"user_id": "a", "texts": ["ok"]}', b'{"user_id": "b", "texts": ["caf\xe9"]}'])
+    file = _write(
+        tmp_path / "u.jsonl",
+        [b'{"user_id": "a", "texts": ["ok"]}', b'{"user_id": "b", "texts": ["caf\xe9"]}'],
+    )
     with pytest.raises(InputError, match=r"u\.jsonl:2: not valid UTF-8"):
         read_user_texts(file)
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    (b'{"user_id": "a", "texts": ["x"]', "malformed JSON"),
-    (b'{"user_id": "", "texts": ["x"]}', "user_id"),
-    (b'{"user_id": "a", "texts": "not a list"}', "texts"),
-    (b'{"user_id": "a", "texts": ["x"], "extra": 1}', "extra"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b'{"user_id": "a", "texts": ["x"]', "malformed JSON"),
+        (b'{"user_id": "", "texts": ["x"]}', "user_id"),
+        (b'{"user_id": "a", "texts": "not a list"}', "texts"),
+        (b'{"user_id": "a", "texts": ["x"], "extra": 1}', "extra"),
+    ],
+)
 def test_malformed_records(tmp_path: Path, line: bytes, message: str) -> None:
     file = _write(tmp_path / "u.jsonl", [b'{"user_id": "ok", "texts": []}', line])
     with pytest.raises(InputError, match=message) as info:

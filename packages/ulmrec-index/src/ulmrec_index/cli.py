@@ -52,6 +52,20 @@ def _setup_logging() -> None:
     )
 
 
+def _parse_settings(settings: list[str]) -> dict[str, object]:
+    """``["epochs=5", "name=x"]`` -> ``{"epochs": 5, "name": "x"}``."""
+    out: dict[str, object] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 @app.command("build")
 def build(
     users: Path = typer.Option(..., "--users", help='JSON lines: {"user_id": ..., "texts": [...]} per line.'),
@@ -81,6 +95,11 @@ def build(
     progress: bool = typer.Option(
         True, "--progress/--no-progress", help="Show a progress bar while encoding."
     ),
+    settings: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Quantizer config field KEY=VALUE (VALUE parsed as JSON when it can be); repeatable.",
+    ),
 ) -> None:
     """Build a user index from USERS.jsonl into OUT (index.json, weights, report.json)."""
     _setup_logging()
@@ -98,7 +117,10 @@ def build(
         overrides["id_weight"] = id_weight
     config = IndexerConfig(
         quantizer=parse_quantizer_config(
-            {"kind": quantizer}, levels=levels, codebook_size=codebook_size, seed=seed
+            {"kind": quantizer, **_parse_settings(settings)},
+            levels=levels,
+            codebook_size=codebook_size,
+            seed=seed,
         ),
         encoder=encoder,
         fusion=fusion.value,

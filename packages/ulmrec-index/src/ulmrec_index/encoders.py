@@ -9,6 +9,7 @@ are truncated by the model (the count is reported). Embeddings are L2-normalised
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -128,13 +129,26 @@ class TextEncoder:
             self._model = SentenceTransformer(self.path, device=self.device)
         return self._model
 
+    def _folder_config(self, rel: str, key: str) -> int | None:
+        """A value from the model folder's config files, read without loading the model."""
+        file = Path(self.path) / rel
+        if self._model is None and file.is_file():
+            value = json.loads(file.read_text(encoding="utf-8")).get(key)
+            if isinstance(value, int):
+                return value
+        return None
+
     @property
     def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
+        """Word pieces kept per text (longer texts are truncated)."""
+        known = self._folder_config("sentence_bert_config.json", "max_seq_length")
+        return known if known is not None else int(self.model.max_seq_length)
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        """Embedding dimension D."""
+        known = self._folder_config("1_Pooling/config.json", "word_embedding_dimension")
+        return known if known is not None else int(self.model.get_embedding_dimension())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings ``(len(texts), D)``; duplicates and cached texts are not re-encoded."""

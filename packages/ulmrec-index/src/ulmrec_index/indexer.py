@@ -153,6 +153,8 @@ class UserIndexer:
         self.artifact: IndexArtifact | None = None
         self.report: IndexReport | None = None
         self.users: list[UserText] = []
+        #: The fused vectors ``(N, D)`` the quantizer encoded at the end of :meth:`fit` (not saved).
+        self.fused: torch.Tensor | None = None
         self._encoder: TextEncoder | None = None
 
     # ------------------------------------------------------------------ building
@@ -294,7 +296,7 @@ class UserIndexer:
         timings["total"] = time.perf_counter() - start
         report.timings = timings
 
-        self.quantizer, self.fusion, self.report = quantizer, fusion, report
+        self.quantizer, self.fusion, self.report, self.fused = quantizer, fusion, report, x
         self.artifact = IndexArtifact(
             package_version=__version__,
             quantizer_kind=cfg.quantizer.kind,
@@ -306,9 +308,7 @@ class UserIndexer:
                 name=encoder.name,
                 identity=encoder.identity,
                 dim=bank.dim,
-                max_seq_length=encoder.max_seq_length
-                if bank.embeddings.shape[0] or encoder._model is not None
-                else -1,
+                max_seq_length=encoder.max_seq_length,
             ),
             fusion=FusionInfo(
                 mode=cfg.fusion,
