@@ -1,15 +1,122 @@
-"""Sub-commands of `ulmrec retrieval`. Heavy imports (torch) happen inside commands."""
+"""``ulmrec retrieve``: train the LRURec retriever and evaluate a saved one (lazy heavy imports)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-app = typer.Typer(help="retrieval", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(name="retrieve", help="Train the LRURec retriever; write candidates and metrics.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Prepared dataset folder (`ulmrec data prepare`).")]
 
 
-@app.command("version")
-def version() -> None:
-    """Print the package version."""
-    from ulmrec_align import __version__
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
 
-    typer.echo(__version__)
+    splits = [s for s in ("valid", "test") if s in metrics]
+    if not splits:
+        return
+    keys = list(metrics[splits[0]]["metrics"])
+    table = Table(title=f"{metrics['model']} full ranking (history masked: {metrics['mask_history']})")
+    table.add_column("metric")
+    for split in splits:
+        table.add_column(f"{split} ({metrics[split]['users']} users)", justify="right")
+    for key in keys:
+        table.add_row(key, *(f"{metrics[s]['metrics'][key]:.4f}" for s in splits))
+    if "target_in_candidates" in metrics[splits[0]]:
+        table.add_row(f"target in top-{metrics['pool_size']}",
+                      *(f"{metrics[s].get('target_in_candidates', float('nan')):.4f}" for s in splits))
+    Console(stderr=False).print(table)
+
+
+def _load_config(path: Path | None) -> Any:
+    from ulmrec_align.retrieval.config import RetrieverConfig
+
+    if path is None:
+        return RetrieverConfig()
+    from ulmrec_align.retrieval.errors import RetrieverError
+
+    try:
+        return RetrieverConfig.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RetrieverError("config file not found", path=path) from None
+
+
+@app.command("train")
+def train(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", help="Run folder: model, checkpoint, candidates, metrics.")],
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default 500).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 42).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --out.")] = False,
+    batch_size: Annotated[int | None, typer.Option(help="Training windows per step (default 64).")] = None,
+    lr: Annotated[float | None, typer.Option(help="AdamW learning rate (default 1e-3).")] = None,
+    patience: Annotated[int | None, typer.Option(help="Validations without gain before stop.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Training time budget in minutes.")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: torch's choice).")] = None,
+    pool_size: Annotated[int | None, typer.Option(help="Candidates per user (default 20).")] = None,
+    config_file: Annotated[Path | None,
+                           typer.Option("--config", help="RetrieverConfig JSON; flags override it.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+) -> None:
+    """Train LRURec on the train split, select it on validation, write candidates and metrics."""
+    from ulmrec_align.data.prepared import PreparedDataset
+    from ulmrec_align.retrieval.api import train_retriever
+
+    config = _load_config(config_file)
+    train_updates = {k: v for k, v in {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
+                                       "patience": patience, "max_minutes": max_minutes,
+                                       "num_threads": threads}.items() if v is not None}
+    config = config.model_copy(update={"train": config.train.model_copy(update=train_updates)})
+    if pool_size is not None:
+        config = config.model_copy(update={"candidates": config.candidates.model_copy(
+            update={"pool_size": pool_size})})
+    config = type(config).model_validate(config.model_dump())        # re-validate the overrides
+    dataset = PreparedDataset.load(data)
+    try:
+        run = train_retriever(dataset, out, config, device=device, resume=resume, show_progress=progress)
+    except KeyboardInterrupt:
+        typer.echo(f"Interrupted: checkpoint saved in {out}; continue with `ulmrec retrieve train "
+                   f"--data {data} --out {out} --resume`.", err=True)
+        raise typer.Exit(130) from None
+    p = run.progress
+    typer.echo(f"stopped after {p.epoch} epochs ({p.stop_reason}); best validation "
+               f"{config.train.best_metric} {p.best_score:.4f} at epoch {p.best_epoch}; "
+               f"{p.elapsed_seconds:.0f}s", err=True)
+    _print_metrics(run.metrics)
+    typer.echo(f"wrote {out}/model.safetensors, config.json, candidates.jsonl, metrics.json", err=True)
+
+
+@app.command("eval")
+def evaluate(
+    data: DataOpt,
+    model: Annotated[Path, typer.Option("--model", help="Run folder written by `ulmrec retrieve train`.")],
+    out: Annotated[Path | None, typer.Option("--out", help="metrics.json folder (default: --model).")] = None,
+    candidates: Annotated[bool, typer.Option("--candidates/--no-candidates",
+                                             help="Also rewrite candidates.jsonl.")] = False,
+    pool_size: Annotated[int | None, typer.Option(help="Candidates per user (default: the model's).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json instead of a table.")] = False,
+) -> None:
+    """Recompute the full-ranking metrics (and optionally candidates) of a saved retriever."""
+    import json
+
+    from ulmrec_align.data.prepared import PreparedDataset
+    from ulmrec_align.retrieval.api import evaluate_retriever, load_retriever
+
+    dataset = PreparedDataset.load(data)
+    candidate_config = None
+    if pool_size is not None:
+        _, config, _ = load_retriever(model, device=device)
+        candidate_config = config.candidates.model_copy(update={"pool_size": pool_size})
+    metrics = evaluate_retriever(dataset, model, out_dir=out, device=device, candidates=candidates,
+                                 candidate_config=candidate_config)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in metrics.items() if k != "training"}, indent=2))
+    else:
+        _print_metrics(metrics)
