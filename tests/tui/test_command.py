@@ -51,13 +51,14 @@ def test_package_command_and_umbrella_sub_command_are_the_same(
 
 
 def test_known_error_is_one_line_and_debug_shows_traceback(tmp_path: Path) -> None:
-    missing = tmp_path / "nope.jsonl"
-    result = _run("ulmrec", "eval", "metrics", str(missing))
-    assert result.returncode != 0
+    bad = tmp_path / "predictions.jsonl"
+    bad.write_text('{"user_id": 1, "target": 3, "ranked": [3, 4]}\n{"user_id": 2, "target": \n', encoding="utf-8")
+    result = _run("ulmrec", "eval", "metrics", str(bad))
+    assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert str(missing) in result.stderr
+    assert f"{bad}:2:" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    debug = _run("ulmrec", "eval", "metrics", str(missing), env={"ULMREC_DEBUG": "1"})
+    debug = _run("ulmrec", "eval", "metrics", str(bad), env={"ULMREC_DEBUG": "1"})
     assert debug.returncode != 0
     assert "Traceback" in debug.stderr
 
