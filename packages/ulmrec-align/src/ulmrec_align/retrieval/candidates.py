@@ -2,7 +2,8 @@
 
 For each user of a split: score all items, optionally mask the items of the input history (score ``-inf``),
 rank the target against all items (ties pessimistic) and keep the top ``pool_size`` items as candidates,
-ordered by descending score with ties broken by item id (then re-ordered as configured).
+ordered by descending score with ties broken by item id (then re-ordered as configured). A masked item is
+never a candidate: when fewer than ``pool_size`` items are unmasked the list is shorter.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from ulmrec_align.retrieval.config import CandidateConfig
 from ulmrec_align.retrieval.data import EvalInputs, history_mask_indices
 from ulmrec_eval.io import atomic_path
 from ulmrec_eval.metrics import compute_metrics, target_ranks
+
+#: Candidate slot left empty because fewer than ``pool_size`` items are unmasked (dropped from the output).
+MASKED = -1
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ def evaluate_split(retriever: Retriever, inputs: EvalInputs, *, batch_size: int,
         ranks[rows] = target_ranks(scores.numpy(), inputs.targets[rows])
         if pool_size is not None:
             ids, vals = top_k(scores, pool_size)
+            ids[~np.isfinite(vals)] = MASKED                                  # fewer unmasked items than k
             tops.append(ids)
             top_scores.append(vals)
     if pool_size is None:
@@ -92,7 +97,8 @@ def candidate_rows(result: SplitResult, dataset: PreparedDataset,
     inputs = result.inputs
     rng = np.random.default_rng([config.shuffle_seed, 0 if inputs.split == "valid" else 1])
     for row in range(len(inputs)):
-        ids, scores = result.top_items[row], result.top_scores[row]
+        keep = result.top_items[row] != MASKED
+        ids, scores = result.top_items[row][keep], result.top_scores[row][keep]
         if config.order == "shuffled":
             order = rng.permutation(len(ids))
             ids, scores = ids[order], scores[order]
@@ -106,7 +112,7 @@ def candidate_rows(result: SplitResult, dataset: PreparedDataset,
             "raw_user_id": dataset.users[user_id].raw_id,
             "split": inputs.split,
             "candidates": ids.tolist(),
-            "scores": [round(float(s), 6) if np.isfinite(s) else None for s in scores],
+            "scores": [round(float(s), 6) for s in scores],
             "target": target,
             "target_in_candidates": bool((ids == target).any()),
             "history_length": len(inputs.histories[row]),

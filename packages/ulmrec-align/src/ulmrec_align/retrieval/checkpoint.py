@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ulmrec_eval.errors import InputError
+from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_eval.io import atomic_path, atomic_write_json
 
 CHECKPOINT_FORMAT = "ulmrec-retriever-checkpoint"
@@ -82,20 +82,20 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint: ``(tensors, state)``; raises :class:`InputError` if it is not one of ours."""
+    """Read a checkpoint: ``(tensors, state)``; raises :class:`RetrieverError` if it is not one of ours."""
     file = Path(path)
     if not file.is_file():
-        raise InputError("no checkpoint to resume from", path=file)
+        raise RetrieverError("no checkpoint to resume from", path=file)
     tensors: dict[str, torch.Tensor] = {}
     with safe_open(str(file), framework="pt") as handle:
         metadata = handle.metadata() or {}
         if metadata.get("format") != CHECKPOINT_FORMAT or "state" not in metadata:
-            raise InputError(f"not a retriever checkpoint (format {metadata.get('format')!r})", path=file)
+            raise RetrieverError(f"not a retriever checkpoint (format {metadata.get('format')!r})", path=file)
         for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
             tensors[key] = handle.get_tensor(key)
     state = json.loads(metadata["state"])
     if state.get("schema_version") != CHECKPOINT_SCHEMA_VERSION:
-        raise InputError(f"checkpoint schema_version {state.get('schema_version')} is not "
+        raise RetrieverError(f"checkpoint schema_version {state.get('schema_version')} is not "
                          f"{CHECKPOINT_SCHEMA_VERSION}", path=file)
     return tensors, state
 

@@ -139,6 +139,8 @@ class Trainer:
             raise RetrieverError("the checkpoint was written with a different model/training config; resume "
                                  "with the same settings or start a new --out", path=self.checkpoint_path)
         self.best_state = restore(tensors, state, model=self.model, optimizer=self.optimizer)
+        # a finished run may go on when epochs, patience or the time budget grew: re-check the stop rule
+        progress.finished, progress.stop_reason = False, None
         self.progress = progress
         self._clock = time.monotonic()
 
