@@ -19,7 +19,7 @@ import torch
 
 from ulmrec_index.quantizers.errors import QuantizerError
 
-__all__ = ["balanced_assign", "sinkhorn", "sinkhorn_potentials"]
+__all__ = ["balanced_assign", "balanced_prices", "sinkhorn", "sinkhorn_potentials"]
 
 
 def _check_cost(cost: torch.Tensor) -> torch.Tensor:
@@ -40,15 +40,15 @@ def _check_cost(cost: torch.Tensor) -> torch.Tensor:
     return cost
 
 
-def _normalise(cost: torch.Tensor) -> torch.Tensor:
+def _normalise(cost: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Shift each row to min 0 and divide by the global scale (mean finite entry), so ε is scale-free."""
     finite = torch.isfinite(cost)
     row_min = torch.where(finite, cost, torch.full_like(cost, math.inf)).min(dim=1, keepdim=True).values
     shifted = cost - row_min
-    scale = shifted[finite].mean()
-    if not bool(scale > 0):
-        return torch.where(finite, torch.zeros_like(cost), cost)
-    return shifted / scale
+    scale = float(shifted[finite].mean())
+    if not scale > 0:
+        return torch.where(finite, torch.zeros_like(cost), cost), 1.0
+    return shifted / scale, scale
 
 
 def sinkhorn_potentials(
@@ -58,25 +58,32 @@ def sinkhorn_potentials(
     n_iter: int = 100,
     tol: float = 1e-4,
     normalize: bool = True,
+    init_g: torch.Tensor | None = None,
+    validate: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run Sinkhorn and return ``(log_plan (N, K), f (N,), g (K,))`` (potentials divided by ε).
 
-    Stops early once the largest relative row-marginal error is below ``tol``; the last update is always the
+    ``init_g`` ``(K,)`` warm-starts the column potentials (e.g. from a previous, similar problem);
+    ``validate=False`` skips the input checks (for trusted, finite costs in a hot loop). Stops
+    early once the largest relative row-marginal error is below ``tol``; the last update is always the
     column one, so column sums are exact up to rounding.
     """
     if epsilon <= 0:
         raise QuantizerError(f"epsilon must be > 0, got {epsilon}")
     if n_iter < 1:
         raise QuantizerError(f"n_iter must be >= 1, got {n_iter}")
-    cost = _check_cost(cost)
+    if validate:
+        cost = _check_cost(cost)
     if normalize:
-        cost = _normalise(cost)
+        cost, _ = _normalise(cost)
     n, k = cost.shape
     log_k = -cost / epsilon  # (N, K), -inf where forbidden
     log_a = -math.log(n)
     log_b = -math.log(k)
     f = torch.zeros(n, dtype=cost.dtype)
-    g = torch.zeros(k, dtype=cost.dtype)
+    g = torch.zeros(k, dtype=cost.dtype) if init_g is None else init_g.detach().to(cost.dtype).clone()
+    if g.shape != (k,):
+        raise QuantizerError(f"init_g must have shape ({k},), got {tuple(g.shape)}")
     for it in range(n_iter):
         f = log_a - torch.logsumexp(log_k + g[None, :], dim=1)
         g = log_b - torch.logsumexp(log_k + f[:, None], dim=0)
@@ -122,3 +129,26 @@ def balanced_assign(
     """
     log_plan, _, _ = sinkhorn_potentials(distances, epsilon=epsilon, n_iter=n_iter, tol=tol)
     return log_plan.argmax(dim=1)
+
+
+def balanced_prices(
+    distances: torch.Tensor,
+    *,
+    epsilon: float = 0.05,
+    n_iter: int = 20,
+    tol: float = 1e-3,
+    init_prices: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-code prices ``(K,)`` in distance units: ``argmin_k (d_ik − price_k)`` equals
+    :func:`balanced_assign` on ``distances``.
+
+    Storing them after fitting makes balanced encoding pointwise: a vector's code no longer depends on the
+    other vectors of its batch, and a single new vector is priced like the training population.
+    ``init_prices`` ``(K,)`` warm-starts Sinkhorn from earlier prices.
+    """
+    cost = _check_cost(distances)
+    _, scale = _normalise(cost)
+    init_g = None if init_prices is None else init_prices / (epsilon * scale)
+    _, _, g = sinkhorn_potentials(cost, epsilon=epsilon, n_iter=n_iter, tol=tol, init_g=init_g)
+    prices = g * (epsilon * scale)
+    return (prices - prices.mean()).to(torch.float32)

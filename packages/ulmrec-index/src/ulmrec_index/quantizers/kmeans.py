@@ -20,8 +20,14 @@ InitMethod = Literal["kmeans++", "random"]
 
 def squared_distances(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """``‖x_i − c_k‖²`` ``(N, K)`` via ``‖x‖² − 2 x·c + ‖c‖²``, clamped at 0."""
-    d = (x * x).sum(1, keepdim=True) - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]
+    d = torch.addmm((c * c).sum(1)[None, :], x, c.T, alpha=-2.0)
+    d += (x * x).sum(1, keepdim=True)
     return d.clamp_min_(0.0)
+
+
+def nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``argmin_k ‖x_i − c_k‖²`` ``(N,)``; skips the per-row constant ``‖x‖²``."""
+    return torch.addmm((c * c).sum(1)[None, :], x, c.T, alpha=-2.0).argmin(dim=1)
 
 
 def _jitter_scale(x: torch.Tensor) -> float:
@@ -63,10 +69,9 @@ def init_centroids(x: torch.Tensor, k: int, *, method: InitMethod,
 def assign(x: torch.Tensor, centroids: torch.Tensor, *, balanced: bool = False,
            epsilon: float = 0.05) -> torch.Tensor:
     """Nearest centroid per row ``(N,)``, or the Sinkhorn-balanced assignment when ``balanced``."""
-    d = squared_distances(x, centroids)
     if balanced and x.shape[0] > 1:
-        return balanced_assign(d, epsilon=epsilon)
-    return d.argmin(dim=1)
+        return balanced_assign(squared_distances(x, centroids), epsilon=epsilon)
+    return nearest(x, centroids)
 
 
 def kmeans(
@@ -106,9 +111,15 @@ def kmeans(
     return cent, assign(x, cent, balanced=balanced, epsilon=epsilon)
 
 
+def cluster_sums(x: torch.Tensor, codes: torch.Tensor, k: int) -> torch.Tensor:
+    """``Σ_{i: codes_i = k} x_i`` ``(K, D)`` as a one-hot matmul (faster than ``index_add_`` on CPU)."""
+    one_hot = torch.zeros(x.shape[0], k, dtype=x.dtype).scatter_(1, codes[:, None], 1.0)
+    return one_hot.T @ x
+
+
 def _update(x: torch.Tensor, cent: torch.Tensor, codes: torch.Tensor, k: int) -> torch.Tensor:
     """Centroids moved to their clusters' means; empty clusters re-seeded at the worst-fitted points."""
-    sums = torch.zeros(k, x.shape[1], dtype=x.dtype).index_add_(0, codes, x)
+    sums = cluster_sums(x, codes, k)
     counts = torch.bincount(codes, minlength=k)
     used = counts > 0
     new = cent.clone()

@@ -30,6 +30,7 @@ from ulmrec_index.quantizers.errors import QuantizerError
 ENTRY_POINT_GROUP = "ulmrec.quantizers"
 DEFAULT_KIND = "rqvae"
 _BUILTIN_MODULES = (
+    "ulmrec_index.quantizers.rqvae",
     "ulmrec_index.quantizers.rqkmeans",
 )
 

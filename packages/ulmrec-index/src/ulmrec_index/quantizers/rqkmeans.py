@@ -1,5 +1,9 @@
 """``rqkmeans``: residual k-means; level l clusters the residuals left by levels ``0..l-1``. No training.
 
+A balanced level stores per-code prices (:func:`ulmrec_index.sinkhorn.balanced_prices`, fitted on the training
+residuals): ``encode`` picks ``argmin_k (‖r − c_k‖² − price_k)``, which reproduces the Sinkhorn-balanced
+assignment of the training set while keeping each vector's code independent of its batch.
+
 Fast and seeded: level l's k-means draws from a generator seeded with ``(seed, l)``, so an (L+1)-level model
 has exactly the first L codebooks of the L-level one.
 """
@@ -14,9 +18,10 @@ from pydantic import Field
 from ulmrec_index.quantizers._checks import check_codes, check_level, check_vectors
 from ulmrec_index.quantizers.base import FitReport, QuantizerConfig
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
-from ulmrec_index.quantizers.kmeans import assign, kmeans
+from ulmrec_index.quantizers.kmeans import kmeans, squared_distances
 from ulmrec_index.quantizers.registry import register_quantizer
 from ulmrec_index.quantizers.residual import decode_sum, level_distances
+from ulmrec_index.sinkhorn import balanced_prices
 
 Balance = Literal["none", "last", "all"]
 
@@ -46,6 +51,7 @@ class RQKMeans:
     def __init__(self, *, config: RQKMeansConfig) -> None:
         self.config = config
         self.codebooks: torch.Tensor | None = None  # (L, K, D)
+        self.prices: torch.Tensor | None = None  # (L, K), zero on unbalanced levels
 
     @classmethod
     def from_config(cls, config: RQKMeansConfig) -> RQKMeans:
@@ -65,6 +71,7 @@ class RQKMeans:
         x = check_vectors(x)
         cfg = self.config
         books = torch.empty(cfg.levels, cfg.codebook_size, x.shape[1])
+        prices = torch.zeros(cfg.levels, cfg.codebook_size)
         residual = x.clone()
         losses: list[float] = []
         for level in range(cfg.levels):
@@ -72,9 +79,13 @@ class RQKMeans:
             cent, codes = kmeans(residual, cfg.codebook_size, n_iter=cfg.n_iter, init=cfg.init,
                                  balanced=self._balanced(level), epsilon=cfg.sinkhorn_epsilon, generator=gen)
             books[level] = cent
+            if self._balanced(level) and x.shape[0] > 1:
+                dist = squared_distances(residual, cent)
+                prices[level] = balanced_prices(dist, epsilon=cfg.sinkhorn_epsilon)
+                codes = (dist - prices[level]).argmin(dim=1)
             residual = residual - cent[codes]
             losses.append(float(residual.pow(2).sum(1).mean()))
-        self.codebooks = books
+        self.codebooks, self.prices = books, prices
         return FitReport(losses=losses, stats={"mse": losses[-1]})
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,8 +95,10 @@ class RQKMeans:
         residual = x.clone()
         codes = torch.empty(x.shape[0], self.config.levels, dtype=torch.int64)
         for level in range(self.config.levels):
-            codes[:, level] = assign(residual, books[level], balanced=self._balanced(level),
-                                     epsilon=self.config.sinkhorn_epsilon)
+            dist = squared_distances(residual, books[level])
+            if self.prices is not None:
+                dist -= self.prices[level]
+            codes[:, level] = dist.argmin(dim=1)
             residual -= books[level][codes[:, level]]
         return codes
 
@@ -105,7 +118,9 @@ class RQKMeans:
         return level_distances(x, books, level, prefix)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"codebooks": self._fitted().clone()}
+        books = self._fitted()
+        prices = self.prices if self.prices is not None else torch.zeros(books.shape[:2])
+        return {"codebooks": books.clone(), "prices": prices.clone()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         books = state.get("codebooks")
@@ -114,7 +129,14 @@ class RQKMeans:
             got = None if books is None else tuple(books.shape)
             raise QuantizerError(f"rqkmeans state needs 'codebooks' of shape ({cfg.levels}, "
                                  f"{cfg.codebook_size}, D), got {got}")
+        prices = state.get("prices")
+        if prices is None:
+            prices = torch.zeros(cfg.levels, cfg.codebook_size)
+        if tuple(prices.shape) != (cfg.levels, cfg.codebook_size):
+            raise QuantizerError(f"rqkmeans state 'prices' must have shape ({cfg.levels}, "
+                                 f"{cfg.codebook_size}), got {tuple(prices.shape)}")
         self.codebooks = books.detach().to(torch.float32).clone()
+        self.prices = prices.detach().to(torch.float32).clone()
 
 
 def _check_prefix(prefix: torch.Tensor, n: int, level: int, codebook_size: int) -> torch.Tensor:
