@@ -178,3 +178,33 @@ def test_cli_train_then_eval(tiny: PreparedDataset, tmp_path: Path) -> None:
 def test_cli_module_does_not_import_torch() -> None:
     code = "import sys, ulmrec_align.retrieval.cli; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ctrl_c_in_a_real_process_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
+    """SIGINT to `ulmrec-align retrieve train`: exit 130, a checkpoint at a step boundary, then --resume."""
+    import signal
+    import time
+
+    from .conftest import make_dataset
+
+    data = make_dataset(n_users=120, n_items=40, seed=1, max_length=12).save(tmp_path / "data")
+    config_file = tmp_path / "retriever.json"
+    config_file.write_text(_config(epochs=2, checkpoint_every_steps=1, batch_size=4).model_dump_json())
+    out = tmp_path / "run"
+    command = [sys.executable, "-c", "from ulmrec_align.cli import main; main()", "retrieve", "train",
+               "--data", str(data), "--out", str(out), "--config", str(config_file), "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.json").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr
+    state = json.loads((out / "checkpoint.json").read_text())
+    assert 0 < state["progress"]["global_step"]
+    assert not state["progress"]["finished"]
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "candidates.jsonl").is_file()
+    assert json.loads((out / "checkpoint.json").read_text())["progress"]["epoch"] == 2
