@@ -230,6 +230,9 @@ class UserIndexer:
         _set_eval(quantizer)
         fusion.eval()
         x = fusion.fuse_all(bank)
+        calibrate = getattr(quantizer, "calibrate", None)
+        if epochs and callable(calibrate):
+            calibrate(x)  # rqvae: exact last-level Sinkhorn prices on the final fused population
         with torch.no_grad():
             raw = quantizer.encode(x)
         levels = raw.shape[1]
