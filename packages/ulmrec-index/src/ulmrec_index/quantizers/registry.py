@@ -32,6 +32,7 @@ DEFAULT_KIND = "rqvae"
 _BUILTIN_MODULES = (
     "ulmrec_index.quantizers.rqvae",
     "ulmrec_index.quantizers.rqkmeans",
+    "ulmrec_index.quantizers.faiss_rq",
 )
 
 Factory = Callable[[Any], Quantizer]
