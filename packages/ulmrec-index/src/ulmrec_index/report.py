@@ -153,9 +153,8 @@ def code_stats(
 def reference_stats(
     reference: Mapping[str, Any], user_ids: list[str], text: np.ndarray
 ) -> tuple[CodeStats, int]:
-    """:func:`code_stats` of a reference index (``{"levels", "codebook_size", "codes": {user_id: [...]}}``)
-    on the
-    users it shares with ours; returns the stats and the number of shared users."""
+    """:func:`code_stats` of a reference index (``{"levels", "codebook_size", "codes": {user_id: [...]}}``) on
+    the users it shares with ours; returns the stats and the number of shared users."""
     ref_codes: dict[str, list[int]] = reference["codes"]
     rows = [i for i, uid in enumerate(user_ids) if uid in ref_codes]
     codes = np.array([ref_codes[user_ids[i]] for i in rows], dtype=np.int64).reshape(len(rows), -1)
