@@ -100,7 +100,7 @@ class FaissRQ:
         faiss = import_faiss()
         data = np.ascontiguousarray(x.numpy(), dtype=np.float32)
         need = max(self.config.codebook_size, x.shape[1] + 1)
-        if x.shape[0] < need:  # faiss needs >= K points (k-means) and > D (its PCA): repeat rows + tiny jitter
+        if x.shape[0] < need:  # faiss needs >= K points (k-means) and > D (PCA): repeat rows + tiny jitter
             reps = math.ceil(need / x.shape[0])
             tiled = np.tile(data, (reps, 1))
             scale = 1e-4 * (float(data.std()) or 1.0)
@@ -111,7 +111,8 @@ class FaissRQ:
         try:
             rq.train(data)
         except RuntimeError as exc:
-            raise QuantizerError(f"faiss could not train on {x.shape[0]} x {x.shape[1]} vectors: {exc}") from exc
+            shape = f"{x.shape[0]} x {x.shape[1]}"
+            raise QuantizerError(f"faiss could not train on {shape} vectors: {exc}") from exc
         books = faiss.vector_to_array(rq.codebooks).reshape(self.config.levels, self.config.codebook_size, -1)
         self._rq, self.codebooks = rq, torch.from_numpy(books.copy())
         mse = float((self.decode(self.encode(x)) - x).pow(2).sum(1).mean())

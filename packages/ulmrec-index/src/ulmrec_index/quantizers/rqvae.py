@@ -57,7 +57,9 @@ class RQVAEConfig(QuantizerConfig):
     epochs: int = Field(default=10, ge=0, description="Training epochs of fit().")
     batch_size: int = Field(default=2048, ge=2, description="Vectors per optimisation step.")
     lr: float = Field(default=3e-3, gt=0, description="AdamW learning rate (cosine-decayed to 10% in fit).")
-    weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay.")
+    weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay (not on codebooks).")
+    codebook_lr_scale: float = Field(default=10.0, gt=0,
+                                     description="Codebook learning rate = lr × this (loss updates).")
     beta: float = Field(default=0.25, ge=0, description="Commitment loss weight β.")
     codebook_update: Literal["loss", "ema"] = Field(
         default="loss", description="Codebooks learnt by the codebook loss, or as EMAs of their residuals.")
@@ -349,8 +351,12 @@ class RQVAE(nn.Module):
             self.build(x.shape[1])
         self._gen.manual_seed(cfg.seed + 1)
         self._init_codebooks(x, fit_standardizer=True)
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        nets = [p for name, p in self.named_parameters() if p.requires_grad and name != "codebooks"]
+        groups: list[dict[str, Any]] = [{"params": nets}]
+        if self.codebooks.requires_grad:  # codewords must keep up with a moving encoder: a larger step
+            book_lr = cfg.lr * cfg.codebook_lr_scale
+            groups.append({"params": [self.codebooks], "lr": book_lr, "weight_decay": 0.0})
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         n = x.shape[0]
         steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
         total_steps = max(1, cfg.epochs * steps_per_epoch)
