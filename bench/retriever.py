@@ -96,7 +96,8 @@ def main() -> None:
         shutil.rmtree(run_dir)
     resume = (run_dir / "checkpoint.safetensors").is_file()
     load_before = _load_avg()
-    run = train_retriever(dataset, run_dir, config, resume=resume, show_progress=args.progress)
+    run = train_retriever(dataset, run_dir, config, resume=resume, show_progress=args.progress,
+                          epoch_log=lambda line: print(line, flush=True))
     load_after = _load_avg()
     training = run.metrics["training"]
     test = run.metrics["test"]["metrics"]

@@ -69,12 +69,13 @@ def build_model(n_items: int, config: RetrieverConfig) -> LRURec:
 def train_retriever(dataset: PreparedDataset, out_dir: str | Path, config: RetrieverConfig | None = None, *,
                     device: str = "cpu", resume: bool = False, show_progress: bool = True,
                     on_step: Callable[[Progress], None] | None = None,
+                    epoch_log: Callable[[str], None] | None = None,
                     write_outputs: bool = True) -> RetrieverRun:
     """Train (or resume) into ``out_dir``, then write the model, candidates and metrics.
 
     ``on_step`` is called at every step boundary (tests raise :class:`KeyboardInterrupt` from it to simulate
-    Ctrl-C). With ``resume`` the config must match the checkpoint's (``epochs``, ``patience`` and the time
-    budget may change).
+    Ctrl-C); ``epoch_log`` receives one line per epoch (default: printed with the progress bars). With
+    ``resume`` the config must match the checkpoint's (``epochs``, ``patience``, time budget may change).
     """
     config = config or RetrieverConfig()
     out = Path(out_dir)
@@ -88,7 +89,7 @@ def train_retriever(dataset: PreparedDataset, out_dir: str | Path, config: Retri
     windows = train_windows(splits, max_len=config.model.max_len, stride=config.train.window_stride)
     valid = eval_inputs(splits, "valid", max_len=config.model.max_len)
     trainer = Trainer(model=model, config=config, windows=windows, valid=valid, out_dir=out, device=device,
-                      show_progress=show_progress)
+                      show_progress=show_progress, epoch_log=epoch_log)
     progress = trainer.fit(resume=resume, on_step=on_step)
     model.load_state_dict(trainer.best_weights())
     summary = {

@@ -92,7 +92,8 @@ class Trainer:
     """Trains an :class:`LRURec` on packed windows; validates on the validation split every epoch."""
 
     def __init__(self, *, model: LRURec, config: RetrieverConfig, windows: TrainWindows, valid: EvalInputs,
-                 out_dir: str | Path, device: str | torch.device = "cpu", show_progress: bool = True) -> None:
+                 out_dir: str | Path, device: str | torch.device = "cpu", show_progress: bool = True,
+                 epoch_log: Callable[[str], None] | None = None) -> None:
         if len(windows) == 0:
             raise RetrieverError("no training windows: every user needs at least one training interaction")
         self.model = model
@@ -103,6 +104,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.device = torch.device(device)
         self.show_progress = show_progress
+        self.epoch_log = epoch_log or (tqdm.write if show_progress else None)
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(parameter_groups(model, self.tc.weight_decay), lr=self.tc.lr,
                                            betas=self.tc.adam_betas, eps=self.tc.adam_eps)
@@ -262,10 +264,11 @@ class Trainer:
         self._tick()
         entry["elapsed_seconds"] = round(p.elapsed_seconds, 3)
         p.history.append(entry)
-        if self.show_progress:
+        if self.epoch_log is not None:
             shown = entry.get("valid", {})
-            tqdm.write(f"epoch {entry['epoch']}: loss {entry['loss']:.4f}"
-                       + (f", valid {self.tc.best_metric} {shown[self.tc.best_metric]:.4f}" if shown else "")
-                       + f" (best {p.best_score if p.best_score is not None else float('nan'):.4f} at epoch "
-                       f"{p.best_epoch}; {p.elapsed_seconds:.0f}s)")
+            best = p.best_score if p.best_score is not None else float("nan")
+            metric = self.tc.best_metric
+            self.epoch_log(f"epoch {entry['epoch']}: loss {entry['loss']:.4f}"
+                           + (f", valid {metric} {shown[metric]:.4f}" if shown else "")
+                           + f" (best {best:.4f} at epoch {p.best_epoch}; {p.elapsed_seconds:.0f}s)")
         self.save()
