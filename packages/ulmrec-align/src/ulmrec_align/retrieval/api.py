@@ -24,12 +24,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ulmrec_align.data.prepared import PreparedDataset
-from ulmrec_align.retrieval.base import LRURetriever
+from ulmrec_align.retrieval.base import SequenceModel, SequenceRetriever
 from ulmrec_align.retrieval.candidates import SplitResult, evaluate_split, write_candidates
 from ulmrec_align.retrieval.config import RETRIEVER_SCHEMA_VERSION, CandidateConfig, RetrieverConfig
 from ulmrec_align.retrieval.data import eval_inputs, train_windows
 from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_align.retrieval.lru import LRURec, count_parameters
+from ulmrec_align.retrieval.sasrec import SASRec
 from ulmrec_align.retrieval.trainer import Progress, Trainer
 from ulmrec_eval.io import atomic_path, atomic_write_json
 
@@ -61,8 +62,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(n_items: int, config: RetrieverConfig) -> LRURec:
+def build_model(n_items: int, config: RetrieverConfig) -> SequenceModel:
     """A freshly initialised model for ``config`` (call :func:`seed_everything` first for determinism)."""
+    if config.model.kind == "sasrec":
+        return SASRec(n_items=n_items, config=config.model)
     return LRURec(n_items=n_items, config=config.model)
 
 
@@ -104,12 +107,13 @@ def train_retriever(dataset: PreparedDataset, out_dir: str | Path, config: Retri
     save_model(out, model, config, dataset, training=summary)
     metrics: dict[str, Any] = {}
     if write_outputs:
-        metrics = write_evaluation(dataset, LRURetriever(model=model, device=device), out, config.candidates,
+        retriever = SequenceRetriever(model=model, device=device)
+        metrics = write_evaluation(dataset, retriever, out, config.candidates,
                                    eval_batch_size=config.train.eval_batch_size, training=summary)
     return RetrieverRun(out_dir=out, progress=progress, metrics=metrics)
 
 
-def save_model(out_dir: Path, model: LRURec, config: RetrieverConfig, dataset: PreparedDataset, *,
+def save_model(out_dir: Path, model: SequenceModel, config: RetrieverConfig, dataset: PreparedDataset, *,
                training: dict[str, Any] | None = None) -> None:
     """Write ``model.safetensors`` and ``config.json`` atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -122,7 +126,7 @@ def save_model(out_dir: Path, model: LRURec, config: RetrieverConfig, dataset: P
     })
 
 
-def load_retriever(model_dir: str | Path, *, device: str = "cpu") -> tuple[LRURetriever, RetrieverConfig,
+def load_retriever(model_dir: str | Path, *, device: str = "cpu") -> tuple[SequenceRetriever, RetrieverConfig,
                                                                               dict[str, Any]]:
     """Load ``model.safetensors`` + ``config.json``: ``(retriever, config, saved config.json)``."""
     folder = Path(model_dir)
@@ -134,14 +138,15 @@ def load_retriever(model_dir: str | Path, *, device: str = "cpu") -> tuple[LRURe
         saved = json.loads(config_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise RetrieverError(f"malformed JSON ({exc.msg})", path=config_path, line=exc.lineno) from None
-    if saved.get("schema_version") != RETRIEVER_SCHEMA_VERSION or saved.get("kind") != "lrurec":
+    kind = saved.get("kind")
+    if saved.get("schema_version") != RETRIEVER_SCHEMA_VERSION or kind not in ("lrurec", "sasrec"):
         raise RetrieverError(f"unsupported retriever (kind {saved.get('kind')!r}, schema_version "
                              f"{saved.get('schema_version')!r})", path=config_path)
     config = RetrieverConfig.model_validate(saved["config"])
-    model = LRURec(n_items=int(saved["n_items"]), config=config.model)
+    model = build_model(int(saved["n_items"]), config)
     model.load_state_dict(load_file(str(folder / MODEL_FILE)))
     model.to(device).eval()
-    return LRURetriever(model=model, device=device), config, saved
+    return SequenceRetriever(model=model, device=device), config, saved
 
 
 def check_dataset(saved: dict[str, Any], dataset: PreparedDataset, where: Path) -> None:
@@ -164,7 +169,7 @@ def split_report(result: SplitResult, ks: tuple[int, ...]) -> dict[str, Any]:
     return report
 
 
-def write_evaluation(dataset: PreparedDataset, retriever: LRURetriever, out_dir: Path,
+def write_evaluation(dataset: PreparedDataset, retriever: SequenceRetriever, out_dir: Path,
                      config: CandidateConfig, *,
                      eval_batch_size: int, training: dict[str, Any] | None = None,
                      candidates: bool = True) -> dict[str, Any]:

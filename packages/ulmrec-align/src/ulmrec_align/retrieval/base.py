@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
-from ulmrec_align.retrieval.config import LRURecConfig
+from ulmrec_align.retrieval.config import LRURecConfig, SASRecConfig
 from ulmrec_align.retrieval.data import pack_histories
 from ulmrec_align.retrieval.lru import LRURec
+from ulmrec_align.retrieval.sasrec import SASRec
+
+#: The sequence models behind :class:`SequenceRetriever` (same token convention, loss and scoring methods).
+SequenceModel = LRURec | SASRec
 
 
 @runtime_checkable
@@ -24,16 +29,15 @@ class Retriever(Protocol):
         ...
 
 
-class LRURetriever:
-    """:class:`Retriever` over a trained :class:`LRURec`: histories are cut to ``max_len`` and packed."""
+class SequenceRetriever:
+    """:class:`Retriever` over a trained sequence model (LRURec or SASRec): histories cut to ``max_len``."""
 
-    kind = "lrurec"
-
-    def __init__(self, *, model: LRURec, device: str | torch.device = "cpu") -> None:
+    def __init__(self, *, model: SequenceModel, device: str | torch.device = "cpu") -> None:
         self.model = model
         self.device = torch.device(device)
         self.n_items = model.n_items
-        self.config: LRURecConfig = model.config
+        self.config: LRURecConfig | SASRecConfig = model.config
+        self.kind: str = model.config.kind
 
     @torch.no_grad()
     def score_histories(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -42,9 +46,25 @@ class LRURetriever:
         was_training = self.model.training
         self.model.eval()
         try:
-            scores = self.model.packed_scores(torch.from_numpy(packed.tokens).unsqueeze(0).to(self.device),
-                                              torch.from_numpy(packed.segments).unsqueeze(0).to(self.device),
-                                              torch.from_numpy(packed.last).to(self.device))
+            if isinstance(self.model, SASRec):
+                # attention is quadratic in the row length: score SASRec users as left-padded rows instead
+                width = self.config.max_len + 1
+                tokens = torch.zeros(len(histories), width, dtype=torch.int64)
+                for row, h in enumerate(histories):
+                    tail = list(h)[-self.config.max_len:]
+                    if tail:
+                        tokens[row, width - len(tail):] = torch.tensor(tail) + 1
+                scores = self.model.last_scores(tokens.to(self.device))
+            else:
+                def put(array: np.ndarray) -> torch.Tensor:
+                    return torch.from_numpy(array).to(self.device)
+
+                scores = self.model.packed_scores(put(packed.tokens).unsqueeze(0),
+                                                  put(packed.segments).unsqueeze(0), put(packed.last))
         finally:
             self.model.train(was_training)
         return scores.float().cpu()
+
+
+#: Former name, kept for callers of the first version.
+LRURetriever = SequenceRetriever

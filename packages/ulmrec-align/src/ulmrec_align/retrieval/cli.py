@@ -62,9 +62,10 @@ def train(
     pool_size: Annotated[int | None, typer.Option(help="Candidates per user (default 20).")] = None,
     config_file: Annotated[Path | None,
                            typer.Option("--config", help="RetrieverConfig JSON; flags override it.")] = None,
+    model: Annotated[str | None, typer.Option(help="lrurec (default) or sasrec.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
-    """Train LRURec on the train split, select it on validation, write candidates and metrics."""
+    """Train LRURec (or SASRec) on the train split, select it on validation, write candidates and metrics."""
     from ulmrec_align.data.prepared import PreparedDataset
     from ulmrec_align.retrieval.api import train_retriever
 
@@ -76,6 +77,8 @@ def train(
     if pool_size is not None:
         config = config.model_copy(update={"candidates": config.candidates.model_copy(
             update={"pool_size": pool_size})})
+    if model is not None and model != config.model.kind:
+        config = config.model_copy(update={"model": {"kind": model}})
     config = type(config).model_validate(config.model_dump())        # re-validate the overrides
     dataset = PreparedDataset.load(data)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -49,6 +49,29 @@ class LRURecConfig(BaseModel):
         if self.r_max <= self.r_min:
             raise ValueError(f"r_max ({self.r_max}) must be larger than r_min ({self.r_min})")
         return self
+
+
+class SASRecConfig(BaseModel):
+    """SASRec (Kang & McAuley, 2018): causal self-attention over the item sequence (a baseline retriever)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["sasrec"] = Field(default="sasrec", description="Model family (registry key).")
+    hidden_size: int = Field(default=64, ge=2, description="Item/position embedding and block width d.")
+    num_blocks: int = Field(default=2, ge=1, description="Transformer blocks (pre-LayerNorm).")
+    num_heads: int = Field(default=2, ge=1, description="Attention heads (must divide hidden_size).")
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0, description="Dropout on embeddings, attention, FFN.")
+    init_std: float = Field(default=0.02, gt=0.0, description="Std of the truncated normal weight init.")
+    max_len: int = Field(default=50, ge=2, description="Input sequences are cut to their last max_len items.")
+
+    @model_validator(mode="after")
+    def _heads(self) -> SASRecConfig:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})")
+        return self
+
+
+ModelConfig = Annotated[LRURecConfig | SASRecConfig, Field(discriminator="kind")]
 
 
 class TrainConfig(BaseModel):
@@ -122,7 +145,7 @@ class RetrieverConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schema_version: int = RETRIEVER_SCHEMA_VERSION
-    model: LRURecConfig = Field(default_factory=LRURecConfig)
+    model: ModelConfig = Field(default_factory=LRURecConfig, description="lrurec (default) or sasrec.")
     train: TrainConfig = Field(default_factory=TrainConfig)
     candidates: CandidateConfig = Field(default_factory=CandidateConfig)
 

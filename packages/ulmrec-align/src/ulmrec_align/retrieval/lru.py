@@ -26,8 +26,8 @@ from torch import nn
 from ulmrec_align.retrieval.config import LRURecConfig
 from ulmrec_align.retrieval.scan import lru_scan
 
-#: Parameter-name fragments excluded from weight decay (biases, LayerNorm and the recurrence ν, θ, γ).
-NO_DECAY = ("bias", "layer_norm", "nu_log", "theta_log", "gamma_log")
+#: Parameter-name fragments excluded from weight decay (biases, LayerNorms and the recurrence ν, θ, γ).
+NO_DECAY = ("bias", "norm", "nu_log", "theta_log", "gamma_log")
 
 
 class LRULayer(nn.Module):

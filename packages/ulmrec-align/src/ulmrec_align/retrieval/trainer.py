@@ -26,13 +26,13 @@ from typing import Any, Literal
 import torch
 from tqdm import tqdm
 
-from ulmrec_align.retrieval.base import LRURetriever
+from ulmrec_align.retrieval.base import SequenceModel, SequenceRetriever
 from ulmrec_align.retrieval.candidates import evaluate_split
 from ulmrec_align.retrieval.checkpoint import load_checkpoint, restore, save_checkpoint
 from ulmrec_align.retrieval.config import RetrieverConfig
 from ulmrec_align.retrieval.data import EvalInputs, TrainWindows
 from ulmrec_align.retrieval.errors import RetrieverError
-from ulmrec_align.retrieval.lru import LRURec, parameter_groups
+from ulmrec_align.retrieval.lru import parameter_groups
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 StopReason = Literal["early_stopping", "max_epochs", "time_limit"]
@@ -89,11 +89,11 @@ def _deferred_sigint() -> Iterator[_StopFlag]:
 
 
 class Trainer:
-    """Trains an :class:`LRURec` on packed windows; validates on the validation split every epoch."""
+    """Trains a sequence model (LRURec, SASRec) on packed windows; validates on the validation split."""
 
-    def __init__(self, *, model: LRURec, config: RetrieverConfig, windows: TrainWindows, valid: EvalInputs,
-                 out_dir: str | Path, device: str | torch.device = "cpu", show_progress: bool = True,
-                 epoch_log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, *, model: SequenceModel, config: RetrieverConfig, windows: TrainWindows,
+                 valid: EvalInputs, out_dir: str | Path, device: str | torch.device = "cpu",
+                 show_progress: bool = True, epoch_log: Callable[[str], None] | None = None) -> None:
         if len(windows) == 0:
             raise RetrieverError("no training windows: every user needs at least one training interaction")
         self.model = model
@@ -168,7 +168,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Full-ranking metrics on the validation split at the current weights."""
-        result = evaluate_split(LRURetriever(model=self.model, device=self.device), self.valid,
+        result = evaluate_split(SequenceRetriever(model=self.model, device=self.device), self.valid,
                                 batch_size=self.tc.eval_batch_size,
                                 mask_history=self.tc.mask_history_in_validation, pool_size=None)
         return result.metrics(self.config.candidates.metric_ks)
