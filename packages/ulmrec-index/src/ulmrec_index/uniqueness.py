@@ -5,8 +5,8 @@
    from the codeword — are displaced and re-assigned to the nearest code with room left in their group, in
    proposal rounds (each displaced user proposes its nearest free code, which accepts its closest proposers).
 2. Only when a prefix group is larger than K do full codes still collide; then extra level(s) are appended:
-   users sharing an L-level code are numbered ``0, 1, …`` in original order (base K, as many levels as
-   needed, in practice one); everyone else gets 0 there.
+   users sharing an L-level code are numbered ``0, 1, …`` in original order (base K — base 2 when K = 1 —
+   with as many levels as needed, in practice one); everyone else gets 0 there.
 
 So any input — duplicates, near-duplicates, more users than codes — comes out unique, and the last level is
 only changed for users who collided.
@@ -179,14 +179,15 @@ def make_unique(
     full_group, _ = _group_ids(out)
     rank = _rank_within(full_group, torch.zeros(n))  # 0..m-1 in original row order
     max_rank = int(rank.max())
+    base = max(k, 2)  # K = 1 cannot count: extra levels then use 0/1
     n_digits = 1
-    while k**n_digits <= max_rank:
+    while base**n_digits <= max_rank:
         n_digits += 1
     digits = torch.empty(n, n_digits, dtype=torch.int64)
     rest = rank.clone()
     for i in range(n_digits - 1, -1, -1):
-        digits[:, i] = rest % k
-        rest //= k
+        digits[:, i] = rest % base
+        rest //= base
     return UniqueResult(torch.cat([out, digits], dim=1), before, n_reassigned, n_extra, True, n_digits)
 
 
