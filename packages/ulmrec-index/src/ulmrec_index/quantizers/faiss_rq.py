@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from ulmrec_index.quantizers._checks import check_codes, check_level, check_vectors
 from ulmrec_index.quantizers.base import FitReport, QuantizerConfig
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
-from ulmrec_index.quantizers.registry import register_quantizer
+from ulmrec_index.quantizers.registry import QuantizerSpec, register_quantizer
 from ulmrec_index.quantizers.residual import decode_sum, level_distances
 
 
@@ -167,4 +167,5 @@ class FaissRQ:
         self._rq, self.codebooks = rq, books.clone()
 
 
-register_quantizer("faiss", FaissRQConfig, FaissRQ.from_config)
+SPEC = QuantizerSpec("faiss", FaissRQConfig, FaissRQ.from_config)  # also the entry-point value
+register_quantizer(SPEC.kind, SPEC.config_class, SPEC.factory)

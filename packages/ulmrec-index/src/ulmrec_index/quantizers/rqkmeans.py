@@ -19,7 +19,7 @@ from ulmrec_index.quantizers._checks import check_codes, check_level, check_vect
 from ulmrec_index.quantizers.base import FitReport, QuantizerConfig
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
 from ulmrec_index.quantizers.kmeans import kmeans, squared_distances
-from ulmrec_index.quantizers.registry import register_quantizer
+from ulmrec_index.quantizers.registry import QuantizerSpec, register_quantizer
 from ulmrec_index.quantizers.residual import decode_sum, level_distances
 from ulmrec_index.sinkhorn import balanced_prices
 
@@ -146,4 +146,5 @@ def _check_prefix(prefix: torch.Tensor, n: int, level: int, codebook_size: int) 
     return prefix
 
 
-register_quantizer("rqkmeans", RQKMeansConfig, RQKMeans.from_config)
+SPEC = QuantizerSpec("rqkmeans", RQKMeansConfig, RQKMeans.from_config)  # also the entry-point value
+register_quantizer(SPEC.kind, SPEC.config_class, SPEC.factory)

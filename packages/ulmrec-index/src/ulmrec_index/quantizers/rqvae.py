@@ -36,7 +36,7 @@ from ulmrec_index.quantizers._checks import check_codes, check_level, check_vect
 from ulmrec_index.quantizers.base import FitReport, QuantizerConfig, QuantizerOutput
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
 from ulmrec_index.quantizers.kmeans import cluster_sums, kmeans, nearest, squared_distances
-from ulmrec_index.quantizers.registry import register_quantizer
+from ulmrec_index.quantizers.registry import QuantizerSpec, register_quantizer
 from ulmrec_index.sinkhorn import balanced_prices, sinkhorn_potentials
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
@@ -461,4 +461,5 @@ class RQVAE(nn.Module):
         return result
 
 
-register_quantizer("rqvae", RQVAEConfig, RQVAE.from_config)
+SPEC = QuantizerSpec("rqvae", RQVAEConfig, RQVAE.from_config)  # also the entry-point value
+register_quantizer(SPEC.kind, SPEC.config_class, SPEC.factory)
