@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--dropout", type=float, default=0.2, help="embedding/FFN and LRU dropout")
+    parser.add_argument("--dropout", type=float, default=0.4, help="embedding/FFN and LRU dropout")
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-retriever")
