@@ -54,7 +54,7 @@ class RQVAEConfig(QuantizerConfig):
     activation: Literal["relu", "silu", "gelu"] = Field(default="silu", description="MLP activation.")
     standardize: bool = Field(default=True,
                               description="Centre x on its training mean and scale it to unit RMS first.")
-    epochs: int = Field(default=10, ge=0, description="Training epochs of fit().")
+    epochs: int = Field(default=5, ge=0, description="Training epochs of fit().")
     batch_size: int = Field(default=2048, ge=2, description="Vectors per optimisation step.")
     lr: float = Field(default=3e-3, gt=0, description="AdamW learning rate (cosine-decayed to 10% in fit).")
     weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay (not on codebooks).")
@@ -280,17 +280,22 @@ class RQVAE(nn.Module):
         self._seen = 0
 
     @torch.no_grad()
-    def _reset_dead(self, z: torch.Tensor) -> int:
+    def _reset_dead(self, z: torch.Tensor, *, count_now: bool = False) -> int:
         """Re-seed codes unused since the last reset at the worst-fitted residuals of ``z`` ``(N, d)``.
 
         Levels are processed in order and assignments recomputed, so each re-seeded codeword is exactly some
-        vector's residual. Returns the number of codes re-seeded."""
+        vector's residual. ``count_now``: usage is counted on ``z`` itself, level by level after the upstream
+        re-seeding (then every code of the unbalanced levels ends up used by ``z``). Returns the number of
+        codes re-seeded."""
         cfg = self.config
         n_reset = 0
         residual = z.clone()
         for level in range(cfg.levels):
-            dead = torch.nonzero(self.usage[level] == 0).flatten()
             book = self.codebooks[level]
+            if count_now:
+                code = self._assign(residual, level, batch_balance=False)
+                self.usage[level] = torch.bincount(code, minlength=cfg.codebook_size).to(self.usage.dtype)
+            dead = torch.nonzero(self.usage[level] == 0).flatten()
             if dead.numel():
                 err = squared_distances(residual, book).min(dim=1).values  # (N,)
                 take = min(dead.numel(), residual.shape[0])
@@ -308,11 +313,7 @@ class RQVAE(nn.Module):
     @torch.no_grad()
     def _reset_unused(self, x: torch.Tensor) -> int:
         """Dead-code reset with usage counted by encoding all of ``x`` with the final networks."""
-        z = self.latent(x)
-        codes = self.encode(x)
-        for level in range(self.config.levels):
-            self.usage[level] = torch.bincount(codes[:, level], minlength=self.config.codebook_size).float()
-        return self._reset_dead(z)
+        return self._reset_dead(self.latent(x), count_now=True)
 
     @torch.no_grad()
     def reset_dead_codes(self, x: torch.Tensor) -> int:
