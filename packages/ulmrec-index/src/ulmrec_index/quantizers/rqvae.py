@@ -271,9 +271,12 @@ class RQVAE(nn.Module):
             counts = torch.bincount(code, minlength=cfg.codebook_size).float()
             self.ema_count[level].copy_(counts)
             self.ema_sum[level].copy_(cent * counts[:, None])
-            if self._balanced(level) and residual.shape[0] > 1:
+            if self._balanced(level) and residual.shape[0] > 1 and not self._in_fit:
+                # forward() before fit: price the first batch; fit() prices all data at its end (calibrate)
                 self.prices.copy_(balanced_prices(squared_distances(residual, cent), n_iter=20,
                                                   epsilon=cfg.sinkhorn_epsilon))
+            elif self._balanced(level):
+                self.prices.zero_()
             residual -= cent[code]
         self.initialized.fill_(True)
         self.usage.zero_()
@@ -331,7 +334,7 @@ class RQVAE(nn.Module):
         last = self.config.levels - 1
         residual = self._residual(self.latent(x), last)
         dist = squared_distances(residual, self.codebooks[last])
-        self.prices.copy_(balanced_prices(dist, epsilon=self.config.sinkhorn_epsilon, n_iter=50,
+        self.prices.copy_(balanced_prices(dist, epsilon=self.config.sinkhorn_epsilon, n_iter=20,
                                           init_prices=self.prices))
 
     def _residual(self, z: torch.Tensor, level: int, prefix: torch.Tensor | None = None) -> torch.Tensor:
@@ -351,7 +354,11 @@ class RQVAE(nn.Module):
         if self.encoder is None or self.input_dim != x.shape[1]:
             self.build(x.shape[1])
         self._gen.manual_seed(cfg.seed + 1)
-        self._init_codebooks(x, fit_standardizer=True)
+        self._in_fit = True
+        try:
+            self._init_codebooks(x, fit_standardizer=True)
+        finally:
+            self._in_fit = False
         nets = [p for name, p in self.named_parameters() if p.requires_grad and name != "codebooks"]
         groups: list[dict[str, Any]] = [{"params": nets}]
         if self.codebooks.requires_grad:  # codewords must keep up with a moving encoder: a larger step
