@@ -325,17 +325,21 @@ class RQVAE(nn.Module):
         return self._reset_dead(self.latent(x))
 
     @torch.no_grad()
-    def calibrate(self, x: torch.Tensor) -> None:
-        """Recompute the balanced last level's prices exactly on the population ``x`` ``(N, D)``."""
+    def calibrate(self, x: torch.Tensor) -> int:
+        """Settle the codebooks on the final population ``x`` ``(N, D)`` (e.g. after joint training): with
+        ``dead_code_reset``, codes ``x`` leaves unused are re-seeded level by level; then the balanced last
+        level's prices are recomputed exactly. Returns the number of codes re-seeded."""
         self._require_fitted()
         x = check_vectors(x, dim=self.input_dim)
+        n_reset = self._reset_unused(x) if self.config.dead_code_reset else 0
         if not self.config.balanced_last_level or x.shape[0] < 2:
-            return
+            return n_reset
         last = self.config.levels - 1
         residual = self._residual(self.latent(x), last)
         dist = squared_distances(residual, self.codebooks[last])
         self.prices.copy_(balanced_prices(dist, epsilon=self.config.sinkhorn_epsilon, n_iter=20,
                                           init_prices=self.prices))
+        return n_reset
 
     def _residual(self, z: torch.Tensor, level: int, prefix: torch.Tensor | None = None) -> torch.Tensor:
         """Residual at ``level``: after ``prefix`` codes, or after the greedy codes of levels ``< level``."""
@@ -397,13 +401,10 @@ class RQVAE(nn.Module):
         finally:
             self._in_fit = False
             self.eval()
-        if cfg.dead_code_reset:  # codes unused by the final encoder each get a vector (exact below L-1)
-            with torch.no_grad():
-                n_reset += self._reset_unused(x)
         self._window = n
         self._seen = 0
+        n_reset += self.calibrate(x)  # codes unused by the final encoder get a vector each; exact prices
         self.usage.zero_()
-        self.calibrate(x)
         with torch.no_grad():
             mse = float((self.decode(self.encode(x)) - x).pow(2).sum(1).mean())
         return FitReport(losses=losses, stats={"mse": mse, "dead_codes_reset": float(n_reset),
