@@ -32,4 +32,5 @@ def test_beauty_subset_beats_the_reference_on_coherence(beauty_dir: Path, tmp_pa
     assert ours is not None
     assert theirs is not None
     assert ours > theirs
-    assert min(level.used for level in report.ours.levels) >= 14
+    base_levels = report.ours.levels[:3]  # an extra disambiguation level, if any, comes after these
+    assert min(level.used for level in base_levels) >= 14

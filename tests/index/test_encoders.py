@@ -65,3 +65,13 @@ def test_cache_shards_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert vectors is not None
     assert vectors[:4, 0].tolist() == [0, 1, 2, 3]
     assert not list(tmp_path.rglob("*.pkl"))
+
+
+@pytest.mark.slow
+def test_multi_process_pool_matches_single_process(tmp_path: Path) -> None:
+    texts = [f"{t} #{i}" for i in range(8) for t in TEXTS[:2]]
+    single = TextEncoder(cache_dir=None).encode(texts)
+    pooled_encoder = TextEncoder(cache_dir=tmp_path, workers=2, batch_size=4)
+    pooled = pooled_encoder.encode(texts)
+    assert pooled_encoder.last_stats.n_encoded == len(texts)
+    np.testing.assert_allclose(pooled, single, atol=1e-5)

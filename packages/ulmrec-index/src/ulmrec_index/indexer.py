@@ -228,7 +228,10 @@ class UserIndexer:
         x = fusion.fuse_all(bank)
         calibrate = getattr(quantizer, "calibrate", None)
         if epochs and callable(calibrate):
-            calibrate(x)  # rqvae: exact last-level Sinkhorn prices on the final fused population
+            # rqvae (or any quantizer offering it) settles on the final fused population after joint training:
+            # codes left unused are re-seeded and the last level's Sinkhorn prices recomputed exactly.
+            with torch.no_grad():
+                calibrate(x)
         with torch.no_grad():
             raw = quantizer.encode(x)
         levels = raw.shape[1]
