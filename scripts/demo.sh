@@ -22,5 +22,5 @@ ulmrec index build --users "$RUN/users.jsonl" --out "$RUN/index" --levels 3 --co
 step "5/6 LRURec retriever + top-20 candidates"
 ulmrec retrieve train --data "$RUN/data" --out "$RUN/retrieve"
 step "6/6 metrics of the retriever's test candidates"
-ulmrec eval metrics "$RUN/retrieve/test_predictions.jsonl" --retrieved-n 20
+ulmrec eval metrics "$RUN/retrieve/candidates.jsonl" --split test --retrieved-n 20
 printf '\nDone: everything is under %s\n' "$RUN"

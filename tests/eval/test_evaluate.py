@@ -41,7 +41,7 @@ def test_scores_take_precedence_over_ranked() -> None:
     ({"user_id": 1, "target": 2, "candidates": [2, 3], "scores": [0.1]}, "2 candidates but 1 scores"),
     ({"user_id": 1, "target": 2, "candidates": [2, 3], "scores": [0.1, float("nan")]}, "is NaN"),
     ({"user_id": 1, "target": 2, "ranked": ["2", "3"]}, "other id types"),
-    ({"user_id": 1, "target": 2, "ranked": [2], "extra": 1}, "Extra inputs"),
+    ({"user_id": 1, "target": 2, "candidates": [2], "scroes": [1.0]}, "go together"),  # a typo is caught
     ({"user_id": 1, "target": 2, "ranked": [2], "schema_version": 99}, "newer"),
     ({"user_id": 1, "target": 2, "ranked": [2], "history_length": -1}, "greater than or equal"),
 ])
@@ -167,3 +167,35 @@ def test_empty_file(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "empty.jsonl", [""])
     with pytest.raises(InputError, match="empty"):
         load_predictions(path)
+
+
+# ------------------------------------------------------------------------------------------------ splits
+def _write_split_file(path: Path) -> None:
+    rows = [
+        {"user_id": 0, "split": "valid", "target": 5, "candidates": [5, 6], "scores": [0.9, 0.1],
+         "raw_user_id": "A1", "target_in_candidates": True},
+        {"user_id": 0, "split": "test", "target": 6, "candidates": [5, 6], "scores": [0.9, 0.1],
+         "raw_user_id": "A1", "target_in_candidates": True},
+        {"user_id": 1, "split": "test", "target": 7, "candidates": [5, 6], "scores": [0.9, 0.1],
+         "raw_user_id": "A2", "target_in_candidates": False},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_split_selects_records_and_extra_fields_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "candidates.jsonl"
+    _write_split_file(path)
+    test = load_predictions(path, split="test")
+    assert [(p.user_id, p.split) for p in test] == [(0, "test"), (1, "test")]
+    assert prediction_ranks(test).tolist() == [2, 0]
+    (report,) = evaluate(path, ks=(1, 2), split="valid").reports
+    assert report.metrics["recall@1"] == 1.0
+
+
+def test_mixed_splits_need_a_choice(tmp_path: Path) -> None:
+    path = tmp_path / "candidates.jsonl"
+    _write_split_file(path)
+    with pytest.raises(InputError, match=r"candidates.jsonl:2: split 'test' here but 'valid' on line 1"):
+        load_predictions(path)
+    with pytest.raises(InputError, match="no predictions of split 'train'"):
+        load_predictions(path, split="train")

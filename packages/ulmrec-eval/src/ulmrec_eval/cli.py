@@ -87,6 +87,10 @@ def metrics_command(
     buckets: Annotated[str, typer.Option(
         "--buckets", help="History-length bucket edges (used when predictions carry history_length).")
     ] = "5,10,20,50",
+    split: Annotated[str | None, typer.Option(
+        "--split", help="Evaluate only the records of this split (e.g. test); needed when a file holds "
+                        "several.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     out: Annotated[Path | None, typer.Option("--out", dir_okay=False,
                                              help="Also write the report JSON here (atomically).")] = None,
@@ -97,7 +101,7 @@ def metrics_command(
 
     ks = _int_list(k, "--k")
     edges = _int_list(buckets, "--buckets")
-    result = evaluate(predictions, ks=ks, retrieved_n=retrieved_n, bucket_edges=edges)
+    result = evaluate(predictions, ks=ks, retrieved_n=retrieved_n, bucket_edges=edges, split=split)
     text = result.model_dump_json(indent=2)
     if out is not None:
         atomic_write_text(out, text + "\n")
@@ -153,6 +157,8 @@ def compare_command(
     confidence: Annotated[float, typer.Option("--confidence", min=0.5, max=0.999,
                                               help="Level of the interval.")] = 0.95,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (results are reproducible).")] = 0,
+    split: Annotated[str | None, typer.Option(
+        "--split", help="Compare only the records of this split (e.g. test).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
     out: Annotated[Path | None, typer.Option("--out", dir_okay=False,
                                              help="Also write the JSON here (atomically).")] = None,
@@ -170,7 +176,8 @@ def compare_command(
             raise typer.BadParameter(str(exc), param_hint="--metric") from None
     if not keys:
         raise typer.BadParameter("give at least one metric, e.g. ndcg@10", param_hint="--metric")
-    report = compare_predictions(a, b, metrics=keys, n_resamples=resamples, confidence=confidence, seed=seed)
+    report = compare_predictions(a, b, metrics=keys, n_resamples=resamples, confidence=confidence, seed=seed,
+                                 split=split)
     text = report.model_dump_json(indent=2)
     if out is not None:
         atomic_write_text(out, text + "\n")

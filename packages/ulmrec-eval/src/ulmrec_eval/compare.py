@@ -157,8 +157,11 @@ def paired_comparison(a: npt.ArrayLike, b: npt.ArrayLike, *, metric: str = "metr
 def compare_predictions(a: str | Path | Sequence[RankedPrediction],
                         b: str | Path | Sequence[RankedPrediction], *,
                         metrics: Sequence[str] = ("ndcg@10",), n_resamples: int = DEFAULT_RESAMPLES,
-                        confidence: float = 0.95, seed: int = 0) -> ComparisonReport:
+                        confidence: float = 0.95, seed: int = 0,
+                        split: str | None = None) -> ComparisonReport:
     """Pair two prediction sets by ``user_id`` and compare them on each metric (``difference = B − A``).
+
+    ``split`` keeps only the records of that split (e.g. ``"test"``) on both sides.
 
     Both must cover exactly the same users; a target missing from a user's list counts as a miss (0).
     """
@@ -167,7 +170,8 @@ def compare_predictions(a: str | Path | Sequence[RankedPrediction],
 
     def load(obj: str | Path | Sequence[RankedPrediction]) -> tuple[str, Sequence[RankedPrediction]]:
         if isinstance(obj, (str, Path)):
-            return str(obj), load_predictions(obj)
+            return str(obj), load_predictions(obj, split=split)
+        obj = [p for p in obj if split is None or p.split == split]
         sources = {p.source for p in obj}
         return (next(iter(sources)) or "predictions") if len(sources) == 1 else "predictions", obj
 

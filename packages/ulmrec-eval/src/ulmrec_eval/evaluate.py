@@ -31,18 +31,32 @@ __all__ = [
 ]
 
 
-def load_predictions(path: str | Path) -> list[RankedPrediction]:
-    """Read a predictions JSON-lines file; a malformed line or a repeated ``user_id`` names file and line."""
+def load_predictions(path: str | Path, *, split: str | None = None) -> list[RankedPrediction]:
+    """Read a predictions JSON-lines file; a malformed line or a repeated ``user_id`` names file and line.
+
+    ``split`` keeps only the records of that split (e.g. ``"test"``). A file whose records belong to several
+    splits must be read with ``split`` given, so that validation and test are never mixed.
+    """
     predictions: list[RankedPrediction] = []
     seen: dict[ItemId, int] = {}
+    splits: dict[str | None, int] = {}
     for number, prediction in iter_jsonl_models(path, RankedPrediction):
+        splits.setdefault(prediction.split, number)
+        if split is None and len(splits) > 1:
+            first, other = list(splits)[:2]
+            raise InputError(f"split {other!r} here but {first!r} on line {splits[first]}: the file holds "
+                             f"several splits; choose one (--split)", path=path, line=number)
+        if split is not None and prediction.split != split:
+            continue
         if prediction.user_id in seen:
             raise InputError(f"user_id {prediction.user_id!r} repeats line {seen[prediction.user_id]}",
                              path=path, line=number)
         seen[prediction.user_id] = number
         predictions.append(prediction)
     if not predictions:
-        raise InputError("no predictions (the file is empty)", path=path)
+        found = ", ".join(sorted(str(s) for s in splits))
+        raise InputError("no predictions (the file is empty)" if split is None or not splits
+                         else f"no predictions of split {split!r} (the file has: {found})", path=path)
     return predictions
 
 
@@ -140,14 +154,17 @@ def evaluate_ranks(ranks: npt.ArrayLike, *, ks: Iterable[int] = DEFAULT_KS, retr
 
 def evaluate(predictions: Sequence[RankedPrediction] | str | Path, *, ks: Iterable[int] = DEFAULT_KS,
              retrieved_n: int | None = None,
-             bucket_edges: Sequence[int] = DEFAULT_BUCKET_EDGES) -> EvalResult:
-    """Evaluate predictions (or a predictions file): see :func:`evaluate_ranks` for the scopes."""
+             bucket_edges: Sequence[int] = DEFAULT_BUCKET_EDGES, split: str | None = None) -> EvalResult:
+    """Evaluate predictions (or a predictions file): see :func:`evaluate_ranks` for the scopes.
+
+    ``split`` selects one split's records (see :func:`load_predictions`).
+    """
     path: str | None = None
     if isinstance(predictions, (str, Path)):
         path = str(predictions)
-        preds: Sequence[RankedPrediction] = load_predictions(predictions)
+        preds: Sequence[RankedPrediction] = load_predictions(predictions, split=split)
     else:
-        preds = predictions
+        preds = [p for p in predictions if split is None or p.split == split]
     if not preds:
         raise ValueError("no predictions")
     ranks = prediction_ranks(preds)

@@ -26,10 +26,11 @@ class RankedPrediction(BaseModel):
 
     When ``scores`` are given the target's rank is computed from them with ties resolved pessimistically
     (``rank = #{candidates scoring ≥ the target}``); otherwise it is the target's 1-based position in
-    ``ranked``. A target absent from the list or the candidates is a miss.
+    ``ranked``. A target absent from the list or the candidates is a miss. Unknown fields are ignored, so
+    files written by other stages (the retriever's ``candidates.jsonl`` carries ``raw_user_id``) read as is.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     schema_version: int = Field(default=SCHEMA_VERSION, description="Version of this record's schema.")
     user_id: ItemId = Field(description="The user's id (raw or dense; only used to pair systems).")
@@ -41,6 +42,9 @@ class RankedPrediction(BaseModel):
     source: str | None = Field(default=None, description="The system that produced it, e.g. 'lrurec'.")
     history_length: int | None = Field(default=None, ge=0,
                                        description="Items in the user's history (for sparsity buckets).")
+    split: str | None = Field(default=None,
+                              description="Evaluation split, e.g. 'valid' or 'test'; a file holding several "
+                                          "is read one split at a time.")
 
     @model_validator(mode="after")
     def _check(self) -> RankedPrediction:
