@@ -52,7 +52,8 @@ def test_package_command_and_umbrella_sub_command_are_the_same(
 
 def test_known_error_is_one_line_and_debug_shows_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "predictions.jsonl"
-    bad.write_text('{"user_id": 1, "target": 3, "ranked": [3, 4]}\n{"user_id": 2, "target": \n', encoding="utf-8")
+    bad.write_text('{"user_id": 1, "target": 3, "ranked": [3, 4]}\n{"user_id": 2, "target": \n',
+                   encoding="utf-8")
     result = _run("ulmrec", "eval", "metrics", str(bad))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

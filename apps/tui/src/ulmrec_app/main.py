@@ -1,7 +1,7 @@
 """The ``ulmrec`` command: one Typer app whose sub-commands come from the entry-point group ``ulmrec.cli``.
 
-Each package registers its own sub-app (``eval``, ``index``, ``data``, ``retrieve`` ...), so ``ulmrec eval …`` and
-``ulmrec-eval …`` run the same code. Sub-app modules import nothing heavy at module level, which keeps
+Each package registers its own sub-app (``eval``, ``index``, ``data``, ``retrieve`` ...), so ``ulmrec eval …``
+and ``ulmrec-eval …`` run the same code. Sub-app modules import nothing heavy at module level, which keeps
 ``ulmrec --help`` well under a second.
 """
 
