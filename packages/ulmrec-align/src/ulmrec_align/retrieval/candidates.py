@@ -8,7 +8,6 @@ never a candidate: when fewer than ``pool_size`` items are unmasked the list is 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.retrieval.base import Retriever
 from ulmrec_align.retrieval.config import CandidateConfig
 from ulmrec_align.retrieval.data import EvalInputs, history_mask_indices
-from ulmrec_eval.io import atomic_path
+from ulmrec_eval.io import atomic_write_jsonl
 from ulmrec_eval.metrics import compute_metrics, target_ranks
 
 #: Candidate slot left empty because fewer than ``pool_size`` items are unmasked (dropped from the output).
@@ -124,11 +123,5 @@ def write_candidates(path: str | Path, results: list[SplitResult], dataset: Prep
     """Write ``candidates.jsonl`` atomically: per user ``user_id`` (dense), ``raw_user_id``, ``split``
     (valid/test), ``candidates`` (dense item ids), ``scores``, ``target``, ``target_in_candidates`` and
     ``history_length`` (length of the input history). Returns the number of rows."""
-    count = 0
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
-        for result in results:
-            for row in candidate_rows(result, dataset, config):
-                handle.write(json.dumps(row, separators=(",", ":")))
-                handle.write("\n")
-                count += 1
-    return count
+    return atomic_write_jsonl(path, (row for result in results
+                                     for row in candidate_rows(result, dataset, config)))
