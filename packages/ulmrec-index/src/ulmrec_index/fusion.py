@@ -158,12 +158,6 @@ class UserFusion(nn.Module):
             ]
         return torch.cat(parts) if parts else torch.zeros(0, self.text_dim)
 
-    def fuse_unknown(self, bank: TextBank) -> torch.Tensor:
-        """Fused vectors for users the module has no ID embedding for: the text part only (``null`` if
-        none)."""
-        with torch.no_grad():
-            return self.pooled_text_only(bank)
-
     def pooled_text_only(self, bank: TextBank) -> torch.Tensor:
         """Plain mean text (``null`` where empty): what a user with no learned ID gets."""
         means = bank.means()
