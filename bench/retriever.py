@@ -17,7 +17,6 @@ Goal: every ratio >= 1, Recall@20 >= 0.128, within 20 minutes of training on thi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -78,6 +77,7 @@ def main() -> None:
 
     from ulmrec_align.retrieval.api import train_retriever
     from ulmrec_align.retrieval.config import LRURecConfig, RetrieverConfig, TrainConfig
+    from ulmrec_eval.io import atomic_write_json
 
     torch.set_num_threads(args.threads)
     started = time.monotonic()
@@ -128,7 +128,7 @@ def main() -> None:
     summary = {"test": test, "valid": valid, "comparison": rows, "training": training,
                "load_average_before": load_before, "load_average_after": load_after,
                "threads": torch.get_num_threads(), "config": config.model_dump(mode="json")}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(args.out / "summary.json", summary)
     print(f"\nwrote {args.out / 'summary.json'} and the run folder {run_dir}")
 
 
