@@ -96,14 +96,11 @@ def target_ranks(scores: npt.ArrayLike, targets: npt.ArrayLike, *,
     if not (np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.integer)
             or s.dtype == np.bool_):
         raise ValueError(f"scores must be numeric, got dtype {s.dtype}")
-    check_nan = np.issubdtype(s.dtype, np.floating)
     rows = max(1, int(chunk_cells) // n_items)
     for start in range(0, n_users, rows):
         stop = min(start + rows, n_users)
         block = s[start:stop]                                            # (B, N)
-        if check_nan and np.isnan(block).any():
-            bad = start + int(np.flatnonzero(np.isnan(block).any(axis=1))[0])
-            raise ValueError(f"NaN score for user row {bad}: scores must not contain NaN")
+        _reject_nan(block, start)
         own = block[np.arange(stop - start), t[start:stop]][:, None]     # (B, 1)
         out[start:stop] = np.count_nonzero(block >= own, axis=1)
     return out
