@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ulmrec_eval.errors import InputError
 from ulmrec_index import IndexerConfig, UserIndexer, UserText, load_index, parse_code
 from ulmrec_index.artifact import FUSION_FILE, INDEX_FILE, QUANTIZER_FILE, REPORT_FILE, TEXTS_FILE
 
@@ -174,3 +175,12 @@ def test_fewer_users_than_codes(cache_dir: Path) -> None:
     assert len({tuple(c) for c in indexer.codes.values()}) == 5
     assert indexer.report is not None
     assert all(level.used <= 5 for level in indexer.report.ours.levels)
+
+
+def test_load_index_names_the_file_of_a_corrupt_artifact(tmp_path: Path) -> None:
+    (tmp_path / INDEX_FILE).write_text('{"schema_version": 1,\n  "codes": }\n', encoding="utf-8")
+    with pytest.raises(InputError, match=rf"{INDEX_FILE}:2: malformed JSON"):
+        load_index(tmp_path)
+    (tmp_path / INDEX_FILE).write_text('{"schema_version": 1, "codes": {}}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=rf"{INDEX_FILE}: invalid IndexArtifact: "):
+        load_index(tmp_path)

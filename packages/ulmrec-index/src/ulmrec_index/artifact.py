@@ -11,14 +11,18 @@ Folder layout (each file written atomically; ``index.json`` last, so its presenc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ulmrec_eval.errors import InputError
 from ulmrec_index.codes import format_code
+from ulmrec_index.report import IndexReport
+
+M = TypeVar("M", bound=BaseModel)
 
 SCHEMA_VERSION = 1
 INDEX_FILE = "index.json"
@@ -108,6 +112,26 @@ class IndexArtifact(BaseModel):
         return [uid for uid, code in self.codes.items() if code[:n] == want]
 
 
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; malformed content raises :class:`InputError` naming the file (and line)."""
+    file = Path(path)
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 (byte {exc.start})", path=file) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON ({exc.msg})", path=file, line=exc.lineno) from None
+
+
+def _validate(model: type[M], raw: Any, file: Path) -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "<record>"
+        raise InputError(f"invalid {model.__name__}: {field}: {first['msg']}", path=file) from None
+
+
 def load_index(path: str | Path) -> IndexArtifact:
     """Read an index folder (or its ``index.json``); a missing file or another schema version is an error."""
     file = Path(path)
@@ -115,13 +139,18 @@ def load_index(path: str | Path) -> IndexArtifact:
         file = file / INDEX_FILE
     if not file.is_file():
         raise FileNotFoundError(f"no index at {path} ({INDEX_FILE} missing; was the build interrupted?)")
-    text = file.read_text(encoding="utf-8")
-    import json
-
-    raw = json.loads(text)
+    raw = read_json(file)
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version != SCHEMA_VERSION:
         raise InputError(
             f"index schema_version {version!r} is not supported (expected {SCHEMA_VERSION})", path=file
         )
-    return IndexArtifact.model_validate(raw)
+    return _validate(IndexArtifact, raw, file)
+
+
+def load_report(folder: str | Path) -> IndexReport | None:
+    """The folder's ``report.json`` as an :class:`IndexReport`, or None when the file is absent."""
+    file = Path(folder) / REPORT_FILE
+    if not file.is_file():
+        return None
+    return _validate(IndexReport, read_json(file), file)

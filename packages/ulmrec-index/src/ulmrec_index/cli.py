@@ -146,14 +146,13 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
 ) -> None:
     """Show an index's report (codes used, perplexity, collisions, coherence, reference figures)."""
-    from ulmrec_index.artifact import REPORT_FILE, load_index
-    from ulmrec_index.report import IndexReport, render_report
+    from ulmrec_index.artifact import REPORT_FILE, load_index, load_report
+    from ulmrec_index.report import render_report
 
     artifact = load_index(folder)
-    report_path = Path(folder) / REPORT_FILE
-    if not report_path.is_file():
-        raise FileNotFoundError(f"{report_path} is missing")
-    report = IndexReport.model_validate_json(report_path.read_text(encoding="utf-8"))
+    report = load_report(folder)
+    if report is None:
+        raise FileNotFoundError(f"{Path(folder) / REPORT_FILE} is missing")
     if as_json:
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
         return

@@ -19,7 +19,6 @@ level are used, and every user still gets a distinct code.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,6 +44,8 @@ from ulmrec_index.artifact import (
     FusionInfo,
     IndexArtifact,
     load_index,
+    load_report,
+    read_json,
 )
 from ulmrec_index.codes import default_token_format, validate_token_format
 from ulmrec_index.encoders import TextEncoder
@@ -487,19 +488,14 @@ class UserIndexer:
         fusion.load_state_dict(load_file(str(path / FUSION_FILE)))
         fusion.eval()
         indexer.quantizer, indexer.fusion, indexer.artifact = quantizer, fusion, artifact
-        report_path = path / REPORT_FILE
-        if report_path.is_file():
-            indexer.report = IndexReport.model_validate_json(report_path.read_text(encoding="utf-8"))
+        indexer.report = load_report(path)
         return indexer
 
 
 def read_reference(path: str | Path) -> dict[str, Any]:
     """Read a reference index JSON (``{"levels", "codebook_size", "codes": {user_id: [int, …]}}``)."""
     file = Path(path)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"reference index is not valid JSON ({exc})", path=file) from None
+    data = read_json(file)
     codes = data.get("codes") if isinstance(data, dict) else None
     if not isinstance(codes, dict) or not codes:
         raise InputError("reference index needs a non-empty 'codes' object {user_id: [int, ...]}", path=file)
