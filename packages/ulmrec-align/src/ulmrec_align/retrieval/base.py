@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ulmrec_align.retrieval.config import LRURecConfig, SASRecConfig
-from ulmrec_align.retrieval.data import pack_histories
+from ulmrec_align.retrieval.data import left_pad, pack_histories
 from ulmrec_align.retrieval.lru import LRURec
 from ulmrec_align.retrieval.sasrec import SASRec
 
@@ -42,20 +42,18 @@ class SequenceRetriever:
     @torch.no_grad()
     def score_histories(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
         """Each history becomes ``[0] + last max_len items`` (tokens = id + 1); all are packed in one row."""
-        packed = pack_histories(histories, self.config.max_len)
         was_training = self.model.training
         self.model.eval()
         try:
             if isinstance(self.model, SASRec):
-                # attention is quadratic in the row length: score SASRec users as left-padded rows instead
-                width = self.config.max_len + 1
-                tokens = torch.zeros(len(histories), width, dtype=torch.int64)
-                for row, h in enumerate(histories):
-                    tail = list(h)[-self.config.max_len:]
-                    if tail:
-                        tokens[row, width - len(tail):] = torch.tensor(tail) + 1
-                scores = self.model.last_scores(tokens.to(self.device))
+                # attention is quadratic in the row length: score SASRec users as left-padded rows instead,
+                # [0] + the last max_len tokens (left-padded with 0)
+                padded = left_pad(histories, self.config.max_len)
+                tokens = np.concatenate([np.zeros((len(histories), 1), dtype=np.int64), padded], axis=1)
+                scores = self.model.last_scores(torch.from_numpy(tokens).to(self.device))
             else:
+                packed = pack_histories(histories, self.config.max_len)
+
                 def put(array: np.ndarray) -> torch.Tensor:
                     return torch.from_numpy(array).to(self.device)
 
