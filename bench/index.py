@@ -18,7 +18,6 @@ inflated by other load. A JSON summary goes to runs/bench/index-<quantizer>-<fus
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -100,23 +99,22 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    import typer
     from rich.console import Console
     from rich.table import Table
 
+    from ulmrec_eval.io import atomic_write_json
+    from ulmrec_index.cli import parse_settings
     from ulmrec_index.encoders import TextEncoder
     from ulmrec_index.indexer import IndexerConfig, UserIndexer, read_reference
     from ulmrec_index.quantizers.registry import parse_quantizer_config
     from ulmrec_index.report import render_report
 
-    def kv(items: list[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for item in items:
-            key, _, value = item.partition("=")
-            try:
-                out[key] = json.loads(value)
-            except json.JSONDecodeError:
-                out[key] = value
-        return out
+    def kv(items: list[str], option: str) -> dict[str, Any]:
+        try:
+            return parse_settings(items, option)
+        except typer.BadParameter as exc:
+            parser.error(exc.format_message())
 
     users = read_beauty_users(DATA / "beauty.user")
     reference = read_reference(DATA / "reference_user_index.json")
@@ -136,13 +134,17 @@ def main() -> None:
     )
 
     qconfig = parse_quantizer_config(
-        {"kind": args.quantizer, **kv(args.set)},
+        {"kind": args.quantizer, **kv(args.set, "--set")},
         levels=args.levels,
         codebook_size=args.codebook_size,
         seed=args.seed,
     )
     config = IndexerConfig(
-        quantizer=qconfig, fusion=args.fusion, seed=args.seed, cache_dir=cache_dir, **kv(args.config)
+        quantizer=qconfig,
+        fusion=args.fusion,
+        seed=args.seed,
+        cache_dir=cache_dir,
+        **kv(args.config, "--config"),
     )
     t, cpu = time.perf_counter(), time.process_time()
     indexer = UserIndexer(config).fit(users, reference=reference)
@@ -257,8 +259,7 @@ def main() -> None:
         table.add_row(name, ours, goal, "yes" if met else "NO")
     console.print(table)
     out = REPO / "runs" / "bench" / f"index-{args.quantizer}-{args.fusion}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(out, summary)
     console.print(f"summary: {out}")
     if tmp:
         tmp.cleanup()

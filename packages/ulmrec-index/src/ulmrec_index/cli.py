@@ -52,13 +52,13 @@ def _setup_logging() -> None:
     )
 
 
-def _parse_settings(settings: list[str]) -> dict[str, object]:
-    """``["epochs=5", "name=x"]`` -> ``{"epochs": 5, "name": "x"}``."""
+def parse_settings(settings: list[str], param_hint: str = "--set") -> dict[str, object]:
+    """``["epochs=5", "name=x"]`` -> ``{"epochs": 5, "name": "x"}`` (VALUE parsed as JSON when it can be)."""
     out: dict[str, object] = {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=param_hint)
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -117,7 +117,7 @@ def build(
         overrides["id_weight"] = id_weight
     config = IndexerConfig(
         quantizer=parse_quantizer_config(
-            {"kind": quantizer, **_parse_settings(settings)},
+            {"kind": quantizer, **parse_settings(settings)},
             levels=levels,
             codebook_size=codebook_size,
             seed=seed,
