@@ -57,6 +57,14 @@ def check_codes(codes: object, *, levels: int | None, codebook_size: int, what: 
     return codes.contiguous()
 
 
+def check_prefix(prefix: object, *, n: int, level: int, codebook_size: int) -> torch.Tensor:
+    """Return ``prefix`` as an int64 ``(n, >=level)`` tensor: the codes of the levels before ``level``."""
+    prefix = check_codes(prefix, levels=None, codebook_size=codebook_size, what="prefix")
+    if prefix.shape[0] != n or prefix.shape[1] < level:
+        raise QuantizerError(f"prefix must have shape ({n}, >={level}), got {tuple(prefix.shape)}")
+    return prefix
+
+
 def check_level(level: int, levels: int) -> None:
     """Raise unless ``0 <= level < levels``."""
     if not 0 <= level < levels:

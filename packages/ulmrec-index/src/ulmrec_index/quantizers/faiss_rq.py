@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from ulmrec_index.quantizers._checks import check_codes, check_level, check_vectors
+from ulmrec_index.quantizers._checks import check_codes, check_level, check_prefix, check_vectors
 from ulmrec_index.quantizers.base import FitReport, QuantizerConfig
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
 from ulmrec_index.quantizers.registry import QuantizerSpec, register_quantizer
@@ -143,10 +143,7 @@ class FaissRQ:
         _, books = self._fitted()
         check_level(level, self.config.levels)
         x = check_vectors(x, dim=books.shape[2])
-        prefix = check_codes(prefix, levels=None, codebook_size=self.config.codebook_size, what="prefix")
-        if prefix.shape[0] != x.shape[0] or prefix.shape[1] < level:
-            got = tuple(prefix.shape)
-            raise QuantizerError(f"prefix must have shape ({x.shape[0]}, >={level}), got {got}")
+        prefix = check_prefix(prefix, n=x.shape[0], level=level, codebook_size=self.config.codebook_size)
         return level_distances(x, books, level, prefix)
 
     def state_dict(self) -> dict[str, torch.Tensor]:

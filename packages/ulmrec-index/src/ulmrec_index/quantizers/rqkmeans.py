@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from ulmrec_index.quantizers._checks import check_codes, check_level, check_vectors
+from ulmrec_index.quantizers._checks import check_codes, check_level, check_prefix, check_vectors
 from ulmrec_index.quantizers.base import FitReport, QuantizerConfig
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
 from ulmrec_index.quantizers.kmeans import kmeans, squared_distances
@@ -114,7 +114,7 @@ class RQKMeans:
         books = self._fitted()
         check_level(level, self.config.levels)
         x = check_vectors(x, dim=books.shape[2])
-        prefix = _check_prefix(prefix, x.shape[0], level, self.config.codebook_size)
+        prefix = check_prefix(prefix, n=x.shape[0], level=level, codebook_size=self.config.codebook_size)
         return level_distances(x, books, level, prefix)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -137,13 +137,6 @@ class RQKMeans:
                                  f"{cfg.codebook_size}), got {tuple(prices.shape)}")
         self.codebooks = books.detach().to(torch.float32).clone()
         self.prices = prices.detach().to(torch.float32).clone()
-
-
-def _check_prefix(prefix: torch.Tensor, n: int, level: int, codebook_size: int) -> torch.Tensor:
-    prefix = check_codes(prefix, levels=None, codebook_size=codebook_size, what="prefix")
-    if prefix.shape[0] != n or prefix.shape[1] < level:
-        raise QuantizerError(f"prefix must have shape ({n}, >={level}), got {tuple(prefix.shape)}")
-    return prefix
 
 
 SPEC = QuantizerSpec("rqkmeans", RQKMeansConfig, RQKMeans.from_config)  # also the entry-point value

@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 from torch import nn
 from torch.nn import functional as F
 
-from ulmrec_index.quantizers._checks import check_codes, check_level, check_vectors
+from ulmrec_index.quantizers._checks import check_codes, check_level, check_prefix, check_vectors
 from ulmrec_index.quantizers.base import FitReport, QuantizerConfig, QuantizerOutput
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
 from ulmrec_index.quantizers.kmeans import cluster_sums, kmeans, nearest, squared_distances
@@ -439,10 +439,7 @@ class RQVAE(nn.Module):
         self._require_fitted()
         check_level(level, self.config.levels)
         x = check_vectors(x, dim=self.input_dim)
-        prefix = check_codes(prefix, levels=None, codebook_size=self.config.codebook_size, what="prefix")
-        if prefix.shape[0] != x.shape[0] or prefix.shape[1] < level:
-            got = tuple(prefix.shape)
-            raise QuantizerError(f"prefix must have shape ({x.shape[0]}, >={level}), got {got}")
+        prefix = check_prefix(prefix, n=x.shape[0], level=level, codebook_size=self.config.codebook_size)
         residual = self._residual(self.latent(x), level, prefix)
         return squared_distances(residual, self.codebooks[level].detach())
 
