@@ -91,7 +91,24 @@ def iter_jsonl_models(path: str | Path, model: type[M]) -> Iterator[tuple[int, M
         try:
             yield number, model.model_validate(obj)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or "<record>"
-            message = f"invalid {model.__name__}: {field}: {first['msg']}"
-            raise InputError(message, path=path, line=number) from None
+            raise InputError(_invalid(model, exc), path=path, line=number) from None
+
+
+def _invalid(model: type[BaseModel], exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "<record>"
+    return f"invalid {model.__name__}: {field}: {first['msg']}"
+
+
+def read_json_model(path: str | Path, model: type[M]) -> M:
+    """Parse a JSON file into ``model``; bad JSON names the file and line, a bad field the file and field."""
+    file = Path(path)
+    text = file.read_text(encoding="utf-8")
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as bad:
+            raise InputError(f"malformed JSON ({bad.msg})", path=file, line=bad.lineno) from None
+        raise InputError(_invalid(model, exc), path=file) from None

@@ -9,7 +9,7 @@ from pathlib import Path
 from ulmrec_align.data.schema import ItemRecord, PreparedManifest, UserRecord, UserSequence
 from ulmrec_align.data.split import UserSplit, leave_one_out, split_sha256
 from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl, read_jsonl_models
+from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl, read_json_model, read_jsonl_models
 
 MANIFEST = "manifest.json"
 ITEMS = "items.jsonl"
@@ -95,7 +95,7 @@ class PreparedDataset:
         if not manifest_path.is_file():
             raise InputError("not a prepared dataset (no manifest.json); run `ulmrec data prepare` first",
                              path=folder)
-        manifest = PreparedManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+        manifest = read_json_model(manifest_path, PreparedManifest)
         dataset = cls(
             manifest=manifest,
             items=list(read_jsonl_models(folder / ITEMS, ItemRecord)),

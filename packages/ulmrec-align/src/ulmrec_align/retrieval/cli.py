@@ -39,9 +39,10 @@ def _load_config(path: Path | None) -> Any:
     if path is None:
         return RetrieverConfig()
     from ulmrec_align.retrieval.errors import RetrieverError
+    from ulmrec_eval.io import read_json_model
 
     try:
-        return RetrieverConfig.model_validate_json(path.read_text(encoding="utf-8"))
+        return read_json_model(path, RetrieverConfig)
     except FileNotFoundError:
         raise RetrieverError("config file not found", path=path) from None
 
