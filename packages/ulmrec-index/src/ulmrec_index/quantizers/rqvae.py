@@ -37,6 +37,7 @@ from ulmrec_index.quantizers.base import FitReport, QuantizerConfig, QuantizerOu
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
 from ulmrec_index.quantizers.kmeans import cluster_sums, kmeans, nearest, squared_distances
 from ulmrec_index.quantizers.registry import QuantizerSpec, register_quantizer
+from ulmrec_index.quantizers.residual import decode_sum
 from ulmrec_index.sinkhorn import balanced_prices, sinkhorn_potentials
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
@@ -427,11 +428,8 @@ class RQVAE(nn.Module):
         _, decoder = self._require_fitted()
         codes = check_codes(codes, levels=self.config.levels, codebook_size=self.config.codebook_size,
                             allow_prefix=True)
-        z_hat = torch.zeros(codes.shape[0], self.config.latent_dim)
-        for level in range(codes.shape[1]):
-            z_hat += self.codebooks[level].detach()[codes[:, level]]
         with torch.no_grad():
-            return decoder(z_hat) * self.x_scale + self.x_mean
+            return decoder(decode_sum(self.codebooks.detach(), codes)) * self.x_scale + self.x_mean
 
     @torch.no_grad()
     def code_distances(self, x: torch.Tensor, level: int, prefix: torch.Tensor) -> torch.Tensor:
