@@ -95,6 +95,11 @@ def bootstrap_interval(a: npt.ArrayLike, b: npt.ArrayLike, *, n_resamples: int =
     """
     d = _diffs(a, b)
     _check(n_resamples, confidence)
+    return _interval(d, n_resamples=n_resamples, confidence=confidence, seed=seed)
+
+
+def _interval(d: npt.NDArray[np.float64], *, n_resamples: int, confidence: float,
+              seed: int) -> tuple[float, float]:
     means = bootstrap_means(d, n_resamples=n_resamples, rng=np.random.default_rng(seed))
     tail = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(means, [tail, 1.0 - tail])
@@ -112,6 +117,10 @@ def randomisation_p_value(a: npt.ArrayLike, b: npt.ArrayLike, *, n_resamples: in
     """
     d = _diffs(a, b)
     _check(n_resamples)
+    return _p_value(d, n_resamples=n_resamples, seed=seed)
+
+
+def _p_value(d: npt.NDArray[np.float64], *, n_resamples: int, seed: int) -> float:
     rng = np.random.default_rng(seed)
     nonzero = d[d != 0.0]
     m = nonzero.size
@@ -144,8 +153,8 @@ def paired_comparison(a: npt.ArrayLike, b: npt.ArrayLike, *, metric: str = "metr
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
     mean_a, mean_b = float(x.mean()), float(y.mean())
-    lo, hi = bootstrap_interval(x, y, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    p = randomisation_p_value(x, y, n_resamples=n_resamples, seed=seed + 1)
+    lo, hi = _interval(d, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    p = _p_value(d, n_resamples=n_resamples, seed=seed + 1)
     diff = float(d.mean())
     return MetricComparison(
         metric=metric, n_users=int(d.size), mean_a=mean_a, mean_b=mean_b, difference=diff,
