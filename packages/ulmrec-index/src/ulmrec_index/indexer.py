@@ -143,9 +143,7 @@ class UserIndexer:
 
     def __init__(self, config: IndexerConfig | None = None, **overrides: Any) -> None:
         base = config or IndexerConfig()
-        self.config = base.model_copy(update=overrides) if overrides else base
-        if overrides:
-            self.config = IndexerConfig.model_validate(self.config.model_dump())
+        self.config = IndexerConfig.model_validate({**base.model_dump(), **overrides}) if overrides else base
         self.quantizer: Quantizer | None = None
         self.fusion: UserFusion | None = None
         self.artifact: IndexArtifact | None = None
