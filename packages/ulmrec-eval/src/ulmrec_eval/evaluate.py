@@ -16,7 +16,14 @@ import numpy.typing as npt
 
 from ulmrec_eval.errors import InputError
 from ulmrec_eval.io import iter_jsonl_models
-from ulmrec_eval.metrics import DEFAULT_KS, MISS, compute_metrics, ranks_from_candidates, ranks_from_lists
+from ulmrec_eval.metrics import (
+    DEFAULT_KS,
+    MISS,
+    compute_metrics,
+    normalise_ks,
+    ranks_from_candidates,
+    ranks_from_lists,
+)
 from ulmrec_eval.schemas import BucketReport, EvalResult, ItemId, MetricReport, RankedPrediction, Scope
 
 #: Default history-length bucket edges: ``<5``, ``5-9``, ``10-19``, ``20-49``, ``50+``.
@@ -116,9 +123,7 @@ def evaluate_ranks(ranks: npt.ArrayLike, *, ks: Iterable[int] = DEFAULT_KS, retr
     r = np.asarray(ranks, dtype=np.int64)
     if r.ndim != 1 or r.size == 0:
         raise ValueError(f"ranks must be a non-empty 1-D array, got shape {r.shape}")
-    kk = sorted({int(k) for k in ks})
-    if not kk or kk[0] < 1:
-        raise ValueError(f"cut-offs must be positive integers, got {kk}")
+    kk = list(normalise_ks(ks))
     lengths = None if history_lengths is None else np.asarray(history_lengths, dtype=np.int64)
     if lengths is not None and lengths.shape != r.shape:
         raise ValueError(f"history_lengths must have shape {r.shape}, got {lengths.shape}")

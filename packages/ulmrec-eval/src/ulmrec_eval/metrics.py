@@ -43,6 +43,7 @@ __all__ = [
     "mrr_at_k_per_user",
     "ndcg_at_k",
     "ndcg_at_k_per_user",
+    "normalise_ks",
     "parse_metric_key",
     "per_user_metric",
     "ranks_from_candidates",
@@ -331,10 +332,11 @@ def per_user_metric(ranks: npt.ArrayLike, key: str) -> npt.NDArray[np.float64]:
     return _PER_USER[name](ranks, k)
 
 
-def _normalise_ks(ks: Iterable[int]) -> tuple[int, ...]:
+def normalise_ks(ks: Iterable[int]) -> tuple[int, ...]:
+    """Distinct cut-offs in ascending order; raises ``ValueError`` unless there is one and all are >= 1."""
     out = tuple(sorted({int(k) for k in ks}))
     if not out or out[0] < 1:
-        raise ValueError(f"cut-offs must be positive integers, got {list(ks)}")
+        raise ValueError(f"cut-offs must be positive integers, got {list(out)}")
     return out
 
 
@@ -349,7 +351,7 @@ def compute_metrics(ranks: npt.ArrayLike, ks: Iterable[int] = DEFAULT_KS) -> dic
     r = _check_ranks(ranks, 1)
     if r.size == 0:
         raise ValueError("no users: metrics of an empty set are undefined")
-    kk = _normalise_ks(ks)
+    kk = normalise_ks(ks)
     n = r.size
     hit_any = r >= 1
     safe = np.where(hit_any, r, 1)
