@@ -238,13 +238,10 @@ class UserIndexer:
         timings["encode"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        from ulmrec_index.uniqueness import make_unique
+        from ulmrec_index.uniqueness import make_unique_for_quantizer
 
-        def last_level_distances(rows: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return quantizer.code_distances(x[rows], levels - 1, raw[rows, : levels - 1])
-
-        unique = make_unique(raw, distances_last_level=last_level_distances, codebook_size=k)
+        with torch.no_grad():
+            unique = make_unique_for_quantizer(quantizer, x, raw)
         final = unique.codes.to(torch.int64).cpu().numpy()
         timings["repair"] = time.perf_counter() - t
 
