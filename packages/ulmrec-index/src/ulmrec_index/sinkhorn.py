@@ -1,11 +1,11 @@
 """Entropic optimal transport (Sinkhorn–Knopp in the log domain) and balanced code assignment.
 
 For a cost ``C`` ``(N, K)`` the plan ``P`` minimises ``<P, C> - ε H(P)`` subject to ``P 1 = 1/N`` (rows) and
-``Pᵀ 1 = 1/K`` (columns). In log space, with potentials ``f`` ``(N,)`` and ``g`` ``(K,)``::
+``Pᵀ 1 = 1/K`` (columns). In log space, with potentials ``f`` ``(N,)`` and ``g`` ``(K,)`` (divided by ε)::
 
-    f_i = log(1/N) - logsumexp_k((g_k - C_ik) / ε)
-    g_k = log(1/K) - logsumexp_i((f_i - C_ik) / ε)
-    P_ik = exp((f_i + g_k - C_ik) / ε)
+    f_i = log(1/N) - logsumexp_k(g_k - C_ik / ε)
+    g_k = log(1/K) - logsumexp_i(f_i - C_ik / ε)
+    P_ik = exp(f_i + g_k - C_ik / ε)
 
 Working with potentials never exponentiates ``-C/ε`` directly, so a small ``ε`` cannot underflow to a zero
 plan. ``+inf`` costs forbid a pair (used to mask taken codes); NaN and ``-inf`` are rejected.
