@@ -91,10 +91,11 @@ def iter_jsonl_models(path: str | Path, model: type[M]) -> Iterator[tuple[int, M
         try:
             yield number, model.model_validate(obj)
         except ValidationError as exc:
-            raise InputError(_invalid(model, exc), path=path, line=number) from None
+            raise InputError(validation_message(model, exc), path=path, line=number) from None
 
 
-def _invalid(model: type[BaseModel], exc: ValidationError) -> str:
+def validation_message(model: type[BaseModel], exc: ValidationError) -> str:
+    """One line for a pydantic error: ``invalid <Model>: <field path>: <message>`` (the first error)."""
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "<record>"
     return f"invalid {model.__name__}: {field}: {first['msg']}"
@@ -111,4 +112,4 @@ def read_json_model(path: str | Path, model: type[M]) -> M:
             json.loads(text)
         except json.JSONDecodeError as bad:
             raise InputError(f"malformed JSON ({bad.msg})", path=file, line=bad.lineno) from None
-        raise InputError(_invalid(model, exc), path=file) from None
+        raise InputError(validation_message(model, exc), path=file) from None

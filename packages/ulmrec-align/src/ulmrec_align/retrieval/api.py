@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from ulmrec_align.data.prepared import PreparedDataset
@@ -32,7 +33,7 @@ from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_align.retrieval.lru import LRURec, count_parameters
 from ulmrec_align.retrieval.sasrec import SASRec
 from ulmrec_align.retrieval.trainer import Progress, Trainer
-from ulmrec_eval.io import atomic_path, atomic_write_json
+from ulmrec_eval.io import atomic_path, atomic_write_json, validation_message
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -142,8 +143,17 @@ def load_retriever(model_dir: str | Path, *, device: str = "cpu") -> tuple[Seque
     if saved.get("schema_version") != RETRIEVER_SCHEMA_VERSION or kind not in ("lrurec", "sasrec"):
         raise RetrieverError(f"unsupported retriever (kind {saved.get('kind')!r}, schema_version "
                              f"{saved.get('schema_version')!r})", path=config_path)
-    config = RetrieverConfig.model_validate(saved["config"])
-    model = build_model(int(saved["n_items"]), config)
+    try:
+        config = RetrieverConfig.model_validate(saved["config"])
+        n_items = int(saved["n_items"])
+    except KeyError as exc:
+        raise RetrieverError(f"missing field {exc}", path=config_path) from None
+    except ValidationError as exc:
+        raise RetrieverError(validation_message(RetrieverConfig, exc), path=config_path) from None
+    except (TypeError, ValueError):
+        raise RetrieverError(f"n_items must be an integer, got {saved['n_items']!r}",
+                             path=config_path) from None
+    model = build_model(n_items, config)
     model.load_state_dict(load_file(str(folder / MODEL_FILE)))
     model.to(device).eval()
     return SequenceRetriever(model=model, device=device), config, saved
