@@ -148,9 +148,9 @@ def balanced_prices(
     other vectors of its batch, and a single new vector is priced like the training population.
     ``init_prices`` ``(K,)`` warm-starts Sinkhorn from earlier prices.
     """
-    cost = _check_cost(distances)
-    _, scale = _normalise(cost)
+    cost, scale = _normalise(_check_cost(distances))
     init_g = None if init_prices is None else init_prices / (epsilon * scale)
-    _, _, g = sinkhorn_potentials(cost, epsilon=epsilon, n_iter=n_iter, tol=tol, init_g=init_g)
+    _, _, g = sinkhorn_potentials(cost, epsilon=epsilon, n_iter=n_iter, tol=tol, init_g=init_g,
+                                  normalize=False, validate=False)
     prices = g * (epsilon * scale)
     return (prices - prices.mean()).to(torch.float32)
