@@ -152,6 +152,16 @@ class RetrieverConfig(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     candidates: CandidateConfig = Field(default_factory=CandidateConfig)
 
+    @model_validator(mode="after")
+    def _best_metric_computed(self) -> RetrieverConfig:
+        # validation computes the metrics at candidates.metric_ks only: selecting on another K would fail
+        # with a KeyError after the first epoch
+        k = parse_metric_key(self.train.best_metric)[1]
+        if k not in self.candidates.metric_ks:
+            raise ValueError(f"train.best_metric {self.train.best_metric!r} needs K={k} among "
+                             f"candidates.metric_ks {list(self.candidates.metric_ks)}")
+        return self
+
     def training_hash(self) -> str:
         """sha256 of the fields that change the trained weights (a resumed run must match it)."""
         relevant = {
