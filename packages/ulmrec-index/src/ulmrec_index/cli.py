@@ -187,15 +187,13 @@ def lookup(
                 for text in texts:
                     typer.echo(f"  - {text}")
                 break
-    for depth in range(1, len(code)):
-        shared = artifact.sharing_prefix(code[:depth])
-        typer.echo(f"sharing first {depth} code(s): {len(shared) - 1} other user(s)")
-    deepest = next(
-        (code[:d] for d in range(len(code) - 1, 0, -1) if len(artifact.sharing_prefix(code[:d])) > 1), None
-    )
+    shared = {depth: artifact.sharing_prefix(code[:depth]) for depth in range(1, len(code))}
+    for depth, users_at in shared.items():
+        typer.echo(f"sharing first {depth} code(s): {len(users_at) - 1} other user(s)")
+    deepest = max((depth for depth, users_at in shared.items() if len(users_at) > 1), default=None)
     if deepest is not None and limit:
-        others = [u for u in artifact.sharing_prefix(deepest) if u != user_id][:limit]
-        typer.echo(f"users sharing {len(deepest)} code(s):")
+        others = [u for u in shared[deepest] if u != user_id][:limit]
+        typer.echo(f"users sharing {deepest} code(s):")
         for other in others:
             typer.echo(f"  {other}\t{artifact.token(other)}")
 
