@@ -14,15 +14,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ulmrec_eval.errors import InputError
+from ulmrec_eval.io import read_json_model, validation_message
 from ulmrec_index.codes import format_code
 from ulmrec_index.report import IndexReport
-
-M = TypeVar("M", bound=BaseModel)
 
 SCHEMA_VERSION = 1
 INDEX_FILE = "index.json"
@@ -123,15 +122,6 @@ def read_json(path: str | Path) -> Any:
         raise InputError(f"malformed JSON ({exc.msg})", path=file, line=exc.lineno) from None
 
 
-def _validate(model: type[M], raw: Any, file: Path) -> M:
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "<record>"
-        raise InputError(f"invalid {model.__name__}: {field}: {first['msg']}", path=file) from None
-
-
 def load_index(path: str | Path) -> IndexArtifact:
     """Read an index folder (or its ``index.json``); a missing file or another schema version is an error."""
     file = Path(path)
@@ -145,7 +135,10 @@ def load_index(path: str | Path) -> IndexArtifact:
         raise InputError(
             f"index schema_version {version!r} is not supported (expected {SCHEMA_VERSION})", path=file
         )
-    return _validate(IndexArtifact, raw, file)
+    try:
+        return IndexArtifact.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(validation_message(IndexArtifact, exc), path=file) from None
 
 
 def load_report(folder: str | Path) -> IndexReport | None:
@@ -153,4 +146,4 @@ def load_report(folder: str | Path) -> IndexReport | None:
     file = Path(folder) / REPORT_FILE
     if not file.is_file():
         return None
-    return _validate(IndexReport, read_json(file), file)
+    return read_json_model(file, IndexReport)

@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ulmrec_eval.errors import InputError
+from ulmrec_eval.io import validation_message
 
 
 class UserText(BaseModel):
@@ -54,11 +55,7 @@ def iter_user_texts(path: str | Path) -> Iterator[tuple[int, UserText]]:
             try:
                 yield number, UserText.model_validate(obj)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(part) for part in first["loc"]) or "<record>"
-                raise InputError(
-                    f"invalid UserText: {where}: {first['msg']}", path=file, line=number
-                ) from None
+                raise InputError(validation_message(UserText, exc), path=file, line=number) from None
 
 
 def read_user_texts(path: str | Path) -> list[UserText]:
