@@ -174,6 +174,14 @@ def test_cli_train_then_eval(tiny: PreparedDataset, tmp_path: Path) -> None:
         assert again[split]["metrics"] == pytest.approx(metrics[split]["metrics"])
     assert not (tmp_path / "ev" / "candidates.jsonl").exists()
 
+    result = runner.invoke(app, ["eval", "--data", str(data), "--model", str(out), "--out",
+                                 str(tmp_path / "ev3"), "--candidates", "--pool-size", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["pool_size"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "ev3" / "candidates.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * tiny.n_users
+    assert all(len(r["candidates"]) == 3 for r in rows)
+
 
 def test_cli_module_does_not_import_torch() -> None:
     code = "import sys, ulmrec_align.retrieval.cli; assert 'torch' not in sys.modules, 'torch imported'"

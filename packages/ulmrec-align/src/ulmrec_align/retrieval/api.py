@@ -208,9 +208,16 @@ def write_evaluation(dataset: PreparedDataset, retriever: SequenceRetriever, out
 
 def evaluate_retriever(dataset: PreparedDataset, model_dir: str | Path, *, out_dir: str | Path | None = None,
                        device: str = "cpu", candidates: bool = False,
-                       candidate_config: CandidateConfig | None = None) -> dict[str, Any]:
-    """Recompute metrics (and candidates) of a saved model into ``out_dir`` (default: the model's)."""
+                       candidate_config: CandidateConfig | None = None,
+                       pool_size: int | None = None) -> dict[str, Any]:
+    """Recompute metrics (and candidates) of a saved model into ``out_dir`` (default: the model's).
+
+    ``candidate_config`` defaults to the model's; ``pool_size`` overrides its pool size.
+    """
     retriever, config, saved = load_retriever(model_dir, device=device)
+    candidate_config = candidate_config or config.candidates
+    if pool_size is not None:
+        candidate_config = candidate_config.model_copy(update={"pool_size": pool_size})
     check_dataset(saved, dataset, Path(model_dir) / CONFIG_FILE)
     out = Path(out_dir) if out_dir is not None else Path(model_dir)
     training = None
@@ -220,7 +227,7 @@ def evaluate_retriever(dataset: PreparedDataset, model_dir: str | Path, *, out_d
             training = json.loads(previous.read_text(encoding="utf-8")).get("training")
         except json.JSONDecodeError:
             training = None
-    return write_evaluation(dataset, retriever, out, candidate_config or config.candidates,
+    return write_evaluation(dataset, retriever, out, candidate_config,
                             eval_batch_size=config.train.eval_batch_size, training=training,
                             candidates=candidates)
 

@@ -111,15 +111,11 @@ def evaluate(
     import json
 
     from ulmrec_align.data.prepared import PreparedDataset
-    from ulmrec_align.retrieval.api import evaluate_retriever, load_retriever
+    from ulmrec_align.retrieval.api import evaluate_retriever
 
     dataset = PreparedDataset.load(data)
-    candidate_config = None
-    if pool_size is not None:
-        _, config, _ = load_retriever(model, device=device)
-        candidate_config = config.candidates.model_copy(update={"pool_size": pool_size})
     metrics = evaluate_retriever(dataset, model, out_dir=out, device=device, candidates=candidates,
-                                 candidate_config=candidate_config)
+                                 pool_size=pool_size)
     if as_json:
         typer.echo(json.dumps({k: v for k, v in metrics.items() if k != "training"}, indent=2))
     else:
