@@ -315,11 +315,6 @@ class RQVAE(nn.Module):
         return n_reset
 
     @torch.no_grad()
-    def _reset_unused(self, x: torch.Tensor) -> int:
-        """Dead-code reset with usage counted by encoding all of ``x`` with the final networks."""
-        return self._reset_dead(self.latent(x), count_now=True)
-
-    @torch.no_grad()
     def reset_dead_codes(self, x: torch.Tensor) -> int:
         """Public form of the dead-code reset on raw inputs ``x`` ``(N, D)``; returns the codes re-seeded."""
         x = check_vectors(x, dim=self.input_dim)
@@ -332,7 +327,7 @@ class RQVAE(nn.Module):
         level's prices are recomputed exactly. Returns the number of codes re-seeded."""
         self._require_fitted()
         x = check_vectors(x, dim=self.input_dim)
-        n_reset = self._reset_unused(x) if self.config.dead_code_reset else 0
+        n_reset = self._reset_dead(self.latent(x), count_now=True) if self.config.dead_code_reset else 0
         if not self.config.balanced_last_level or x.shape[0] < 2:
             return n_reset
         last = self.config.levels - 1
