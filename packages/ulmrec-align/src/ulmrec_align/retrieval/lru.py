@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ulmrec_align.retrieval.config import LRURecConfig
+from ulmrec_align.retrieval.head import NextItemModel
 from ulmrec_align.retrieval.scan import lru_scan
 
 #: Parameter-name fragments excluded from weight decay (biases, LayerNorms and the recurrence ν, θ, γ).
@@ -99,7 +100,7 @@ class LRUBlock(nn.Module):
         return self.ffn(self.lru(x, mask, segments, max_span))
 
 
-class LRURec(nn.Module):
+class LRURec(NextItemModel):
     """The LRURec sequence model: ``tokens (B, L)`` → hidden states ``(B, L, d)`` → item scores ``(·, N)``."""
 
     def __init__(self, *, n_items: int, config: LRURecConfig) -> None:
@@ -140,30 +141,6 @@ class LRURec(nn.Module):
         for block in self.blocks:
             x = block(x, mask, segments, max_span)
         return x
-
-    def item_scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``hidden`` (..., d) → scores (..., N) = hidden · E[1:]ᵀ + bias (0-based item ids)."""
-        return hidden @ self.item_embedding.weight[1:].T + self.item_bias
-
-    def loss(self, tokens: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor | None = None, *,
-             label_smoothing: float = 0.0) -> torch.Tensor:
-        """Mean cross-entropy over all items at every labelled position.
-
-        ``tokens`` (B, L); ``labels`` (B, L) 0-based item ids, ``-1`` where nothing is predicted; ``segments``
-        as in :meth:`forward`. Only labelled positions are scored: the ``(M, N)`` logits cover ``M`` targets.
-        """
-        hidden = self(tokens, segments)
-        keep = labels >= 0
-        logits = self.item_scores(hidden[keep])                          # (M, N)
-        return F.cross_entropy(logits, labels[keep], label_smoothing=label_smoothing)
-
-    def last_scores(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Scores of the next item after each (left-padded) sequence: (B, L) → (B, N)."""
-        return self.item_scores(self(tokens)[:, -1])
-
-    def packed_scores(self, tokens: torch.Tensor, segments: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """Next-item scores of packed sequences: ``tokens``/``segments`` (1, T), ``last`` (U,) → (U, N)."""
-        return self.item_scores(self(tokens, segments)[0, last])
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:

@@ -9,13 +9,13 @@ full cross-entropy over all items.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ulmrec_align.retrieval.config import SASRecConfig
+from ulmrec_align.retrieval.head import NextItemModel
 
 
-class SASRec(nn.Module):
+class SASRec(NextItemModel):
     """``tokens (B, L)`` → hidden states ``(B, L, d)`` → item scores; pre-LayerNorm Transformer blocks."""
 
     def __init__(self, *, n_items: int, config: SASRecConfig) -> None:
@@ -66,22 +66,3 @@ class SASRec(nn.Module):
         mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, float("-inf"))
         mask = mask.repeat_interleave(self.config.num_heads, dim=0)                    # (B·heads, L, L)
         return self.final_layer_norm(self.encoder(x, mask=mask))
-
-    def item_scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``hidden`` (..., d) → scores (..., N)."""
-        return hidden @ self.item_embedding.weight[1:].T + self.item_bias
-
-    def loss(self, tokens: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor | None = None, *,
-             label_smoothing: float = 0.0) -> torch.Tensor:
-        """Mean cross-entropy over all items at every labelled position (``labels`` -1 = none)."""
-        hidden = self(tokens, segments)
-        keep = labels >= 0
-        return F.cross_entropy(self.item_scores(hidden[keep]), labels[keep], label_smoothing=label_smoothing)
-
-    def last_scores(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Scores of the next item after each (left-padded) sequence: (B, L) → (B, N)."""
-        return self.item_scores(self(tokens)[:, -1])
-
-    def packed_scores(self, tokens: torch.Tensor, segments: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """Next-item scores of packed sequences (``tokens``/``segments`` (1, T), ``last`` (U,)) → (U, N)."""
-        return self.item_scores(self(tokens, segments)[0, last])
