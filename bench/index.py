@@ -8,11 +8,10 @@ Reports, in one run:
 * our quantizer against faiss ResidualQuantizer on the same fused vectors: time ratio, reconstruction error,
   collisions before repair;
 * ours against the paper's reference index (reference_user_index.json): collisions (goal 0), minimum codes
-  used
-  per level (goal >= 250 of 256 on every level; theirs: 252 at level 1) and semantic coherence (goal: higher).
+  used per level (goal >= 250 of 256 on every level; theirs: 252 at level 1) and semantic coherence (goal:
+  higher).
 Embeddings are cached under .cache/ulmrec-index/embeddings (git-ignored). Timings on a shared 2-core machine
-are
-inflated by other load. A JSON summary goes to runs/bench/index-<quantizer>-<fusion>.json.
+are inflated by other load. A JSON summary goes to runs/bench/index-<quantizer>-<fusion>.json.
 """
 
 from __future__ import annotations
