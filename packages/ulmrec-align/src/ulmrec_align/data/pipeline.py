@@ -35,6 +35,7 @@ from ulmrec_align.data.schema import (
     UserRecord,
     UserSequence,
 )
+from ulmrec_align.data.split import leave_one_out
 from ulmrec_align.data.text import normalize_text
 from ulmrec_eval.errors import InputError
 
@@ -82,12 +83,12 @@ def _drop_repeats(interactions: list[RawInteraction], mode: str) -> list[RawInte
     return kept
 
 
-def _user_texts(history: list[RawInteraction], text_source: str, preference: str | None,
+def _user_texts(train: list[RawInteraction], text_source: str, preference: str | None,
                 config: PrepareConfig) -> list[str]:
+    """Texts of the user's *training* interactions only (``train``), or the preference sentence."""
     if text_source == "preference":
         texts = [preference] if preference else []
     elif text_source in ("reviews", "summaries"):
-        train = history[:-2]  # never the validation or test interaction's text
         texts = [x.review if text_source == "reviews" else x.summary for x in train]  # type: ignore[misc]
     else:
         texts = []
@@ -148,14 +149,17 @@ def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
     sequences: list[UserSequence] = []
     for dense, raw_id in enumerate(raw_users):
         history = sorted(by_user[raw_id], key=lambda x: (x.timestamp, item_id[x.item]))
+        dense_items = [item_id[x.item] for x in history]
+        n_train = len(leave_one_out(dense, dense_items).train)  # never the validation or test item's text
         sequences.append(UserSequence(
             user_id=dense,
-            items=[item_id[x.item] for x in history],
+            items=dense_items,
             timestamps=[x.timestamp for x in history],
             ratings=[float(x.rating) for x in history] if has_ratings else None,  # type: ignore[arg-type]
         ))
         users.append(UserRecord(user_id=dense, raw_id=raw_id,
-                                texts=_user_texts(history, text_source, raw.preferences.get(raw_id), config)))
+                                texts=_user_texts(history[:n_train], text_source,
+                                                  raw.preferences.get(raw_id), config)))
 
     manifest = PreparedManifest(
         name=name or raw.name,
