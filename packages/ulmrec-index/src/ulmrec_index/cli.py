@@ -9,10 +9,14 @@ import enum
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ulmrec_eval.cli_runner import run_app
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="index",
@@ -37,7 +41,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "ulmrec" / "embeddings"
 
 
-def _console() -> object:
+def _console() -> Console:
     from rich.console import Console
 
     return Console()
@@ -136,7 +140,7 @@ def build(
     folder = indexer.save(out)
     console = _console()
     assert indexer.report is not None
-    console.print(render_report(indexer.report))  # type: ignore[attr-defined]
+    console.print(render_report(indexer.report))
     typer.echo(f"wrote {folder} ({len(records)} users, {indexer.report.timings['total']:.1f}s)")
 
 
@@ -157,7 +161,7 @@ def inspect(
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
         return
     console = _console()
-    console.print(render_report(report))  # type: ignore[attr-defined]
+    console.print(render_report(report))
     typer.echo(
         f"{len(artifact.codes)} users, {artifact.levels} levels {artifact.codebook_sizes}, quantizer "
         f"{artifact.quantizer_kind}, fusion {artifact.fusion.effective}, encoder {artifact.encoder.name}, "
