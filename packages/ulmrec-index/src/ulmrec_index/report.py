@@ -80,7 +80,9 @@ class IndexReport(BaseModel):
     n_texts_encoded: int = Field(description="Texts the encoder ran on (the rest came from the cache).")
     fusion: str
     quantizer: str
-    ours: CodeStats = Field(description="Codes after repair (the base levels; the extra level is in repair).")
+    ours: CodeStats = Field(
+        description="Codes after repair; an extra disambiguation level, when used, follows the base levels."
+    )
     before_repair: CodeStats
     repair: Repair
     reconstruction_mse: float
