@@ -93,7 +93,10 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             raise RetrieverError(f"not a retriever checkpoint (format {metadata.get('format')!r})", path=file)
         for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
             tensors[key] = handle.get_tensor(key)
-    state = json.loads(metadata["state"])
+    try:
+        state = json.loads(metadata["state"])
+    except json.JSONDecodeError as exc:
+        raise RetrieverError(f"corrupt checkpoint state (malformed JSON: {exc.msg})", path=file) from None
     if state.get("schema_version") != CHECKPOINT_SCHEMA_VERSION:
         raise RetrieverError(f"checkpoint schema_version {state.get('schema_version')} is not "
                          f"{CHECKPOINT_SCHEMA_VERSION}", path=file)
