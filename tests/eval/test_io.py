@@ -34,3 +34,22 @@ def test_invalid_field_names_file_and_field(tmp_path: Path) -> None:
     path.write_text('{"name": "x", "epochs": "many"}\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"c\.json: invalid _Config: epochs: "):
         read_json_model(path, _Config)
+
+
+def test_iter_jsonl_names_the_line_that_is_not_utf8(tmp_path: Path) -> None:
+    from ulmrec_eval.io import iter_jsonl
+
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"a": 1}\n\n{"a": "caf\xe9"}\n')
+    rows = iter_jsonl(path)
+    assert next(rows) == (1, {"a": 1})
+    with pytest.raises(InputError, match=r"rows\.jsonl:3: not UTF-8 \(byte 0xe9 at column 11\)"):
+        next(rows)
+
+
+def test_iter_jsonl_skips_blank_lines_and_keeps_line_numbers(tmp_path: Path) -> None:
+    from ulmrec_eval.io import iter_jsonl
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": "é"}\n   \n{"a": 2}\n', encoding="utf-8")
+    assert list(iter_jsonl(path)) == [(1, {"a": "é"}), (3, {"a": 2})]

@@ -67,10 +67,18 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, object)`` per non-blank line; a malformed line raises :class:`InputError`."""
+    """Yield ``(line_number, object)`` per non-blank line.
+
+    A line that is not UTF-8 or not JSON raises :class:`InputError` naming the file and the line.
+    """
     file = Path(path)
-    with file.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with file.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})",
+                                 path=file, line=number) from None
             if not line.strip():
                 continue
             try:
