@@ -17,6 +17,14 @@ class NextItemModel(nn.Module):
     item_embedding: nn.Embedding
     item_bias: nn.Parameter
 
+    def __init__(self, *, n_items: int, hidden_size: int) -> None:
+        """Check ``n_items`` and create ``item_embedding`` ``(n_items + 1, hidden_size)`` (row 0: padding)."""
+        super().__init__()
+        if n_items < 1:
+            raise ValueError(f"n_items must be >= 1, got {n_items}")
+        self.n_items = n_items
+        self.item_embedding = nn.Embedding(n_items + 1, hidden_size)
+
     def item_scores(self, hidden: torch.Tensor) -> torch.Tensor:
         """``hidden`` (..., d) → scores (..., N) = hidden · E[1:]ᵀ + bias (0-based item ids)."""
         return hidden @ self.item_embedding.weight[1:].T + self.item_bias

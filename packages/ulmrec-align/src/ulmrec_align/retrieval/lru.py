@@ -104,13 +104,9 @@ class LRURec(NextItemModel):
     """The LRURec sequence model: ``tokens (B, L)`` → hidden states ``(B, L, d)`` → item scores ``(·, N)``."""
 
     def __init__(self, *, n_items: int, config: LRURecConfig) -> None:
-        super().__init__()
-        if n_items < 1:
-            raise ValueError(f"n_items must be >= 1, got {n_items}")
-        self.n_items = n_items
+        super().__init__(n_items=n_items, hidden_size=config.hidden_size)
         self.config = config
         d = config.hidden_size
-        self.item_embedding = nn.Embedding(n_items + 1, d)             # row 0: padding / empty context
         self.embedding_layer_norm = nn.LayerNorm(d)
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(LRUBlock(config) for _ in range(config.num_blocks))

@@ -19,13 +19,9 @@ class SASRec(NextItemModel):
     """``tokens (B, L)`` → hidden states ``(B, L, d)`` → item scores; pre-LayerNorm Transformer blocks."""
 
     def __init__(self, *, n_items: int, config: SASRecConfig) -> None:
-        super().__init__()
-        if n_items < 1:
-            raise ValueError(f"n_items must be >= 1, got {n_items}")
-        self.n_items = n_items
+        super().__init__(n_items=n_items, hidden_size=config.hidden_size)
         self.config = config
         d = config.hidden_size
-        self.item_embedding = nn.Embedding(n_items + 1, d)
         self.position_embedding = nn.Embedding(config.max_len + 1, d)
         self.embedding_dropout = nn.Dropout(config.dropout)
         layer = nn.TransformerEncoderLayer(d_model=d, nhead=config.num_heads, dim_feedforward=4 * d,
