@@ -5,6 +5,7 @@ Heavy modules (numpy, the metrics) are imported inside the commands so that ``ul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -76,6 +77,18 @@ def _print_result(result: EvalResult) -> None:
             console.print(buckets)
 
 
+def _emit(text: str, *, out: Path | None, as_json: bool, show: Callable[[], None]) -> None:
+    """Write the JSON ``text`` to ``out`` (atomically) if given; print it with ``--json``, else ``show()``."""
+    from ulmrec_eval.io import atomic_write_text
+
+    if out is not None:
+        atomic_write_text(out, text + "\n")
+    if as_json:
+        typer.echo(text)
+    else:
+        show()
+
+
 @app.command("metrics")
 def metrics_command(
     predictions: PredictionsArg,
@@ -97,18 +110,11 @@ def metrics_command(
 ) -> None:
     """Recall@K (= HitRate@K), MRR@K and NDCG@K of a predictions file."""
     from ulmrec_eval.evaluate import evaluate
-    from ulmrec_eval.io import atomic_write_text
 
     ks = _int_list(k, "--k")
     edges = _int_list(buckets, "--buckets")
     result = evaluate(predictions, ks=ks, retrieved_n=retrieved_n, bucket_edges=edges, split=split)
-    text = result.model_dump_json(indent=2)
-    if out is not None:
-        atomic_write_text(out, text + "\n")
-    if as_json:
-        typer.echo(text)
-    else:
-        _print_result(result)
+    _emit(result.model_dump_json(indent=2), out=out, as_json=as_json, show=lambda: _print_result(result))
 
 
 def _fmt_p(p: float, n_resamples: int) -> str:
@@ -165,7 +171,6 @@ def compare_command(
 ) -> None:
     """Paired comparison of B against A over the same users: difference, bootstrap CI and p-value."""
     from ulmrec_eval.compare import compare_predictions
-    from ulmrec_eval.io import atomic_write_text
     from ulmrec_eval.metrics import parse_metric_key
 
     keys = [part for part in metric.replace(" ", "").split(",") if part]
@@ -178,13 +183,7 @@ def compare_command(
         raise typer.BadParameter("give at least one metric, e.g. ndcg@10", param_hint="--metric")
     report = compare_predictions(a, b, metrics=keys, n_resamples=resamples, confidence=confidence, seed=seed,
                                  split=split)
-    text = report.model_dump_json(indent=2)
-    if out is not None:
-        atomic_write_text(out, text + "\n")
-    if as_json:
-        typer.echo(text)
-    else:
-        _print_comparison(report)
+    _emit(report.model_dump_json(indent=2), out=out, as_json=as_json, show=lambda: _print_comparison(report))
 
 
 @app.command("version")
