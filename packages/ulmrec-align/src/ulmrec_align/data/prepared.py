@@ -67,8 +67,10 @@ class PreparedDataset:
             raise InputError(f"{len(self.users)} users but {len(self.sequences)} sequences", path=where)
         for seq in self.sequences:
             n = len(seq.items)
-            if len(seq.timestamps) != n or (seq.ratings is not None and len(seq.ratings) != n):
-                raise InputError(f"user {seq.user_id}: items/timestamps/ratings lengths differ", path=where)
+            per_item = (seq.timestamps, seq.ratings, seq.reviews, seq.summaries)
+            if any(values is not None and len(values) != n for values in per_item):
+                raise InputError(f"user {seq.user_id}: items/timestamps/ratings/reviews/summaries lengths "
+                                 "differ", path=where)
             if seq.items and (min(seq.items) < 0 or max(seq.items) >= self.n_items):
                 raise InputError(f"user {seq.user_id}: item id out of range [0, {self.n_items})", path=where)
 

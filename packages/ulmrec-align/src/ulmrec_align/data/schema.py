@@ -42,6 +42,9 @@ class UserRecord(BaseModel):
         description="Texts describing the user, in time order of the interactions they come from "
         "(training interactions only where they can be attributed; see PreparedManifest.text_source).",
     )
+    preference: str | None = Field(
+        default=None, description="A one-sentence preference summary where the source has one (RecBole "
+        "`preference` column); alignment tasks 2 and 3 use it.")
 
 
 class UserSequence(BaseModel):
@@ -55,6 +58,12 @@ class UserSequence(BaseModel):
     timestamps: list[float] = Field(description="One timestamp per item (the source's unit).")
     ratings: list[float] | None = Field(
         default=None, description="One rating per item where the source has them.")
+    reviews: list[str | None] | None = Field(
+        default=None, description="One review text per item (None where that interaction has none), where "
+        "the source has review texts; normalised like titles. Alignment task 6 writes intents from them.")
+    summaries: list[str | None] | None = Field(
+        default=None, description="One review summary per item (None where missing), where the source has "
+        "summaries.")
 
 
 class SourceFile(BaseModel):
