@@ -1,0 +1,177 @@
+"""The manifest of one pipeline stage: ``runs/<name>/<stage>/manifest.json``, one model for every stage.
+
+The runner writes it when a stage starts (``running``, with the pid of the stage's process group) and the
+stage's own wrapper process rewrites it when the stage ends, so the record survives the terminal that
+started the run. Readers (the runner's skip check, the TUI) use :meth:`StageManifest.effective_status`,
+which reports a ``running`` stage whose process is gone as ``failed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ulmrec_eval.io import atomic_write_text, read_json_model
+
+#: Version of :class:`StageManifest`; bump it on any incompatible change.
+MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+Status = Literal["pending", "running", "done", "failed", "stopped"]
+STATUSES: tuple[Status, ...] = ("pending", "running", "done", "failed", "stopped")
+#: Distributions whose versions every manifest records.
+TRACKED_PACKAGES = ("ulmrec", "ulmrec-eval", "ulmrec-index", "ulmrec-align", "torch", "transformers", "peft",
+                    "sentence-transformers", "numpy", "pydantic")
+
+
+class StageManifest(BaseModel):
+    """What a stage ran with and what it produced; a stage is skipped when config and inputs hash the same."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = Field(default=MANIFEST_SCHEMA_VERSION, description="Version of this schema.")
+    stage: str = Field(description="Stage name: data, users, index, retrieve, align, train, rank, eval.")
+    run: str = Field(default="", description="Run name (the folder under the runs directory).")
+    status: Status = Field(default="pending", description="pending, running, done, failed or stopped.")
+    config_hash: str = Field(default="", description="sha256 of the stage's settings (its options).")
+    input_hashes: dict[str, str] = Field(default_factory=dict,
+                                         description="sha256 per input: upstream outputs, files.")
+    output_hash: str | None = Field(default=None, description="sha256 over the stage's outputs, once done.")
+    commands: list[list[str]] = Field(default_factory=list, description="The `ulmrec …` argv lists it runs.")
+    outputs: list[str] = Field(default_factory=list, description="Output paths, relative to the stage.")
+    package_versions: dict[str, str] = Field(default_factory=dict, description="Installed distributions.")
+    host: str = Field(default="", description="Host name of the machine that ran it.")
+    device: str = Field(default="", description="Device, e.g. 'cpu' or 'cuda: NVIDIA H200'.")
+    pid: int | None = Field(default=None, description="Process (group leader) running the stage.")
+    pid_start: float | None = Field(default=None, description="Start time of `pid` (against pid reuse).")
+    started: float | None = Field(default=None, description="Unix time the stage started.")
+    finished: float | None = Field(default=None, description="Unix time the stage ended (any status).")
+    exit_code: int | None = Field(default=None, description="Exit status of the failing command, if any.")
+    resumed: bool = Field(default=False, description="Whether this attempt continued from a checkpoint.")
+    reused_from: str | None = Field(default=None, description="Stage folder of another run that it reuses.")
+    figures: dict[str, float | int | str] = Field(default_factory=dict,
+                                                  description="Key figures, e.g. {'test/ndcg@10': 0.31}.")
+    error: str | None = Field(default=None, description="One line saying why it failed.")
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds from start to end (to now while running)."""
+        if self.started is None:
+            return None
+        return (self.finished or time.time()) - self.started
+
+    def effective_status(self) -> Status:
+        """``status``, except that a ``running`` stage whose process no longer exists is ``failed``."""
+        if self.status == "running" and not process_alive(self.pid, self.pid_start):
+            return "failed"
+        return self.status
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``folder/manifest.json`` atomically; returns its path."""
+        path = Path(folder) / MANIFEST_NAME
+        atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> StageManifest:
+        """Read ``folder/manifest.json`` (errors name the file and the field)."""
+        return read_json_model(Path(folder) / MANIFEST_NAME, cls)
+
+    @classmethod
+    def load_or_none(cls, folder: str | Path) -> StageManifest | None:
+        """Like :meth:`load`, but None when the folder has no manifest."""
+        path = Path(folder) / MANIFEST_NAME
+        return cls.load(folder) if path.is_file() else None
+
+
+def process_start_time(pid: int) -> float | None:
+    """The start time of ``pid`` in clock ticks since boot (Linux ``/proc``), None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    try:
+        return float(fields[19])  # field 22 of stat: starttime
+    except (IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int | None, start: float | None = None) -> bool:
+    """Whether ``pid`` exists (and, when ``start`` is given and knowable, is the same process); a zombie is
+    not alive."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat[stat.rfind(")") + 2:].split()[0] == "Z":
+            return False
+    except OSError:
+        pass
+    if start is not None:
+        now = process_start_time(pid)
+        if now is not None and now != start:
+            return False
+    return True
+
+
+def sha256_json(obj: Any) -> str:
+    """sha256 of ``obj`` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_path(path: str | Path, *, skip: tuple[str, ...] = ()) -> str:
+    """sha256 over a file, or over a folder's files (relative names and contents, sorted; names in ``skip``
+    and hidden temporary files left out)."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    if root.is_file():
+        _update_file(digest, root)
+        return digest.hexdigest()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such file or folder")
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = file.relative_to(root).as_posix()
+        if file.name in skip or any(part.startswith(".") and part.endswith(".tmp") for part in file.parts):
+            continue
+        digest.update(rel.encode("utf-8") + b"\0")
+        _update_file(digest, file)
+    return digest.hexdigest()
+
+
+def _update_file(digest: Any, file: Path) -> None:
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+
+
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (those not installed are left out)."""
+    found: dict[str, str] = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def host_name() -> str:
+    """This machine's host name."""
+    return socket.gethostname() or platform.node()
