@@ -159,8 +159,8 @@ def test_umbrella_command_mounts_eval(predictions: Path) -> None:
 
 
 def test_import_never_loads_torch() -> None:
-    code = ("import sys, ulmrec_eval, ulmrec_eval.cli, ulmrec_eval.metrics, ulmrec_eval.evaluate, "
-            "ulmrec_eval.compare, ulmrec_eval.schemas\n"
+    code = ("import sys, ulmrec_eval, ulmrec_eval.cli, ulmrec_eval.metrics, ulmrec_eval.evaluation, "
+            "ulmrec_eval.writer, ulmrec_eval.arrays, ulmrec_eval.compare, ulmrec_eval.schemas\n"
             "from ulmrec_eval import compute_metrics, target_ranks\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["ulmrec_eval.metrics", "ulmrec_eval.evaluate", "ulmrec_eval.compare"]
+MODULES = ["ulmrec_eval.metrics", "ulmrec_eval.evaluation", "ulmrec_eval.compare", "ulmrec_eval.writer"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from ulmrec_eval.errors import InputError
-from ulmrec_eval.evaluate import evaluate, evaluate_ranks, load_predictions, prediction_ranks
+from ulmrec_eval.evaluation import evaluate, evaluate_ranks, load_predictions, prediction_ranks
 from ulmrec_eval.schemas import SCHEMA_VERSION, EvalResult, MetricReport, RankedPrediction
 
 

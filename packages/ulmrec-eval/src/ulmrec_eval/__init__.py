@@ -5,6 +5,9 @@ The public API is re-exported lazily (numpy and pydantic load on first use, so `
     from ulmrec_eval import target_ranks, compute_metrics
     ranks = target_ranks(scores, targets)          # (U, N) scores, (U,) target columns -> (U,) ranks
     compute_metrics(ranks, ks=(1, 5, 10, 20))      # {"recall@1": ..., "mrr@5": ..., "ndcg@10": ...}
+
+Scores and ranks may be numpy arrays, torch tensors (any float dtype, bf16 included) or lists;
+``write_predictions`` turns another model's arrays into a predictions file for ``ulmrec eval``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "mrr_at_k_per_user": "ulmrec_eval.metrics",
     "ndcg_at_k_per_user": "ulmrec_eval.metrics",
     "compute_metrics": "ulmrec_eval.metrics",
+    "per_user_metric": "ulmrec_eval.metrics",
     # schemas
     "SCHEMA_VERSION": "ulmrec_eval.schemas",
     "RankedPrediction": "ulmrec_eval.schemas",
@@ -37,12 +41,16 @@ _EXPORTS: dict[str, str] = {
     "MetricComparison": "ulmrec_eval.schemas",
     "ComparisonReport": "ulmrec_eval.schemas",
     # evaluation and comparison
-    "evaluate": "ulmrec_eval.evaluate",
-    "evaluate_ranks": "ulmrec_eval.evaluate",
-    "load_predictions": "ulmrec_eval.evaluate",
-    "prediction_ranks": "ulmrec_eval.evaluate",
+    "evaluate": "ulmrec_eval.evaluation",
+    "evaluate_ranks": "ulmrec_eval.evaluation",
+    "load_predictions": "ulmrec_eval.evaluation",
+    "prediction_ranks": "ulmrec_eval.evaluation",
     "paired_comparison": "ulmrec_eval.compare",
     "compare_predictions": "ulmrec_eval.compare",
+    "compare_ranks": "ulmrec_eval.compare",
+    # arrays from other models
+    "write_predictions": "ulmrec_eval.writer",
+    "read_prediction_arrays": "ulmrec_eval.arrays",
 }
 
 __all__ = [
@@ -57,6 +65,7 @@ __all__ = [
     "RankedPrediction",
     "__version__",
     "compare_predictions",
+    "compare_ranks",
     "compute_metrics",
     "evaluate",
     "evaluate_ranks",
@@ -66,17 +75,21 @@ __all__ = [
     "ndcg_at_k",
     "ndcg_at_k_per_user",
     "paired_comparison",
+    "per_user_metric",
     "prediction_ranks",
     "ranks_from_candidates",
     "ranks_from_lists",
+    "read_prediction_arrays",
     "recall_at_k",
     "recall_at_k_per_user",
     "target_ranks",
+    "write_predictions",
 ]
 
 if TYPE_CHECKING:
-    from ulmrec_eval.compare import compare_predictions, paired_comparison
-    from ulmrec_eval.evaluate import evaluate, evaluate_ranks, load_predictions, prediction_ranks
+    from ulmrec_eval.arrays import read_prediction_arrays
+    from ulmrec_eval.compare import compare_predictions, compare_ranks, paired_comparison
+    from ulmrec_eval.evaluation import evaluate, evaluate_ranks, load_predictions, prediction_ranks
     from ulmrec_eval.metrics import (
         DEFAULT_KS,
         MISS,
@@ -85,6 +98,7 @@ if TYPE_CHECKING:
         mrr_at_k_per_user,
         ndcg_at_k,
         ndcg_at_k_per_user,
+        per_user_metric,
         ranks_from_candidates,
         ranks_from_lists,
         recall_at_k,
@@ -100,6 +114,7 @@ if TYPE_CHECKING:
         MetricReport,
         RankedPrediction,
     )
+    from ulmrec_eval.writer import write_predictions
 
 
 def __getattr__(name: str) -> Any:

@@ -20,9 +20,10 @@ app = typer.Typer(name="eval", help="Ranking metrics (Recall/HitRate, MRR, NDCG 
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 PredictionsArg = Annotated[Path, typer.Argument(
-    exists=True, dir_okay=False, readable=True, metavar="PREDICTIONS.jsonl",
+    exists=True, dir_okay=False, readable=True, metavar="PREDICTIONS.jsonl|.npz",
     help="JSON lines, one user per line: {\"user_id\", \"target\", \"ranked\": [...]} or "
-         "{\"user_id\", \"target\", \"candidates\": [...], \"scores\": [...]}.")]
+         "{\"user_id\", \"target\", \"candidates\": [...], \"scores\": [...]}; or a .npz of arrays "
+         "user_ids, targets and ranked or candidates + scores (see ulmrec_eval.write_predictions).")]
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -109,7 +110,7 @@ def metrics_command(
                                              help="Also write the report JSON here (atomically).")] = None,
 ) -> None:
     """Recall@K (= HitRate@K), MRR@K and NDCG@K of a predictions file."""
-    from ulmrec_eval.evaluate import evaluate
+    from ulmrec_eval.evaluation import evaluate
 
     ks = _int_list(k, "--k")
     edges = _int_list(buckets, "--buckets")
@@ -152,9 +153,9 @@ def _print_comparison(report: ComparisonReport) -> None:
 
 @app.command("compare")
 def compare_command(
-    a: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="A.jsonl",
+    a: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="A.jsonl|.npz",
                                       help="Predictions of system A (the baseline).")],
-    b: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="B.jsonl",
+    b: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="B.jsonl|.npz",
                                       help="Predictions of system B (same users).")],
     metric: Annotated[str, typer.Option(
         "--metric", help="Metric(s), comma-separated: recall@K (hit@K), mrr@K, ndcg@K.")] = "ndcg@10",

@@ -14,12 +14,14 @@ differences only (exactly, not approximately): cost ``O(R × #non-zero)``, not `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ulmrec_eval.arrays import as_numpy
 from ulmrec_eval.errors import InputError
 from ulmrec_eval.schemas import ComparisonReport, MetricComparison, RankedPrediction
 
@@ -34,14 +36,15 @@ __all__ = [
     "bootstrap_interval",
     "bootstrap_means",
     "compare_predictions",
+    "compare_ranks",
     "paired_comparison",
     "randomisation_p_value",
 ]
 
 
 def _diffs(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
+    x = _values(a, "a")
+    y = _values(b, "b")
     if x.ndim != 1 or x.shape != y.shape:
         raise ValueError(f"paired values must be 1-D and of equal length, got {x.shape} and {y.shape}")
     if x.size == 0:
@@ -49,6 +52,14 @@ def _diffs(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("paired values must be finite")
     return y - x
+
+
+def _values(v: npt.ArrayLike, what: str) -> npt.NDArray[np.float64]:
+    try:
+        return np.asarray(as_numpy(v, what=what), dtype=np.float64)
+    except (TypeError, ValueError):
+        message = f"{what} must be numbers (a 1-D array, tensor or list), got {type(v).__name__}"
+        raise ValueError(message) from None
 
 
 def _check(n_resamples: int, confidence: float | None = None) -> None:
@@ -150,8 +161,8 @@ def paired_comparison(a: npt.ArrayLike, b: npt.ArrayLike, *, metric: str = "metr
     """
     d = _diffs(a, b)
     _check(n_resamples, confidence)
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
+    x = _values(a, "a")
+    y = _values(b, "b")
     mean_a, mean_b = float(x.mean()), float(y.mean())
     lo, hi = _interval(d, n_resamples=n_resamples, confidence=confidence, seed=seed)
     p = _p_value(d, n_resamples=n_resamples, seed=seed + 1)
@@ -163,33 +174,61 @@ def paired_comparison(a: npt.ArrayLike, b: npt.ArrayLike, *, metric: str = "metr
         losses=int(np.count_nonzero(d < 0)), ties=int(np.count_nonzero(d == 0)))
 
 
-def compare_predictions(a: str | Path | Sequence[RankedPrediction],
-                        b: str | Path | Sequence[RankedPrediction], *,
-                        metrics: Sequence[str] = ("ndcg@10",), n_resamples: int = DEFAULT_RESAMPLES,
+def compare_ranks(a: npt.ArrayLike, b: npt.ArrayLike, *, metrics: Sequence[str] | str = ("ndcg@10",),
+                  n_resamples: int = DEFAULT_RESAMPLES, confidence: float = 0.95, seed: int = 0,
+                  name_a: str = "A", name_b: str = "B") -> ComparisonReport:
+    """Compare target ranks ``(U,)`` of systems A and B over the same users, in the same order (0 = miss).
+
+    >>> report = compare_ranks([1, 3, 0, 2] * 50, [1, 1, 2, 2] * 50, metrics="recall@1", n_resamples=999)
+    >>> c = report.comparisons[0]
+    >>> c.mean_a, c.mean_b, c.wins, c.losses
+    (0.25, 0.5, 50, 0)
+    """
+    from ulmrec_eval.metrics import check_ranks, metric_key, parse_metric_key, per_user_metric
+
+    ranks_a, ranks_b = check_ranks(a), check_ranks(b)
+    if ranks_a.shape != ranks_b.shape:
+        raise ValueError(f"a and b must rank the same users: got {ranks_a.shape[0]} and {ranks_b.shape[0]} "
+                         "ranks")
+    keys = [metrics] if isinstance(metrics, str) else list(metrics)
+    if not keys:
+        raise ValueError("give at least one metric, e.g. 'ndcg@10'")
+    comparisons: list[MetricComparison] = []
+    for key in keys:
+        canonical = metric_key(*parse_metric_key(key))
+        comparisons.append(paired_comparison(per_user_metric(ranks_a, canonical),
+                                             per_user_metric(ranks_b, canonical), metric=canonical,
+                                             n_resamples=n_resamples, confidence=confidence, seed=seed))
+    return ComparisonReport(a=name_a, b=name_b, comparisons=comparisons)
+
+
+PredictionsInput = str | Path | Sequence[RankedPrediction | Mapping[str, Any]]
+
+
+def compare_predictions(a: PredictionsInput, b: PredictionsInput, *,
+                        metrics: Sequence[str] | str = ("ndcg@10",), n_resamples: int = DEFAULT_RESAMPLES,
                         confidence: float = 0.95, seed: int = 0,
                         split: str | None = None) -> ComparisonReport:
     """Pair two prediction sets by ``user_id`` and compare them on each metric (``difference = B − A``).
 
+    Each side is a ``.jsonl`` or ``.npz`` predictions file, or a sequence of :class:`RankedPrediction` or
+    dicts.
     ``split`` keeps only the records of that split (e.g. ``"test"``) on both sides.
 
     Both must cover exactly the same users; a target missing from a user's list counts as a miss (0).
     """
-    from ulmrec_eval.evaluate import load_predictions, prediction_ranks
-    from ulmrec_eval.metrics import metric_key, parse_metric_key, per_user_metric
+    from ulmrec_eval.evaluation import read_any_predictions
 
-    def load(obj: str | Path | Sequence[RankedPrediction]) -> tuple[str, Sequence[RankedPrediction]]:
-        if isinstance(obj, (str, Path)):
-            return str(obj), load_predictions(obj, split=split)
-        obj = [p for p in obj if split is None or p.split == split]
-        sources = {p.source for p in obj}
-        return (next(iter(sources)) or "predictions") if len(sources) == 1 else "predictions", obj
+    def load(obj: PredictionsInput, side: str) -> tuple[str, list[Any], list[Any], npt.NDArray[np.int64]]:
+        path, arrays = read_any_predictions(obj, split=split, what=f"predictions {side}")
+        name = path or arrays.source or "predictions"
+        return name, arrays.user_ids.tolist(), arrays.targets.tolist(), arrays.ranks
 
-    name_a, preds_a = load(a)
-    name_b, preds_b = load(b)
-    index_b = {p.user_id: i for i, p in enumerate(preds_b)}
-    if len(index_b) != len(preds_b):
+    name_a, ids_a, targets_a, ranks_a = load(a, "A")
+    name_b, ids_b, targets_b, ranks_b = load(b, "B")
+    index_b = {u: i for i, u in enumerate(ids_b)}
+    if len(index_b) != len(ids_b):
         raise InputError("user_id repeats in B's predictions", path=name_b)
-    ids_a = [p.user_id for p in preds_a]
     if len(set(ids_a)) != len(ids_a):
         raise InputError("user_id repeats in A's predictions", path=name_a)
     only_a = [u for u in ids_a if u not in index_b]
@@ -199,17 +238,10 @@ def compare_predictions(a: str | Path | Sequence[RankedPrediction],
         raise InputError(f"the two prediction sets cover different users ({len(only_a)} only in A, "
                          f"{len(only_b)} only in B, e.g. user_id {example!r}): a paired comparison needs the "
                          f"same users; A = {name_a}, B = {name_b}")
-    for pa in preds_a:
-        pb = preds_b[index_b[pa.user_id]]
-        if pa.target != pb.target:
-            raise InputError(f"user_id {pa.user_id!r} has target {pa.target!r} in A but {pb.target!r} in B: "
+    order = np.fromiter((index_b[u] for u in ids_a), dtype=np.int64, count=len(ids_a))
+    for u, ta, i in zip(ids_a, targets_a, order.tolist(), strict=True):
+        if ta != targets_b[i]:
+            raise InputError(f"user_id {u!r} has target {ta!r} in A but {targets_b[i]!r} in B: "
                              f"the systems were not evaluated on the same split", path=name_b)
-    ranks_a = prediction_ranks(preds_a)
-    ranks_b = prediction_ranks([preds_b[index_b[u]] for u in ids_a])
-    comparisons: list[MetricComparison] = []
-    for key in metrics:
-        canonical = metric_key(*parse_metric_key(key))
-        comparisons.append(paired_comparison(per_user_metric(ranks_a, canonical),
-                                             per_user_metric(ranks_b, canonical), metric=canonical,
-                                             n_resamples=n_resamples, confidence=confidence, seed=seed))
-    return ComparisonReport(a=name_a, b=name_b, comparisons=comparisons)
+    return compare_ranks(ranks_a, ranks_b[order], metrics=metrics, n_resamples=n_resamples,
+                         confidence=confidence, seed=seed, name_a=name_a, name_b=name_b)

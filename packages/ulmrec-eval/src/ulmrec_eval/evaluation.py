@@ -8,17 +8,20 @@ have ranked ``N + 1``), so larger ``K`` are omitted from the overall scope and l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ulmrec_eval.arrays import PredictionArrays, as_numpy, read_prediction_arrays
 from ulmrec_eval.errors import InputError
 from ulmrec_eval.io import iter_jsonl_models
 from ulmrec_eval.metrics import (
     DEFAULT_KS,
     MISS,
+    check_ranks,
     compute_metrics,
     normalise_ks,
     ranks_from_candidates,
@@ -31,10 +34,12 @@ DEFAULT_BUCKET_EDGES: tuple[int, ...] = (5, 10, 20, 50)
 
 __all__ = [
     "DEFAULT_BUCKET_EDGES",
+    "as_predictions",
     "evaluate",
     "evaluate_ranks",
     "load_predictions",
     "prediction_ranks",
+    "read_any_predictions",
 ]
 
 
@@ -105,13 +110,15 @@ def _buckets(ranks: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], ks: S
     return out
 
 
-def evaluate_ranks(ranks: npt.ArrayLike, *, ks: Iterable[int] = DEFAULT_KS, retrieved_n: int | None = None,
+def evaluate_ranks(ranks: npt.ArrayLike, *, ks: Iterable[int] | int = DEFAULT_KS,
+                   retrieved_n: int | None = None,
                    history_lengths: npt.ArrayLike | None = None,
                    bucket_edges: Sequence[int] = DEFAULT_BUCKET_EDGES,
                    source: str | None = None) -> list[MetricReport]:
     """Reports of precomputed ranks (0 = miss): ``[full]`` or, with ``retrieved_n``, ``[subset, overall]``.
 
-    ``history_lengths`` (``-1`` = unknown) adds buckets by history length to each report.
+    ``ranks`` are whole numbers (numpy, torch or a list; 2.5 is refused, not truncated); ``ks`` cut-offs or
+    one K. ``history_lengths`` (``-1`` = unknown) adds buckets by history length to each report.
 
     >>> full, = evaluate_ranks([1, 3, 0, 25], ks=(1, 10))
     >>> full.scope, full.metrics["recall@10"]
@@ -120,11 +127,12 @@ def evaluate_ranks(ranks: npt.ArrayLike, *, ks: Iterable[int] = DEFAULT_KS, retr
     >>> subset.n_users, subset.metrics["recall@10"], overall.metrics["recall@10"], overall.omitted_ks
     (2, 1.0, 0.5, [30])
     """
-    r = np.asarray(ranks, dtype=np.int64)
-    if r.ndim != 1 or r.size == 0:
-        raise ValueError(f"ranks must be a non-empty 1-D array, got shape {r.shape}")
+    shape = np.shape(as_numpy(ranks, what="ranks"))
+    if len(shape) != 1 or shape[0] == 0:
+        raise ValueError(f"ranks must be a non-empty 1-D array, got shape {shape}")
+    r = check_ranks(ranks)
     kk = list(normalise_ks(ks))
-    lengths = None if history_lengths is None else np.asarray(history_lengths, dtype=np.int64)
+    lengths = None if history_lengths is None else np.asarray(as_numpy(history_lengths), dtype=np.int64)
     if lengths is not None and lengths.shape != r.shape:
         raise ValueError(f"history_lengths must have shape {r.shape}, got {lengths.shape}")
     known = None if lengths is None else lengths >= 0
@@ -157,28 +165,69 @@ def evaluate_ranks(ranks: npt.ArrayLike, *, ks: Iterable[int] = DEFAULT_KS, retr
     ]
 
 
-def evaluate(predictions: Sequence[RankedPrediction] | str | Path, *, ks: Iterable[int] = DEFAULT_KS,
-             retrieved_n: int | None = None,
-             bucket_edges: Sequence[int] = DEFAULT_BUCKET_EDGES, split: str | None = None) -> EvalResult:
-    """Evaluate predictions (or a predictions file): see :func:`evaluate_ranks` for the scopes.
+PredictionsInput = Sequence[RankedPrediction | Mapping[str, Any]] | str | Path
 
-    ``split`` selects one split's records (see :func:`load_predictions`).
-    """
-    path: str | None = None
+
+def as_predictions(records: object, *, what: str = "predictions") -> list[RankedPrediction]:
+    """A list of :class:`RankedPrediction` from predictions or their dicts; anything else: ``ValueError``."""
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+        raise ValueError(f"{what} must be a predictions file path or a sequence of RankedPrediction / dicts, "
+                         f"got {type(records).__name__}")
+    out: list[RankedPrediction] = []
+    for i, record in enumerate(records):
+        if isinstance(record, RankedPrediction):
+            out.append(record)
+        elif isinstance(record, Mapping):
+            out.append(RankedPrediction.model_validate(dict(record)))
+        else:
+            raise ValueError(f"{what}[{i}] must be a RankedPrediction or a dict, got {type(record).__name__}")
+    return out
+
+
+def read_any_predictions(predictions: object, *, split: str | None = None,
+                         what: str = "predictions") -> tuple[str | None, PredictionArrays]:
+    """``(file or None, arrays)`` of a ``.jsonl`` / ``.npz`` file or of in-memory predictions (or dicts)."""
     if isinstance(predictions, (str, Path)):
-        path = str(predictions)
-        preds: Sequence[RankedPrediction] = load_predictions(predictions, split=split)
+        path = Path(predictions)
+        if path.suffix == ".npz":
+            arrays = read_prediction_arrays(path)
+            if split is not None and arrays.split is not None and arrays.split != split:
+                raise InputError(f"holds split {arrays.split!r}, not {split!r}", path=path)
+            return str(path), arrays
+        preds: Sequence[RankedPrediction] = load_predictions(path, split=split)
+        name: str | None = str(path)
     else:
-        preds = [p for p in predictions if split is None or p.split == split]
+        preds = [p for p in as_predictions(predictions, what=what) if split is None or p.split == split]
+        name = None
     if not preds:
-        raise ValueError("no predictions")
-    ranks = prediction_ranks(preds)
+        raise ValueError(f"no {what}" if split is None else f"no {what} of split {split!r}")
     lengths = None
     if any(p.history_length is not None for p in preds):
         lengths = np.array([-1 if p.history_length is None else p.history_length for p in preds],
                            dtype=np.int64)
     sources = {p.source for p in preds}
-    source = next(iter(sources)) if len(sources) == 1 else None
-    reports = evaluate_ranks(ranks, ks=ks, retrieved_n=retrieved_n, history_lengths=lengths,
-                             bucket_edges=bucket_edges, source=source)
+    ids = np.empty(len(preds), dtype=object)
+    ids[:] = [p.user_id for p in preds]
+    targets = np.empty(len(preds), dtype=object)
+    targets[:] = [p.target for p in preds]
+    return name, PredictionArrays(user_ids=ids, targets=targets, ranks=prediction_ranks(preds),
+                                  history_lengths=lengths,
+                                  source=next(iter(sources)) if len(sources) == 1 else None)
+
+
+def evaluate(predictions: PredictionsInput, *, ks: Iterable[int] | int = DEFAULT_KS,
+             retrieved_n: int | None = None,
+             bucket_edges: Sequence[int] = DEFAULT_BUCKET_EDGES, split: str | None = None) -> EvalResult:
+    r"""Evaluate predictions: a ``.jsonl`` or ``.npz`` file, or :class:`RankedPrediction`\ s or their dicts.
+
+    See :func:`evaluate_ranks` for the scopes; ``split`` selects one split's records (see
+    :func:`load_predictions`).
+
+    >>> evaluate([{"user_id": 1, "target": 7, "ranked": [3, 7]}], ks=2).reports[0].metrics["mrr@2"]
+    0.5
+    """
+    path, arrays = read_any_predictions(predictions, split=split)
+    reports = evaluate_ranks(arrays.ranks, ks=ks, retrieved_n=retrieved_n,
+                             history_lengths=arrays.history_lengths, bucket_edges=bucket_edges,
+                             source=arrays.source)
     return EvalResult(predictions=path, reports=reports)

@@ -20,6 +20,8 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from ulmrec_eval.arrays import as_numpy, dtype_kind, id_kind
+
 #: Rank meaning "the target is not in the ranking" (a miss at every K).
 MISS = 0
 
@@ -36,6 +38,7 @@ __all__ = [
     "DEFAULT_KS",
     "METRIC_NAMES",
     "MISS",
+    "check_ranks",
     "compute_metrics",
     "hit_at_k_per_user",
     "metric_key",
@@ -64,7 +67,7 @@ def target_ranks(scores: npt.ArrayLike, targets: npt.ArrayLike, *,
     target (a target itself scored ``-inf`` ties with all of them and ranks behind every unmasked item).
 
     Args:
-        scores: ``(U, N)`` scores, higher is better. NaN is rejected.
+        scores: ``(U, N)`` scores, higher is better (numpy or torch, any numeric dtype). NaN is rejected.
         targets: ``(U,)`` column index of each user's target in ``[0, N)``.
         chunk_cells: at most this many score cells are compared at a time (users are processed in chunks),
             so a Beauty-sized full ranking (22,332 × 12,086) needs only a few MB of scratch memory.
@@ -77,8 +80,8 @@ def target_ranks(scores: npt.ArrayLike, targets: npt.ArrayLike, *,
     >>> target_ranks([[0.3, -np.inf, 0.2]], [2])
     array([2])
     """
-    s = np.asarray(scores)
-    t = np.asarray(targets)
+    s = np.asarray(as_numpy(scores, what="scores"))
+    t = np.asarray(as_numpy(targets, what="targets"))
     if s.ndim != 2:
         raise ValueError(f"scores must be 2-D (users, items), got shape {s.shape}")
     if t.ndim != 1 or t.shape[0] != s.shape[0]:
@@ -111,34 +114,64 @@ def ranks_from_lists(ranked: Sequence[Sequence[Any]] | npt.ArrayLike,
                      targets: Sequence[Any] | npt.ArrayLike) -> npt.NDArray[np.int64]:
     """1-based position of each target in its ranked list (first occurrence), :data:`MISS` (0) when absent.
 
-    ``ranked`` is a sequence of per-user lists (any lengths, any hashable ids) or a ``(U, L)`` array of ids.
+    ``ranked`` is a sequence of per-user lists (any lengths, any hashable ids) or a ``(U, L)`` array/tensor of
+    ids. Targets must be ids of the lists' type (a string ``"5"`` is never found among integers, so that
+    mismatch raises ``ValueError`` instead of counting every user a miss).
 
     >>> ranks_from_lists([[5, 3, 9], [1, 2], []], [9, 7, 1])
     array([3, 0, 0])
     >>> ranks_from_lists(np.array([[4, 2], [2, 4]]), np.array([2, 2]))
     array([2, 1])
     """
+    ranked = as_numpy(ranked, what="ranked")
+    targets = as_numpy(targets, what="targets")
     if isinstance(ranked, np.ndarray) and ranked.ndim == 2:
         t = np.asarray(targets)
         if t.shape != (ranked.shape[0],):
             raise ValueError(f"targets must have shape ({ranked.shape[0]},), got {t.shape}")
+        _same_id_kind({dtype_kind(ranked.dtype)} if ranked.size else set(), t.tolist())
         if ranked.shape[1] == 0:
             return np.zeros(ranked.shape[0], dtype=np.int64)
         eq = ranked == t[:, None]
         found = eq.any(axis=1)
         return np.where(found, eq.argmax(axis=1) + 1, MISS).astype(np.int64)
-    lists = list(cast(Iterable[Any], ranked))
-    tgts = list(cast(Iterable[Any], targets))
+    lists = [items.tolist() if isinstance(items, np.ndarray) else list(items)
+             for items in cast(Iterable[Any], ranked)]
+    tgts = list(cast(Iterable[Any], targets.tolist() if isinstance(targets, np.ndarray) else targets))
     if len(lists) != len(tgts):
         raise ValueError(f"got {len(lists)} ranked lists but {len(tgts)} targets")
+    _same_id_kind(_kinds(lists), tgts)
     out = np.zeros(len(lists), dtype=np.int64)
-    for i, (items, target) in enumerate(zip(lists, tgts, strict=True)):
-        seq = items.tolist() if isinstance(items, np.ndarray) else list(items)
+    for i, (seq, target) in enumerate(zip(lists, tgts, strict=True)):
         try:
             out[i] = seq.index(target) + 1
         except ValueError:
             out[i] = MISS
     return out
+
+
+def _kinds(lists: list[list[Any]]) -> set[str]:
+    """Id kinds (``int``/``str``/type name) of the items of ``lists`` (classified once per Python type)."""
+    return {_type_kind(t) for t in {type(v) for seq in lists for v in seq}}
+
+
+def _type_kind(t: type) -> str:
+    if issubclass(t, (str, np.str_)):
+        return "str"
+    if issubclass(t, (int, np.integer)) and not issubclass(t, (bool, np.bool_)):
+        return "int"
+    return t.__name__
+
+
+def _same_id_kind(item_kinds: set[str], targets: list[Any]) -> None:
+    """Raise ``ValueError`` when a target's id kind appears nowhere among the ranked ids."""
+    if not item_kinds:
+        return
+    for row, target in enumerate(targets):
+        kind = id_kind(target)
+        if kind not in item_kinds:
+            raise ValueError(f"target of user row {row} is {kind} ({target!r}) but the ranked ids are "
+                             f"{'/'.join(sorted(item_kinds))}: write targets and item ids as the same type")
 
 
 def _reject_nan(scores: npt.NDArray[Any], first_row: int) -> None:
@@ -160,6 +193,9 @@ def ranks_from_candidates(candidates: Sequence[Sequence[Any]] | npt.ArrayLike,
     >>> ranks_from_candidates([[10, 11, 12], [7, 8]], [[0.2, 0.9, 0.2], [1.0, 0.0]], [12, 9])
     array([3, 0])
     """
+    candidates = as_numpy(candidates, what="candidates")
+    scores = as_numpy(scores, what="scores")
+    targets = as_numpy(targets, what="targets")
     if isinstance(candidates, np.ndarray) and isinstance(scores, np.ndarray) and candidates.ndim == 2:
         if scores.shape != candidates.shape:
             raise ValueError(f"candidates {candidates.shape} and scores {scores.shape} differ in shape")
@@ -211,8 +247,16 @@ def ranks_from_candidates(candidates: Sequence[Sequence[Any]] | npt.ArrayLike,
 
 
 # ------------------------------------------------------------------------------------------------ metrics
-def _check_ranks(ranks: npt.ArrayLike, k: int) -> npt.NDArray[np.int64]:
-    r = np.asarray(ranks)
+def check_ranks(ranks: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """``ranks`` as a 1-D int64 array; ``ValueError`` unless they are whole numbers >= 0 (0 = miss).
+
+    >>> check_ranks([1.0, 0, 3])
+    array([1, 0, 3])
+    """
+    r = np.asarray(as_numpy(ranks, what="ranks"))
+    if r.dtype == np.bool_ or not (np.issubdtype(r.dtype, np.integer) or np.issubdtype(r.dtype, np.floating)
+                                   or r.size == 0):
+        raise ValueError(f"ranks must be whole numbers (1-based, 0 = miss), got dtype {r.dtype}")
     if r.ndim != 1:
         raise ValueError(f"ranks must be 1-D (one per user), got shape {r.shape}")
     if r.size and not np.issubdtype(r.dtype, np.integer):
@@ -221,6 +265,11 @@ def _check_ranks(ranks: npt.ArrayLike, k: int) -> npt.NDArray[np.int64]:
         r = r.astype(np.int64)
     if r.size and r.min() < 0:
         raise ValueError(f"ranks must be >= 0 (1-based, 0 = miss), got {r.min()}")
+    return r.astype(np.int64, copy=False)
+
+
+def _check_ranks(ranks: npt.ArrayLike, k: int) -> npt.NDArray[np.int64]:
+    r = check_ranks(ranks)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     return r.astype(np.int64, copy=False)
@@ -332,16 +381,29 @@ def per_user_metric(ranks: npt.ArrayLike, key: str) -> npt.NDArray[np.float64]:
     return _PER_USER[name](ranks, k)
 
 
-def normalise_ks(ks: Iterable[int]) -> tuple[int, ...]:
-    """Distinct cut-offs in ascending order; raises ``ValueError`` unless there is one and all are >= 1."""
-    out = tuple(sorted({int(k) for k in ks}))
+def normalise_ks(ks: Iterable[int] | int) -> tuple[int, ...]:
+    """Distinct cut-offs in ascending order (one int means that one K); ``ValueError`` unless all are >= 1.
+
+    >>> normalise_ks(10), normalise_ks([20, 5, 5])
+    ((10,), (5, 20))
+    """
+    if isinstance(ks, (int, np.integer)) and not isinstance(ks, bool):
+        ks = [int(ks)]
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, Iterable):
+        raise ValueError(f"cut-offs must be a positive integer or integers, got {ks!r}")
+    values = list(ks)
+    if any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) for k in values):
+        raise ValueError(f"cut-offs must be positive integers, got {values!r}")
+    out = tuple(sorted({int(k) for k in values}))
     if not out or out[0] < 1:
         raise ValueError(f"cut-offs must be positive integers, got {list(out)}")
     return out
 
 
-def compute_metrics(ranks: npt.ArrayLike, ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:
+def compute_metrics(ranks: npt.ArrayLike, ks: Iterable[int] | int = DEFAULT_KS) -> dict[str, float]:
     """All metrics at every K: keys ``recall@K``, ``mrr@K``, ``ndcg@K`` (metric-major, K ascending).
+
+    ``ranks``: 1-based target ranks, 0 = miss (numpy, torch or a list); ``ks``: cut-offs or a single K.
 
     >>> m = compute_metrics([1, 2, 0, 6], ks=(1, 5))
     >>> {key: round(value, 4) for key, value in m.items()}  # doctest: +NORMALIZE_WHITESPACE

@@ -1,0 +1,156 @@
+"""Write another model's outputs (numpy arrays, torch tensors or lists) as a predictions file.
+
+``write_predictions(path, user_ids, targets, ranked=...)`` or ``(..., candidates=..., scores=...)`` writes
+JSON lines of :class:`~ulmrec_eval.schemas.RankedPrediction` (``.jsonl``) or the arrays themselves (``.npz``,
+see :data:`ulmrec_eval.arrays.NPZ_KEYS`), atomically. Both read back with ``ulmrec eval metrics`` /
+:func:`ulmrec_eval.evaluate`. Scores keep their exact value: a float32 score is written as the shortest
+decimal that reads back as the same float32 (JSON) or as float32 itself (``.npz``); ``-inf`` (masked) is
+written as ``-Infinity``, which Python's JSON reader accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ulmrec_eval.arrays import as_numpy, id_kind
+from ulmrec_eval.io import atomic_path
+from ulmrec_eval.schemas import SCHEMA_VERSION, RankedPrediction
+
+__all__ = ["write_predictions"]
+
+
+def _ids(values: Any, what: str, n: int | None = None) -> list[Any]:
+    arr = as_numpy(values, what=what)
+    items = arr.tolist() if isinstance(arr, np.ndarray) else list(arr)
+    if isinstance(arr, np.ndarray) and arr.ndim != 1:
+        raise ValueError(f"{what} must be 1-D, got shape {arr.shape}")
+    if n is not None and len(items) != n:
+        raise ValueError(f"{what} has {len(items)} entries, expected {n} (one per user)")
+    for i, x in enumerate(items):
+        if id_kind(x) not in ("int", "str"):
+            raise ValueError(f"{what}[{i}] must be an int or str id, got {type(x).__name__} {x!r}")
+    return items
+
+
+def _rows(values: Any, what: str, n: int) -> list[Any]:
+    arr = as_numpy(values, what=what)
+    if isinstance(arr, np.ndarray):
+        if arr.ndim != 2 or arr.shape[0] != n:
+            raise ValueError(f"{what} must have shape ({n}, L), got {arr.shape}")
+        return arr.tolist()  # exact: float32 -> the double of the same value, ints -> int
+    rows = [r.tolist() if isinstance(r := as_numpy(row, what=what), np.ndarray) else list(r) for row in arr]
+    if len(rows) != n:
+        raise ValueError(f"{what} has {len(rows)} rows, expected {n} (one per user)")
+    return rows
+
+
+def _score_text(value: float, single: bool) -> str:
+    """``value`` as JSON: for float32 (``single``) inputs the shortest decimal that reads back as the same
+    float32, else the double's shortest repr; ``-Infinity`` for -inf."""
+    if single and math.isfinite(value):
+        return json.dumps(float(str(np.float32(value))))
+    return json.dumps(float(value))
+
+
+def write_predictions(path: str | Path, user_ids: Any, targets: Any, *, ranked: Any = None,
+                      candidates: Any = None, scores: Any = None, source: str | None = None,
+                      split: str | None = None, history_lengths: Any = None) -> Path:
+    """Write one prediction per user to ``path`` (``.npz``: arrays; otherwise JSON lines) and return it.
+
+    Args:
+        user_ids: ``(U,)`` int or str ids (numpy, torch or a list).
+        targets: ``(U,)`` each user's held-out item id.
+        ranked: ``(U, L)`` item ids, best first (or per-user lists of any length).
+        candidates: ``(U, L)`` item ids that were scored; with ``scores`` ``(U, L)`` (higher is better, any
+            float dtype incl. bf16; ``-inf`` masks a candidate). Give ``ranked`` or ``candidates`` +
+            ``scores``.
+        source, split: recorded in every record (e.g. ``"my-model"``, ``"test"``).
+        history_lengths: ``(U,)`` items in each user's history (for sparsity buckets).
+
+    >>> import tempfile, os
+    >>> from ulmrec_eval import evaluate
+    >>> path = os.path.join(tempfile.mkdtemp(), "p.jsonl")
+    >>> _ = write_predictions(path, [1, 2], [7, 9], candidates=np.array([[7, 8], [8, 9]]),
+    ...                       scores=np.array([[0.5, 0.25], [0.5, 0.5]], dtype=np.float32))
+    >>> evaluate(path, ks=1).reports[0].metrics["recall@1"]
+    0.5
+    """
+    if (candidates is None) != (scores is None):
+        raise ValueError("'candidates' and 'scores' go together: give both or neither")
+    if ranked is None and candidates is None:
+        raise ValueError("give ranked=(U, L) item ids or candidates=(U, L) with scores=(U, L)")
+    users = _ids(user_ids, "user_ids")
+    n = len(users)
+    if n == 0:
+        raise ValueError("no users to write")
+    if len(set(users)) != n:
+        raise ValueError("user_ids repeat")
+    tgts = _ids(targets, "targets", n)
+    lengths = (None if history_lengths is None
+               else [int(v) for v in _ids(history_lengths, "history_lengths", n)])
+    target = Path(path)
+    if target.suffix == ".npz":
+        _write_npz(target, users, tgts, ranked=ranked, candidates=candidates, scores=scores, source=source,
+                   split=split, lengths=lengths)
+        return target
+    ranked_rows = None if ranked is None else _rows(ranked, "ranked", n)
+    cand_rows = None if candidates is None else _rows(candidates, "candidates", n)
+    score_rows = None if scores is None else _rows(scores, "scores", n)
+    score_array = as_numpy(scores, what="scores") if scores is not None else None
+    single = (isinstance(score_array, np.ndarray) and score_array.dtype.kind == "f"
+              and score_array.itemsize <= 4)
+    # validate every record through the schema (id types, lengths, NaN) before anything is written
+    checked = [RankedPrediction(user_id=u, target=t, ranked=ranked_rows[i] if ranked_rows else None,
+                                candidates=cand_rows[i] if cand_rows else None,
+                                scores=score_rows[i] if score_rows else None, source=source,
+                                history_length=lengths[i] if lengths else None, split=split)
+               for i, (u, t) in enumerate(zip(users, tgts, strict=True))]
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        for line in _lines(checked, score_rows, single):
+            handle.write(line)
+    return target
+
+
+def _lines(records: Sequence[RankedPrediction], score_rows: list[Any] | None, single: bool) -> Iterator[str]:
+    for i, record in enumerate(records):
+        obj = record.model_dump(mode="python", exclude_none=True, exclude={"scores"})
+        obj["schema_version"] = SCHEMA_VERSION
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        if score_rows is not None:
+            text = text[:-1] + ',"scores":[' + ",".join(_score_text(v, single) for v in score_rows[i]) + "]}"
+        yield text + "\n"
+
+
+def _write_npz(path: Path, users: list[Any], targets: list[Any], *, ranked: Any, candidates: Any, scores: Any,
+               source: str | None, split: str | None, lengths: list[int] | None) -> None:
+    arrays: dict[str, np.ndarray] = {"user_ids": np.asarray(users), "targets": np.asarray(targets)}
+    n = len(users)
+    for key, value in (("ranked", ranked), ("candidates", candidates), ("scores", scores)):
+        if value is None:
+            continue
+        arr = np.asarray(as_numpy(value, what=key))
+        if arr.ndim != 2 or arr.shape[0] != n:
+            raise ValueError(f"{key} must be a ({n}, L) array for .npz, got shape {arr.shape}")
+        arrays[key] = arr
+    if "scores" in arrays and arrays["scores"].shape != arrays["candidates"].shape:
+        raise ValueError(f"candidates {arrays['candidates'].shape} and scores {arrays['scores'].shape} "
+                         "differ")
+    if "scores" in arrays and bool(np.isnan(arrays["scores"].astype(np.float64)).any()):
+        raise ValueError("scores contain NaN")
+    if lengths is not None:
+        arrays["history_lengths"] = np.asarray(lengths, dtype=np.int64)
+    for key, text in (("source", source), ("split", split)):
+        if text is not None:
+            arrays[key] = np.asarray(text)
+    for key in ("user_ids", "targets", "ranked", "candidates"):
+        if key in arrays and arrays[key].dtype == object:
+            raise ValueError(f"{key} mixes id types: use all ints or all strings")
+    savez: Any = np.savez  # its stubs confuse **arrays with the allow_pickle keyword
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        savez(handle, allow_pickle=False, **arrays)
