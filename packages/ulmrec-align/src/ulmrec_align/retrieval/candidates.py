@@ -11,18 +11,53 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.retrieval.base import Retriever
 from ulmrec_align.retrieval.config import CandidateConfig
 from ulmrec_align.retrieval.data import EvalInputs, history_mask_indices
-from ulmrec_eval.io import atomic_write_jsonl
+from ulmrec_eval.errors import InputError
+from ulmrec_eval.io import atomic_write_jsonl, iter_jsonl_models
 from ulmrec_eval.metrics import compute_metrics, target_ranks
+
+CANDIDATES_SCHEMA_VERSION = 1
+
+
+class CandidateRow(BaseModel):
+    """One ``candidates.jsonl`` row: a user's retrieved candidates for one split (also an ``ulmrec-eval``
+    prediction: ``user_id``, ``target``, ``candidates`` + ``scores``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = CANDIDATES_SCHEMA_VERSION
+    user_id: int = Field(ge=0, description="Dense user id of the prepared dataset.")
+    raw_user_id: str
+    split: Literal["valid", "test"]
+    candidates: list[int] = Field(description="Dense item ids, in the configured order (default: by score).")
+    scores: list[float] = Field(description="The retriever's float32 scores, written exactly.")
+    target: int
+    target_in_candidates: bool
+    history_length: int = Field(ge=0, description="Length of the input history.")
+
+
+def read_candidates(path: str | Path, split: str | None = None) -> dict[tuple[str, int], CandidateRow]:
+    """``(split, dense user id) -> row``; a repeated pair names the file and line."""
+    out: dict[tuple[str, int], CandidateRow] = {}
+    for number, row in iter_jsonl_models(path, CandidateRow):
+        if split is not None and row.split != split:
+            continue
+        key = (row.split, row.user_id)
+        if key in out:
+            raise InputError(f"user {row.user_id} repeats in split {row.split!r}", path=path, line=number)
+        out[key] = row
+    return out
+
 
 #: Candidate slot left empty because fewer than ``pool_size`` items are unmasked (dropped from the output).
 MASKED = -1
@@ -89,7 +124,7 @@ def evaluate_split(retriever: Retriever, inputs: EvalInputs, *, batch_size: int,
 
 
 def candidate_rows(result: SplitResult, dataset: PreparedDataset,
-                   config: CandidateConfig) -> Iterator[dict[str, Any]]:
+                   config: CandidateConfig) -> Iterator[CandidateRow]:
     """One ``candidates.jsonl`` row per user (see :func:`write_candidates`)."""
     if result.top_items is None or result.top_scores is None:
         raise ValueError("no candidates were kept (pool_size=None)")
@@ -106,16 +141,16 @@ def candidate_rows(result: SplitResult, dataset: PreparedDataset,
             ids, scores = ids[order], scores[order]
         user_id = int(inputs.user_ids[row])
         target = int(inputs.targets[row])
-        yield {
-            "user_id": user_id,
-            "raw_user_id": dataset.users[user_id].raw_id,
-            "split": inputs.split,
-            "candidates": ids.tolist(),
-            "scores": [round(float(s), 6) for s in scores],
-            "target": target,
-            "target_in_candidates": bool((ids == target).any()),
-            "history_length": len(inputs.histories[row]),
-        }
+        yield CandidateRow(
+            user_id=user_id,
+            raw_user_id=dataset.users[user_id].raw_id,
+            split="valid" if inputs.split == "valid" else "test",
+            candidates=ids.tolist(),
+            scores=[float(s) for s in scores],          # float32 -> double is exact; JSON keeps it exactly
+            target=target,
+            target_in_candidates=bool((ids == target).any()),
+            history_length=len(inputs.histories[row]),
+        )
 
 
 def write_candidates(path: str | Path, results: list[SplitResult], dataset: PreparedDataset,

@@ -1,0 +1,203 @@
+"""``ulmrec align``: build alignment samples, tune an LLM on them (LoRA/QLoRA), rank candidates, inspect.
+
+Nothing heavy is imported at module level (``ulmrec --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(name="align", help="Alignment samples, LoRA/QLoRA tuning and LLM ranking.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _index_arg(value: str | None) -> Path | None:
+    return None if value is None or value.lower() == "none" else Path(value)
+
+
+def _progress_bar(total: int, label: str, enabled: bool):  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    from ulmrec_eval.events import emit
+
+    bar = tqdm(total=total, desc=label, disable=not enabled, leave=False, unit="user")
+    state = {"done": 0, "last": 0.0}
+
+    def update(n: int) -> None:
+        state["done"] += n
+        bar.update(n)
+        now = time.monotonic()
+        if now - state["last"] > 2 or state["done"] == total:
+            state["last"] = now
+            emit(stage=label, step=state["done"], total=total)
+
+    return bar, update
+
+
+@app.command("build")
+def build(
+    data: Annotated[Path, typer.Option("--data", help="Prepared dataset folder (`ulmrec data prepare`).")],
+    out: Annotated[Path, typer.Option("--out", help="Samples folder to write (train/valid, manifest).")],
+    index: Annotated[str, typer.Option(
+        "--index", help="User index folder, or 'none' for the no-index (LlamaRec-style) baseline.")] = "none",
+    candidates: Annotated[Path | None, typer.Option(
+        "--candidates", help="Retriever candidates.jsonl (validation samples, hard negatives).")] = None,
+    tasks: Annotated[str | None, typer.Option(
+        "--tasks", help="Comma-separated tasks (default: all six registered built-ins).")] = None,
+    task_weight: Annotated[list[str] | None, typer.Option(
+        "--task-weight", help="NAME=W samples per user for a task (repeatable; default 1).")] = None,
+    index_tokens: Annotated[str, typer.Option("--index-tokens", help="plain | added")] = "plain",
+    model: Annotated[str, typer.Option("--model", help="Model whose tokenizer counts tokens.")] = "smollm2",
+    max_users: Annotated[int | None, typer.Option("--max-users", min=1, help="Seeded random subset.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    n_candidates: Annotated[int, typer.Option("--n-candidates", min=2, max=26)] = 20,
+    history_items: Annotated[int, typer.Option("--history-items", min=1)] = 20,
+    title_tokens: Annotated[int, typer.Option("--title-tokens", min=1)] = 32,
+    max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", min=64)] = 1536,
+    text_tokens: Annotated[int, typer.Option("--text-tokens", min=8,
+                                             help="Preference/intent texts cut to N tokens.")] = 96,
+    hard_negatives: Annotated[bool, typer.Option("--hard-negatives/--random-negatives")] = False,
+    valid_users: Annotated[int | None, typer.Option("--valid-users", min=1,
+                                                    help="Cap on validation samples.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing samples folder.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Build the alignment samples of the six tasks (those the data supports)."""
+    import sys
+
+    from ulmrec_align.models.loading import load_tokenizer
+    from ulmrec_align.models.resolve import resolve_model
+    from ulmrec_align.prompts.config import PromptConfig
+    from ulmrec_align.tasks.build import build_samples, load_inputs, parse_task_weights, write_samples
+    from ulmrec_align.tasks.registry import DEFAULT_TASKS
+    from ulmrec_align.tasks.schema import AlignConfig
+    from ulmrec_eval.artifacts import check_writable
+    from ulmrec_eval.errors import InputError
+
+    check_writable(out, force=force)
+    if index_tokens not in ("plain", "added"):
+        raise InputError(f"--index-tokens must be 'plain' or 'added', got {index_tokens!r}")
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else list(DEFAULT_TASKS)
+    config = AlignConfig(
+        tasks=names, task_weights=parse_task_weights(task_weight or []),
+        index_tokens=index_tokens,
+        model=model, max_users=max_users, seed=seed, hard_negatives=hard_negatives, valid_users=valid_users,
+        prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items, title_tokens=title_tokens,
+                            max_prompt_tokens=max_prompt_tokens, text_tokens=text_tokens))
+    index_path = _index_arg(index)
+    dataset, artifact, rows, inputs = load_inputs(data, index_path, candidates)
+    resolved = resolve_model(model)
+    tokenizer = load_tokenizer(resolved)
+    start = time.perf_counter()
+    total = min(config.max_users or dataset.n_users, dataset.n_users)
+    bar, update = _progress_bar(total, "align build", progress and sys.stderr.isatty())
+    with bar:
+        result = build_samples(dataset, config, tokenizer, index=artifact, candidates=rows, inputs=inputs,
+                               paths={"data": str(data), "index": str(index_path) if index_path else None,
+                                      "candidates": str(candidates) if candidates else None},
+                               tokenizer_name=str(resolved), progress=lambda done, _: update(1))
+    write_samples(out, result, force=force)
+    m = result.manifest
+    for split, counts in m.counts.items():
+        shown = ", ".join(f"{task} {n}" for task, n in counts.items()) or "none"
+        typer.echo(f"{split}: {sum(counts.values())} samples ({shown})", err=True)
+    for task, reason in m.skipped.items():
+        typer.echo(f"skipped {task}: {reason}", err=True)
+    typer.echo(f"wrote {out} in {time.perf_counter() - start:.1f}s", err=True)
+
+
+@app.command("rank")
+def rank(
+    model: Annotated[str, typer.Option("--model", help="Folder of `ulmrec align train`, or a base model "
+                                       "(name, folder, hub id) ranked zero-shot.")],
+    data: Annotated[Path, typer.Option("--data", help="Prepared dataset folder.")],
+    candidates: Annotated[Path, typer.Option("--candidates", help="Retriever candidates.jsonl.")],
+    out: Annotated[Path, typer.Option("--out", help="Predictions file (JSON lines) to write.")],
+    index: Annotated[str, typer.Option("--index", help="User index folder, or 'none'.")] = "none",
+    split: Annotated[str, typer.Option("--split", help="test | valid")] = "test",
+    method: Annotated[str, typer.Option("--method", help="logits (one forward pass) | generate")] = "logits",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Rank only the first N users.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
+    quantization: Annotated[str, typer.Option("--quantization", help="auto | nf4 | none")] = "none",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing predictions file.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Rank each user's retrieved candidates with the LLM; write ulmrec-eval predictions."""
+    import sys
+
+    from ulmrec_align.ranking.loading import load_ranking_model
+    from ulmrec_align.ranking.run import rank_split, write_rankings
+    from ulmrec_align.retrieval.candidates import read_candidates
+    from ulmrec_align.tasks.build import load_inputs
+    from ulmrec_eval.errors import InputError
+
+    if split not in ("test", "valid"):
+        raise InputError(f"--split must be 'test' or 'valid', got {split!r}")
+    if method not in ("logits", "generate"):
+        raise InputError(f"--method must be 'logits' or 'generate', got {method!r}")
+    if out.exists() and not force:
+        raise InputError("exists; pass --force to replace it", path=out)
+    index_path = _index_arg(index)
+    dataset, artifact, _, _ = load_inputs(data, index_path, None)
+    rows = read_candidates(candidates, split=split)
+    ranker = load_ranking_model(model, device=device, quantization=quantization)
+    if artifact is None and ranker.index_tokens == "added":
+        raise InputError("the model was tuned with a user index (added code tokens): pass --index")
+    n = min(limit or len(rows), len(rows))
+    start = time.perf_counter()
+    bar, update = _progress_bar(n, "align rank", progress and sys.stderr.isatty())
+    with bar:
+        ranked = rank_split(ranker, dataset, rows, index=artifact, split=split,
+                            method=method,  # type: ignore[arg-type]
+                            limit=limit, batch_size=batch_size, candidates_path=candidates, progress=update)
+    write_rankings(out, ranked)
+    seconds = time.perf_counter() - start
+    line = f"ranked {len(ranked)} users ({method}) in {seconds:.1f}s ({len(ranked) / seconds:.2f} users/s)"
+    if method == "generate":
+        parsed = sum(1 for r in ranked if r.parsed) / max(len(ranked), 1)
+        line += f"; complete parsed rankings: {parsed:.1%}"
+    typer.echo(line, err=True)
+    typer.echo(f"wrote {out}; score it with `ulmrec eval metrics {out} --split {split} "
+               f"--retrieved-n {ranker.prompt.n_candidates}`", err=True)
+
+
+@app.command("inspect")
+def inspect(
+    samples: Annotated[Path, typer.Argument(help="Samples folder written by `ulmrec align build`.")],
+    show: Annotated[int, typer.Option("--show", min=0, help="Examples to print per task.")] = 1,
+) -> None:
+    """Counts per split and task, what was skipped and why, and example samples."""
+    from ulmrec_align.tasks.schema import read_manifest, read_samples
+
+    manifest = read_manifest(samples)
+    typer.echo(f"tokenizer: {manifest.tokenizer}; index tokens: {manifest.config.index_tokens}; "
+               f"index: {manifest.index_path or 'none'}")
+    for split, counts in manifest.counts.items():
+        typer.echo(f"{split}: " + (", ".join(f"{t} {n}" for t, n in counts.items()) or "none"))
+    for task, stats in manifest.prompt_tokens.items():
+        typer.echo(f"prompt tokens {task}: mean {stats['mean']:.0f}, max {stats['max']:.0f}")
+    for task, reason in manifest.skipped.items():
+        typer.echo(f"skipped {task}: {reason}")
+    if show:
+        seen: dict[str, int] = {}
+        for sample in read_samples(samples, "train"):
+            if seen.get(sample.task, 0) < show:
+                seen[sample.task] = seen.get(sample.task, 0) + 1
+                typer.echo(f"\n--- {sample.task} ({sample.template_id}, user {sample.raw_user_id})\n"
+                           f"{sample.prompt}{sample.response}")
+
+
+def _register_train() -> None:
+    try:
+        from ulmrec_align.tuning.cli import train_command
+    except ImportError:  # tuning is optional at import time; `align train` is then absent
+        return
+    app.command("train")(train_command)
+
+
+_register_train()

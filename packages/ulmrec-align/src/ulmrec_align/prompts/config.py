@@ -1,0 +1,24 @@
+"""How prompts are sized: candidates, history items, title and prompt lengths (counted in model tokens)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ulmrec_align.prompts.letters import MAX_LETTERS
+
+
+class PromptConfig(BaseModel):
+    """Sizes of a prompt; paper defaults (20 candidates, 20 history items, 32-token titles, 1536 tokens)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_candidates: int = Field(default=20, ge=2, le=MAX_LETTERS,
+                              description="Lettered candidates per ranking prompt, (A), (B), ...")
+    history_items: int = Field(default=20, ge=1,
+                               description="Most recent history titles shown, in time order.")
+    title_tokens: int = Field(default=32, ge=1, description="Each title is cut to this many model tokens.")
+    max_prompt_tokens: int = Field(
+        default=1536, ge=64, description="A prompt longer than this drops its oldest history items first "
+        "(then cuts the preference or intent text); counted in tokens of the chosen model.")
+    text_tokens: int = Field(default=96, ge=8,
+                             description="Preference, review and intent texts are cut to this many tokens.")

@@ -1,0 +1,129 @@
+"""Samples → token ids, shared by training and ranking.
+
+``prompt ids = special prefix (BOS where the tokenizer adds one) + prompt pieces`` and
+``response ids = response pieces + EOS``; the model is trained to emit ``response ids`` after ``prompt ids``
+(loss on the response only). The ranker feeds ``prompt ids`` and reads, at the last position, the logit of
+the *first response id* of each candidate letter — :func:`letter_token_ids` derives those ids from
+:func:`encode_response`, the very function that builds the training targets (never from ``tokenizer("A")``
+inside some other context).
+
+With ``index_tokens="added"``, the spans marked as user codes become the added code tokens (looked up by name)
+and every other piece is tokenized with special tokens split, so user-written text that looks like a code
+(``<a_12>``) is ordinary text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ulmrec_align.prompts.index_tokens import IndexTokens
+from ulmrec_align.prompts.letters import LETTERS
+from ulmrec_align.prompts.render import Span
+
+IGNORE_INDEX = -100
+_CODE_TOKEN = r"<[^<>]+>"
+
+
+class PromptEncodingError(ValueError):
+    """The tokenizer cannot represent what the prompts need (e.g. two letters share their first token)."""
+
+    user_error = True
+
+
+@dataclass(frozen=True)
+class EncodedSample:
+    """``input_ids = prompt + response`` and ``labels`` (IGNORE_INDEX on the prompt)."""
+
+    input_ids: list[int]
+    labels: list[int]
+    prompt_length: int
+
+
+def special_prefix(tokenizer: Any) -> list[int]:
+    """Ids the tokenizer puts before any text (BOS for Llama-style tokenizers, nothing for GPT-2-style)."""
+    ids = tokenizer("", add_special_tokens=True)["input_ids"]
+    eos = tokenizer.eos_token_id
+    return [int(i) for i in ids if i != eos]
+
+
+def _code_ids(tokenizer: Any, code: str) -> list[int]:
+    import re
+
+    tokens = re.findall(_CODE_TOKEN, code)
+    if "".join(tokens) != code:
+        raise PromptEncodingError(f"{code!r} is not a sequence of code tokens")
+    ids = tokenizer.convert_tokens_to_ids(tokens)
+    unk = tokenizer.unk_token_id
+    for token, token_id in zip(tokens, ids, strict=True):
+        if token_id is None or (unk is not None and token_id == unk and token != tokenizer.unk_token):
+            raise PromptEncodingError(f"code token {token!r} is not in the tokenizer; the samples were built "
+                                      "with --index-tokens added, so load the tokenizer saved by training")
+    return [int(i) for i in ids]
+
+
+def encode_pieces(tokenizer: Any, text: str, spans: Sequence[Span] = (), *,
+                  index_tokens: IndexTokens = "plain") -> list[int]:
+    """Token ids of ``text`` without special tokens; in ``added`` mode ``spans`` become code tokens."""
+    if index_tokens == "plain":
+        return [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+    ids: list[int] = []
+    position = 0
+    for start, end in sorted(spans):
+        ids += _plain(tokenizer, text[position:start])
+        ids += _code_ids(tokenizer, text[start:end])
+        position = end
+    return ids + _plain(tokenizer, text[position:])
+
+
+def _plain(tokenizer: Any, text: str) -> list[int]:
+    if not text:
+        return []
+    out = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    return [int(i) for i in out]
+
+
+def encode_prompt(tokenizer: Any, prompt: str, spans: Sequence[Span] = (), *,
+                  index_tokens: IndexTokens = "plain") -> list[int]:
+    """The ids the model reads: special prefix + prompt pieces."""
+    return special_prefix(tokenizer) + encode_pieces(tokenizer, prompt, spans, index_tokens=index_tokens)
+
+
+def encode_response(tokenizer: Any, response: str, spans: Sequence[Span] = (), *,
+                    index_tokens: IndexTokens = "plain") -> list[int]:
+    """The ids the model is trained to emit: response pieces + EOS."""
+    if tokenizer.eos_token_id is None:
+        raise PromptEncodingError("the tokenizer has no EOS token")
+    pieces = encode_pieces(tokenizer, response, spans, index_tokens=index_tokens)
+    return [*pieces, int(tokenizer.eos_token_id)]
+
+
+def encode_sample(tokenizer: Any, sample: Any, *, index_tokens: IndexTokens = "plain",
+                  max_length: int | None = None) -> EncodedSample:
+    """Encode an :class:`~ulmrec_align.tasks.schema.AlignmentSample` for training.
+
+    ``max_length`` cuts the prompt from the left (keeping the prefix) when prompt + response exceed it.
+    """
+    prompt = encode_prompt(tokenizer, sample.prompt, sample.prompt_code_spans, index_tokens=index_tokens)
+    response = encode_response(tokenizer, sample.response, sample.response_code_spans,
+                               index_tokens=index_tokens)
+    if max_length is not None and len(prompt) + len(response) > max_length:
+        prefix = special_prefix(tokenizer)
+        keep = max(max_length - len(response) - len(prefix), 0)
+        prompt = prefix + prompt[len(prompt) - keep:] if keep else prefix
+    return EncodedSample(input_ids=prompt + response,
+                         labels=[IGNORE_INDEX] * len(prompt) + response,
+                         prompt_length=len(prompt))
+
+
+def letter_token_ids(tokenizer: Any, n_letters: int = len(LETTERS)) -> list[int]:
+    """For each letter A, B, …: the first id of its training target (:func:`encode_response` of the letter).
+
+    Raises :class:`PromptEncodingError` when two letters share that id (the ranker could not tell them apart).
+    """
+    ids = [encode_response(tokenizer, LETTERS[i])[0] for i in range(n_letters)]
+    if len(set(ids)) != len(ids):
+        raise PromptEncodingError("two candidate letters start with the same token in this tokenizer; "
+                                  "the logits ranker needs one distinct first token per letter")
+    return ids

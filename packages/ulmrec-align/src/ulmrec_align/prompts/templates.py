@@ -1,0 +1,48 @@
+"""Paraphrased instruction templates per alignment task (the input lines are fixed per task).
+
+Training picks one template per sample, deterministically from the seed; ranking always uses template 0 of
+``next_item``, so scores are comparable across users. Template ids read ``"<task>/<number>"``.
+"""
+
+from __future__ import annotations
+
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "next_item": (
+        "Given the user's purchase history in chronological order, choose the item the user is most "
+        "likely to buy next from the candidate pool. Answer with the letter of that candidate.",
+        "Here is what this user bought so far, oldest first. Which candidate will they buy next? "
+        "Reply with its letter only.",
+        "Predict the user's next purchase among the lettered candidates, using their past purchases. "
+        "Give the candidate's letter.",
+    ),
+    "index_to_pref": (
+        "Describe the preferences of the user with this index.",
+        "What does the user with this index like? Summarise their preferences in one sentence.",
+        "Write a short summary of the tastes of the user identified by this index.",
+    ),
+    "pref_to_index": (
+        "Which user index belongs to the user with these preferences?",
+        "Give the index of the user whose preferences are described below.",
+        "A user is described by the preferences below. Write their user index.",
+    ),
+    "history_to_index": (
+        "Given this purchase history in chronological order, write the index of the user who made it.",
+        "Which user index matches the purchase history below?",
+        "Identify the user by index from their purchases, oldest first.",
+    ),
+    "rating": (
+        "How would the user with this index rate the item below, from 1 to 5? Answer with the number.",
+        "Predict the star rating (1-5) this user gives the item. Reply with one digit.",
+        "Given the user's index and an item, guess the user's rating of it on a 1 to 5 scale.",
+    ),
+    "intent": (
+        "The user with this index describes what they are looking for. Choose the matching item from the "
+        "candidate pool and answer with its letter.",
+        "Find the candidate that fits this user's stated need. Reply with its letter only.",
+        "Using the user's index and their request, pick the right candidate. Give the letter.",
+    ),
+}
+
+def template_id(task: str, number: int) -> str:
+    """``"next_item/0"``."""
+    return f"{task}/{number}"

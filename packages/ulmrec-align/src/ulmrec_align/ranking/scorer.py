@@ -1,0 +1,97 @@
+"""Letter logits in one forward pass per prompt.
+
+Prompts are left-padded (explicit ``position_ids = cumsum(mask) - 1``) and only the last position's
+logits are computed (``logits_to_keep=1``); the score of candidate ``X`` is the logit of
+``letter_token_ids[X]``, the first token of the training target for letter ``X``
+(see :mod:`ulmrec_align.prompts.encoding`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
+from ulmrec_align.prompts.index_tokens import IndexTokens
+
+
+def left_pad(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask, position_ids)``, each (B, L_max), sequences right-aligned."""
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        if ids:
+            input_ids[row, width - len(ids):] = torch.tensor(list(ids), dtype=torch.long)
+            mask[row, width - len(ids):] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return input_ids, mask, positions
+
+
+def model_device(model: Any) -> torch.device:
+    return next(p.device for p in model.parameters())
+
+
+@torch.no_grad()
+def last_logits(model: Any, prompts: Sequence[Sequence[int]], *, pad_id: int, batch_size: int = 8,
+                columns: Sequence[int] | None = None,
+                progress: Callable[[int], None] | None = None) -> npt.NDArray[np.float32]:
+    """Logits at each prompt's last position, (n, V) — or (n, len(columns)) for the given vocab ids.
+
+    Prompts are processed longest first in batches of ``batch_size`` (less padding); rows come back in the
+    input order.
+    """
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    device = model_device(model)
+    out: npt.NDArray[np.float32] | None = None
+    cols = None if columns is None else torch.tensor(list(columns), dtype=torch.long, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            ids, mask, positions = left_pad([prompts[i] for i in rows], pad_id)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                           position_ids=positions.to(device), logits_to_keep=1, use_cache=False).logits[:, -1]
+            if cols is not None:
+                logits = logits.index_select(1, cols)
+            values = logits.float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(prompts), values.shape[1]), dtype=np.float32)
+            out[rows] = values
+            if progress is not None:
+                progress(len(rows))
+    finally:
+        model.train(was_training)
+    return out if out is not None else np.zeros((0, 0 if columns is None else len(columns)), np.float32)
+
+
+def score_samples(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_tokens: IndexTokens = "plain",
+                  batch_size: int = 8) -> npt.NDArray[np.float32]:
+    """Letter logits of ranking samples, (n, n_letters) with n_letters = the longest candidate list;
+    columns past a sample's own candidates are ``-inf``."""
+    n_letters = max((len(s.candidates or []) for s in samples), default=0)
+    letters = letter_token_ids(tokenizer, n_letters)
+    encoded = [encode_prompt(tokenizer, s.prompt, s.prompt_code_spans, index_tokens=index_tokens)
+               for s in samples]
+    scores = last_logits(model, encoded, pad_id=int(tokenizer.pad_token_id or 0), batch_size=batch_size,
+                         columns=letters)
+    for row, sample in enumerate(samples):
+        scores[row, len(sample.candidates or []):] = -np.inf
+    return scores
+
+
+def ndcg_at(scores: npt.NDArray[np.floating], target_positions: Sequence[int], k: int) -> float:
+    """Mean NDCG@k of the target column per row, ties pessimistic: ``1/log2(1 + rank)`` if rank ≤ k."""
+    from ulmrec_eval.metrics import compute_metrics
+
+    if len(target_positions) == 0:
+        return 0.0
+    values = np.asarray(scores, dtype=np.float64)
+    targets = values[np.arange(len(values)), np.asarray(target_positions)]
+    ranks = (values >= targets[:, None]).sum(axis=1)
+    return float(compute_metrics(ranks.astype(np.int64), (k,))[f"ndcg@{k}"])

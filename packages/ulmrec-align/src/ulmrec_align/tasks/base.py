@@ -1,0 +1,88 @@
+"""What a task builder sees (:class:`BuildContext`) and the protocol it follows (:class:`TaskBuilder`)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from ulmrec_align.data.prepared import PreparedDataset
+from ulmrec_align.data.split import UserSplit
+from ulmrec_align.prompts.builder import PromptBuilder, Rendered
+from ulmrec_align.prompts.letters import letter
+from ulmrec_align.prompts.templates import TEMPLATES, template_id
+from ulmrec_align.retrieval.candidates import CandidateRow
+from ulmrec_align.tasks.schema import AlignConfig, AlignmentSample, SampleSplit
+from ulmrec_align.tasks.summarise import Summariser
+
+
+@dataclass
+class BuildContext:
+    """Everything the builders share: data, user codes (None = no index), candidates, prompt builder."""
+
+    dataset: PreparedDataset
+    config: AlignConfig
+    prompts: PromptBuilder
+    codes: dict[int, str] | None                      # dense user id -> code text, e.g. '<a_1><b_2>'
+    candidates: dict[tuple[str, int], CandidateRow]    # (split, dense user id) -> retrieved candidates
+    summariser: Summariser
+    _preferences: dict[int, str | None] = field(default_factory=dict)
+
+    def split(self, user: int) -> UserSplit:
+        return self.dataset.splits[user]
+
+    def code(self, user: int) -> str | None:
+        return None if self.codes is None else self.codes[user]
+
+    def preference(self, user: int) -> str | None:
+        """The data's preference sentence, else the summariser's text of the user's training reviews."""
+        if user not in self._preferences:
+            record = self.dataset.users[user]
+            text = record.preference
+            if not text:
+                seq = self.dataset.sequences[user]
+                n_train = len(self.split(user).train)
+                reviews = [t for t in (seq.reviews or [])[:n_train] if t]
+                summaries = [t for t in (seq.summaries or [])[:n_train] if t]
+                text = self.summariser.summarise(reviews or summaries or list(record.texts)) or None
+            self._preferences[user] = (self.prompts.cut(text, self.config.prompt.text_tokens)
+                                       if text else None)
+        return self._preferences[user]
+
+    def sample(self, *, task: str, split: SampleSplit, user: int, template: int, rendered: Rendered,
+               response: str, response_is_code: bool = False, candidates: Sequence[int] | None = None,
+               target: int | None = None) -> AlignmentSample:
+        """An :class:`AlignmentSample` of ``rendered`` + ``response``."""
+        target_letter = None
+        if candidates is not None and target is not None:
+            target_letter = letter(list(candidates).index(target))
+        return AlignmentSample(
+            task=task, split=split, user_id=user, raw_user_id=self.dataset.users[user].raw_id,
+            template_id=template_id(task, template), prompt=rendered.text, response=response,
+            prompt_code_spans=rendered.spans,
+            response_code_spans=[(0, len(response))] if response_is_code else [],
+            candidates=list(candidates) if candidates is not None else None,
+            target=target, target_letter=target_letter)
+
+
+class TaskBuilder(Protocol):
+    """One alignment task. ``build`` returns the samples of one user (possibly none)."""
+
+    name: ClassVar[str]
+    needs_index: ClassVar[bool]
+    splits: ClassVar[tuple[SampleSplit, ...]]
+
+    def unsupported_reason(self, ctx: BuildContext) -> str | None:
+        """Why the data cannot support this task (None = it can)."""
+        ...
+
+    def build(self, ctx: BuildContext, user: int, split: SampleSplit,
+              rng: random.Random) -> list[AlignmentSample]:
+        ...
+
+
+def pick_template(task: str, rng: random.Random) -> tuple[int, str]:
+    """A paraphrase of ``task``'s instruction, chosen by ``rng``: ``(number, instruction)``."""
+    number = rng.randrange(len(TEMPLATES[task]))
+    return number, TEMPLATES[task][number]

@@ -1,0 +1,193 @@
+"""``ulmrec align build``: prepared data + user index + retriever candidates → alignment samples folder.
+
+Per user (a seeded random subset with ``max_users``), every enabled task contributes
+``floor(w) + Bernoulli(frac(w))`` samples for weight ``w``; the template and negatives come from one
+``random.Random`` seeded by ``(seed, task, user, split, repeat)``, so the build is deterministic and adding a
+task never changes another task's samples. Tasks the data cannot support, and tasks that need an index when
+there is none, are skipped with their reason in the manifest. The folder is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ulmrec_align import __version__
+from ulmrec_align.data.prepared import PreparedDataset
+from ulmrec_align.prompts.builder import PromptBuilder
+from ulmrec_align.retrieval.candidates import CandidateRow, read_candidates
+from ulmrec_align.tasks.base import BuildContext
+from ulmrec_align.tasks.registry import get_task
+from ulmrec_align.tasks.schema import MANIFEST, AlignConfig, AlignManifest, AlignmentSample, InputHashes
+from ulmrec_align.tasks.summarise import ExtractiveSummariser, Summariser
+from ulmrec_eval.artifacts import atomic_dir, sha256_file
+from ulmrec_eval.errors import InputError
+from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl
+from ulmrec_index.artifact import INDEX_FILE, IndexArtifact, load_index
+
+
+@dataclass
+class BuildResult:
+    """In-memory result: samples per split and the manifest."""
+
+    samples: dict[str, list[AlignmentSample]]
+    manifest: AlignManifest
+
+
+def user_codes(dataset: PreparedDataset, index: IndexArtifact, *,
+               path: str | Path = "index") -> dict[int, str]:
+    """Dense user id -> code text; every user of the data must be in the index."""
+    codes: dict[int, str] = {}
+    for user in dataset.users:
+        if user.raw_id not in index.codes:
+            raise InputError(f"user {user.raw_id!r} of the dataset is not in the index (built from other "
+                             "users?); rebuild it from `ulmrec data users` of this dataset", path=path)
+        codes[user.user_id] = index.token(user.raw_id)
+    return codes
+
+
+def check_candidates(dataset: PreparedDataset, rows: dict[tuple[str, int], CandidateRow],
+                     path: str | Path) -> None:
+    """Refuse candidates written for another dataset (targets must be the split's targets)."""
+    for (split, user), row in rows.items():
+        if user >= dataset.n_users:
+            raise InputError(f"user {user} is not in the dataset ({dataset.n_users} users): candidates of "
+                             "another dataset?", path=path)
+        s = dataset.splits[user]
+        want = s.valid_target if split == "valid" else s.test_target
+        if row.target != want:
+            raise InputError(f"user {user}'s {split} target is {row.target} here but {want} in the dataset: "
+                             "candidates of another dataset or split", path=path)
+
+
+def _rng(seed: int, *parts: object) -> random.Random:
+    key = hashlib.sha256(repr((seed, *parts)).encode()).digest()
+    return random.Random(int.from_bytes(key[:8], "little"))
+
+
+def _repeats(weight: float, rng: random.Random) -> int:
+    whole = math.floor(weight)
+    return whole + (1 if rng.random() < weight - whole else 0)
+
+
+def select_users(n_users: int, max_users: int | None, seed: int) -> list[int]:
+    """All users, or a seeded random subset of ``max_users`` (sorted)."""
+    if max_users is None or max_users >= n_users:
+        return list(range(n_users))
+    return sorted(random.Random(seed).sample(range(n_users), max_users))
+
+
+def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any, *,
+                  index: IndexArtifact | None, candidates: dict[tuple[str, int], CandidateRow],
+                  inputs: InputHashes, paths: dict[str, str | None], tokenizer_name: str,
+                  summariser: Summariser | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> BuildResult:
+    """Build every enabled task's samples in memory (see the module docstring)."""
+    if config.index_tokens == "added" and index is not None:
+        from ulmrec_align.prompts.index_tokens import add_index_tokens
+
+        add_index_tokens(tokenizer, index.token_format, index.codebook_sizes)
+    prompts = PromptBuilder(tokenizer, config.prompt, titles=dataset.titles(),
+                            index_tokens=config.index_tokens if index is not None else "plain")
+    ctx = BuildContext(dataset=dataset, config=config, prompts=prompts,
+                       codes=(user_codes(dataset, index, path=paths.get("index") or "index")
+                              if index else None),
+                       candidates=candidates, summariser=summariser or ExtractiveSummariser())
+    builders = []
+    skipped: dict[str, str] = {}
+    for name in config.tasks:
+        builder = get_task(name)
+        if builder.needs_index and index is None:
+            skipped[name] = "needs a user index (built with --index none)"
+            continue
+        reason = builder.unsupported_reason(ctx)
+        if reason is not None:
+            skipped[name] = reason
+            continue
+        builders.append(builder)
+    if "valid" in {s for b in builders for s in b.splits} and not any(k[0] == "valid" for k in candidates):
+        skipped.setdefault("next_item:valid", "no validation candidates (--candidates not given)")
+
+    users = select_users(dataset.n_users, config.max_users, config.seed)
+    samples: dict[str, list[AlignmentSample]] = {"train": [], "valid": []}
+    for done, user in enumerate(users, start=1):
+        for builder in builders:
+            for split in builder.splits:
+                weight = config.task_weights.get(builder.name, 1.0) if split == "train" else 1.0
+                repeats = _repeats(weight, _rng(config.seed, builder.name, user, split, "weight"))
+                for repeat in range(repeats):
+                    rng = _rng(config.seed, builder.name, user, split, repeat)
+                    samples[split] += builder.build(ctx, user, split, rng)
+        if progress is not None:
+            progress(done, len(users))
+    if config.valid_users is not None and len(samples["valid"]) > config.valid_users:
+        keep = sorted(random.Random(config.seed).sample(range(len(samples["valid"])), config.valid_users))
+        samples["valid"] = [samples["valid"][i] for i in keep]
+
+    counts: dict[str, dict[str, int]] = {split: defaultdict(int) for split in samples}
+    lengths: dict[str, list[int]] = defaultdict(list)
+    for split_name, rows in samples.items():
+        for sample in rows:
+            counts[split_name][sample.task] += 1
+    for builder in builders:
+        if not any(counts[s].get(builder.name) for s in counts):
+            skipped.setdefault(builder.name, "no user had what this task needs")
+    for sample in samples["train"][:2000]:
+        lengths[sample.task].append(prompts.count_text(sample.prompt, sample.prompt_code_spans))
+    manifest = AlignManifest(
+        config=config, inputs=inputs, data_path=str(paths.get("data")), index_path=paths.get("index"),
+        candidates_path=paths.get("candidates"), tokenizer=tokenizer_name,
+        token_format=list(index.token_format) if index else None,
+        codebook_sizes=list(index.codebook_sizes) if index else None,
+        counts={split: dict(c) for split, c in counts.items()}, skipped=skipped,
+        prompt_tokens={task: {"mean": sum(v) / len(v), "max": float(max(v))}
+                       for task, v in lengths.items()},
+        ulmrec_version=__version__)
+    return BuildResult(samples=samples, manifest=manifest)
+
+
+def write_samples(out: str | Path, result: BuildResult, *, force: bool = False) -> Path:
+    """Write ``train.jsonl``, ``valid.jsonl`` and ``manifest.json`` as one whole folder."""
+    with atomic_dir(out, force=force) as tmp:
+        for split, rows in result.samples.items():
+            atomic_write_jsonl(tmp / f"{split}.jsonl", rows)
+        atomic_write_json(tmp / MANIFEST, result.manifest.model_dump(mode="json"))
+    return Path(out)
+
+
+def load_inputs(data: str | Path, index: str | Path | None, candidates: str | Path | None,
+                ) -> tuple[PreparedDataset, IndexArtifact | None, dict[tuple[str, int], CandidateRow],
+                           InputHashes]:
+    """Read and cross-check the three inputs; hash them for the manifest."""
+    dataset = PreparedDataset.load(data)
+    artifact = load_index(index) if index is not None else None
+    rows = read_candidates(candidates) if candidates is not None else {}
+    if candidates is not None:
+        check_candidates(dataset, rows, candidates)
+    index_file = None if index is None else (
+        Path(index) / INDEX_FILE if Path(index).is_dir() else Path(index))
+    inputs = InputHashes(data_split_sha256=dataset.manifest.split_sha256,
+                         index_sha256=sha256_file(index_file) if index_file else None,
+                         candidates_sha256=sha256_file(candidates) if candidates is not None else None)
+    return dataset, artifact, rows, inputs
+
+
+def parse_task_weights(values: Sequence[str]) -> dict[str, float]:
+    """``["rating=0.5", ...]`` -> ``{"rating": 0.5}``; a malformed value is an :class:`InputError`."""
+    out: dict[str, float] = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        try:
+            weight = float(number)
+        except ValueError:
+            weight = float("nan")
+        if not sep or not name or not math.isfinite(weight) or weight < 0:
+            raise InputError(f"--task-weight expects NAME=W with W a finite number >= 0, got {value!r}")
+        out[name.strip()] = weight
+    return out

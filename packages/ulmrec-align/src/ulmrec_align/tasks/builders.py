@@ -1,0 +1,229 @@
+"""The six built-in alignment tasks (ULMRec §3.3): each turns one user's *training* interactions (or, for
+``next_item`` validation, the validation target with the retriever's candidates) into samples.
+
+1. ``next_item``        index + history + lettered candidates → the target's letter
+2. ``index_to_pref``    index → preference text
+3. ``pref_to_index``    preference text → index
+4. ``history_to_index`` history → index
+5. ``rating``           index + item title → rating 1–5 (data with ratings)
+6. ``intent``           index + an intent from the target interaction's own review/summary → its letter
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from typing import ClassVar
+
+from ulmrec_align.prompts.templates import TEMPLATES
+from ulmrec_align.tasks.base import BuildContext, pick_template
+from ulmrec_align.tasks.schema import AlignmentSample, SampleSplit
+
+
+def sample_negatives(ctx: BuildContext, *, exclude: set[int], n: int, rng: random.Random,
+                     preferred: Sequence[int] = ()) -> list[int]:
+    """``n`` distinct items not in ``exclude``: ``preferred`` first (in order), then uniformly at random."""
+    out: list[int] = []
+    taken = set(exclude)
+    for item in preferred:
+        if len(out) == n:
+            return out
+        if item not in taken:
+            out.append(item)
+            taken.add(item)
+    n_items = ctx.dataset.n_items
+    if n_items - len(taken) < n - len(out):
+        raise ValueError(f"only {n_items - len(taken)} items left to draw {n - len(out)} negatives from")
+    while len(out) < n:
+        item = rng.randrange(n_items)
+        if item not in taken:
+            out.append(item)
+            taken.add(item)
+    return out
+
+
+def lettered_pool(ctx: BuildContext, target: int, history: Sequence[int], rng: random.Random, *,
+                  preferred: Sequence[int] = ()) -> list[int]:
+    """Target + ``n_candidates - 1`` negatives never in ``history``, shuffled."""
+    n = ctx.config.prompt.n_candidates
+    pool = [target, *sample_negatives(ctx, exclude={target, *history}, n=n - 1, rng=rng,
+                                      preferred=preferred)]
+    rng.shuffle(pool)
+    return pool
+
+
+class NextItem:
+    """Task 1; training candidates are random (or hard, from the retriever) negatives, validation candidates
+    are the retriever's own (users whose target it missed are left out: they measure nothing)."""
+
+    name: ClassVar[str] = "next_item"
+    needs_index: ClassVar[bool] = False
+    splits: ClassVar[tuple[SampleSplit, ...]] = ("train", "valid")
+
+    def unsupported_reason(self, ctx: BuildContext) -> str | None:
+        return None
+
+    def build(self, ctx: BuildContext, user: int, split: SampleSplit,
+              rng: random.Random) -> list[AlignmentSample]:
+        s = ctx.split(user)
+        number, instruction = (pick_template(self.name, rng) if split == "train"
+                               else (0, TEMPLATES[self.name][0]))
+        if split == "train":
+            if len(s.train) < 2:
+                return []
+            history, target = list(s.train[:-1]), s.train[-1]
+            hard = ctx.candidates.get(("valid", user)) if ctx.config.hard_negatives else None
+            pool = lettered_pool(ctx, target, history, rng, preferred=hard.candidates if hard else ())
+        else:
+            row = ctx.candidates.get(("valid", user))
+            if row is None or not row.target_in_candidates:
+                return []
+            history, target = list(s.valid_input), s.valid_target
+            pool = row.candidates[: ctx.config.prompt.n_candidates]
+            if target not in pool:
+                return []
+        rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), history=history, candidates=pool)
+        return [ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
+                           response=pool_letter(pool, target), candidates=pool, target=target)]
+
+
+def pool_letter(pool: Sequence[int], target: int) -> str:
+    from ulmrec_align.prompts.letters import letter
+
+    return letter(list(pool).index(target))
+
+
+def _has_preference_source(ctx: BuildContext) -> bool:
+    if any(u.preference for u in ctx.dataset.users) or any(u.texts for u in ctx.dataset.users):
+        return True
+    return any(seq.reviews or seq.summaries for seq in ctx.dataset.sequences)
+
+
+class IndexToPreference:
+    """Task 2."""
+
+    name: ClassVar[str] = "index_to_pref"
+    needs_index: ClassVar[bool] = True
+    splits: ClassVar[tuple[SampleSplit, ...]] = ("train",)
+
+    def unsupported_reason(self, ctx: BuildContext) -> str | None:
+        return None if _has_preference_source(ctx) else "the data has no preference, review or user texts"
+
+    def build(self, ctx: BuildContext, user: int, split: SampleSplit,
+              rng: random.Random) -> list[AlignmentSample]:
+        preference = ctx.preference(user)
+        if not preference:
+            return []
+        number, instruction = pick_template(self.name, rng)
+        rendered = ctx.prompts.render(instruction, user_code=ctx.code(user))
+        return [ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
+                           response=preference)]
+
+
+class PreferenceToIndex:
+    """Task 3: the index is the answer, so the prompt has no ``User Index:`` line."""
+
+    name: ClassVar[str] = "pref_to_index"
+    needs_index: ClassVar[bool] = True
+    splits: ClassVar[tuple[SampleSplit, ...]] = ("train",)
+
+    def unsupported_reason(self, ctx: BuildContext) -> str | None:
+        return None if _has_preference_source(ctx) else "the data has no preference, review or user texts"
+
+    def build(self, ctx: BuildContext, user: int, split: SampleSplit,
+              rng: random.Random) -> list[AlignmentSample]:
+        preference, code = ctx.preference(user), ctx.code(user)
+        if not preference or code is None:
+            return []
+        number, instruction = pick_template(self.name, rng)
+        rendered = ctx.prompts.render(instruction, user_code=None, before=[f"Preferences: {preference}"])
+        return [ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
+                           response=code, response_is_code=True)]
+
+
+class HistoryToIndex:
+    """Task 4: the training history identifies the user."""
+
+    name: ClassVar[str] = "history_to_index"
+    needs_index: ClassVar[bool] = True
+    splits: ClassVar[tuple[SampleSplit, ...]] = ("train",)
+
+    def unsupported_reason(self, ctx: BuildContext) -> str | None:
+        return None
+
+    def build(self, ctx: BuildContext, user: int, split: SampleSplit,
+              rng: random.Random) -> list[AlignmentSample]:
+        code = ctx.code(user)
+        if code is None:
+            return []
+        number, instruction = pick_template(self.name, rng)
+        rendered = ctx.prompts.render(instruction, user_code=None, history=list(ctx.split(user).train),
+                                      history_label="Purchase history")
+        return [ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
+                           response=code, response_is_code=True)]
+
+
+class RatingPrediction:
+    """Task 5: a random training interaction's rating, rounded to 1–5."""
+
+    name: ClassVar[str] = "rating"
+    needs_index: ClassVar[bool] = True
+    splits: ClassVar[tuple[SampleSplit, ...]] = ("train",)
+
+    def unsupported_reason(self, ctx: BuildContext) -> str | None:
+        if not ctx.dataset.manifest.has_ratings:
+            return "the data has no ratings (e.g. the RecBole Beauty release keeps none)"
+        return None
+
+    def build(self, ctx: BuildContext, user: int, split: SampleSplit,
+              rng: random.Random) -> list[AlignmentSample]:
+        ratings = ctx.dataset.sequences[user].ratings
+        train = ctx.split(user).train
+        if not ratings or not train:
+            return []
+        position = rng.randrange(len(train))
+        stars = min(5, max(1, round(ratings[position])))
+        number, instruction = pick_template(self.name, rng)
+        rendered = ctx.prompts.render(instruction, user_code=ctx.code(user),
+                                      before=[f"Item: {ctx.prompts.title(train[position])}"])
+        return [ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
+                           response=str(stars))]
+
+
+_FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+class IntentPrediction:
+    """Task 6: the latest training interaction that has a review or summary; the intent is the review's first
+    sentence (or the summary), phrased as a request; candidates are drawn as in ``next_item``."""
+
+    name: ClassVar[str] = "intent"
+    needs_index: ClassVar[bool] = True
+    splits: ClassVar[tuple[SampleSplit, ...]] = ("train",)
+
+    def unsupported_reason(self, ctx: BuildContext) -> str | None:
+        if not any(seq.reviews or seq.summaries for seq in ctx.dataset.sequences):
+            return "the data has no per-interaction review text or summary (e.g. the RecBole Beauty release)"
+        return None
+
+    def build(self, ctx: BuildContext, user: int, split: SampleSplit,
+              rng: random.Random) -> list[AlignmentSample]:
+        seq, train = ctx.dataset.sequences[user], ctx.split(user).train
+        for position in range(len(train) - 1, -1, -1):
+            summary = seq.summaries[position] if seq.summaries else None
+            review = seq.reviews[position] if seq.reviews else None
+            text = (_FIRST_SENTENCE.split(review)[0] if review else None) or summary
+            if text:
+                break
+        else:
+            return []
+        intent = ctx.prompts.cut(f"I am looking for something that fits this: {text}",
+                                 ctx.config.prompt.text_tokens)
+        target = train[position]
+        pool = lettered_pool(ctx, target, train[:position], rng)
+        number, instruction = pick_template(self.name, rng)
+        rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), candidates=pool,
+                                      before=[f"Request: {intent}"])
+        return [ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
+                           response=pool_letter(pool, target), candidates=pool, target=target)]

@@ -1,0 +1,111 @@
+"""The alignment-samples folder ``A/``: ``train.jsonl`` / ``valid.jsonl`` (one :class:`AlignmentSample`
+per line) and ``manifest.json`` (:class:`AlignManifest`). Written by ``ulmrec align build``, read by
+``align train`` and ``align rank``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ulmrec_align.prompts.config import PromptConfig
+from ulmrec_align.prompts.index_tokens import IndexTokens
+from ulmrec_eval.errors import InputError
+from ulmrec_eval.io import read_json_model, read_jsonl_models
+
+ALIGN_SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+SampleSplit = Literal["train", "valid", "test"]
+
+
+class AlignmentSample(BaseModel):
+    """One instruction sample: a prompt, the response the model must learn, and where it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = ALIGN_SCHEMA_VERSION
+    task: str = Field(description="Registered task name, e.g. 'next_item'.")
+    split: SampleSplit = Field(description="'train' samples come from training interactions only.")
+    user_id: int = Field(ge=0, description="Dense user id of the prepared dataset.")
+    raw_user_id: str
+    template_id: str = Field(description="'<task>/<n>': which paraphrase of the instruction was used.")
+    prompt: str = Field(description="Alpaca-style prompt, ending with '### Response:\\n'.")
+    response: str = Field(description="What the model is trained to answer (EOS is added when encoding).")
+    prompt_code_spans: list[tuple[int, int]] = Field(
+        default_factory=list, description="[start, end) character spans of user codes in the prompt.")
+    response_code_spans: list[tuple[int, int]] = Field(
+        default_factory=list, description="[start, end) character spans of user codes in the response.")
+    candidates: list[int] | None = Field(
+        default=None, description="Ranking tasks: dense item ids in letter order (A, B, ...).")
+    target: int | None = Field(default=None, description="Ranking tasks: the target's dense item id.")
+    target_letter: str | None = Field(default=None, description="Ranking tasks: the target's letter.")
+
+
+class InputHashes(BaseModel):
+    """What the samples were built from (resume and readers refuse anything else)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_split_sha256: str
+    index_sha256: str | None = Field(description="sha256 of the index's index.json; None = no index.")
+    candidates_sha256: str | None
+
+
+class AlignConfig(BaseModel):
+    """The options of ``ulmrec align build``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tasks: list[str] = Field(description="Tasks to build, in registry names.")
+    task_weights: dict[str, float] = Field(
+        default_factory=dict, description="Samples per user and task (default 1.0; 0.5 = every other user; "
+        "2.0 = two samples per user).")
+    index_tokens: IndexTokens = "plain"
+    model: str = Field(default="smollm2", description="Model whose tokenizer counts tokens.")
+    max_users: int | None = Field(default=None, ge=1, description="A seeded random subset of users.")
+    seed: int = 0
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    hard_negatives: bool = Field(default=False, description="next_item training negatives from the "
+                                 "retriever's validation candidates (then random ones) instead of random.")
+    valid_users: int | None = Field(default=None, ge=1, description="Cap on validation samples.")
+
+
+class AlignManifest(BaseModel):
+    """``A/manifest.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = ALIGN_SCHEMA_VERSION
+    kind: Literal["alignment-samples"] = "alignment-samples"
+    config: AlignConfig
+    inputs: InputHashes
+    data_path: str
+    index_path: str | None
+    candidates_path: str | None
+    tokenizer: str = Field(description="Resolved model path or hub id of the tokenizer that counted tokens.")
+    token_format: list[str] | None = Field(description="User-code token templates; None without an index.")
+    codebook_sizes: list[int] | None
+    counts: dict[str, dict[str, int]] = Field(description="split -> task -> samples.")
+    skipped: dict[str, str] = Field(default_factory=dict, description="task -> why it was not built.")
+    prompt_tokens: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="task -> mean / max prompt tokens (train split).")
+    ulmrec_version: str
+
+
+def read_manifest(folder: str | Path) -> AlignManifest:
+    """``folder/manifest.json``; a folder without one is not a finished samples folder."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise InputError("not an alignment-samples folder (no manifest.json); run `ulmrec align build`",
+                         path=folder)
+    return read_json_model(path, AlignManifest)
+
+
+def read_samples(folder: str | Path, split: SampleSplit = "train") -> list[AlignmentSample]:
+    """All samples of ``split``; malformed lines name the file and line."""
+    read_manifest(folder)
+    path = Path(folder) / f"{split}.jsonl"
+    if not path.is_file():
+        raise InputError(f"no {split}.jsonl", path=folder)
+    return list(read_jsonl_models(path, AlignmentSample))
