@@ -1,7 +1,8 @@
 """The ``ulmrec`` command: one Typer app whose sub-commands come from the entry-point group ``ulmrec.cli``.
 
 Each package registers its own sub-app (``eval``, ``index``, ``data``, ``retrieve`` ...), so ``ulmrec eval …``
-and ``ulmrec-eval …`` run the same code. Sub-app modules import nothing heavy at module level, which keeps
+and ``ulmrec-eval …`` run the same code; this app adds ``run``, ``demo`` and ``tui``. Sub-app modules import
+nothing heavy at module level, which keeps
 ``ulmrec --help`` well under a second.
 """
 
@@ -12,6 +13,7 @@ from importlib.metadata import entry_points
 import typer
 
 from ulmrec_app import __version__
+from ulmrec_app.run_cli import register
 from ulmrec_eval.cli_runner import run_app
 
 ENTRY_POINT_GROUP = "ulmrec.cli"
@@ -44,6 +46,7 @@ def build_app() -> typer.Typer:
     for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         sub_app = entry.load()
         app.add_typer(sub_app, name=entry.name)
+    register(app)
     return app
 
 

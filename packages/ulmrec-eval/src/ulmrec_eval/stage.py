@@ -138,7 +138,7 @@ def sha256_json(obj: Any) -> str:
 
 def sha256_path(path: str | Path, *, skip: tuple[str, ...] = ()) -> str:
     """sha256 over a file, or over a folder's files (relative names and contents, sorted; names in ``skip``
-    and hidden temporary files left out)."""
+    and hidden entries such as locks and temporary folders left out)."""
     root = Path(path)
     digest = hashlib.sha256()
     if root.is_file():
@@ -148,7 +148,7 @@ def sha256_path(path: str | Path, *, skip: tuple[str, ...] = ()) -> str:
         raise FileNotFoundError(f"{root}: no such file or folder")
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = file.relative_to(root).as_posix()
-        if file.name in skip or any(part.startswith(".") and part.endswith(".tmp") for part in file.parts):
+        if file.name in skip or any(part.startswith(".") for part in file.relative_to(root).parts):
             continue
         digest.update(rel.encode("utf-8") + b"\0")
         _update_file(digest, file)

@@ -1,0 +1,139 @@
+"""Run configs: a TOML (or YAML) file naming the run and, per stage, the options of that stage's command.
+
+```toml
+name = "demo"
+stages = ["data", "users", "index", "retrieve", "align", "train", "rank", "eval"]   # default: all
+[data.synthetic]          # `ulmrec data synthetic` options (or [data.download]; then [data.prepare])
+users = 300
+[index]                   # `ulmrec index build` options
+codebook_size = 16
+[align]                   # `ulmrec align build` options; index = "none" is the no-index baseline
+```
+
+``extends = "base.toml"`` (relative to this file) starts from another config and overrides its keys, so a
+variant names only what differs. Errors are one line: ``<file>: <key>: <problem>; allowed: …``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ulmrec_app.pipeline.errors import PipelineError
+
+StageName = Literal["data", "users", "index", "retrieve", "align", "train", "rank", "eval"]
+STAGES: tuple[StageName, ...] = ("data", "users", "index", "retrieve", "align", "train", "rank", "eval")
+#: Sub-commands the data stage may run (at most one of synthetic/download, then prepare).
+DATA_COMMANDS = ("synthetic", "download", "prepare")
+CONFIG_SCHEMA_VERSION = 1
+
+
+class RunConfig(BaseModel):
+    """A validated run config; each stage table holds that stage's command options (checked in ``plan``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(default=CONFIG_SCHEMA_VERSION, description="Version of the config format.")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                      description="Run name: the folder runs/<name>/ (letters, digits, . _ -).")
+    description: str = Field(default="", description="A line shown by `ulmrec tui`.")
+    stages: list[StageName] = Field(default_factory=lambda: list(STAGES),
+                                    description="Stages this run has (a prefix such as data…retrieve works).")
+    data: dict[Literal["synthetic", "download", "prepare"], dict[str, Any]] = Field(
+        default_factory=dict, description="Options of `ulmrec data synthetic|download|prepare`.")
+    users: dict[str, Any] = Field(default_factory=dict, description="Options of `ulmrec data users`.")
+    index: dict[str, Any] = Field(default_factory=dict, description="Options of `ulmrec index build`.")
+    retrieve: dict[str, Any] = Field(default_factory=dict, description="Options of `ulmrec retrieve train`.")
+    align: dict[str, Any] = Field(default_factory=dict, description="Options of `ulmrec align build`.")
+    train: dict[str, Any] = Field(default_factory=dict, description="Options of `ulmrec align train`.")
+    rank: dict[str, Any] = Field(default_factory=dict, description="Options of `ulmrec align rank`.")
+    eval: dict[str, Any] = Field(default_factory=dict, description="Options of `ulmrec eval metrics`.")
+    source: str = Field(default="", exclude=True, description="The file it was read from.")
+    base_dir: str = Field(default=".", exclude=True, description="Relative paths resolve here.")
+
+    def settings(self, stage: str) -> dict[str, Any]:
+        value: dict[str, Any] = getattr(self, stage)
+        return value
+
+    @property
+    def uses_index(self) -> bool:
+        """False for the no-index baseline (``align.index = "none"``)."""
+        return str(self.align.get("index", "")).lower() != "none"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise PipelineError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise PipelineError(f"{path}: YAML needs PyYAML (pip install pyyaml); or use TOML") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PipelineError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    else:
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise PipelineError(f"{path}: invalid TOML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: expected a table of keys at the top level")
+    return data
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else value
+    return out
+
+
+def _resolve_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    resolved = path.resolve()
+    if resolved in seen:
+        raise PipelineError(f"{path}: extends: circular ({' -> '.join(str(p) for p in (*seen, resolved))})")
+    data = _read_file(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise PipelineError(f"{path}: extends: expected a file name, got {parent!r}")
+    return _merge(_resolve_extends(path.parent / parent, (*seen, resolved)), data)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read, merge (``extends``) and validate a run config; any problem is one :class:`PipelineError` line."""
+    file = Path(path)
+    data = _resolve_extends(file)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise PipelineError(f"{file}: {_describe(exc)}") from None
+    config.source = str(file)
+    config.base_dir = str(file.resolve().parent)
+    if "synthetic" in config.data and "download" in config.data:
+        raise PipelineError(f"{file}: data: give [data.synthetic] or [data.download], not both")
+    return config
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"]) or "<top level>"
+    if first["type"] == "extra_forbidden":
+        top = [name for name in RunConfig.model_fields if name not in ("source", "base_dir")]
+        return f"{loc}: unknown key; allowed: {', '.join([*top, 'extends'])}"
+    if first["type"] in ("literal_error", "enum"):
+        expected = first.get("ctx", {}).get("expected", "")
+        return f"{loc}: {first['input']!r} is not allowed; allowed: {expected}"
+    return f"{loc}: {first['msg']}"

@@ -1,0 +1,231 @@
+"""The stage graph: which ``ulmrec`` commands each stage runs, with which inputs, into which outputs.
+
+A stage's commands get two kinds of options: those the pipeline wires (inputs from upstream stages, the
+output path, ``--no-progress``) and the config's settings for that stage, which are exactly the command's
+own options (checked against the command, see :mod:`ulmrec_app.pipeline.commands`). Layout of a run::
+
+    runs/<name>/data/dataset/            ulmrec data [synthetic|download] + prepare
+    runs/<name>/users/users.jsonl        ulmrec data users
+    runs/<name>/index/index/             ulmrec index build
+    runs/<name>/retrieve/retriever/      ulmrec retrieve train   (candidates.jsonl, metrics.json; --resume)
+    runs/<name>/align/samples/           ulmrec align build
+    runs/<name>/train/model/             ulmrec align train      (--resume)
+    runs/<name>/rank/predictions.jsonl   ulmrec align rank
+    runs/<name>/eval/metrics.json        ulmrec eval metrics (ULMRec) + retriever.json (the retriever alone)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ulmrec_app.pipeline.commands import CommandSpec, command_spec, to_argv, validate_settings
+from ulmrec_app.pipeline.config import STAGES, RunConfig
+from ulmrec_app.pipeline.errors import PipelineError
+
+#: Main output of each stage, relative to its folder.
+OUTPUT = {"data": "dataset", "users": "users.jsonl", "index": "index", "retrieve": "retriever",
+          "align": "samples", "train": "model", "rank": "predictions.jsonl", "eval": "metrics.json"}
+#: Options that name paths but are not inputs of the stage.
+NOT_INPUTS = frozenset({"out", "cache_dir"})
+#: Stages that continue from a checkpoint when a killed attempt left one: (option, checkpoint globs).
+RESUMABLE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "retrieve": ("resume", ("retriever/checkpoint.safetensors",)),
+    "train": ("resume", ("model/checkpoint*", "model/*/checkpoint*")),
+}
+#: Above this many bytes an external input is fingerprinted by names, sizes and times instead of content.
+CONTENT_HASH_LIMIT = 512 * 1024 * 1024
+
+
+@dataclass
+class Invocation:
+    """One ``ulmrec`` command of a stage."""
+
+    path: tuple[str, ...]
+    spec: CommandSpec | None                     # None: the command is not installed (yet)
+    wired: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Path] = field(default_factory=dict)      # external inputs among the settings
+
+    def argv(self, *, resume: str | None = None) -> list[str]:
+        values = {**self.wired, **self.settings}
+        if resume:
+            values[resume] = True
+        if self.spec is not None:
+            return to_argv(self.spec, values)
+        argv = ["ulmrec", *self.path]                    # not installed: the flags as the config names them
+        for name, value in values.items():
+            argv += [f"--{name.replace('_', '-')}", str(value)] if value is not True else [
+                f"--{name.replace('_', '-')}"]
+        return argv
+
+    def identity(self) -> dict[str, Any]:
+        """What the config hash covers: the command and every option except paths inside the run and the
+        paths of external inputs (their content is hashed as an input instead)."""
+        settings = {k: ("<input>" if k in self.inputs else v) for k, v in self.settings.items()}
+        fixed = {k: v for k, v in self.wired.items() if not isinstance(v, Path)}
+        return {"command": list(self.path), "options": {**fixed, **settings}}
+
+
+@dataclass
+class StagePlan:
+    """A stage of one run: its folder, commands, upstream stages and outputs."""
+
+    name: str
+    folder: Path
+    commands: list[Invocation]
+    depends: list[str]
+    outputs: list[str]
+    resume_option: str | None = None
+    resume_globs: tuple[str, ...] = ()
+
+    @property
+    def installed(self) -> bool:
+        return all(c.spec is not None for c in self.commands)
+
+    @property
+    def missing_commands(self) -> list[str]:
+        return ["ulmrec " + " ".join(c.path) for c in self.commands if c.spec is None]
+
+    @property
+    def external_inputs(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for command in self.commands:
+            for name, path in command.inputs.items():
+                found[f"{' '.join(command.path)} --{name.replace('_', '-')}"] = path
+        return found
+
+    def has_checkpoint(self) -> bool:
+        return any(any(self.folder.glob(pattern)) for pattern in self.resume_globs)
+
+
+def _resolve(value: Any, option_is_path: bool, base: Path) -> Any:
+    if isinstance(value, list):
+        return [_resolve(v, option_is_path, base) for v in value]
+    if not isinstance(value, str) or not value:
+        return value
+    candidate = Path(value).expanduser()
+    if candidate.is_absolute():
+        return str(candidate)
+    if option_is_path or (base / candidate).exists():
+        return str((base / candidate).resolve())
+    return value
+
+
+def _invocation(path: tuple[str, ...], settings: dict[str, Any], wired: dict[str, Any], *, where: str,
+                base: Path, defaults: dict[str, Any] | None = None) -> Invocation:
+    spec = command_spec(path)
+    settings = {**(defaults or {}), **settings}
+    if spec is None:
+        return Invocation(path=path, spec=None, wired=wired, settings=dict(settings))
+    if "progress" in spec.options and "progress" not in settings:
+        wired = {**wired, "progress": False}
+    managed = frozenset(wired) | {"resume", "force"}
+    checked = validate_settings(spec, settings, where=where, managed=managed)
+    inputs: dict[str, Path] = {}
+    for name, value in list(checked.items()):
+        option = spec.options[name]
+        checked[name] = _resolve(value, option.is_path, base)
+        if name in NOT_INPUTS or not isinstance(checked[name], str):
+            continue
+        target = Path(checked[name])
+        if target.is_absolute() and target.exists():
+            inputs[name] = target
+        elif option.is_path:
+            raise PipelineError(f"{where}.{name}: {checked[name]} does not exist")
+    missing = [n for n, o in spec.options.items() if o.required and n not in checked and n not in wired]
+    if missing:
+        raise PipelineError(f"{where}: `{spec.title}` needs {', '.join(missing)}")
+    return Invocation(path=path, spec=spec, wired=wired, settings=checked, inputs=inputs)
+
+
+def active_stages(config: RunConfig) -> list[str]:
+    """The run's stages in order; the no-index baseline drops ``users`` and ``index``."""
+    chosen: list[str] = [s for s in STAGES if s in config.stages]
+    if not config.uses_index:
+        chosen = [s for s in chosen if s not in ("users", "index")]
+    return chosen
+
+
+def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
+    """One :class:`StagePlan` per active stage, in order; config problems raise :class:`PipelineError`."""
+    stages = active_stages(config)
+    base = Path(config.base_dir)
+    folder: dict[str, Path] = {s: run_dir / s for s in STAGES}
+    out: dict[str, Path] = {s: folder[s] / OUTPUT[s] for s in STAGES}
+    index_value: Any = out["index"] if config.uses_index else "none"
+    index_deps = ["index"] if config.uses_index else []
+    plans: list[StagePlan] = []
+
+    def add(name: str, commands: list[Invocation], depends: list[str],
+            outputs: list[str] | None = None) -> None:
+        for dep in depends:
+            if dep not in stages:
+                raise PipelineError(f"{config.source}: stages: {name} needs {dep}, which is not in stages")
+        option, globs = RESUMABLE.get(name, (None, ()))
+        plans.append(StagePlan(name=name, folder=folder[name], commands=commands, depends=depends,
+                               outputs=outputs or [OUTPUT[name]], resume_option=option, resume_globs=globs))
+
+    where = f"{config.source}: "
+    for stage in stages:
+        s = config.settings(stage)
+        if stage == "data":
+            commands: list[Invocation] = []
+            raw = folder["data"] / "raw"
+            prepare = dict(config.data.get("prepare", {}))
+            wired: dict[str, Any] = {"out": out["data"]}
+            if "synthetic" in config.data:
+                commands.append(_invocation(("data", "synthetic"), config.data["synthetic"], {"out": raw},
+                                            where=where + "data.synthetic", base=base))
+                wired.update(source="amazon", path=raw)
+            elif "download" in config.data:
+                commands.append(_invocation(("data", "download"), config.data["download"],
+                                            {"out": raw, "quiet": True}, where=where + "data.download",
+                                            base=base))
+                wired.update(source="amazon", path=raw)
+            commands.append(_invocation(("data", "prepare"), prepare, wired, where=where + "data.prepare",
+                                        base=base))
+            add("data", commands, [])
+        elif stage == "users":
+            add("users", [_invocation(("data", "users"), s, {"folder": out["data"], "out": out["users"]},
+                                      where=where + "users", base=base)], ["data"])
+        elif stage == "index":
+            add("index", [_invocation(("index", "build"), s, {"users": out["users"], "out": out["index"]},
+                                      where=where + "index", base=base)], ["users"])
+        elif stage == "retrieve":
+            wired = {"data": out["data"], "out": out["retrieve"]}
+            add("retrieve", [_invocation(("retrieve", "train"), s, wired, where=where + "retrieve",
+                                         base=base)], ["data"])
+        elif stage == "align":
+            settings = {k: v for k, v in s.items() if k != "index"}
+            wired = {"data": out["data"], "index": index_value,
+                     "candidates": out["retrieve"] / "candidates.jsonl", "out": out["align"]}
+            add("align", [_invocation(("align", "build"), settings, wired, where=where + "align", base=base)],
+                ["data", "retrieve", *index_deps])
+        elif stage == "train":
+            add("train", [_invocation(("align", "train"), s, {"samples": out["align"], "out": out["train"]},
+                                      where=where + "train", base=base)], ["align"])
+        elif stage == "rank":
+            wired = {"model": out["train"], "data": out["data"], "index": index_value,
+                     "candidates": out["retrieve"] / "candidates.jsonl", "out": out["rank"]}
+            add("rank", [_invocation(("align", "rank"), s, wired, where=where + "rank", base=base,
+                                     defaults={"split": "test"})],
+                ["train", "data", "retrieve", *index_deps])
+        elif stage == "eval":
+            defaults = {"split": config.rank.get("split", "test"),
+                        "retrieved_n": config.retrieve.get("pool_size", config.retrieve.get("pool-size", 20))}
+            commands = []
+            outputs = []
+            if "rank" in stages:
+                commands.append(_invocation(("eval", "metrics"), s, {"predictions": out["rank"],
+                                                                     "out": out["eval"]},
+                                            where=where + "eval", base=base, defaults=defaults))
+                outputs.append(OUTPUT["eval"])
+            commands.append(_invocation(("eval", "metrics"), s,
+                                        {"predictions": out["retrieve"] / "candidates.jsonl",
+                                         "out": folder["eval"] / "retriever.json"},
+                                        where=where + "eval", base=base, defaults=defaults))
+            outputs.append("retriever.json")
+            add("eval", commands, ["retrieve", *(["rank"] if "rank" in stages else [])], outputs)
+    return plans

@@ -1,0 +1,157 @@
+"""What to do with each stage: skip (unchanged), run, resume (a killed attempt left a checkpoint), reuse
+(another run under the same runs folder has the identical stage done) or wait (its process is running).
+
+A stage is unchanged when its ``config_hash`` (its commands and options, minus paths) and its
+``input_hashes`` (each upstream stage's ``output_hash``, the content of each external input file) equal the
+ones in its manifest and its outputs exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from ulmrec_app.pipeline.stages import CONTENT_HASH_LIMIT, StagePlan
+from ulmrec_eval.io import atomic_write_text, read_json_model
+from ulmrec_eval.stage import StageManifest, sha256_json, sha256_path
+
+Action = Literal["skip", "run", "resume", "reuse", "wait"]
+RUN_INFO = "run.json"
+
+
+class RunInfo(BaseModel):
+    """``runs/<name>/run.json``: where a run's config lives, so the TUI can launch its stages."""
+
+    schema_version: int = 1
+    name: str
+    config: str
+    description: str = ""
+    stages: list[str] = []
+
+    def save(self, run_dir: Path) -> None:
+        atomic_write_text(run_dir / RUN_INFO, self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def load_or_none(cls, run_dir: Path) -> RunInfo | None:
+        path = run_dir / RUN_INFO
+        return read_json_model(path, cls) if path.is_file() else None
+
+
+@dataclass
+class Decision:
+    action: Action
+    reason: str
+    config_hash: str
+    input_hashes: dict[str, str]
+    reuse_from: Path | None = None
+    manifest: StageManifest | None = None
+
+
+def fingerprint(path: Path) -> str:
+    """Content hash of an external input; above :data:`CONTENT_HASH_LIMIT` bytes, a hash of the file names,
+    sizes and modification times (a 13 GB model is not re-read on every run)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    total = sum(f.stat().st_size for f in files)
+    if total <= CONTENT_HASH_LIMIT:
+        return sha256_path(path)
+    digest = hashlib.sha256()
+    for file in files:
+        st = file.stat()
+        digest.update(f"{file.relative_to(path) if file != path else file.name}\0{st.st_size}\0"
+                      f"{st.st_mtime_ns}\n".encode())
+    return "stat:" + digest.hexdigest()
+
+
+def config_hash(plan: StagePlan) -> str:
+    return sha256_json({"stage": plan.name, "commands": [c.identity() for c in plan.commands]})
+
+
+def input_hashes(plan: StagePlan, upstream: dict[str, StageManifest]) -> dict[str, str]:
+    """``stage:<dep>`` -> the dependency's output hash; ``file:<option>`` -> the input's fingerprint."""
+    hashes = {f"stage:{dep}": upstream[dep].output_hash or "" for dep in plan.depends}
+    for key, path in plan.external_inputs.items():
+        hashes[f"file:{key}"] = fingerprint(path)
+    return hashes
+
+
+def outputs_exist(plan: StagePlan, folder: Path | None = None) -> bool:
+    base = folder or plan.folder
+    return all((base / name).exists() for name in plan.outputs)
+
+
+def _matches(manifest: StageManifest | None, chash: str, ihashes: dict[str, str]) -> bool:
+    return manifest is not None and manifest.config_hash == chash and manifest.input_hashes == ihashes
+
+
+def find_reusable(plan: StagePlan, runs_dir: Path, chash: str, ihashes: dict[str, str]) -> Path | None:
+    """A done stage folder of another run with the same config and inputs (the real folder, not a link)."""
+    own = plan.folder.resolve() if plan.folder.exists() else None
+    if not runs_dir.is_dir():
+        return None
+    for run in sorted(runs_dir.iterdir()):
+        candidate = run / plan.name
+        if not candidate.is_dir() or candidate.is_symlink() or candidate.resolve() == own:
+            continue
+        try:
+            manifest = StageManifest.load_or_none(candidate)
+        except Exception:
+            continue
+        if manifest is not None and manifest.status == "done" and _matches(manifest, chash, ihashes) \
+                and outputs_exist(plan, candidate):
+            return candidate
+    return None
+
+
+def decide(plan: StagePlan, upstream: dict[str, StageManifest], runs_dir: Path, *, forced: bool) -> Decision:
+    """The :class:`Decision` for ``plan`` given its upstream stages' (done) manifests."""
+    chash = config_hash(plan)
+    ihashes = input_hashes(plan, upstream)
+    try:
+        manifest = StageManifest.load_or_none(plan.folder)
+    except Exception:
+        manifest = None
+    status = manifest.effective_status() if manifest is not None else None
+    if manifest is not None and status == "running":
+        return Decision("wait", f"already running (pid {manifest.pid})", chash, ihashes, manifest=manifest)
+    if forced:
+        return Decision("run", "forced", chash, ihashes, manifest=manifest)
+    same = _matches(manifest, chash, ihashes)
+    if same and status == "done" and outputs_exist(plan):
+        return Decision("skip", "unchanged", chash, ihashes, manifest=manifest)
+    if same and status in ("failed", "stopped") and plan.resume_option and plan.has_checkpoint():
+        return Decision("resume", f"{status} attempt left a checkpoint", chash, ihashes, manifest=manifest)
+    reusable = find_reusable(plan, runs_dir, chash, ihashes)
+    if reusable is not None:
+        return Decision("reuse", f"same config and inputs as {reusable.parent.name}", chash, ihashes,
+                        reuse_from=reusable)
+    if manifest is None:
+        reason = "not run yet"
+    elif manifest.config_hash != chash:
+        reason = "config changed"
+    elif manifest.input_hashes != ihashes:
+        changed = sorted(k for k in {*ihashes, *manifest.input_hashes}
+                         if ihashes.get(k) != manifest.input_hashes.get(k))
+        reason = "input changed: " + ", ".join(k.split(":", 1)[1] for k in changed)
+    elif status != "done":
+        reason = f"last attempt {status}" + ("" if not plan.resume_option else ", no checkpoint")
+    else:
+        reason = "outputs missing"
+    return Decision("run", reason, chash, ihashes, manifest=manifest)
+
+
+def link_reused(plan: StagePlan, source: Path) -> None:
+    """Make ``plan.folder`` a relative link to ``source`` (a stage folder of another run)."""
+    import shutil
+
+    folder = plan.folder
+    if folder.is_symlink():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(os.path.relpath(source.resolve(), folder.parent.resolve()), folder)
