@@ -1,0 +1,119 @@
+"""The tuner's ``TrainerCallback``: validation NDCG@10 every few steps, the best adapter kept, early stopping,
+a training-time budget, and progress events (``$ULMREC_EVENTS``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from ulmrec_align.tuning.checkpoints import BEST_PREFIX, Progress, save_adapter_atomically
+from ulmrec_align.tuning.config import ValidationPoint
+
+#: ``validate(model) -> NDCG@10`` on the validation ranking samples.
+Validator = Callable[[Any], float]
+
+
+def _emit(**fields: Any) -> None:
+    try:
+        from ulmrec_eval.events import emit
+    except ImportError:  # an older ulmrec-eval without events
+        return
+    emit(**fields)
+
+
+def _all_agree(flag: bool) -> bool:
+    """True if any process says True (so that every process takes the same stop decision)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        value = torch.tensor([1 if flag else 0], dtype=torch.int64)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+        return bool(value.item())
+    return flag
+
+
+class TuningCallback(TrainerCallback):
+    """Validation, best adapter, early stopping, time budget and events; its :class:`Progress` is saved in
+    each checkpoint (``SafeTrainer.progress_source``) and restored with :meth:`restore`.
+
+    Every process validates the same (identical) weights, so stop decisions agree without communication;
+    only the main process writes the best adapter (``run_dir/best-adapter-step-N``).
+    """
+
+    def __init__(self, *, run_dir: Path, validate: Validator | None, every: int, patience: int | None,
+                 max_seconds: float | None, is_main: bool, samples_counter: Callable[[], int],
+                 world_size: int = 1) -> None:
+        self.run_dir = run_dir
+        self.validate = validate
+        self.every = every
+        self.patience = patience
+        self.max_seconds = max_seconds
+        self.is_main = is_main
+        self.samples_counter = samples_counter
+        self.world_size = world_size
+        self.progress = Progress()
+        self._base_samples = 0
+        self._start = time.monotonic()
+        self._last_validated = -1
+
+    def restore(self, progress: Progress) -> None:
+        """Continue from a checkpoint's progress."""
+        self.progress = progress.model_copy(deep=True)
+        self._base_samples = progress.samples_seen
+        validated_last = bool(progress.history) and progress.history[-1].step == progress.step
+        self._last_validated = progress.step if validated_last else -1
+
+    def snapshot(self, step: int) -> Progress:
+        """The progress as of now (for a checkpoint or the manifest)."""
+        return self.progress.model_copy(update={
+            "step": step, "elapsed_seconds": self.elapsed(),
+            "samples_seen": self._base_samples + self.samples_counter() * self.world_size}, deep=True)
+
+    def elapsed(self) -> float:
+        return self.progress.elapsed_seconds + (time.monotonic() - self._start)
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        self._start = time.monotonic()
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: Any) -> None:
+        step = state.global_step
+        out_of_time = self.max_seconds is not None and _all_agree(self.elapsed() >= self.max_seconds)
+        last = step >= state.max_steps or out_of_time
+        if self.validate is not None and (step % self.every == 0 or last):
+            self._run_validation(kwargs["model"], step, control)
+        if out_of_time and not control.should_training_stop:
+            self.progress.stop_reason = f"time budget ({(self.max_seconds or 0) / 60:g} min)"
+            control.should_training_stop = True
+        _emit(step=step, total=state.max_steps, message=self.progress.stop_reason or None)
+
+    def _run_validation(self, model: Any, step: int, control: TrainerControl) -> None:
+        if step == self._last_validated:
+            return
+        assert self.validate is not None
+        with torch.random.fork_rng(devices=[]):  # validation never shifts the training RNG stream
+            score = float(self.validate(model))
+        self._last_validated = step
+        p = self.progress
+        p.history.append(ValidationPoint(step=step, ndcg_at_10=score))
+        if p.best_score is None or score > p.best_score:
+            p.best_score, p.best_step, p.bad_validations = score, step, 0
+            if self.is_main:
+                save_adapter_atomically(model, self.run_dir / f"{BEST_PREFIX}{step}")
+        else:
+            p.bad_validations += 1
+            if self.patience is not None and p.bad_validations >= self.patience:
+                p.stop_reason = f"early stopping (no better NDCG@10 in {self.patience} validations)"
+                control.should_training_stop = True
+        _emit(step=step, metric={"valid/ndcg@10": score},
+              message=f"step {step}: validation NDCG@10 {score:.4f} "
+                      f"(best {p.best_score:.4f} at {p.best_step})")
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            _emit(step=state.global_step, total=state.max_steps, loss=logs["loss"])

@@ -1,0 +1,142 @@
+"""Checkpoints that appear whole, hold no pickled objects, and carry the tuner's own progress.
+
+:class:`SafeTrainer` is a Hugging Face ``Trainer`` whose ``checkpoint-N`` folders are written under
+``.staging-checkpoint-N`` and renamed into place only when every process has written its part, so a
+``kill -9`` leaves either no ``checkpoint-N`` or a complete one. A checkpoint holds the LoRA adapter
+(``adapter_model.safetensors``), ``optimizer.pt`` / ``scheduler.pt`` / ``rng_state*.pth`` (read back by
+``Trainer`` with ``torch.load(..., weights_only=True)`` only), ``trainer_state.json`` and
+``ulmrec_progress.json`` (:class:`Progress`); the pickled ``training_args.bin`` that ``Trainer`` writes is
+deleted before the rename (nothing reads it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from transformers import Trainer
+
+from ulmrec_align.tuning.config import BEST_PREFIX, ValidationPoint
+from ulmrec_eval.io import atomic_write_text, read_json_model
+
+PROGRESS_FILE = "ulmrec_progress.json"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_BEST = re.compile(rf"^{BEST_PREFIX}(\d+)$")
+_PICKLED = ("training_args.bin",)
+
+
+class Progress(BaseModel):
+    """The tuner's state saved with each checkpoint (validation, early stopping, time and sample counts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    step: int = 0
+    best_score: float | None = None
+    best_step: int | None = None
+    bad_validations: int = Field(default=0, description="Validations since the last improvement.")
+    history: list[ValidationPoint] = Field(default_factory=list)
+    elapsed_seconds: float = Field(default=0.0, description="Training time before this point (all sessions).")
+    samples_seen: int = 0
+    stop_reason: str = ""
+
+
+def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of ``run_dir`` as ``(step, path)``, oldest first (staging folders excluded)."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m[1]), p) for p in folder.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()]
+    return sorted(found)
+
+
+def best_adapters(run_dir: str | Path) -> dict[int, Path]:
+    """``best-adapter-step-N`` folders of ``run_dir`` by step."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        return {}
+    return {int(m[1]): p for p in folder.iterdir() if (m := _BEST.match(p.name)) and p.is_dir()}
+
+
+def read_progress(checkpoint: str | Path) -> Progress:
+    path = Path(checkpoint) / PROGRESS_FILE
+    return read_json_model(path, Progress) if path.is_file() else Progress()
+
+
+def remove_staging(run_dir: str | Path) -> None:
+    """Delete leftovers of killed writes (``.staging-*`` and ``.tmp-*`` folders) in ``run_dir``."""
+    folder = Path(run_dir)
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.name.startswith((".staging-", ".tmp-")):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def save_adapter_atomically(model: Any, target: Path) -> None:
+    """``model.save_pretrained`` (safetensors) into a temporary sibling, then renamed onto ``target``."""
+    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    if target.exists():
+        shutil.rmtree(target)
+    os.rename(tmp, target)
+
+
+def prune(run_dir: Path, *, keep: int, current_best: int | None) -> None:
+    """Keep the newest ``keep`` checkpoints, and the best adapters they (or the live run) refer to."""
+    complete = checkpoints(run_dir)
+    for _, path in complete[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)
+    wanted = {read_progress(path).best_step for _, path in complete[-keep:]} | {current_best}
+    for step, path in best_adapters(run_dir).items():
+        if step not in wanted:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class SafeTrainer(Trainer):
+    """``Trainer`` with whole-or-nothing checkpoints, no pickle files, and :class:`Progress` in each one.
+
+    ``progress_source()`` returns the :class:`Progress` to store at save time (set by the tuning callback).
+    """
+
+    def __init__(self, *args: Any, keep_checkpoints: int = 2, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keep_checkpoints = keep_checkpoints
+        self.progress_source: Any = lambda: Progress()
+        self.samples_local = 0
+        self._staging: str | None = None
+
+    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+        self.samples_local += int(inputs["input_ids"].shape[0])
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def _get_output_dir(self, trial: Any) -> str:
+        return self._staging if self._staging is not None else str(super()._get_output_dir(trial))
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        run_dir = Path(str(self.args.output_dir))
+        name = f"checkpoint-{self.state.global_step}"
+        staging = run_dir / f".staging-{name}"
+        self._staging = str(staging)
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = None
+        self.accelerator.wait_for_everyone()  # every process has written its RNG state
+        if self.args.should_save:
+            written = staging / name
+            for file in _PICKLED:
+                (written / file).unlink(missing_ok=True)
+            progress: Progress = self.progress_source()
+            atomic_write_text(written / PROGRESS_FILE, progress.model_dump_json(indent=2) + "\n")
+            final = run_dir / name
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(written, final)
+            shutil.rmtree(staging, ignore_errors=True)
+            prune(run_dir, keep=self.keep_checkpoints, current_best=progress.best_step)
+        self.accelerator.wait_for_everyone()

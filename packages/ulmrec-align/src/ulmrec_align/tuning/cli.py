@@ -1,0 +1,77 @@
+"""``ulmrec align train``: the Typer command (registered by ``align_cli`` as ``app.command("train")``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def train_command(
+    samples: Annotated[Path, typer.Option("--samples", help="Samples folder (`ulmrec align build`).")],
+    model: Annotated[str, typer.Option("--model", help="smollm2, a local model folder or a hub id.")],
+    out: Annotated[Path, typer.Option("--out", help="Output: adapter/, tokenizer/, train_manifest.json.")],
+    epochs: Annotated[float, typer.Option("--epochs", min=0.001, help="Passes over the samples.")] = 1.0,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1,
+                                                  help="Optimizer steps (overrides --epochs).")] = None,
+    save_steps: Annotated[int, typer.Option("--save-steps", min=1, help="Checkpoint every N steps.")] = 50,
+    eval_steps: Annotated[int | None, typer.Option("--eval-steps", min=1,
+                                                   help="Validate every N steps (default: save steps).")]
+    = None,
+    valid_users: Annotated[int, typer.Option("--valid-users", min=1,
+                                             help="Validation ranking samples per validation.")] = 200,
+    patience: Annotated[int | None, typer.Option("--patience", min=1,
+                                                 help="Validations without gain before stopping.")] = 5,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (paper: 1e-4).")] = 1e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Samples per process per pass.")] = 4,
+    grad_accum: Annotated[int, typer.Option("--grad-accum", min=1, help="Passes per optimizer step.")] = 1,
+    max_length: Annotated[int, typer.Option("--max-length", min=16, help="Max tokens per sample.")] = 2048,
+    lora_r: Annotated[int, typer.Option("--lora-r", min=1)] = 8,
+    lora_alpha: Annotated[float, typer.Option("--lora-alpha", min=0.0)] = 32.0,
+    lora_dropout: Annotated[float, typer.Option("--lora-dropout", min=0.0, max=0.99)] = 0.05,
+    lora_targets: Annotated[str, typer.Option("--lora-targets", help="Comma-separated module names.")]
+    = "q_proj,v_proj",
+    quantization: Annotated[str, typer.Option("--quantization",
+                                              help="auto (NF4 on CUDA, none on CPU) | nf4 | none")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
+    num_processes: Annotated[int, typer.Option("--num-processes", min=1,
+                                               help="Data-parallel processes (gloo on CPU, NCCL on GPU).")]
+    = 1,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", min=0.01,
+                                                      help="Training time budget; the best adapter is kept.")]
+    = None,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in OUT.partial.")]
+    = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT / discard OUT.partial.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Tune a causal LM with LoRA (QLoRA on CUDA) on alignment samples; keep the best validation adapter."""
+    import sys
+
+    from ulmrec_align.tuning.config import LoraSettings, TrainSettings
+    from ulmrec_align.tuning.train import TrainRequest, partial_dir, run_training
+
+    targets = [t.strip() for t in lora_targets.split(",") if t.strip()]
+    request = TrainRequest(
+        samples=samples, model=model, out=out, resume=resume, force=force,
+        progress=progress and sys.stderr.isatty(),
+        lora=LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=targets),
+        train=TrainSettings(epochs=epochs, max_steps=max_steps, save_steps=save_steps, eval_steps=eval_steps,
+                            valid_users=valid_users, patience=patience, lr=lr, batch_size=batch_size,
+                            grad_accum=grad_accum, max_length=max_length, quantization=quantization,
+                            device=device, num_processes=num_processes, max_minutes=max_minutes, seed=seed))
+    try:
+        manifest = run_training(request)
+    except KeyboardInterrupt:
+        typer.echo(f"Interrupted: checkpoints are in {partial_dir(out)}; continue with the same command and "
+                   "--resume.", err=True)
+        raise typer.Exit(130) from None
+    best = ("no validation samples (kept the last adapter)" if manifest.best_ndcg_at_10 is None else
+            f"best validation NDCG@10 {manifest.best_ndcg_at_10:.4f} at step {manifest.best_step}")
+    rate = manifest.tokens_seen / manifest.elapsed_seconds if manifest.elapsed_seconds else 0.0
+    typer.echo(f"trained {manifest.steps} steps ({manifest.stop_reason}) on {manifest.samples_seen} samples, "
+               f"{manifest.tokens_seen} tokens in {manifest.elapsed_seconds:.0f}s ({rate:.0f} tokens/s); "
+               f"{best}", err=True)
+    typer.echo(f"wrote {out}/adapter, tokenizer, train_manifest.json", err=True)

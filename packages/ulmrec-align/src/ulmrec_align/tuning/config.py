@@ -1,0 +1,131 @@
+"""Settings of ``ulmrec align train`` and the manifest of its output folder (``T/train_manifest.json``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ulmrec_align.prompts.config import PromptConfig
+from ulmrec_align.prompts.index_tokens import IndexTokens
+from ulmrec_eval.errors import InputError
+from ulmrec_eval.io import read_json_model
+
+TRAIN_SCHEMA_VERSION = 1
+TRAIN_MANIFEST = "train_manifest.json"
+ADAPTER_DIR = "adapter"
+#: ``T.partial/best-adapter-step-N``: the adapter of a best validation so far.
+BEST_PREFIX = "best-adapter-step-"
+#: Tasks whose validation samples are ranked for NDCG@10 (lettered candidates + a target letter).
+RANKING_TASKS = ("next_item",)
+
+
+class LoraSettings(BaseModel):
+    """LoRA adapter settings (paper defaults: r=8, alpha=32, dropout 0.05 on q_proj/v_proj)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    r: int = Field(default=8, ge=1, description="Rank of the low-rank update.")
+    alpha: float = Field(default=32.0, gt=0, description="The update is scaled by alpha / r.")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the adapter's input.")
+    targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"],
+                               description="Module names that get an adapter.")
+
+
+class TrainSettings(BaseModel):
+    """Optimisation settings; with ``max_steps`` set, ``epochs`` is ignored (Trainer semantics)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: float = Field(default=1.0, gt=0, description="Passes over the training samples.")
+    max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps; overrides epochs.")
+    batch_size: int = Field(default=4, ge=1, description="Samples per device per forward pass.")
+    grad_accum: int = Field(default=1, ge=1, description="Forward passes per optimizer step.")
+    lr: float = Field(default=1e-4, gt=0, description="Peak AdamW learning rate.")
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_ratio: float = Field(default=0.05, ge=0, lt=1, description="Share of steps of linear warm-up.")
+    scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    max_grad_norm: float = Field(default=1.0, ge=0)
+    max_length: int = Field(default=2048, ge=16,
+                            description="Prompt + response tokens; longer prompts are cut from the left.")
+    group_by_length: bool = Field(default=True, description="Batches of similar length (less padding).")
+    gradient_checkpointing: bool = Field(default=True, description="Non-reentrant activation checkpointing.")
+    save_steps: int = Field(default=50, ge=1, description="Checkpoint every N optimizer steps.")
+    eval_steps: int | None = Field(default=None, ge=1, description="Validate every N steps (default: "
+                                   "save_steps); validation also runs at the end.")
+    valid_users: int | None = Field(default=200, ge=1, description="Validation ranking samples used.")
+    eval_batch_size: int = Field(default=8, ge=1)
+    patience: int | None = Field(default=5, ge=1, description="Validations without a better NDCG@10 before "
+                                 "stopping; None = never stop early.")
+    max_minutes: float | None = Field(default=None, gt=0, description="Stop (and keep the best) after this "
+                                      "much training time.")
+    keep_checkpoints: int = Field(default=2, ge=1, description="Most recent checkpoints kept for --resume.")
+    seed: int = 42
+    quantization: Literal["auto", "nf4", "none"] = "auto"
+    device: str = "cpu"
+    num_processes: int = Field(default=1, ge=1, description="Data-parallel processes (Accelerate/DDP).")
+
+    @property
+    def validate_every(self) -> int:
+        return self.eval_steps or self.save_steps
+
+
+class BaseModelInfo(BaseModel):
+    """Which base model was tuned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="As given to --model (e.g. 'smollm2').")
+    path: str = Field(description="Resolved local folder or hub id.")
+    identity: str = Field(description="'sha256:<hex>' of the folder's weight/config/tokenizer files, or "
+                          "'hub:<id>'.")
+
+
+class ValidationPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: int
+    ndcg_at_10: float
+
+
+class TrainManifest(BaseModel):
+    """``T/train_manifest.json``: what was tuned from what, with which settings, and how it went."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = TRAIN_SCHEMA_VERSION
+    kind: Literal["lora-adapter"] = "lora-adapter"
+    base_model: BaseModelInfo
+    samples_path: str
+    samples_manifest_sha256: str = Field(description="sha256 of the samples folder's manifest.json.")
+    samples_config: dict[str, Any] = Field(description="The samples' AlignConfig (as built).")
+    prompt: PromptConfig = Field(description="Prompt sizes the samples were built with (the ranker reuses).")
+    index_tokens: IndexTokens
+    added_token_ids: list[int] = Field(default_factory=list, description="Ids of added code tokens.")
+    lora: LoraSettings
+    train: TrainSettings
+    quantization: Literal["nf4", "none"] = Field(description="What was actually used.")
+    device: str
+    world_size: int = 1
+    train_samples: int
+    valid_samples: int
+    steps: int = 0
+    samples_seen: int = 0
+    tokens_seen: int = Field(default=0, description="Non-padding tokens fed to the model (all processes).")
+    elapsed_seconds: float = 0.0
+    best_step: int | None = None
+    best_ndcg_at_10: float | None = Field(default=None, description="Validation NDCG@10 of the kept adapter.")
+    history: list[ValidationPoint] = Field(default_factory=list)
+    stop_reason: str = ""
+    status: Literal["running", "complete"] = "running"
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
+def read_train_manifest(folder: str | Path) -> TrainManifest:
+    """``folder/train_manifest.json``; a folder without one is not a tuned model."""
+    path = Path(folder) / TRAIN_MANIFEST
+    if not path.is_file():
+        raise InputError("not a tuned model folder (no train_manifest.json); run `ulmrec align train`",
+                         path=folder)
+    return read_json_model(path, TrainManifest)
