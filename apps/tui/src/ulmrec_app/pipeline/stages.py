@@ -32,7 +32,7 @@ NOT_INPUTS = frozenset({"out", "cache_dir"})
 #: Stages that continue from a checkpoint when a killed attempt left one: (option, checkpoint globs).
 RESUMABLE: dict[str, tuple[str, tuple[str, ...]]] = {
     "retrieve": ("resume", ("retriever/checkpoint.safetensors",)),
-    "train": ("resume", ("model/checkpoint*", "model/*/checkpoint*")),
+    "train": ("resume", ("model.partial/checkpoint-*",)),   # `align train` stages checkpoints in T.partial
 }
 #: Above this many bytes an external input is fingerprinted by names, sizes and times instead of content.
 CONTENT_HASH_LIMIT = 512 * 1024 * 1024

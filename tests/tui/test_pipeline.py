@@ -1,0 +1,230 @@
+"""`ulmrec run`: config errors, skip when unchanged, rerun downstream on a changed input, reuse across
+variants, resume after SIGKILL, stop and resume, one runner per run (a lock), --dry-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pipeline_helpers import BIN, ENV, manifest, tiny_config, ulmrec, wait_for, write_config
+
+from ulmrec_app.pipeline.config import load_config
+from ulmrec_app.pipeline.errors import PipelineError
+from ulmrec_app.pipeline.runner import Runner
+
+RETRIEVE = """
+stages = ["data", "retrieve"]
+[data.synthetic]
+users = 40
+items = 30
+[retrieve]
+epochs = {epochs}
+patience = 100
+threads = 1
+"""
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+SYNTH = "\n[data.synthetic]\nusers = 40\n"
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ('name = "x"\n[index]\ncodebook_sise = 8' + SYNTH,
+     r"index.codebook_sise: not an option of `ulmrec index build`; allowed: .*codebook_size"),
+    ('name = "x"\n[index]\nlevels = "many"' + SYNTH, r"index.levels: .*integer.*--levels"),
+    ('name = "x"\nstage = ["data"]' + SYNTH, r"stage: unknown key; allowed: .*stages"),
+    ('name = "x"\nstages = ["data", "train2"]' + SYNTH,
+     r"stages.1: 'train2' is not allowed; allowed: .*'train'"),
+    ('name = "x"\n[data.prepare]\nsource = "amazon"\npath = "nowhere"\n',
+     r"data.prepare.path: .*nowhere does not exist"),
+    ('name = "x"\n[data.prepare]\nsource = "amazon"\n', r"data.prepare: `ulmrec data prepare` needs path"),
+    ('name = "x"\n[retrieve]\nout = "elsewhere"' + SYNTH, r"retrieve.out: set by the pipeline"),
+    ('name = "x"\n[index\n', r"invalid TOML"),
+    ('name = "bad name"' + SYNTH, r"name: String should match pattern"),
+])
+def test_bad_config_is_one_line_naming_file_and_key(tmp_path: Path, body: str, expected: str) -> None:
+    import re
+
+    config = write_config(tmp_path / "bad.toml", body)
+    line = _one_line_error(ulmrec("run", str(config), "--runs", str(tmp_path / "runs"), "--dry-run"))
+    assert str(config) in line
+    assert re.search(expected, line), line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_skip_when_unchanged_and_rerun_downstream_when_config_changes(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    config = tiny_config(tmp_path)
+    first = ulmrec("run", str(config), "--runs", str(runs))
+    assert first.returncode == 0, first.stderr
+    data, users = manifest(runs / "tiny", "data"), manifest(runs / "tiny", "users")
+    assert data["status"] == users["status"] == "done"
+    assert data["figures"]["users"] == 40  # type: ignore[index]
+    assert (runs / "tiny" / "users" / "users.jsonl").is_file()
+
+    second = ulmrec("run", str(config), "--runs", str(runs))
+    assert second.returncode == 0, second.stderr
+    assert "data      skipped: unchanged" in second.stderr
+    assert "users     skipped: unchanged" in second.stderr
+    assert manifest(runs / "tiny", "users")["finished"] == users["finished"]
+
+    tiny_config(tmp_path, users=45)  # the data stage's settings change: data and everything after it rerun
+    third = ulmrec("run", str(config), "--runs", str(runs))
+    assert third.returncode == 0, third.stderr
+    assert "data      running: config changed" in third.stderr
+    assert "users     running: input changed: data" in third.stderr
+    assert manifest(runs / "tiny", "data")["figures"]["users"] == 45  # type: ignore[index]
+
+
+def test_changed_external_input_reruns_the_stage(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    assert ulmrec("data", "synthetic", "--out", str(raw), "--users", "30", "--items", "30").returncode == 0
+    # path is relative to the config's folder
+    config = write_config(tmp_path / "ext.toml", 'name = "ext"\nstages = ["data"]\n[data.prepare]\n'
+                                                 'source = "amazon"\npath = "raw"\n')
+    runs = tmp_path / "runs"
+    assert ulmrec("run", str(config), "--runs", str(runs)).returncode == 0
+    assert "skipped" in ulmrec("run", str(config), "--runs", str(runs)).stderr
+    assert ulmrec("data", "synthetic", "--out", str(raw), "--users", "35", "--items", "30").returncode == 0
+    again = ulmrec("run", str(config), "--runs", str(runs))
+    assert "data      running: input changed: data prepare --path" in again.stderr, again.stderr
+    assert manifest(runs / "ext", "data")["figures"]["users"] == 35  # type: ignore[index]
+
+
+def test_variant_reuses_the_shared_prefix(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    base = tiny_config(tmp_path, "base")
+    variant = write_config(tmp_path / "variant.toml",
+                           'extends = "base.toml"\nname = "variant"\n[users]\nskip_empty = true\n')
+    assert ulmrec("run", str(base), "--runs", str(runs)).returncode == 0
+    result = ulmrec("run", str(variant), "--runs", str(runs))
+    assert result.returncode == 0, result.stderr
+    assert "data      reused: same config and inputs as base" in result.stderr
+    assert "users     running: not run yet" in result.stderr
+    assert (runs / "variant" / "data").is_symlink()
+    assert (runs / "variant" / "data").resolve() == (runs / "base" / "data").resolve()
+    assert not (runs / "variant" / "users").is_symlink()
+    # a second run of the variant skips both
+    assert "users     skipped" in ulmrec("run", str(variant), "--runs", str(runs)).stderr
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, stages='["data", "users", "index", "retrieve", "align", "train", "rank", '
+                                          '"eval"]', extra='[train]\nmodel = "smollm2"\n')
+    result = ulmrec("run", str(config), "--runs", str(tmp_path / "runs"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    for stage in ("data", "users", "index", "retrieve", "align", "train", "rank", "eval"):
+        assert f"  {stage:<9} run" in result.stdout
+    assert "$ ulmrec data synthetic --out" in result.stdout
+    assert "$ ulmrec align build" in result.stdout
+    assert "--candidates" in result.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_every_shipped_config_passes_dry_run(tmp_path: Path) -> None:
+    configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.toml"))
+    assert len(configs) >= 4
+    for config in configs:
+        result = ulmrec("run", str(config), "--runs", str(tmp_path / "runs"), "--dry-run")
+        assert result.returncode == 0, (config, result.stderr)
+        assert "plan of run" in result.stdout
+
+
+def test_packaged_demo_configs_match_configs_folder() -> None:
+    from ulmrec_app.pipeline.demo import demo_configs
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    ours, baseline = demo_configs()
+    for packaged, mirror in ((ours, root / "demo-cpu.toml"), (baseline, root / "demo-cpu-noindex.toml")):
+        loaded = load_config(mirror)
+        assert loaded.model_dump() == packaged.model_dump()
+    assert ours.uses_index
+    assert not baseline.uses_index
+
+
+def _start_run(config: Path, runs: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([str(BIN / "ulmrec"), "run", str(config), "--runs", str(runs)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_resume_after_sigkill_and_second_runner_refused(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    config = write_config(tmp_path / "r.toml", 'name = "r"' + RETRIEVE.format(epochs=6))
+    runner = _start_run(config, runs)
+    folder = runs / "r" / "retrieve"
+    assert wait_for(lambda: (folder / "retriever" / "checkpoint.safetensors").exists(), timeout=120)
+    # a second runner of the same run is refused while the first holds the lock
+    second = ulmrec("run", str(config), "--runs", str(runs))
+    assert "already being run by another `ulmrec run`" in _one_line_error(second)
+    # kill -9 the runner and the stage's whole process group
+    stage_pid = int(manifest(runs / "r", "retrieve")["pid"])  # type: ignore[call-overload]
+    os.kill(runner.pid, signal.SIGKILL)
+    os.killpg(stage_pid, signal.SIGKILL)
+    runner.wait()
+    assert wait_for(lambda: not _alive(stage_pid))
+    assert manifest(runs / "r", "retrieve")["status"] == "running"  # it never got to write its end
+    result = ulmrec("run", str(config), "--runs", str(runs))
+    assert result.returncode == 0, result.stderr
+    assert "retrieve  resuming: failed attempt left a checkpoint" in result.stderr
+    final = manifest(runs / "r", "retrieve")
+    assert final["status"] == "done"
+    assert final["resumed"] is True
+    assert "--resume" in " ".join(final["commands"][0])  # type: ignore[index]
+    assert "skipped" in ulmrec("run", str(config), "--runs", str(runs)).stderr
+
+
+def _alive(pid: int) -> bool:
+    from ulmrec_eval.stage import process_alive
+
+    return process_alive(pid)
+
+
+def test_detach_stop_and_resume(tmp_path: Path) -> None:
+    from ulmrec_app.pipeline.runner import stop_stage
+    from ulmrec_eval.stage import StageManifest
+
+    runs = tmp_path / "runs"
+    config = write_config(tmp_path / "d.toml", 'name = "d"' + RETRIEVE.format(epochs=40))
+    started = ulmrec("run", str(config), "--runs", str(runs), "--detach")
+    assert started.returncode == 0, started.stderr
+    assert "started in the background" in started.stdout
+    folder = runs / "d" / "retrieve"
+    assert wait_for(lambda: (folder / "retriever" / "checkpoint.safetensors").exists(), timeout=120), \
+        (runs / "d" / "run.log").read_text()
+    running = StageManifest.load(folder)
+    assert running.effective_status() == "running"
+    assert stop_stage(running)
+    assert wait_for(lambda: StageManifest.load(folder).status != "running", timeout=60)
+    stopped = StageManifest.load(folder)
+    assert stopped.status == "stopped", stopped
+    assert wait_for(lambda: not _alive(running.pid or 0))
+    # the detached runner ends once its stage stopped; then the stage resumes from its checkpoint
+    assert wait_for(lambda: "stage retrieve stopped" in (runs / "d" / "run.log").read_text(), timeout=30)
+    result = Runner(load_config(config), runs).dry_run()
+    assert "retrieve  resume" in result
+
+
+def test_unknown_stage_option_of_runner(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    with pytest.raises(PipelineError, match="--stage nope: not a stage of run tiny; allowed: data, users"):
+        Runner(load_config(config), tmp_path / "runs").run(stage="nope")
+
+
+def test_help_lists_run_demo_tui() -> None:
+    result = subprocess.run([sys.executable, "-m", "ulmrec_app.main", "--help"], capture_output=True,
+                            text=True, check=False)
+    for name in ("run", "demo", "tui"):
+        assert f" {name} " in result.stdout
