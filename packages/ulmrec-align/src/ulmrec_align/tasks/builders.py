@@ -23,7 +23,8 @@ from ulmrec_align.tasks.schema import AlignmentSample, SampleSplit
 
 def sample_negatives(ctx: BuildContext, *, exclude: set[int], n: int, rng: random.Random,
                      preferred: Sequence[int] = ()) -> list[int]:
-    """``n`` distinct items not in ``exclude``: ``preferred`` first (in order), then uniformly at random."""
+    """``n`` distinct items not in ``exclude`` (fewer when the catalogue has fewer): ``preferred`` first
+    (in order), then uniformly at random."""
     out: list[int] = []
     taken = set(exclude)
     for item in preferred:
@@ -33,8 +34,7 @@ def sample_negatives(ctx: BuildContext, *, exclude: set[int], n: int, rng: rando
             out.append(item)
             taken.add(item)
     n_items = ctx.dataset.n_items
-    if n_items - len(taken) < n - len(out):
-        raise ValueError(f"only {n_items - len(taken)} items left to draw {n - len(out)} negatives from")
+    n = min(n, len(out) + n_items - len(taken))       # a tiny catalogue: as many negatives as there are
     while len(out) < n:
         item = rng.randrange(n_items)
         if item not in taken:

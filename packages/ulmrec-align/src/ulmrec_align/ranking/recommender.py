@@ -1,0 +1,142 @@
+"""``Recommender``: a tuned LLM ranker for use from other code.
+
+    rec = Recommender.load("runs/beauty/train", data="runs/beauty/data", index="runs/beauty/index",
+                           retriever="runs/beauty/retrieve")
+    rec.recommend(user_id="A1GNYV0RA0EQSS", k=10)           # a known user: their whole sequence + code
+    rec.recommend(history=["B00AAA", "B00BBB"], candidates=[...], k=5)   # anyone, any pool
+
+Pools: without ``candidates`` the retriever proposes the prompt's ``n_candidates`` (20 by default), history
+masked. A pool larger than the prompt's letters is ranked **in chunks** of ``n_candidates`` (pool order); each
+chunk's letter logits become log-probabilities over that chunk (``log_softmax``), and the chunks' scores are
+merged. Chunked scores are comparable only approximately across chunks (each chunk's probabilities sum to
+one); order a large pool with the retriever first so that chunk 1 holds its best candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ulmrec_align.data.prepared import PreparedDataset
+from ulmrec_align.prompts.builder import PromptBuilder
+from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
+from ulmrec_align.prompts.templates import TEMPLATES
+from ulmrec_align.ranking.ranker import RankingModel
+from ulmrec_align.ranking.scorer import last_logits
+from ulmrec_eval.errors import InputError
+from ulmrec_index.artifact import IndexArtifact, load_index
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item: dense id, source id, title and score (higher is better)."""
+
+    item_id: int
+    raw_id: str
+    title: str
+    score: float
+
+
+class Recommender:
+    """Rank candidates for a user with a tuned LLM (see the module docstring)."""
+
+    def __init__(self, ranker: RankingModel, dataset: PreparedDataset, *, index: IndexArtifact | None = None,
+                 retriever: Any | None = None, batch_size: int = 8) -> None:
+        self.ranker = ranker
+        self.dataset = dataset
+        self.index = index
+        self.retriever = retriever
+        self.batch_size = batch_size
+        self._prompts = PromptBuilder(ranker.tokenizer, ranker.prompt, titles=dataset.titles(),
+                                      index_tokens=ranker.index_tokens if index is not None else "plain")
+        self._user = {u.raw_id: u.user_id for u in dataset.users}
+        self._item = {it.raw_id: it.item_id for it in dataset.items}
+
+    @classmethod
+    def load(cls, model: str | Path, *, data: str | Path, index: str | Path | None = None,
+             retriever: str | Path | None = None, device: str = "cpu") -> Recommender:
+        """Load the tuned model, the prepared dataset (titles, histories), the index and the retriever."""
+        from ulmrec_align.ranking.loading import load_ranking_model
+
+        ranker = load_ranking_model(model, device=device)
+        dataset = PreparedDataset.load(data)
+        artifact = load_index(index) if index is not None else None
+        loaded = None
+        if retriever is not None:
+            from ulmrec_align.retrieval.api import load_retriever
+
+            loaded = load_retriever(retriever, device=device)[0]
+        return cls(ranker, dataset, index=artifact, retriever=loaded)
+
+    def _item_id(self, item: int | str) -> int:
+        if isinstance(item, str):
+            if item not in self._item:
+                raise InputError(f"unknown item {item!r}")
+            return self._item[item]
+        if not 0 <= int(item) < self.dataset.n_items:
+            raise InputError(f"item id {item} out of range [0, {self.dataset.n_items})")
+        return int(item)
+
+    def _user_id(self, user: int | str) -> int:
+        if isinstance(user, str):
+            if user not in self._user:
+                raise InputError(f"unknown user {user!r}")
+            return self._user[user]
+        if not 0 <= int(user) < self.dataset.n_users:
+            raise InputError(f"user id {user} out of range [0, {self.dataset.n_users})")
+        return int(user)
+
+    def recommend(self, *, user_id: int | str | None = None, history: Sequence[int | str] | None = None,
+                  candidates: Sequence[int | str] | None = None, k: int = 10) -> list[Recommendation]:
+        """The ``k`` best of ``candidates`` (or the retriever's) for a user or a history, best first."""
+        if user_id is None and history is None:
+            raise InputError("give user_id or history")
+        user = None if user_id is None else self._user_id(user_id)
+        items = ([self._item_id(i) for i in history] if history is not None
+                 else list(self.dataset.sequences[user].items) if user is not None else [])
+        code = None
+        if self.index is not None and user is not None:
+            raw = self.dataset.users[user].raw_id
+            code = self.index.token(raw) if raw in self.index.codes else None
+        pool = ([self._item_id(i) for i in candidates] if candidates is not None
+                else self._retrieve(items))
+        if not pool:
+            return []
+        scores = self._score(items, pool, code)
+        order = sorted(range(len(pool)), key=lambda i: (-scores[i], i))[:k]
+        return [Recommendation(item_id=pool[i], raw_id=self.dataset.items[pool[i]].raw_id,
+                               title=self.dataset.items[pool[i]].title, score=float(scores[i])) for i in order]
+
+    def _retrieve(self, history: list[int]) -> list[int]:
+        if self.retriever is None:
+            raise InputError("no candidates given and no retriever loaded (Recommender.load(retriever=...))")
+        scores = self.retriever.score_histories([history])[0].clone()
+        if history:
+            scores[list(set(history))] = -float("inf")
+        n = min(self.ranker.prompt.n_candidates, int(np.isfinite(scores.numpy()).sum()))
+        return [int(i) for i in scores.topk(n).indices]
+
+    def _score(self, history: list[int], pool: list[int], code: str | None) -> list[float]:
+        n = self.ranker.prompt.n_candidates
+        chunks = [pool[start:start + n] for start in range(0, len(pool), n)]
+        encoded = []
+        for chunk in chunks:
+            rendered = self._prompts.render(TEMPLATES["next_item"][0], user_code=code, history=history,
+                                            candidates=chunk)
+            encoded.append(encode_prompt(self.ranker.tokenizer, rendered.text, rendered.spans,
+                                         index_tokens=self._prompts.index_tokens))
+        letters = letter_token_ids(self.ranker.tokenizer, n)
+        pad_id = int(self.ranker.tokenizer.pad_token_id or 0)
+        logits = last_logits(self.ranker.model, encoded, pad_id=pad_id, batch_size=self.batch_size,
+                             columns=letters)
+        out: list[float] = []
+        for row, chunk in enumerate(chunks):
+            values = logits[row, : len(chunk)].astype(np.float64)
+            if len(chunks) > 1:
+                values = values - np.logaddexp.reduce(values)
+            out += values.tolist()
+        return out

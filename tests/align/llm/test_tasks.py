@@ -1,0 +1,142 @@
+"""``align build`` on a real (synthetic) pipeline: every task where the data supports it, skipped with a
+reason where not, deterministic, typed hand-offs read back by the next stage's reader."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import Pipeline, ulmrec  # noqa: E402
+
+from ulmrec_align.data.prepared import PreparedDataset  # noqa: E402
+from ulmrec_align.models.testing import tiny_tokenizer  # noqa: E402
+from ulmrec_align.prompts.letters import letter  # noqa: E402
+from ulmrec_align.retrieval.candidates import read_candidates  # noqa: E402
+from ulmrec_align.tasks.build import build_samples, load_inputs  # noqa: E402
+from ulmrec_align.tasks.registry import DEFAULT_TASKS, available_tasks  # noqa: E402
+from ulmrec_align.tasks.schema import AlignConfig, read_manifest, read_samples  # noqa: E402
+from ulmrec_eval.errors import InputError  # noqa: E402
+from ulmrec_index.artifact import load_index  # noqa: E402
+
+
+def _build(pipeline: Pipeline, *, index: bool = True, **config: Any):  # type: ignore[no-untyped-def]
+    dataset, artifact, rows, inputs = load_inputs(pipeline.data, pipeline.index if index else None,
+                                                  pipeline.candidates)
+    cfg = AlignConfig(tasks=list(DEFAULT_TASKS), **config)
+    return dataset, build_samples(dataset, cfg, tiny_tokenizer(), index=artifact, candidates=rows,
+                                  inputs=inputs, paths={}, tokenizer_name="tiny")
+
+
+def test_all_six_tasks_are_registered_through_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    names = {e.name for e in entry_points(group="ulmrec.tasks")}
+    assert set(DEFAULT_TASKS) <= names
+    assert list(available_tasks())[:6] == list(DEFAULT_TASKS)
+
+
+def test_every_task_is_built_on_data_that_supports_it(pipeline: Pipeline) -> None:
+    dataset, result = _build(pipeline)
+    counts = result.manifest.counts["train"]
+    assert set(counts) == set(DEFAULT_TASKS), result.manifest.skipped
+    assert result.manifest.skipped == {}
+    index = load_index(pipeline.index)
+    by_task: dict[str, list[Any]] = {}
+    for sample in result.samples["train"]:
+        by_task.setdefault(sample.task, []).append(sample)
+    for sample in by_task["next_item"]:
+        s = dataset.splits[sample.user_id]
+        assert sample.target == s.train[-1]                       # training interactions only
+        assert sample.candidates is not None and len(sample.candidates) == 20
+        assert sample.response == sample.target_letter == letter(sample.candidates.index(sample.target))
+        assert not set(sample.candidates) - {sample.target} & set(s.train[:-1])   # negatives not in history
+        assert f"User Index: {index.token(sample.raw_user_id)}\n" in sample.prompt
+        start, end = sample.prompt_code_spans[0]
+        assert sample.prompt[start:end] == index.token(sample.raw_user_id)
+    for sample in by_task["pref_to_index"] + by_task["history_to_index"]:
+        assert sample.response == index.token(sample.raw_user_id)
+        assert sample.response_code_spans == [(0, len(sample.response))]
+        assert "User Index:" not in sample.prompt                 # the answer is not in the question
+    for sample in by_task["rating"]:
+        assert sample.response in {"1", "2", "3", "4", "5"}
+    for sample in result.samples["valid"]:
+        s = dataset.splits[sample.user_id]
+        assert sample.target == s.valid_target and sample.candidates is not None
+        assert sample.target in sample.candidates
+
+
+def test_the_build_is_deterministic_and_tasks_do_not_disturb_each_other(pipeline: Pipeline) -> None:
+    _, first = _build(pipeline)
+    _, again = _build(pipeline)
+    assert first.samples == again.samples
+    _, only_next = _build(pipeline, task_weights={"rating": 0.0})
+    nxt = [s for s in first.samples["train"] if s.task == "next_item"]
+    assert [s for s in only_next.samples["train"] if s.task == "next_item"] == nxt
+    assert "rating" not in only_next.manifest.counts["train"]
+
+
+def test_task_weights_scale_samples_per_user(pipeline: Pipeline) -> None:
+    _, result = _build(pipeline, task_weights={"rating": 2.0, "index_to_pref": 0.5})
+    counts = result.manifest.counts["train"]
+    assert counts["rating"] == 2 * counts["next_item"]
+    assert 0 < counts["index_to_pref"] < counts["next_item"]
+
+
+def test_no_index_baseline_keeps_only_the_tasks_without_an_index(pipeline: Pipeline) -> None:
+    _, result = _build(pipeline, index=False)
+    assert set(result.manifest.counts["train"]) == {"next_item"}
+    assert set(result.manifest.skipped) == set(DEFAULT_TASKS) - {"next_item"}
+    assert all("User Index:" not in s.prompt for s in result.samples["train"])
+
+
+def test_data_without_ratings_or_reviews_skips_those_tasks_with_a_reason(pipeline: Pipeline) -> None:
+    dataset = PreparedDataset.load(pipeline.data)
+    dataset.manifest.has_ratings = False
+    for seq in dataset.sequences:
+        seq.ratings, seq.reviews, seq.summaries = None, None, None
+    artifact = load_index(pipeline.index)
+    rows = read_candidates(pipeline.candidates)
+    _, _, _, inputs = load_inputs(pipeline.data, pipeline.index, pipeline.candidates)
+    result = build_samples(dataset, AlignConfig(tasks=list(DEFAULT_TASKS)), tiny_tokenizer(), index=artifact,
+                           candidates=rows, inputs=inputs, paths={}, tokenizer_name="tiny")
+    assert "ratings" in result.manifest.skipped["rating"]
+    assert "review" in result.manifest.skipped["intent"]
+    assert {"index_to_pref", "pref_to_index", "history_to_index", "next_item"} <= set(
+        result.manifest.counts["train"])
+
+
+def test_candidates_of_another_dataset_are_refused(pipeline: Pipeline, tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in pipeline.candidates.read_text().splitlines()]
+    rows[0]["target"] = (rows[0]["target"] + 1) % PreparedDataset.load(pipeline.data).n_items
+    bad = tmp_path / "candidates.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match="another dataset"):
+        load_inputs(pipeline.data, pipeline.index, bad)
+
+
+def test_cli_build_writes_a_whole_folder_read_by_the_next_stage(pipeline: Pipeline, tmp_path: Path,
+                                                                tiny_llm: Path) -> None:
+    out = tmp_path / "align"
+    proc = ulmrec("align", "build", "--data", pipeline.data, "--index", pipeline.index, "--candidates",
+                  pipeline.candidates, "--out", out, "--model", tiny_llm, "--n-candidates", "8",
+                  "--history-items", "5", "--task-weight", "rating=0.5", "--no-progress")
+    assert "train:" in proc.stderr
+    manifest = read_manifest(out)
+    assert manifest.config.prompt.n_candidates == 8
+    assert manifest.inputs.data_split_sha256 == PreparedDataset.load(pipeline.data).manifest.split_sha256
+    train = read_samples(out, "train")
+    assert sum(manifest.counts["train"].values()) == len(train)
+    assert all(len(s.candidates or []) in (0, 8) for s in train)
+    shown = ulmrec("align", "inspect", out).stdout
+    assert "next_item" in shown and "### Response:" in shown
+    import subprocess
+
+    refused = subprocess.run([sys.executable, "-m", "ulmrec_app.main", "align", "build", "--data",
+                              str(pipeline.data), "--out", str(out), "--model", str(tiny_llm)],
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "--force" in refused.stderr and "Traceback" not in refused.stderr
