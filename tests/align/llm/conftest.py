@@ -40,8 +40,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
            "--codebook-size", "8", "--cache-dir", root / ".cache")
     ulmrec("retrieve", "train", "--data", root / "data", "--out", root / "retrieve", "--epochs", "3",
            "--no-progress")
-    return Pipeline(data=root / "data", index=root / "index", candidates=root / "retrieve" / "candidates.jsonl",
-                    root=root)
+    return Pipeline(data=root / "data", index=root / "index",
+                    candidates=root / "retrieve" / "candidates.jsonl", root=root)
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from llm_fixtures import metaspace_tokenizer  # noqa: E402
+from llm_fixtures import metaspace_tokenizer
 
 from ulmrec_align.models.testing import tiny_tokenizer
 from ulmrec_align.prompts.builder import PromptBuilder
@@ -30,8 +29,8 @@ TOKENIZERS = {"gpt2-style": tiny_tokenizer, "llama-style": metaspace_tokenizer}
 
 
 def _sample(prompt: str, response: str, spans: list[tuple[int, int]] | None = None) -> AlignmentSample:
-    return AlignmentSample(task="next_item", split="train", user_id=0, raw_user_id="u", template_id="next_item/0",
-                           prompt=prompt, response=response, prompt_code_spans=spans or [])
+    return AlignmentSample(task="next_item", split="train", user_id=0, raw_user_id="u",
+                           template_id="next_item/0", prompt=prompt, response=response, prompt_code_spans=spans or [])
 
 
 @pytest.mark.parametrize("kind", list(TOKENIZERS))
@@ -60,7 +59,7 @@ def test_llama_style_letter_id_is_not_the_id_after_a_newline_in_joint_text() -> 
 def test_user_text_that_looks_like_a_code_stays_ordinary_text() -> None:
     tokenizer: Any = tiny_tokenizer()
     new_ids = add_index_tokens(tokenizer, ["<a_{}>", "<b_{}>"], [16, 16])
-    assert len(new_ids) == 32 and len(set(new_ids)) == 32
+    assert len(set(new_ids)) == len(new_ids) == 32
     review = "Great cream <a_12><b_3> would buy again"
     prompt = alpaca_prompt("Describe.", [f"Review: {review}"], user_code="<a_12><b_3>")
     ids = encode_prompt(tokenizer, prompt.text, prompt.spans, index_tokens="added")

@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import Pipeline, ulmrec  # noqa: E402
+from conftest import Pipeline, ulmrec
 
-from ulmrec_align.data.prepared import PreparedDataset  # noqa: E402
-from ulmrec_align.models.testing import tiny_tokenizer  # noqa: E402
-from ulmrec_align.prompts.letters import letter  # noqa: E402
-from ulmrec_align.retrieval.candidates import read_candidates  # noqa: E402
-from ulmrec_align.tasks.build import build_samples, load_inputs  # noqa: E402
-from ulmrec_align.tasks.registry import DEFAULT_TASKS, available_tasks  # noqa: E402
-from ulmrec_align.tasks.schema import AlignConfig, read_manifest, read_samples  # noqa: E402
-from ulmrec_eval.errors import InputError  # noqa: E402
-from ulmrec_index.artifact import load_index  # noqa: E402
+from ulmrec_align.data.prepared import PreparedDataset
+from ulmrec_align.models.testing import tiny_tokenizer
+from ulmrec_align.prompts.letters import letter
+from ulmrec_align.retrieval.candidates import read_candidates
+from ulmrec_align.tasks.build import build_samples, load_inputs
+from ulmrec_align.tasks.registry import DEFAULT_TASKS, available_tasks
+from ulmrec_align.tasks.schema import AlignConfig, read_manifest, read_samples
+from ulmrec_eval.errors import InputError
+from ulmrec_index.artifact import load_index
 
 
 def _build(pipeline: Pipeline, *, index: bool = True, **config: Any):  # type: ignore[no-untyped-def]
@@ -52,7 +52,8 @@ def test_every_task_is_built_on_data_that_supports_it(pipeline: Pipeline) -> Non
     for sample in by_task["next_item"]:
         s = dataset.splits[sample.user_id]
         assert sample.target == s.train[-1]                       # training interactions only
-        assert sample.candidates is not None and len(sample.candidates) == 20
+        assert sample.candidates is not None
+        assert len(sample.candidates) == 20
         assert sample.response == sample.target_letter == letter(sample.candidates.index(sample.target))
         assert not set(sample.candidates) - {sample.target} & set(s.train[:-1])   # negatives not in history
         assert f"User Index: {index.token(sample.raw_user_id)}\n" in sample.prompt
@@ -66,7 +67,8 @@ def test_every_task_is_built_on_data_that_supports_it(pipeline: Pipeline) -> Non
         assert sample.response in {"1", "2", "3", "4", "5"}
     for sample in result.samples["valid"]:
         s = dataset.splits[sample.user_id]
-        assert sample.target == s.valid_target and sample.candidates is not None
+        assert sample.target == s.valid_target
+        assert sample.candidates is not None
         assert sample.target in sample.candidates
 
 
@@ -133,10 +135,13 @@ def test_cli_build_writes_a_whole_folder_read_by_the_next_stage(pipeline: Pipeli
     assert sum(manifest.counts["train"].values()) == len(train)
     assert all(len(s.candidates or []) in (0, 8) for s in train)
     shown = ulmrec("align", "inspect", out).stdout
-    assert "next_item" in shown and "### Response:" in shown
+    assert "next_item" in shown
+    assert "### Response:" in shown
     import subprocess
 
     refused = subprocess.run([sys.executable, "-m", "ulmrec_app.main", "align", "build", "--data",
                               str(pipeline.data), "--out", str(out), "--model", str(tiny_llm)],
                              capture_output=True, text=True, check=False)
-    assert refused.returncode != 0 and "--force" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.returncode != 0
+    assert "--force" in refused.stderr
+    assert "Traceback" not in refused.stderr

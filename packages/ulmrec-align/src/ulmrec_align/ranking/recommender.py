@@ -108,8 +108,9 @@ class Recommender:
             return []
         scores = self._score(items, pool, code)
         order = sorted(range(len(pool)), key=lambda i: (-scores[i], i))[:k]
-        return [Recommendation(item_id=pool[i], raw_id=self.dataset.items[pool[i]].raw_id,
-                               title=self.dataset.items[pool[i]].title, score=float(scores[i])) for i in order]
+        items_by_id = self.dataset.items
+        return [Recommendation(item_id=pool[i], raw_id=items_by_id[pool[i]].raw_id,
+                               title=items_by_id[pool[i]].title, score=float(scores[i])) for i in order]
 
     def _retrieve(self, history: list[int]) -> list[int]:
         if self.retriever is None:
