@@ -1,0 +1,44 @@
+"""``ulmrec tui``: the Textual app. Screens live in :mod:`ulmrec_app.tui.screens`, styles in ``app.tcss``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from ulmrec_app.tui.screens.runs import RunsScreen
+
+
+class UlmrecApp(App[None]):
+    """Runs → Run (stages, launch/stop/resume, live log) → Results / Index; System from anywhere."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ULMRec"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("s", "system", "System"),
+        Binding("t", "toggle_theme", "Theme"),
+    ]
+    #: Seconds between refreshes of the files a screen shows.
+    REFRESH_SECONDS = 1.0
+
+    def __init__(self, runs_dir: Path | str = "runs", *, refresh_seconds: float | None = None) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        if refresh_seconds is not None:
+            self.REFRESH_SECONDS = refresh_seconds
+
+    def on_mount(self) -> None:
+        self.theme = "textual-dark"
+        self.push_screen(RunsScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def action_system(self) -> None:
+        from ulmrec_app.tui.screens.system import SystemScreen
+
+        if not isinstance(self.screen, SystemScreen):
+            self.push_screen(SystemScreen())

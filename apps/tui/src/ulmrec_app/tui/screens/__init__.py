@@ -1,0 +1,1 @@
+"""Screens of ``ulmrec tui``, one module each."""

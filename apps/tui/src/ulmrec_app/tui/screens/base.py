@@ -1,0 +1,38 @@
+"""What every screen shares: the app's runs folder and a timer that re-reads files in a worker thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from ulmrec_app.tui.app import UlmrecApp
+
+
+class PollingScreen(Screen[None]):
+    """A screen whose :meth:`refresh_data` runs at mount and then every ``REFRESH_SECONDS`` (in a worker);
+    Escape goes back (except on the first screen)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+
+    @property
+    def ulmrec(self) -> UlmrecApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.ulmrec.runs_dir
+
+    def on_mount(self) -> None:
+        self.refresh_data()
+        self.set_interval(self.ulmrec.REFRESH_SECONDS, self.refresh_data)
+
+    def refresh_data(self) -> None:
+        """Start a worker that reads the files and calls back on the UI thread (override)."""
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()

@@ -1,0 +1,134 @@
+"""The Results screen: metric tables (subset and overall, by K) of this run and every other run with results,
+a labelled column of published figures, and training-loss / validation-NDCG curves as terminal plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from ulmrec_app.pipeline.results import Row, run_rows
+from ulmrec_app.tui.data import curves, list_runs, load_run
+from ulmrec_app.tui.published import Published, published_for
+from ulmrec_app.tui.screens.base import PollingScreen
+from ulmrec_app.tui.widgets.plot import LinePlot
+
+METRICS = ("recall", "ndcg", "mrr")
+
+
+@dataclass
+class ResultsData:
+    columns: list[str] = field(default_factory=list)
+    rows: dict[str, list[Row]] = field(default_factory=dict)    # column -> rows
+    published: list[Published] = field(default_factory=list)
+    dataset: str | None = None
+    loss: list[tuple[float, float]] = field(default_factory=list)
+    ndcg: list[tuple[float, float]] = field(default_factory=list)
+
+
+def dataset_name(run_dir: Path) -> str | None:
+    try:
+        data = json.loads((run_dir / "data" / "dataset" / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return str(name) if name else None
+
+
+def collect(folder: Path, runs_dir: Path) -> ResultsData:
+    """This run's retriever and LLM rows first, then the LLM rows of the other runs side by side."""
+    out = ResultsData(dataset=dataset_name(folder))
+    own = run_rows(folder, folder.name)
+    for system in ("retriever", folder.name):
+        rows = [r for r in own if r.system == system]
+        if rows:
+            out.columns.append(system)
+            out.rows[system] = rows
+    for other in list_runs(runs_dir):
+        if other.folder.resolve() == folder.resolve():
+            continue
+        rows = [r for r in run_rows(other.folder, other.name) if r.system == other.name]
+        if rows:
+            out.columns.append(other.name)
+            out.rows[other.name] = rows
+    out.published = published_for(out.dataset)
+    out.loss, out.ndcg = curves(load_run(folder))
+    return out
+
+
+class ResultsScreen(PollingScreen):
+    """Results of one run, with the other runs beside it."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+        self._shown: tuple[object, ...] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"results — {self.folder.name}", classes="title", id="results-title")
+        with TabbedContent(id="results-tabs"):
+            with TabPane("Metrics", id="tab-metrics"):
+                yield DataTable(id="results-table", zebra_stripes=True, cursor_type="row")
+                yield Static("", classes="hint", id="results-note")
+            with TabPane("Curves", id="tab-curves"), Horizontal(id="curves"):
+                yield LinePlot("training loss", id="loss-plot")
+                yield LinePlot("validation NDCG@10", id="ndcg-plot")
+        yield Footer()
+
+    def refresh_data(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="results")
+    def _load(self) -> None:
+        data = collect(self.folder, self.runs_dir)
+        self.app.call_from_thread(self._show, data)
+
+    def _show(self, data: ResultsData) -> None:
+        key = (tuple(data.columns), tuple(len(v) for v in data.rows.values()), len(data.loss), len(data.ndcg),
+               tuple(tuple(sorted(r.metrics.items())) for rows in data.rows.values() for r in rows))
+        if key == self._shown:
+            return
+        self._shown = key
+        table = self.query_one("#results-table", DataTable)
+        table.clear(columns=True)
+        table.add_column("scope", key="scope")
+        table.add_column("metric", key="metric")
+        for column in data.columns:
+            table.add_column(column[:12], key=column)
+        for pub in data.published:
+            table.add_column(f"[i]{pub.label}[/i]", key=pub.label)
+        scopes: list[str] = []
+        for rows in data.rows.values():
+            scopes += [r.scope for r in rows if r.scope not in scopes]
+        for scope in scopes:
+            keys: list[str] = []
+            for rows in data.rows.values():
+                for r in rows:
+                    if r.scope == scope:
+                        keys += [k for k in r.metrics if k not in keys]
+            ordered = sorted(keys, key=lambda k: (METRICS.index(k.split("@")[0]) if k.split("@")[0] in METRICS
+                                                  else 9, int(k.split("@")[1]) if "@" in k else 0))
+            for metric in ordered:
+                cells = []
+                for column in data.columns:
+                    row = next((r for r in data.rows[column] if r.scope == scope), None)
+                    value = row.metrics.get(metric) if row else None
+                    cells.append("—" if value is None else f"{value:.4f}")
+                for pub in data.published:
+                    value = pub.metrics.get(metric) if pub.scope == scope else None
+                    cells.append("" if value is None else f"[i]{value:.4f}[/i]")
+                table.add_row(scope, metric, *cells)
+        note = self.query_one("#results-note", Static)
+        if not data.columns:
+            note.update("no eval results in this run yet")
+        elif data.published:
+            note.update("italic: published — " + "; ".join(p.source for p in data.published))
+        else:
+            note.update(f"dataset {data.dataset or '?'}: no published figures on file")
+        self.query_one("#loss-plot", LinePlot).set_points(data.loss)
+        self.query_one("#ndcg-plot", LinePlot).set_points(data.ndcg)

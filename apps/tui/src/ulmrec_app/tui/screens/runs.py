@@ -1,0 +1,115 @@
+"""The Runs screen: every run with its stages' status, elapsed time and a key figure; start a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Static
+
+from ulmrec_app.tui.data import RunView, human_seconds, list_runs, start_config
+from ulmrec_app.tui.screens.base import PollingScreen
+
+STATUS_STYLE = {"done": "green", "running": "bold yellow", "failed": "bold red", "stopped": "magenta",
+                "pending": "cyan", "new": "dim"}
+
+
+class RunsScreen(PollingScreen):
+    """All runs under the runs folder."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", show=False),
+        Binding("enter", "open", "Open", show=True),
+        Binding("n", "new_run", "New run"),
+        Binding("r", "results", "Results"),
+        Binding("i", "index", "Index"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[RunView] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"ULMRec runs — {self.runs_dir}", classes="title", id="runs-title")
+        table: DataTable[str] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        table.add_columns("run", "stages", "status", "time", "key figure")
+        yield table
+        yield Static("", classes="hint", id="runs-hint")
+        yield Footer()
+
+    def refresh_data(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="runs")
+    def _load(self) -> None:
+        runs = list_runs(self.runs_dir)
+        self.app.call_from_thread(self._show, runs)
+
+    def _show(self, runs: list[RunView]) -> None:
+        self.runs = runs
+        table = self.query_one("#runs-table", DataTable)
+        selected = self.selected_name()
+        table.clear()
+        for run in runs:
+            style = STATUS_STYLE.get(run.status, "")
+            figure = next((s.key_figure for s in reversed(run.stages) if s.key_figure), "")
+            table.add_row(run.name, run.strip, f"[{style}]{run.status}[/]", human_seconds(run.elapsed) or "-",
+                          figure, key=run.name)
+        names = [r.name for r in runs]
+        if selected in names:
+            table.move_cursor(row=names.index(selected))
+        hint = self.query_one("#runs-hint", Static)
+        hint.update("stages: data users index retrieve align train rank eval  (✓ done ▶ running ✗ failed "
+                    "■ stopped)" if runs else f"no runs in {self.runs_dir} yet: press n to start one from a "
+                    "config (e.g. configs/demo-cpu.toml)")
+
+    def selected_name(self) -> str | None:
+        table = self.query_one("#runs-table", DataTable)
+        if not self.runs or table.cursor_row is None or table.cursor_row >= len(self.runs):
+            return None
+        return self.runs[table.cursor_row].name
+
+    def selected(self) -> RunView | None:
+        name = self.selected_name()
+        return next((r for r in self.runs if r.name == name), None)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        from ulmrec_app.tui.screens.run import RunScreen
+
+        run = self.selected()
+        if run is not None:
+            self.app.push_screen(RunScreen(run.folder))
+
+    def action_results(self) -> None:
+        from ulmrec_app.tui.screens.results import ResultsScreen
+
+        run = self.selected()
+        if run is not None:
+            self.app.push_screen(ResultsScreen(run.folder))
+
+    def action_index(self) -> None:
+        from ulmrec_app.tui.screens.index import IndexScreen
+
+        run = self.selected()
+        if run is not None:
+            self.app.push_screen(IndexScreen(run.folder))
+
+    def action_new_run(self) -> None:
+        from ulmrec_app.tui.screens.prompt import ConfigPrompt
+
+        def started(path: str | None) -> None:
+            if path:
+                self._start(Path(path))
+
+        self.app.push_screen(ConfigPrompt(), started)
+
+    @work(thread=True, group="actions")
+    def _start(self, config: Path) -> None:
+        ok, line = start_config(config, self.runs_dir)
+        self.app.call_from_thread(self.notify, line, severity="information" if ok else "error")

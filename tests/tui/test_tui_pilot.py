@@ -1,0 +1,231 @@
+"""`ulmrec tui` driven with Textual's pilot: each screen and action, on a fixture runs folder and on real
+tiny runs (launch a stage and watch it finish; stop a stage and resume it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pipeline_helpers import manifest, tiny_config, ulmrec, write_config
+from tui_fixtures import _predictions, build_runs
+
+from ulmrec_app.tui.app import UlmrecApp
+from ulmrec_app.tui.screens.index import IndexScreen
+from ulmrec_app.tui.screens.results import ResultsScreen
+from ulmrec_app.tui.screens.run import RunScreen
+from ulmrec_app.tui.screens.runs import RunsScreen
+from ulmrec_app.tui.screens.system import SystemScreen
+from ulmrec_eval.evaluation import evaluate
+
+os.environ["ULMREC_TUI_NO_TORCH"] = "1"
+SIZE = (80, 24)
+
+
+async def until(pilot: object, check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await pilot.pause(0.2)  # type: ignore[attr-defined]
+    raise AssertionError("condition not met in time")
+
+
+def _cells(table: object) -> list[list[str]]:
+    """The table's cells as plain text (markup removed)."""
+    from rich.text import Text
+
+    rows = []
+    for row in range(table.row_count):  # type: ignore[attr-defined]
+        cells = table.get_row_at(row)  # type: ignore[attr-defined]
+        rows.append([c.plain if isinstance(c, Text) else Text.from_markup(str(c)).plain for c in cells])
+    return rows
+
+
+def _text(widget: object) -> str:
+    return str(widget.render())  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    return build_runs(tmp_path)
+
+
+def test_runs_screen_lists_runs_with_stage_status(runs: Path) -> None:
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.2)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
+            rows = _cells(app.screen.query_one("#runs-table"))
+            assert [r[0] for r in rows] == ["demo", "demo-noindex"]
+            assert rows[0][1] == "✓" * 8
+            assert rows[0][2] == "done"
+            assert rows[1][2] == "failed"
+            assert rows[1][1] == "✓✓✓■✗ "
+            await pilot.press("t")
+            assert app.theme == "textual-light"
+            await pilot.press("t")
+            assert app.theme == "textual-dark"
+
+    asyncio.run(go())
+
+
+def test_run_screen_shows_a_failed_stage_with_its_last_log_lines(runs: Path) -> None:
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.2)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
+            await pilot.press("down", "enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run_view is not None)
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            stages = [r[0] for r in _cells(screen.query_one("#stages-table"))]
+            assert stages == ["data", "retrieve", "align", "train", "rank", "eval"]
+            for _ in range(4):
+                await pilot.press("down")
+            await until(pilot, lambda: "out of memory" in "\n".join(screen.query_one("#stage-log").lines))
+            status = _text(screen.query_one("#stage-status"))
+            assert "rank: failed" in status
+            assert "exited with 1: out of memory" in status
+            await pilot.press("escape")
+            assert isinstance(app.screen, RunsScreen)
+
+    asyncio.run(go())
+
+
+def test_results_screen_metric_table_published_column_and_curves(runs: Path) -> None:
+    expected = evaluate(_predictions(40, 0), retrieved_n=20).scope("overall").metrics["ndcg@10"]
+
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.2)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
+            await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, ResultsScreen)
+                        and app.screen.query_one("#results-table").row_count > 0)
+            table = app.screen.query_one("#results-table")
+            labels = [str(c.label.plain) for c in table.columns.values()]
+            assert labels[:4] == ["scope", "metric", "retriever", "demo"]
+            assert labels[4] == "LlamaRec LRURec"  # the published column, labelled (and in italics)
+            rows = _cells(table)
+            overall = next(r for r in rows if r[:2] == ["overall", "ndcg@10"])
+            assert overall[3] == f"{expected:.4f}"
+            assert overall[4] == "0.0533"
+            assert next(r for r in rows if r[:2] == ["subset", "ndcg@10"])[4] == ""
+            assert "LlamaRec (arXiv 2311.02089)" in _text(app.screen.query_one("#results-note"))
+            loss = app.screen.query_one("#loss-plot")
+            assert len(loss.points) == 40
+            assert loss.points[-1][1] == pytest.approx(2.5 / 6)
+            assert len(app.screen.query_one("#ndcg-plot").points) == 4
+
+    asyncio.run(go())
+
+
+def test_index_screen_histogram_and_user_search(runs: Path) -> None:
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.2)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
+            await pilot.press("i")
+            await until(pilot, lambda: isinstance(app.screen, IndexScreen) and app.screen.view is not None)
+            summary = _text(app.screen.query_one("#index-summary"))
+            assert "40 users, 3 levels, codebooks 4/4/4, collisions 0" in summary
+            assert "4/4 used" in summary
+            app.screen.query_one("#index-search").focus()
+            await pilot.press(*"U005", "enter")
+            await pilot.pause(0.2)
+            result = _text(app.screen.query_one("#index-result-text"))
+            assert "U005" in result
+            assert "<a_1><b_1><c_0>" in result
+            assert "<a_1>: 9 other users" in result    # u % 4 == 1 among 40 users, minus U005
+            assert "review 0 by U005" in result
+
+    asyncio.run(go())
+
+
+def test_system_screen(runs: Path) -> None:
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.2)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, SystemScreen)
+                        and "CPU" in _text(app.screen.query_one("#system-text")))
+            text = _text(app.screen.query_one("#system-text"))
+            assert f"{os.cpu_count()} cores" in text
+            assert "GPU" in text
+            assert f"runs ({runs})" in text
+            await pilot.press("escape")
+            assert isinstance(app.screen, RunsScreen)
+
+    asyncio.run(go())
+
+
+def _stage_status(app: UlmrecApp, stage: str) -> str | None:
+    screen = app.screen
+    if not isinstance(screen, RunScreen) or screen.run_view is None:
+        return None
+    row = screen.run_view.stage(stage)
+    return None if row is None else str(row.status)
+
+
+async def _open_run_at(app: UlmrecApp, pilot: object, stage_index: int) -> None:
+    await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
+    await pilot.press("enter")  # type: ignore[attr-defined]
+    await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run_view is not None)
+    for _ in range(stage_index):
+        await pilot.press("down")  # type: ignore[attr-defined]
+    await until(pilot, lambda: app.screen.selected_stage() is not None)  # type: ignore[attr-defined]
+
+
+def test_launch_a_stage_and_watch_it_finish(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    config = tiny_config(tmp_path)
+    assert ulmrec("run", str(config), "--runs", str(runs), "--stage", "data").returncode == 0
+
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.2)
+        async with app.run_test(size=SIZE) as pilot:
+            await _open_run_at(app, pilot, 1)
+            assert app.screen.selected_stage() == "users"  # type: ignore[attr-defined]
+            assert _stage_status(app, "users") == "missing"
+            await pilot.press("l")
+            await until(pilot, lambda: _stage_status(app, "users") == "done", timeout=90)
+            log = "\n".join(app.screen.query_one("#stage-log").lines)
+            assert "wrote 40 users" in log
+
+    asyncio.run(go())
+    assert manifest(runs / "tiny", "users")["status"] == "done"
+
+
+def test_stop_and_resume_a_stage(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    config = write_config(tmp_path / "sr.toml", 'name = "sr"\nstages = ["data", "retrieve"]\n'
+                                                "[data.synthetic]\nusers = 40\nitems = 30\n"
+                                                "[retrieve]\nepochs = 400\npatience = 400\nthreads = 1\n")
+    assert ulmrec("run", str(config), "--runs", str(runs), "--stage", "data").returncode == 0
+    checkpoint = runs / "sr" / "retrieve" / "retriever" / "checkpoint.safetensors"
+
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.2)
+        async with app.run_test(size=SIZE) as pilot:
+            await _open_run_at(app, pilot, 1)
+            await pilot.press("l")
+            await until(pilot, lambda: _stage_status(app, "retrieve") == "running" and checkpoint.exists(),
+                        timeout=120)
+            await pilot.press("x")
+            await until(pilot, lambda: _stage_status(app, "retrieve") == "stopped", timeout=60)
+            await until(pilot, lambda: not (runs / ".sr.lock").read_text().strip(), timeout=30)
+            await pilot.press("u")
+            await until(pilot, lambda: _stage_status(app, "retrieve") == "running"
+                        and bool(manifest(runs / "sr", "retrieve").get("resumed")), timeout=60)
+            assert "--resume" in " ".join(manifest(runs / "sr", "retrieve")["commands"][0])  # type: ignore[index]
+            await pilot.press("x")
+            await until(pilot, lambda: _stage_status(app, "retrieve") == "stopped", timeout=60)
+
+    asyncio.run(go())
