@@ -76,11 +76,16 @@ def remove_staging(run_dir: str | Path) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
+def save_adapter(model: Any, folder: str | Path) -> None:
+    """A peft model's adapter in safetensors, without full copies of resized embedding matrices."""
+    model.save_pretrained(str(folder), safe_serialization=True, save_embedding_layers=False)
+
+
 def save_adapter_atomically(model: Any, target: Path) -> None:
-    """``model.save_pretrained`` (safetensors) into a temporary sibling, then renamed onto ``target``."""
+    """:func:`save_adapter` into a temporary sibling, then renamed onto ``target``."""
     tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    save_adapter(model, tmp)
     if target.exists():
         shutil.rmtree(target)
     os.rename(tmp, target)
@@ -113,6 +118,17 @@ class SafeTrainer(Trainer):
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
         self.samples_local += int(inputs["input_ids"].shape[0])
         return super().training_step(model, inputs, num_items_in_batch)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict[str, Any] | None = None) -> None:
+        """The adapter only (safetensors; resized embedding matrices are not copied in, the added rows are
+        the adapter's own trainable tokens) and the tokenizer; no pickled ``training_args.bin``."""
+        if not self.args.should_save:
+            return
+        folder = str(output_dir or self.args.output_dir)
+        os.makedirs(folder, exist_ok=True)
+        save_adapter(self.accelerator.unwrap_model(self.model), folder)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(folder)
 
     def _get_output_dir(self, trial: Any) -> str:
         return self._staging if self._staging is not None else str(super()._get_output_dir(trial))

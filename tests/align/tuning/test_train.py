@@ -1,0 +1,215 @@
+"""`ulmrec align train` end to end on a tiny random Llama: the artifact, the loss mask, added index tokens,
+validation/early stopping/time budget, refusals, events and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ulmrec_align.prompts.encoding import IGNORE_INDEX
+from ulmrec_align.tuning.config import LoraSettings, TrainSettings, read_train_manifest
+from ulmrec_align.tuning.train import TrainRequest, partial_dir, run_training
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle")
+
+
+def request(samples: Path, model: Path, out: Path, *, lora: dict[str, Any] | None = None,
+            **train: Any) -> TrainRequest:
+    settings = {"max_steps": 6, "save_steps": 2, "batch_size": 4, "lr": 1e-3, **train}
+    return TrainRequest(samples=samples, model=str(model), out=out, progress=False,
+                        lora=LoraSettings(**(lora or {})), train=TrainSettings(**settings))
+
+
+def test_artifact_is_complete_and_reloads_to_the_validated_scores(samples_dir: Path, tiny_llama: Path,
+                                                                   tmp_path: Path) -> None:
+    from ulmrec_align.models import load_tokenizer
+    from ulmrec_align.prompts.letters import letter_index
+    from ulmrec_align.ranking.scorer import ndcg_at, score_samples
+    from ulmrec_align.tasks.schema import read_samples
+    from ulmrec_align.tuning.artifact import load_tuned
+    from ulmrec_align.tuning.data import encode_samples
+
+    out = tmp_path / "T"
+    manifest = run_training(request(samples_dir, tiny_llama, out))
+    assert not partial_dir(out).exists()
+    assert {p.name for p in out.iterdir()} == {"adapter", "tokenizer", "train_manifest.json"}
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert not [p for p in out.rglob("*") if p.suffix in PICKLE_SUFFIXES]
+    assert read_train_manifest(out) == manifest
+    assert manifest.status == "complete"
+    assert manifest.steps == 6
+    assert [h.step for h in manifest.history] == [2, 4, 6]
+    scores = [h.ndcg_at_10 for h in manifest.history]
+    assert manifest.best_ndcg_at_10 == max(scores)
+    assert manifest.best_step == manifest.history[scores.index(max(scores))].step
+    # 24 samples, batch 4, 6 steps = exactly one epoch: every sample and token seen once.
+    train = read_samples(samples_dir, "train")
+    lengths = encode_samples(load_tokenizer(tiny_llama), train, index_tokens="plain", max_length=2048).lengths
+    assert manifest.samples_seen == len(train) == 24
+    assert manifest.tokens_seen == sum(lengths)
+    assert manifest.lora == LoraSettings(r=8, alpha=32, dropout=0.05, targets=["q_proj", "v_proj"])
+    assert manifest.quantization == "none"  # auto on CPU
+    # The kept adapter, reloaded through the ranker's entry point, reproduces its validation figure.
+    ranker = load_tuned(out)
+    valid = read_samples(samples_dir, "valid")
+    got = score_samples(ranker.model, ranker.tokenizer, valid, index_tokens="plain")
+    assert ndcg_at(got, [letter_index(s.target_letter or "") for s in valid], 10) == pytest.approx(
+        manifest.best_ndcg_at_10, abs=1e-6)
+    assert ranker.prompt.n_candidates == 5
+
+
+def test_loss_is_on_response_tokens_only(samples_dir: Path, tiny_llama: Path) -> None:
+    from ulmrec_align.models import load_causal_lm, load_tokenizer
+    from ulmrec_align.prompts.encoding import encode_response
+    from ulmrec_align.tasks.schema import read_samples
+    from ulmrec_align.tuning.data import PadCollator, encode_samples
+
+    tokenizer = load_tokenizer(tiny_llama)
+    samples = read_samples(samples_dir, "train")[:3]
+    data = encode_samples(tokenizer, samples, index_tokens="plain", max_length=2048)
+    for sample, row in zip(samples, data.rows, strict=True):
+        response = encode_response(tokenizer, sample.response)
+        n_prompt = len(row["input_ids"]) - len(response)
+        assert row["labels"] == [IGNORE_INDEX] * n_prompt + response
+        assert row["input_ids"][n_prompt:] == response
+    batch = PadCollator(pad_id=tokenizer.pad_token_id)(data.rows)
+    lengths = batch["attention_mask"].sum(1).tolist()
+    assert lengths == data.lengths
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+    model = load_causal_lm(tiny_llama)
+    with torch.no_grad():
+        out = model(**batch)
+        logits = out.logits[:, :-1]
+        targets = batch["labels"][:, 1:]
+        keep = targets != IGNORE_INDEX
+        manual = torch.nn.functional.cross_entropy(logits[keep], targets[keep])
+    assert out.loss.item() == pytest.approx(manual.item(), rel=1e-5)
+
+
+def test_added_index_tokens_train_only_their_rows(added_samples_dir: Path, tiny_llama_untied: Path,
+                                                  tmp_path: Path) -> None:
+    from ulmrec_align.models import load_causal_lm
+    from ulmrec_align.tuning.artifact import load_tuned_model
+
+    out = tmp_path / "T"
+    manifest = run_training(request(added_samples_dir, tiny_llama_untied, out, max_steps=3, save_steps=3))
+    assert manifest.index_tokens == "added"
+    ids = manifest.added_token_ids
+    assert len(ids) == 4 + 3
+    assert ids == list(range(384, 391))
+    tensors = load_file(out / "adapter" / "adapter_model.safetensors")
+    deltas = {k: v for k, v in tensors.items() if "trainable_tokens" in k}
+    owners = sorted("embed_tokens" if "embed_tokens" in k else "lm_head" for k in deltas)
+    assert owners == ["embed_tokens", "lm_head"]
+    assert all(v.shape == (len(ids), 32) for v in deltas.values())
+    model, tokenizer, _ = load_tuned_model(out)
+    assert tokenizer.convert_tokens_to_ids(["<a_0>", "<b_2>"]) == [ids[0], ids[-1]]
+    base = load_causal_lm(tiny_llama_untied)
+    old = torch.tensor([[5, 17, 200]])
+    new = torch.tensor([ids])
+    embed = model.get_input_embeddings()
+    with torch.no_grad():
+        assert torch.equal(embed(old), base.get_input_embeddings()(old))  # old rows untouched
+        delta = next(v for k, v in deltas.items() if "embed" in k)
+        assert torch.equal(embed(new)[0], delta)  # new rows are the trained ones
+
+
+def test_early_stopping_keeps_the_best_adapter(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def falling(model: Any) -> float:  # a validator whose figure only gets worse after the first check
+        seen.append(1)
+        return 1.0 / len(seen)
+
+    out = tmp_path / "T"
+    manifest = run_training(request(samples_dir, tiny_llama, out, max_steps=20, eval_steps=1, patience=2),
+                            validator=falling)
+    assert manifest.steps == 3
+    assert manifest.best_step == 1
+    assert manifest.stop_reason.startswith("early stopping")
+    assert [h.step for h in manifest.history] == [1, 2, 3]
+
+
+def test_time_budget_stops_training(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+    manifest = run_training(request(samples_dir, tiny_llama, tmp_path / "T", max_steps=50, max_minutes=1e-5))
+    assert manifest.steps == 1
+    assert manifest.stop_reason.startswith("time budget")
+    assert [h.step for h in manifest.history] == [1]  # validated once when stopping
+
+
+def test_refusals_are_one_clear_line(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+    from ulmrec_eval.artifacts import ArtifactExistsError
+    from ulmrec_eval.errors import InputError
+
+    out = tmp_path / "T"
+    with pytest.raises(InputError, match="nothing to resume"):
+        run_training(request(samples_dir, tiny_llama, out).model_copy(update={"resume": True}))
+    partial_dir(out).mkdir(parents=True)
+    (partial_dir(out) / "junk").write_text("x")
+    with pytest.raises(InputError, match="--resume"):
+        run_training(request(samples_dir, tiny_llama, out))
+    run_training(request(samples_dir, tiny_llama, out, max_steps=2).model_copy(update={"force": True}))
+    with pytest.raises(ArtifactExistsError, match="--force"):
+        run_training(request(samples_dir, tiny_llama, out, max_steps=2))
+
+
+def test_resume_refuses_changed_settings(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+    from ulmrec_align.tuning.train import prepare_run
+    from ulmrec_eval.errors import InputError
+
+    out = tmp_path / "T"
+    prepare_run(request(samples_dir, tiny_llama, out))
+    changed = request(samples_dir, tiny_llama, out, lr=5e-4).model_copy(update={"resume": True})
+    with pytest.raises(InputError, match="cannot resume: --lr differ"):
+        prepare_run(changed)
+    longer = request(samples_dir, tiny_llama, out, max_steps=12).model_copy(update={"resume": True})
+    assert prepare_run(longer).train.max_steps == 12  # more steps is a legitimate continuation
+
+
+def test_events_report_progress_and_validation(samples_dir: Path, tiny_llama: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv("ULMREC_EVENTS", str(events))
+    monkeypatch.setenv("ULMREC_STAGE", "train")
+    run_training(request(samples_dir, tiny_llama, tmp_path / "T", max_steps=4))
+    rows = [json.loads(line) for line in events.read_text().splitlines()]
+    assert {r["stage"] for r in rows} == {"train"}
+    assert [r["step"] for r in rows if "metric" in r] == [2, 4]
+    assert max(r["step"] for r in rows) == 4
+    assert all(r.get("total") in (None, 4) for r in rows)
+    assert any("loss" in r for r in rows)
+
+
+def test_cli_maps_options_to_the_manifest(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from ulmrec_align.tuning.cli import train_command
+
+    app = typer.Typer()
+    app.command("train")(train_command)
+    app.command("noop")(lambda: None)  # two commands: `train` stays a sub-command
+    out = tmp_path / "T"
+    result = CliRunner().invoke(app, [
+        "train", "--samples", str(samples_dir), "--model", str(tiny_llama), "--out", str(out),
+        "--max-steps", "2", "--save-steps", "1", "--eval-steps", "2", "--lora-r", "4", "--lora-alpha", "8",
+        "--lora-dropout", "0", "--lora-targets", "q_proj,k_proj", "--quantization", "none", "--seed", "3",
+        "--batch-size", "2", "--grad-accum", "2", "--valid-users", "3", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "trained 2 steps" in result.output
+    assert "best validation NDCG@10" in result.output
+    manifest = read_train_manifest(out)
+    assert manifest.lora == LoraSettings(r=4, alpha=8, dropout=0, targets=["q_proj", "k_proj"])
+    assert (manifest.train.seed, manifest.train.batch_size, manifest.train.grad_accum) == (3, 2, 2)
+    assert manifest.valid_samples == 3
+    assert manifest.samples_seen == 2 * 2 * 2
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert sorted(config["target_modules"]) == ["k_proj", "q_proj"]
+    assert config["r"] == 4
+    assert np.isfinite(manifest.best_ndcg_at_10 or np.nan)
