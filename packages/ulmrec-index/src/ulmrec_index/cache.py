@@ -8,6 +8,7 @@ into one when there are more than :data:`MAX_SHARDS`. Nothing is pickled.
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,48 @@ from safetensors.numpy import load_file, save_file
 from ulmrec_eval.io import atomic_path
 
 MAX_SHARDS = 16
+log = logging.getLogger(__name__)
 
 
 def text_sha256(text: str) -> bytes:
     """The 32-byte SHA-256 of ``text`` encoded as UTF-8."""
     return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def _shard_problem(tensors: dict[str, np.ndarray], dim: int | None) -> str | None:
+    """What is wrong with a loaded shard's tensors, or None."""
+    hashes, vectors = tensors.get("sha256"), tensors.get("embeddings")
+    if hashes is None or vectors is None:
+        return "missing the 'sha256' or 'embeddings' tensor"
+    if hashes.dtype != np.uint8 or hashes.ndim != 2 or hashes.shape[1] != 32:
+        return f"'sha256' has shape {hashes.shape} {hashes.dtype} (expected (n, 32) uint8)"
+    if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[0] != hashes.shape[0]:
+        return f"'embeddings' has shape {vectors.shape} {vectors.dtype} (expected ({len(hashes)}, D) float32)"
+    if dim is not None and vectors.shape[1] != dim:
+        return f"embedding size {vectors.shape[1]} differs from the other shards' {dim}"
+    if not np.isfinite(vectors).all():
+        return "non-finite embedding values"
+    return None
+
+
+def _read_shard(path: Path, dim: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """A shard's ``(sha256 (n, 32) uint8, embeddings (n, D) float32)``; a corrupt one is reported and removed.
+
+    Corrupt: unreadable (truncated, not safetensors), tensors missing or of the wrong shape/dtype, a ``D``
+    other than the other shards', or non-finite values. Its texts are then encoded again and re-stored.
+    """
+    try:
+        tensors = load_file(str(path))
+        problem = _shard_problem(tensors, dim)
+    except Exception as exc:  # safetensors raises its own SafetensorError, plus OSError / ValueError
+        text = str(exc).strip()
+        problem = f"unreadable ({text.splitlines()[0] if text else type(exc).__name__})"
+    if problem is None:
+        return tensors["sha256"], tensors["embeddings"]
+    log.warning("embedding cache shard %s is corrupt (%s): skipped and removed; its texts are encoded again",
+                path, problem)
+    path.unlink(missing_ok=True)
+    return None
 
 
 class EmbeddingCache:
@@ -36,9 +74,13 @@ class EmbeddingCache:
             return self._index
         index: dict[bytes, tuple[int, int]] = {}
         self._shards = []
+        dim: int | None = None
         for shard_path in sorted(self.folder.glob("shard-*.safetensors")):
-            tensors = load_file(str(shard_path))
-            hashes, vectors = tensors["sha256"], tensors["embeddings"]
+            loaded = _read_shard(shard_path, dim)
+            if loaded is None:
+                continue
+            hashes, vectors = loaded
+            dim = vectors.shape[1]
             shard_id = len(self._shards)
             self._shards.append(vectors)
             for row, digest in enumerate(hashes):

@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from ulmrec_eval.cli_runner import run_app
+from ulmrec_eval.errors import InputError
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from ulmrec_index.quantizers.base import QuantizerConfig
 
 app = typer.Typer(
     name="index",
@@ -51,6 +54,8 @@ def _setup_logging() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # bitsandbytes (pulled in by transformers when installed) warns at import about optional CPU kernels
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     logging.getLogger("ulmrec_index").setLevel(
         logging.INFO if os.environ.get("ULMREC_VERBOSE") else logging.WARNING
     )
@@ -104,28 +109,33 @@ def build(
         "--set",
         help="Quantizer config field KEY=VALUE (VALUE parsed as JSON when it can be); repeatable.",
     ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing index at OUT."),
 ) -> None:
-    """Build a user index from USERS.jsonl into OUT (index.json, weights, report.json)."""
+    """Build a user index from USERS.jsonl into OUT (index.json, weights, report.json).
+
+    OUT appears whole or not at all (built beside it, then swapped in); a second build of the same OUT
+    while one runs is refused.
+    """
     _setup_logging()
+    from ulmrec_eval.artifacts import check_writable, folder_lock
+    from ulmrec_index.encoders import check_device
     from ulmrec_index.indexer import IndexerConfig, UserIndexer, read_reference
-    from ulmrec_index.quantizers.registry import parse_quantizer_config
     from ulmrec_index.report import render_report
     from ulmrec_index.users import read_user_texts
 
-    records = read_user_texts(users)
-    ref = read_reference(reference) if reference is not None else None
+    for source in (users, reference):
+        if source is not None and out.resolve() in source.resolve().parents:
+            raise InputError(f"--out {out} holds the input {source}; choose another --out")
+    check_device(device)
+    quantizer_config = _quantizer_config(quantizer, settings, levels=levels, codebook_size=codebook_size,
+                                         seed=seed)
     overrides: dict[str, object] = {}
     if joint_epochs is not None:
         overrides["joint_epochs"] = joint_epochs
     if id_weight is not None:
         overrides["id_weight"] = id_weight
     config = IndexerConfig(
-        quantizer=parse_quantizer_config(
-            {"kind": quantizer, **parse_settings(settings)},
-            levels=levels,
-            codebook_size=codebook_size,
-            seed=seed,
-        ),
+        quantizer=quantizer_config,
         encoder=encoder,
         fusion=fusion.value,
         seed=seed,
@@ -136,12 +146,30 @@ def build(
         show_progress=progress,
         **overrides,
     )
-    indexer = UserIndexer(config).fit(records, reference=ref)
-    folder = indexer.save(out)
+    with folder_lock(out):  # held from the check to the swap: a second build of OUT stops here
+        check_writable(out, force=force)
+        records = read_user_texts(users)
+        ref = read_reference(reference) if reference is not None else None
+        indexer = UserIndexer(config).fit(records, reference=ref)
+        folder = indexer.save(out, force=force)
     console = _console()
     assert indexer.report is not None
     console.print(render_report(indexer.report))
     typer.echo(f"wrote {folder} ({len(records)} users, {indexer.report.timings['total']:.1f}s)")
+
+
+def _quantizer_config(kind: str, settings: list[str], **fixed: object) -> QuantizerConfig:
+    """The quantizer config from --quantizer and --set; a bad field is one line naming the option."""
+    from pydantic import ValidationError
+
+    from ulmrec_eval.io import validation_message
+    from ulmrec_index.quantizers.registry import get_quantizer_config_class, parse_quantizer_config
+
+    try:
+        return parse_quantizer_config({"kind": kind, **parse_settings(settings)}, **fixed)
+    except ValidationError as exc:
+        config_class = get_quantizer_config_class(kind)
+        raise InputError(f"--quantizer {kind} / --set: {validation_message(config_class, exc)}") from None
 
 
 @app.command("inspect")

