@@ -32,7 +32,7 @@ from ulmrec_app.tui.screens.base import PollingScreen
 from ulmrec_app.tui.screens.runs import STATUS_STYLE
 from ulmrec_eval.events import StageEvent
 
-ARROW = " → "
+ARROW = "→"
 
 
 @dataclass
@@ -50,7 +50,7 @@ def stage_graph(run: RunView) -> str:
         style = STATUS_STYLE.get(str(row.status), "dim")
         parts.append(f"[{style}]{GLYPH.get(str(row.status), '?')}{row.name}[/]")
     half = (len(parts) + 1) // 2
-    second = ("\n" + ARROW.lstrip() + ARROW.join(parts[half:])) if parts[half:] else ""
+    second = ("\n" + ARROW + ARROW.join(parts[half:])) if parts[half:] else ""
     return ARROW.join(parts[:half]) + second
 
 
@@ -149,8 +149,10 @@ class RunScreen(PollingScreen):
             bar.update(total=event.total, progress=event.step or 0)
         elif row.status == "done":
             bar.update(total=1, progress=1)
+        elif row.status == "running":
+            bar.update(total=None)          # no step count yet: the bar pulses
         else:
-            bar.update(total=None)
+            bar.update(total=1, progress=0)
         if detail.log != self._log_shown:
             log = self.query_one("#stage-log", Log)
             log.clear()
