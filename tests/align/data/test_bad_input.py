@@ -37,7 +37,23 @@ def _rewrite_reviews(folder, transform):
         ),
         (
             lambda ls: [*ls[:4], ls[4].replace('"unixReviewTime": 10', '"unixReviewTime": "soon"'), *ls[5:]],
-            r"reviews_Toys_5\.json\.gz:5: unixReviewTime and overall must be numbers",
+            r"reviews_Toys_5\.json\.gz:5: unixReviewTime must be a number, got 'soon'",
+        ),
+        (
+            lambda ls: [*ls[:4], ls[4].replace('"unixReviewTime": 10', '"unixReviewTime": NaN'), *ls[5:]],
+            r"reviews_Toys_5\.json\.gz:5: unixReviewTime must be a finite number, got nan",
+        ),
+        (
+            lambda ls: [*ls[:2], ls[2].replace('"overall": 5.0', '"overall": Infinity'), *ls[3:]],
+            r"reviews_Toys_5\.json\.gz:3: overall must be a finite number, got inf",
+        ),
+        (
+            lambda ls: [*ls[:1], ls[1].replace('"reviewerID": "', '"reviewerID": "  ", "x": "'), *ls[2:]],
+            r"reviews_Toys_5\.json\.gz:2: reviewerID is empty",
+        ),
+        (
+            lambda ls: [*ls[:1], ls[1].replace('"asin": "', '"asin": "", "x": "'), *ls[2:]],
+            r"reviews_Toys_5\.json\.gz:2: asin is empty",
         ),
         (lambda ls: [*ls[:3], "[1, 2]", *ls[3:]], r"reviews_Toys_5\.json\.gz:4: expected a JSON object"),
     ],
@@ -113,17 +129,18 @@ def test_failed_prepare_leaves_an_existing_folder_untouched(
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     _rewrite_reviews(folder, lambda ls: [*ls, "{broken"])
     with pytest.raises(InputError):
-        prepare_dataset(source="amazon", path=folder, out=out, config=K2)
+        prepare_dataset(source="amazon", path=folder, out=out, config=K2, force=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert PreparedDataset.load(out).manifest.split_sha256 == good.manifest.split_sha256
 
 
-def test_interrupted_save_leaves_no_manifest(
+def test_interrupted_save_keeps_the_previous_folder_whole(
     tmp_path, write_amazon, cascade_reviews, cascade_meta, monkeypatch
 ):
     folder = _raw(tmp_path, write_amazon, cascade_reviews, cascade_meta)
     out = tmp_path / "out"
     dataset = prepare_dataset(source="amazon", path=folder, out=out, config=K2)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     import ulmrec_align.data.prepared as prepared
 
     real_write = prepared.atomic_write_jsonl
@@ -137,11 +154,10 @@ def test_interrupted_save_leaves_no_manifest(
 
     monkeypatch.setattr(prepared, "atomic_write_jsonl", failing_write)
     with pytest.raises(OSError, match="disk full"):
-        dataset.save(out)
-    assert not (out / "manifest.json").exists()  # an incomplete folder never looks complete
-    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
-    with pytest.raises(InputError, match=r"no manifest\.json"):
-        PreparedDataset.load(out)
+        dataset.save(out, force=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old folder, whole
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    PreparedDataset.load(out)
 
 
 def test_edited_prepared_file_fails_verification(tmp_path, write_amazon, cascade_reviews, cascade_meta):

@@ -92,7 +92,11 @@ def test_missing_column_is_named(tmp_path):
     ("line", "message"),
     [
         ("u3\ti1", r"toy\.inter:8: expected 3 tab-separated columns, got 2"),
-        ("u3\ti1\tlater", r"toy\.inter:8: column 'timestamp': 'later' is not a number"),
+        ("u3\ti1\tlater", r"toy\.inter:8: column 'timestamp' must be a number, got 'later'"),
+        ("u3\ti1\tnan", r"toy\.inter:8: column 'timestamp' must be a finite number, got 'nan'"),
+        ("u3\ti1\t-inf", r"toy\.inter:8: column 'timestamp' must be a finite number, got '-inf'"),
+        (" \ti1\t4", r"toy\.inter:8: column 'user_id' is empty"),
+        ("u3\t\t4", r"toy\.inter:8: column 'item_id' is empty"),
     ],
 )
 def test_malformed_row_names_file_and_line(tmp_path, line, message):

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ulmrec_align.data.lines import iter_lines
+from ulmrec_align.data.lines import finite, iter_lines, raw_id
 from ulmrec_align.data.raw import RawData, RawInteraction, SourceFormat
 from ulmrec_eval.errors import InputError
 
@@ -76,14 +76,13 @@ def read_reviews(path: Path) -> list[RawInteraction]:
         if not isinstance(record, dict):
             raise InputError("expected a JSON object", path=path, line=number)
         user, item, when = (_field(record, key, path, number) for key in REVIEW_KEYS)
-        try:
-            timestamp = float(when)
-            rating = None if record.get("overall") is None else float(record["overall"])
-        except (TypeError, ValueError):
-            raise InputError("unixReviewTime and overall must be numbers", path=path, line=number) from None
+        timestamp = finite(when, "unixReviewTime", path, number)
+        overall = record.get("overall")
+        rating = None if overall is None else finite(overall, "overall", path, number)
         review, summary = record.get("reviewText"), record.get("summary")
         out.append(RawInteraction(
-            user=str(user), item=str(item), timestamp=timestamp, rating=rating,
+            user=raw_id(user, "reviewerID", path, number), item=raw_id(item, "asin", path, number),
+            timestamp=timestamp, rating=rating,
             review=review if isinstance(review, str) else None,
             summary=summary if isinstance(summary, str) else None,
         ))

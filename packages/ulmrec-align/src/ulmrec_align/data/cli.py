@@ -27,18 +27,27 @@ def prepare(
     max_texts: int | None = typer.Option(None, "--max-texts", min=1, help="Keep N latest texts per user."),
     min_rating: float | None = typer.Option(None, "--min-rating", help="Drop interactions rated below this."),
     json_out: bool = typer.Option(False, "--json", help="Print the manifest as JSON instead of a summary."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing prepared folder at OUT."),
 ) -> None:
-    """Read raw files, filter, split, and write a prepared-dataset folder."""
+    """Read raw files, filter, split, and write a prepared-dataset folder (whole or not at all)."""
+    from pydantic import ValidationError
+
     from ulmrec_align.data.config import PrepareConfig
     from ulmrec_align.data.pipeline import prepare_dataset
     from ulmrec_eval.errors import InputError
 
     if source not in ("amazon", "recbole"):
         raise InputError(f"--source must be 'amazon' or 'recbole', got {source!r}")
-    config = PrepareConfig(k_core=k_core, text_source=text_source, category=category,
-                           max_texts_per_user=max_texts, min_rating=min_rating)
+    try:
+        config = PrepareConfig(k_core=k_core, text_source=text_source, category=category,
+                               max_texts_per_user=max_texts, min_rating=min_rating)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-").replace("max-texts-per-user", "max-texts")
+        raise InputError(f"{option}: {first['msg']} (got {first.get('input')!r})") from None
     start = time.perf_counter()
-    dataset = prepare_dataset(source=source, path=path, out=out, config=config, name=name)  # type: ignore[arg-type]
+    dataset = prepare_dataset(source=source, path=path, out=out, config=config, name=name,  # type: ignore[arg-type]
+                              force=force)
     elapsed = time.perf_counter() - start
     manifest = dataset.manifest
     if json_out:
@@ -63,7 +72,9 @@ def synthetic(
     category: str = typer.Option("Synthetic", "--category", help="Category name used in the file names."),
 ) -> None:
     """Write a small, realistic-looking dataset in the raw Amazon 2014 format."""
-    from ulmrec_align.data.synthetic import write_synthetic_amazon
+    from ulmrec_align.data.synthetic import check_category, write_synthetic_amazon
+
+    check_category(category)
 
     folder = write_synthetic_amazon(out, n_users=users, n_items=items, seed=seed, category=category)
     typer.echo(f"wrote {folder / f'reviews_{category}_5.json.gz'} and {folder / f'meta_{category}.json.gz'}")
@@ -102,13 +113,18 @@ def users(
     folder: Path = typer.Argument(..., help="A prepared-dataset folder."),
     out: Path = typer.Option(..., "--out", help="USERS.jsonl to write (one {user_id, texts} per line)."),
     skip_empty: bool = typer.Option(False, "--skip-empty", help="Leave out users without texts."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing OUT file."),
 ) -> None:
     """Write the per-user texts as JSON lines for `ulmrec index build`."""
-    from ulmrec_align.data.prepared import PreparedDataset
+    from ulmrec_align.data.prepared import PreparedDataset, refuse_dataset_file
     from ulmrec_align.data.users import write_users_jsonl
+    from ulmrec_eval.artifacts import ArtifactExistsError
 
+    refuse_dataset_file(out)
+    if out.exists() and not force:
+        raise ArtifactExistsError(f"{out} exists; pass --force to replace it")
     dataset = PreparedDataset.load(folder)
-    count = write_users_jsonl(dataset, out, skip_empty=skip_empty)
+    count = write_users_jsonl(dataset, out, skip_empty=skip_empty, force=force)
     typer.echo(f"wrote {count:,} users to {out} (texts: {dataset.manifest.text_source})")
 
 

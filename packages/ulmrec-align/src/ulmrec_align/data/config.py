@@ -23,8 +23,8 @@ class PrepareConfig(BaseModel):
         default=3, ge=3, description="Users need at least this many interactions (the leave-one-out split "
         "needs 3); combined with k_core as max(k_core, this).")
     min_rating: float | None = Field(
-        default=None, description="Drop interactions rated below this before the k-core (None keeps all; "
-        "only for sources with ratings).")
+        default=None, allow_inf_nan=False, description="Drop interactions rated below this before the "
+        "k-core (None keeps all; only for sources with ratings; NaN and infinities are refused).")
     drop_repeats: Literal["none", "consecutive", "all"] = Field(
         default="none", description="Repeated (user, item) interactions: keep all, drop immediate repeats in "
         "time order, or keep only the first occurrence.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,30 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise InputError(f"unreadable gzip file after line {number} ({exc or type(exc).__name__})",
                          path=file) from None
+
+
+def finite(value: object, field: str, path: Path, line: int) -> float:
+    """``value`` as a finite float; NaN, Infinity, booleans and non-numbers raise :class:`InputError` at
+    ``path:line`` (a NaN timestamp would make the time order, and so the split, depend on row order)."""
+    if isinstance(value, bool):
+        raise InputError(f"{field} must be a number, got {value!r}", path=path, line=line)
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{field} must be a number, got {value!r}", path=path, line=line) from None
+    if not math.isfinite(number):
+        raise InputError(f"{field} must be a finite number, got {value!r}", path=path, line=line)
+    return number
+
+
+def raw_id(value: object, field: str, path: Path, line: int) -> str:
+    """``value`` as a non-empty id string; empty or whitespace-only ids raise :class:`InputError`."""
+    if value is None or isinstance(value, (dict, list, bool)):
+        raise InputError(f"{field} must be a string or a number, got {value!r}", path=path, line=line)
+    text = str(value)
+    if not text.strip():
+        raise InputError(f"{field} is empty", path=path, line=line)
+    return text
 
 
 def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:

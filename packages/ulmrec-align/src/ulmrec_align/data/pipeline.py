@@ -26,7 +26,7 @@ from ulmrec_align.data.amazon import read_amazon
 from ulmrec_align.data.config import PrepareConfig
 from ulmrec_align.data.kcore import k_core_mask
 from ulmrec_align.data.lines import file_sha256
-from ulmrec_align.data.prepared import PreparedDataset
+from ulmrec_align.data.prepared import PreparedDataset, check_prepare_output
 from ulmrec_align.data.raw import RawData, RawInteraction
 from ulmrec_align.data.recbole import read_recbole
 from ulmrec_align.data.schema import (
@@ -198,15 +198,18 @@ def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
 
 
 def prepare_dataset(*, source: Source, path: Path, out: Path | None = None,
-                    config: PrepareConfig | None = None, name: str | None = None) -> PreparedDataset:
+                    config: PrepareConfig | None = None, name: str | None = None,
+                    force: bool = False) -> PreparedDataset:
     """Read ``path`` as ``source``, run the pipeline and, when ``out`` is given, write the prepared folder.
 
-    Everything is validated in memory before the first byte is written; each file is written atomically and
-    ``manifest.json`` last, so a folder with a manifest is always complete.
+    Everything is validated in memory before the first byte is written; the folder appears whole or not at
+    all (:meth:`PreparedDataset.save`); a non-empty ``out`` needs ``force``.
     """
     config = config or PrepareConfig()
+    if out is not None:
+        check_prepare_output(Path(out), Path(path), force=force)
     raw = read_source(source, Path(path), config)
     dataset = build_dataset(raw, config, name=name)
     if out is not None:
-        dataset.save(out)
+        dataset.save(out, force=force)
     return dataset

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ulmrec_align.data.schema import ItemRecord, PreparedManifest, UserRecord, UserSequence
 from ulmrec_align.data.split import UserSplit, leave_one_out, split_sha256
+from ulmrec_eval.artifacts import atomic_dir, check_writable
 from ulmrec_eval.errors import InputError
 from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl, read_json_model, read_jsonl_models
 
@@ -15,6 +16,25 @@ MANIFEST = "manifest.json"
 ITEMS = "items.jsonl"
 USERS = "users.jsonl"
 SEQUENCES = "sequences.jsonl"
+#: The files of a prepared folder (nothing else may write them: see :func:`refuse_dataset_file`).
+DATASET_FILES = (MANIFEST, ITEMS, USERS, SEQUENCES)
+
+
+def refuse_dataset_file(path: str | Path) -> None:
+    """Refuse to write ``path`` when it is one of a prepared dataset's own files (the folder holds a
+    ``manifest.json``): overwriting it would break every later command on that dataset."""
+    target = Path(path).resolve()
+    if target.name in DATASET_FILES and (target.parent / MANIFEST).is_file():
+        raise InputError(f"{path} is a file of the prepared dataset {target.parent}; write elsewhere")
+
+
+def check_prepare_output(out: Path, source: Path, *, force: bool) -> None:
+    """Before reading anything: ``out`` must not hold (or be) the raw input, and needs ``force`` when it
+    already holds files (the early form of the check :meth:`PreparedDataset.save` repeats under its lock)."""
+    target, raw = out.resolve(), source.resolve()
+    if target == raw or target in raw.parents:
+        raise InputError(f"--out {out} holds the input {source}; choose another --out")
+    check_writable(out, force=force)
 
 
 @dataclass
@@ -74,18 +94,15 @@ class PreparedDataset:
             if seq.items and (min(seq.items) < 0 or max(seq.items) >= self.n_items):
                 raise InputError(f"user {seq.user_id}: item id out of range [0, {self.n_items})", path=where)
 
-    def save(self, out_dir: str | Path) -> Path:
-        """Write the folder; each file atomically, the manifest last (its presence marks a complete folder).
-
-        An existing manifest is removed first, so an interrupted re-save never looks complete.
-        """
+    def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
+        """Write the folder whole or not at all (:func:`ulmrec_eval.artifacts.atomic_dir`: built beside
+        ``out_dir`` under a lock, then swapped in); a non-empty ``out_dir`` needs ``force``."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / MANIFEST).unlink(missing_ok=True)
-        atomic_write_jsonl(out / ITEMS, self.items)
-        atomic_write_jsonl(out / USERS, self.users)
-        atomic_write_jsonl(out / SEQUENCES, self.sequences)
-        atomic_write_json(out / MANIFEST, self.manifest.model_dump(mode="json"))
+        with atomic_dir(out, force=force) as tmp:
+            atomic_write_jsonl(tmp / ITEMS, self.items)
+            atomic_write_jsonl(tmp / USERS, self.users)
+            atomic_write_jsonl(tmp / SEQUENCES, self.sequences)
+            atomic_write_json(tmp / MANIFEST, self.manifest.model_dump(mode="json"))
         self.path = out
         return out
 
@@ -110,5 +127,6 @@ class PreparedDataset:
             actual = dataset.compute_split_sha256()
             if actual != manifest.split_sha256:
                 raise InputError(f"split hash {actual[:12]}… does not match the manifest's "
-                                 f"{manifest.split_sha256[:12]}… (files edited or truncated?)", path=folder)
+                                 f"{manifest.split_sha256[:12]}… (files edited or truncated, or prepared "
+                                 "before the split hash became JSON-encoded: run prepare again)", path=folder)
         return dataset

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ulmrec_align.data.lines import iter_lines
+from ulmrec_align.data.lines import finite, iter_lines, raw_id
 from ulmrec_align.data.raw import RawData, RawInteraction
 from ulmrec_eval.errors import InputError
 
@@ -75,10 +75,7 @@ def find_atomic_files(path: Path) -> tuple[Path, Path, Path | None]:
 
 
 def _float(text: str, column: str, path: Path, line: int) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"column {column!r}: {text!r} is not a number", path=path, line=line) from None
+    return finite(text.strip(), f"column {column!r}", path, line)
 
 
 def read_recbole(path: Path) -> RawData:
@@ -91,7 +88,8 @@ def read_recbole(path: Path) -> RawData:
     interactions: list[RawInteraction] = []
     for number, cells in inter.rows():
         interactions.append(RawInteraction(
-            user=cells[u_col], item=cells[i_col],
+            user=raw_id(cells[u_col], "column 'user_id'", inter_path, number),
+            item=raw_id(cells[i_col], "column 'item_id'", inter_path, number),
             timestamp=_float(cells[t_col], "timestamp", inter_path, number),
             rating=None if r_col is None else _float(cells[r_col], "rating", inter_path, number),
             review=None if rev_col is None else cells[rev_col],

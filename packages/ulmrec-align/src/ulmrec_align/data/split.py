@@ -8,6 +8,7 @@ inputs.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,14 +45,20 @@ def leave_one_out(user_id: int, items: Sequence[int]) -> UserSplit:
 
 
 def canonical_split_text(rows: Sequence[tuple[str, Sequence[str], str, str]]) -> str:
-    """Canonical text of a split in raw ids: one ``user\\ttrain items\\tvalid\\ttest`` line per user, sorted.
+    """Canonical text of a split in raw ids: one JSON array ``[user, [train items], valid, test]`` per line,
+    sorted by user, compact separators, non-ASCII kept as UTF-8.
 
-    Raw ids make the hash independent of how dense ids were assigned.
+    JSON quoting makes the encoding unambiguous: ids may contain spaces, tabs or quotes
+    (``("u", ["i1 i2"])`` and ``("u", ["i1", "i2"])`` differ). Raw ids make the hash independent of how dense
+    ids were assigned.
+
+    >>> canonical_split_text([("u1", ["a", "b c"], "d", "e")])
+    '["u1",["a","b c"],"d","e"]\\n'
     """
-    lines = [f"{user}\t{' '.join(train)}\t{valid}\t{test}\n" for user, train, valid, test in sorted(rows)]
-    return "".join(lines)
+    ordered = sorted((user, list(train), valid, test) for user, train, valid, test in rows)
+    return "".join(json.dumps(list(row), ensure_ascii=False, separators=(",", ":")) + "\n" for row in ordered)
 
 
 def split_sha256(rows: Sequence[tuple[str, Sequence[str], str, str]]) -> str:
-    """sha256 hex digest of :func:`canonical_split_text`."""
+    """sha256 hex digest of :func:`canonical_split_text` (UTF-8)."""
     return hashlib.sha256(canonical_split_text(rows).encode("utf-8")).hexdigest()

@@ -24,10 +24,12 @@ import html
 import io
 import json
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ulmrec_eval.errors import InputError
 from ulmrec_eval.io import atomic_path
 
 #: category -> (routine of product types in usage order, adjectives, concerns, sizes)
@@ -248,6 +250,18 @@ def _review(rng: random.Random, user: _User, item: _Item, rating: int) -> tuple[
     return text, summary
 
 
+_SAFE_CATEGORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def check_category(category: str) -> str:
+    """``category`` if it is safe in a file name (letters, digits, ``_``, ``-``), else :class:`InputError`:
+    a name such as ``x/../../esc`` would write outside the output folder."""
+    if not _SAFE_CATEGORY.match(category):
+        raise InputError(f"--category {category!r}: use letters, digits, '_' and '-' only (at most 64); it "
+                         "becomes part of the file names")
+    return category
+
+
 def write_synthetic_amazon(out_dir: Path, *, n_users: int = 300, n_items: int = 150, seed: int = 0,
                            category: str = "Synthetic", follow: float = 0.6, min_count: int = 5) -> Path:
     """Write ``reviews_<category>_5.json.gz`` and ``meta_<category>.json.gz`` into ``out_dir``; return it.
@@ -255,6 +269,7 @@ def write_synthetic_amazon(out_dir: Path, *, n_users: int = 300, n_items: int = 
     ``follow`` is the probability that the next purchase is the next routine step of the current item (the
     sequential signal); ``min_count`` (>= 3) is the guaranteed number of interactions per user and per item.
     """
+    check_category(category)
     if n_users < min_count or n_items < 2 * len(CATEGORIES) or min_count < 3:
         raise ValueError(f"need n_users >= {min_count}, n_items >= {2 * len(CATEGORIES)} and min_count >= 3")
     rng = random.Random(seed)

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ulmrec_align.data.prepared import PreparedDataset
+from ulmrec_align.data.prepared import PreparedDataset, refuse_dataset_file
+from ulmrec_eval.artifacts import ArtifactExistsError, folder_lock
 from ulmrec_eval.io import atomic_write_jsonl
 
 
@@ -22,6 +23,16 @@ def user_texts_records(dataset: PreparedDataset, *, skip_empty: bool = False) ->
         yield {"user_id": user.raw_id, "texts": list(user.texts)}
 
 
-def write_users_jsonl(dataset: PreparedDataset, path: str | Path, *, skip_empty: bool = False) -> int:
-    """Write :func:`user_texts_records` atomically to ``path``; returns the number of lines."""
-    return atomic_write_jsonl(path, user_texts_records(dataset, skip_empty=skip_empty))
+def write_users_jsonl(dataset: PreparedDataset, path: str | Path, *, skip_empty: bool = False,
+                      force: bool = True) -> int:
+    """Write :func:`user_texts_records` atomically to ``path``; returns the number of lines.
+
+    A prepared dataset's own files are never written; an existing ``path`` needs ``force`` (the command
+    line's ``--force``; the library default replaces it).
+    """
+    target = Path(path)
+    refuse_dataset_file(target)
+    with folder_lock(target):
+        if target.exists() and not force:
+            raise ArtifactExistsError(f"{target} exists; pass --force to replace it")
+        return atomic_write_jsonl(target, user_texts_records(dataset, skip_empty=skip_empty))
