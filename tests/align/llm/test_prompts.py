@@ -30,7 +30,8 @@ TOKENIZERS = {"gpt2-style": tiny_tokenizer, "llama-style": metaspace_tokenizer}
 
 def _sample(prompt: str, response: str, spans: list[tuple[int, int]] | None = None) -> AlignmentSample:
     return AlignmentSample(task="next_item", split="train", user_id=0, raw_user_id="u",
-                           template_id="next_item/0", prompt=prompt, response=response, prompt_code_spans=spans or [])
+                           template_id="next_item/0", prompt=prompt, response=response,
+                           prompt_code_spans=spans or [])
 
 
 @pytest.mark.parametrize("kind", list(TOKENIZERS))

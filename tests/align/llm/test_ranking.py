@@ -1,0 +1,117 @@
+"""Ranking with a (tiny, random, local) LLM: the predictions are ulmrec-eval predictions of every user, the
+logits path scores exactly the training-target letter ids, ``generate`` parses, ``Recommender`` works for
+known users, histories and pools larger than the prompt."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import Pipeline, ulmrec
+
+from ulmrec_align.data.prepared import PreparedDataset
+from ulmrec_align.prompts.builder import PromptBuilder
+from ulmrec_align.prompts.config import PromptConfig
+from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
+from ulmrec_align.ranking.loading import load_ranking_model
+from ulmrec_align.ranking.ranker import parse_ranking, rank_prompts, ranking_prompts
+from ulmrec_align.ranking.recommender import Recommender
+from ulmrec_align.ranking.run import rank_split
+from ulmrec_align.ranking.scorer import last_logits
+from ulmrec_align.retrieval.candidates import read_candidates
+from ulmrec_eval import evaluate
+from ulmrec_eval.evaluation import load_predictions
+from ulmrec_index.artifact import load_index
+
+
+@pytest.fixture(scope="module")
+def ranker(tiny_llm: Path):  # type: ignore[no-untyped-def]
+    return load_ranking_model(tiny_llm, prompt=PromptConfig(n_candidates=8, history_items=4, title_tokens=8))
+
+
+def test_logits_scores_are_the_letter_logits_of_one_forward_pass(pipeline: Pipeline, ranker) -> None:  # type: ignore[no-untyped-def]
+    dataset = PreparedDataset.load(pipeline.data)
+    rows = sorted(read_candidates(pipeline.candidates, split="test").values(), key=lambda r: r.user_id)[:5]
+    builder = PromptBuilder(ranker.tokenizer, ranker.prompt, titles=dataset.titles())
+    prompts = ranking_prompts(dataset, rows, builder, codes=None)
+    ranked = rank_prompts(ranker, prompts, batch_size=2)
+    letters = letter_token_ids(ranker.tokenizer, 8)
+    for prompt, row in zip(prompts, ranked, strict=True):
+        ids = torch.tensor([encode_prompt(ranker.tokenizer, prompt.rendered.text)])
+        with torch.no_grad():
+            expected = ranker.model(input_ids=ids).logits[0, -1, letters].numpy()
+        assert row.candidates == prompt.row.candidates[:8]             # retriever order, cut to the letters
+        np.testing.assert_allclose(row.scores, expected, rtol=1e-4, atol=1e-4)   # padding changes nothing
+
+
+def test_left_padding_gives_the_same_logits_as_one_by_one(ranker) -> None:  # type: ignore[no-untyped-def]
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15, 16]]
+    batched = last_logits(ranker.model, prompts, pad_id=0, batch_size=3)
+    single = np.stack([last_logits(ranker.model, [p], pad_id=0, batch_size=1)[0] for p in prompts])
+    np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-4)
+
+
+def test_rank_split_rows_are_eval_predictions_of_every_user(pipeline: Pipeline, ranker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dataset = PreparedDataset.load(pipeline.data)
+    rows = read_candidates(pipeline.candidates)
+    index = load_index(pipeline.index)
+    ranked = rank_split(ranker, dataset, rows, index=index, split="test", batch_size=4)
+    assert len(ranked) == dataset.n_users
+    out = tmp_path / "p.jsonl"
+    from ulmrec_align.ranking.run import write_rankings
+
+    write_rankings(out, ranked)
+    predictions = load_predictions(out, split="test")
+    result = evaluate(predictions, ks=(1, 5), retrieved_n=8)
+    subset = result.scope("subset")
+    assert subset.n_users == sum(r.target in r.candidates for r in ranked)
+    assert result.scope("overall").n_users == dataset.n_users
+
+
+def test_generate_parses_letters_in_order() -> None:
+    assert parse_ranking("B, A, C", 3) == [1, 0, 2]
+    assert parse_ranking("(D) then A", 3) == [0]
+    assert parse_ranking("no letters here", 3) == []
+
+
+def test_generate_ranks_listed_letters_first_and_the_rest_last(pipeline: Pipeline, ranker) -> None:  # type: ignore[no-untyped-def]
+    dataset = PreparedDataset.load(pipeline.data)
+    rows = sorted(read_candidates(pipeline.candidates, split="test").values(), key=lambda r: r.user_id)[:3]
+    builder = PromptBuilder(ranker.tokenizer, ranker.prompt, titles=dataset.titles())
+    ranked = rank_prompts(ranker, ranking_prompts(dataset, rows, builder, codes=None), method="generate",
+                          batch_size=3)
+    for row in ranked:
+        assert len(row.scores) == len(row.candidates)
+        assert row.parsed is not None
+        assert min(row.scores) >= 0
+
+
+def test_recommender_known_user_history_and_large_pool(pipeline: Pipeline, tiny_llm: Path) -> None:
+    rec = Recommender.load(tiny_llm, data=pipeline.data, index=pipeline.index,
+                           retriever=pipeline.candidates.parent)
+    dataset = rec.dataset
+    raw = dataset.users[0].raw_id
+    top = rec.recommend(user_id=raw, k=5)
+    assert len(top) == 5
+    assert not {r.item_id for r in top} & set(dataset.sequences[0].items)   # the history is masked
+    assert [r.score for r in top] == sorted((r.score for r in top), reverse=True)
+    pool = list(range(dataset.n_items))[:45]                                  # > 20 letters: in chunks
+    many = rec.recommend(history=[dataset.items[3].raw_id, 5], candidates=pool, k=45)
+    assert sorted(r.item_id for r in many) == pool
+    with pytest.raises(Exception, match="unknown user"):
+        rec.recommend(user_id="nobody")
+
+
+def test_cli_rank_writes_predictions_that_eval_reads(pipeline: Pipeline, tiny_llm: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rank.jsonl"
+    proc = ulmrec("align", "rank", "--model", tiny_llm, "--data", pipeline.data, "--index", pipeline.index,
+                  "--candidates", pipeline.candidates, "--split", "valid", "--out", out, "--limit", "6",
+                  "--no-progress")
+    assert "ranked 6 users" in proc.stderr
+    metrics = ulmrec("eval", "metrics", out, "--split", "valid", "--retrieved-n", "20", "--json").stdout
+    assert '"subset"' in metrics
