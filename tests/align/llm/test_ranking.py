@@ -56,7 +56,8 @@ def test_left_padding_gives_the_same_logits_as_one_by_one(ranker) -> None:  # ty
     np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-4)
 
 
-def test_rank_split_rows_are_eval_predictions_of_every_user(pipeline: Pipeline, ranker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_rank_split_rows_are_eval_predictions_of_every_user(pipeline: Pipeline, ranker,  # type: ignore[no-untyped-def]
+                                                            tmp_path: Path) -> None:
     dataset = PreparedDataset.load(pipeline.data)
     rows = read_candidates(pipeline.candidates)
     index = load_index(pipeline.index)
@@ -107,7 +108,8 @@ def test_recommender_known_user_history_and_large_pool(pipeline: Pipeline, tiny_
         rec.recommend(user_id="nobody")
 
 
-def test_cli_rank_writes_predictions_that_eval_reads(pipeline: Pipeline, tiny_llm: Path, tmp_path: Path) -> None:
+def test_cli_rank_writes_predictions_that_eval_reads(pipeline: Pipeline, tiny_llm: Path,
+                                                     tmp_path: Path) -> None:
     out = tmp_path / "rank.jsonl"
     proc = ulmrec("align", "rank", "--model", tiny_llm, "--data", pipeline.data, "--index", pipeline.index,
                   "--candidates", pipeline.candidates, "--split", "valid", "--out", out, "--limit", "6",
