@@ -22,7 +22,7 @@ from ulmrec_app.pipeline.runner import Runner
 from ulmrec_eval.io import read_json_model
 from ulmrec_eval.schemas import ComparisonReport
 
-COMPARE_METRICS = ("ndcg@10", "recall@10")
+COMPARE_METRICS = TABLE_METRICS
 
 
 def demo_configs() -> tuple[RunConfig, RunConfig]:
@@ -79,36 +79,43 @@ def demo_rows(ours_dir: Path, base_dir: Path) -> tuple[list[Row], ComparisonRepo
     n = next((r.retrieved_n for r in ours.reports if r.retrieved_n), 20) or 20
     retriever = retriever_on_users(ours_dir / "retrieve" / "retriever" / "candidates.jsonl", predictions,
                                    split=split, retrieved_n=n)
-    rows = rows_of("retriever (LRURec)", retriever) + rows_of("no user index", base) + rows_of("ULMRec", ours)
+    rows = rows_of("LRURec alone", retriever) + rows_of("no index", base) + rows_of("ULMRec", ours)
     report = _compare(base_dir / "rank" / "predictions.jsonl", predictions, ours_dir / "compare.json", split)
     return rows, report
 
 
 def print_table(ours_dir: Path, base_dir: Path) -> None:
+    """One table: each system subset and overall, then ULMRec − no index (paired) and its p-value."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     rows, report = demo_rows(ours_dir, base_dir)
-    first = rows[-1]
-    table = Table(title=f"test users: {first.n_users if first.scope == 'overall' else '?'}; subset = target "
-                        f"in the retriever's top-N", title_justify="left")
-    table.add_column("system")
-    table.add_column("scope")
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
+    table.add_column("test users", no_wrap=True)
     for metric in TABLE_METRICS:
-        table.add_column(metric.replace("recall", "R").replace("ndcg", "N"), justify="right")
-    for row in sorted(rows, key=lambda r: (r.scope != "subset", 0)):
-        table.add_row(row.system, f"{row.scope} ({row.n_users})",
-                      *[f"{row.metrics[m]:.4f}" if m in row.metrics else "—" for m in TABLE_METRICS])
-    if report is not None:
-        by_metric = {c.metric: c for c in report.comparisons}
+        table.add_column(metric.replace("recall", "R").replace("ndcg", "N"), justify="right", no_wrap=True)
+    for scope in ("subset", "overall"):
+        chosen = [r for r in rows if r.scope == scope]
+        counts = "/".join(str(n) for n in dict.fromkeys(r.n_users for r in chosen))
+        table.add_row(f"[b]{scope} ({counts})[/b]", *[""] * len(TABLE_METRICS))
+        for row in chosen:
+            table.add_row(f"  {row.system}",
+                          *[f"{row.metrics[m]:.4f}" if m in row.metrics else "—" for m in TABLE_METRICS])
+    by_metric = {c.metric: c for c in report.comparisons} if report is not None else {}
+    if by_metric:
         table.add_section()
-        table.add_row("ULMRec − no index", "paired", *[
-            f"{by_metric[m].difference:+.4f}" if m in by_metric else "" for m in TABLE_METRICS])
-        table.add_row("p-value", "", *[
-            f"p={by_metric[m].p_value:.3g}" if m in by_metric else "" for m in TABLE_METRICS])
-    Console().print(table)
-    if report is not None:
-        for c in report.comparisons:
-            Console().print(f"  {c.metric}: ULMRec − no index = {c.difference:+.4f}, {c.confidence:.0%} CI "
-                            f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}], p = {c.p_value:.3g} over {c.n_users} "
-                            f"users (ulmrec eval compare, {c.n_resamples:,} resamples)", highlight=False)
+        table.add_row("ULMRec − no index",
+                      *[f"{by_metric[m].difference:+.4f}" if m in by_metric else "" for m in TABLE_METRICS])
+        table.add_row("  p (paired)", *[f"{by_metric[m].p_value:.3g}" if m in by_metric else ""
+                                        for m in TABLE_METRICS])
+    console = Console()
+    console.print(table)
+    console.print("subset: users whose target the retriever put in its top-N; overall: all test users (a "
+                  "target outside the top-N is a miss). N@K = NDCG@K, R@K = Recall@K (= HitRate@K). "
+                  "ULMRec − no index: paired over the same users (`ulmrec eval compare`).", highlight=False)
+    if report is not None and "ndcg@10" in by_metric:
+        c = by_metric["ndcg@10"]
+        console.print(f"NDCG@10: Δ {c.difference:+.4f}, {c.confidence:.0%} CI [{c.ci_low:+.4f}, "
+                      f"{c.ci_high:+.4f}], p = {c.p_value:.3g}, {c.n_users} users, {c.n_resamples:,} "
+                      f"resamples; all figures in {ours_dir / 'compare.json'}", highlight=False)
