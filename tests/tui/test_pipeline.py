@@ -73,7 +73,7 @@ def test_skip_when_unchanged_and_rerun_downstream_when_config_changes(tmp_path: 
     data, users = manifest(runs / "tiny", "data"), manifest(runs / "tiny", "users")
     assert data["status"] == users["status"] == "done"
     assert data["figures"]["users"] == 40  # type: ignore[index]
-    assert (runs / "tiny" / "users" / "users.jsonl").is_file()
+    assert (runs / "tiny" / "users" / "user_texts.jsonl").is_file()
 
     second = ulmrec("run", str(config), "--runs", str(runs))
     assert second.returncode == 0, second.stderr
@@ -212,7 +212,7 @@ def test_detach_stop_and_resume(tmp_path: Path) -> None:
     assert stopped.status == "stopped", stopped
     assert wait_for(lambda: not _alive(running.pid or 0))
     # the detached runner ends once its stage stopped; then the stage resumes from its checkpoint
-    assert wait_for(lambda: "stage retrieve stopped" in (runs / "d" / "run.log").read_text(), timeout=30)
+    assert wait_for(lambda: "stage retrieve was stopped" in (runs / "d" / "run.log").read_text(), timeout=30)
     result = Runner(load_config(config), runs).dry_run()
     assert "retrieve  resume" in result
 
@@ -228,3 +228,20 @@ def test_help_lists_run_demo_tui() -> None:
                             text=True, check=False)
     for name in ("run", "demo", "tui"):
         assert f" {name} " in result.stdout
+
+
+def test_runner_survives_a_hangup(tmp_path: Path) -> None:
+    """The terminal or SSH connection goes away (SIGHUP, pipes closed): the run still finishes every stage."""
+    runs = tmp_path / "runs"
+    config = write_config(tmp_path / "h.toml", 'name = "h"' + RETRIEVE.format(epochs=6).replace(
+        '"retrieve"]', '"retrieve", "eval"]'))
+    runner = _start_run(config, runs)
+    assert wait_for(lambda: (runs / "h" / "retrieve" / "manifest.json").is_file(), timeout=120)
+    os.kill(runner.pid, signal.SIGHUP)
+    assert runner.stdout is not None
+    assert runner.stderr is not None
+    runner.stdout.close()
+    runner.stderr.close()
+    assert runner.wait(timeout=240) == 0
+    assert manifest(runs / "h", "eval")["status"] == "done"
+    assert "eval      done" in (runs / "h" / "run.log").read_text()

@@ -217,15 +217,15 @@ def test_stop_and_resume_a_stage(tmp_path: Path) -> None:
             await _open_run_at(app, pilot, 1)
             await pilot.press("l")
             await until(pilot, lambda: _stage_status(app, "retrieve") == "running" and checkpoint.exists(),
-                        timeout=120)
+                        timeout=180)
             await pilot.press("x")
-            await until(pilot, lambda: _stage_status(app, "retrieve") == "stopped", timeout=60)
-            await until(pilot, lambda: not (runs / ".sr.lock").read_text().strip(), timeout=30)
+            await until(pilot, lambda: _stage_status(app, "retrieve") == "stopped", timeout=180)
+            await until(pilot, lambda: not (runs / ".sr.lock").read_text().strip(), timeout=90)
             await pilot.press("u")
             await until(pilot, lambda: _stage_status(app, "retrieve") == "running"
-                        and bool(manifest(runs / "sr", "retrieve").get("resumed")), timeout=60)
+                        and bool(manifest(runs / "sr", "retrieve").get("resumed")), timeout=180)
             assert "--resume" in " ".join(manifest(runs / "sr", "retrieve")["commands"][0])  # type: ignore[index]
             await pilot.press("x")
-            await until(pilot, lambda: _stage_status(app, "retrieve") == "stopped", timeout=60)
+            await until(pilot, lambda: _stage_status(app, "retrieve") == "stopped", timeout=180)
 
     asyncio.run(go())

@@ -79,7 +79,7 @@ def _lines(name: str) -> Any:
     return lambda folder: {"records": _count_lines(folder / name)}
 
 
-_EXTRACTORS: dict[str, Any] = {"data": _data, "users": _lines("users.jsonl"), "index": _index,
+_EXTRACTORS: dict[str, Any] = {"data": _data, "users": _lines("user_texts.jsonl"), "index": _index,
                                "retrieve": _retrieve, "rank": _lines("predictions.jsonl"), "eval": _eval}
 
 

@@ -48,12 +48,19 @@ def retriever_on_users(candidates: Path, predictions: Path, *, split: str, retri
 
 
 def run_rows(run_dir: Path, label: str) -> list[Row]:
-    """Rows of one run: its LLM ranking (``label``) and, as ``retriever``, the retriever alone."""
+    """Rows of one run: its LLM ranking (``label``) and, as ``retriever``, the retriever alone — on the same
+    users as the LLM when the run ranked a subset (``align rank --limit``), else from ``retriever.json``."""
     rows: list[Row] = []
+    ours = eval_result(run_dir / "eval" / "metrics.json")
     retriever = eval_result(run_dir / "eval" / "retriever.json")
+    predictions = run_dir / "rank" / "predictions.jsonl"
+    candidates = run_dir / "retrieve" / "retriever" / "candidates.jsonl"
+    if ours is not None and retriever is not None and predictions.is_file() and candidates.is_file() \
+            and ours.reports[0].total_users != retriever.reports[0].total_users:
+        n = next((r.retrieved_n for r in ours.reports if r.retrieved_n), None) or 20
+        retriever = retriever_on_users(candidates, predictions, split="test", retrieved_n=n)
     if retriever is not None:
         rows += rows_of("retriever", retriever)
-    ours = eval_result(run_dir / "eval" / "metrics.json")
     if ours is not None:
         rows += rows_of(label, ours)
     return rows

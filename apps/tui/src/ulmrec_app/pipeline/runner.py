@@ -295,6 +295,9 @@ class Runner:
             raise PipelineError(f"stopped {name}; continue with `ulmrec run {self.config.source}`") from None
         manifest = StageManifest.load(plan.folder)
         status = manifest.effective_status()
+        if status == "stopped":
+            raise PipelineError(f"stage {name} was stopped; continue it with "
+                                f"`ulmrec run {self.config.source}`")
         if status != "done":
             log = plan.folder / LOG_FILE
             why = manifest.error or ("its process died" if status == "failed" else status)

@@ -5,7 +5,7 @@ output path, ``--no-progress``) and the config's settings for that stage, which 
 own options (checked against the command, see :mod:`ulmrec_app.pipeline.commands`). Layout of a run::
 
     runs/<name>/data/dataset/            ulmrec data [synthetic|download] + prepare
-    runs/<name>/users/users.jsonl        ulmrec data users
+    runs/<name>/users/user_texts.jsonl   ulmrec data users
     runs/<name>/index/index/             ulmrec index build
     runs/<name>/retrieve/retriever/      ulmrec retrieve train   (candidates.jsonl, metrics.json; --resume)
     runs/<name>/align/samples/           ulmrec align build
@@ -24,8 +24,9 @@ from ulmrec_app.pipeline.commands import CommandSpec, command_spec, to_argv, val
 from ulmrec_app.pipeline.config import STAGES, RunConfig
 from ulmrec_app.pipeline.errors import PipelineError
 
-#: Main output of each stage, relative to its folder.
-OUTPUT = {"data": "dataset", "users": "users.jsonl", "index": "index", "retrieve": "retriever",
+#: Main output of each stage, relative to its folder (not ``users.jsonl``: beside a manifest.json, `data users`
+#: takes that name for a prepared dataset's own file and refuses to write it).
+OUTPUT = {"data": "dataset", "users": "user_texts.jsonl", "index": "index", "retrieve": "retriever",
           "align": "samples", "train": "model", "rank": "predictions.jsonl", "eval": "metrics.json"}
 #: Options that name paths but are not inputs of the stage.
 NOT_INPUTS = frozenset({"out", "cache_dir"})
