@@ -24,8 +24,8 @@ from ulmrec_app.pipeline.commands import CommandSpec, command_spec, to_argv, val
 from ulmrec_app.pipeline.config import STAGES, RunConfig
 from ulmrec_app.pipeline.errors import PipelineError
 
-#: Main output of each stage, relative to its folder (not ``users.jsonl``: beside a manifest.json, `data users`
-#: takes that name for a prepared dataset's own file and refuses to write it).
+#: Main output of each stage, relative to its folder (not ``users.jsonl``: beside a manifest.json,
+#: `data users` takes that name for a prepared dataset's own file and refuses to write it).
 OUTPUT = {"data": "dataset", "users": "user_texts.jsonl", "index": "index", "retrieve": "retriever",
           "align": "samples", "train": "model", "rank": "predictions.jsonl", "eval": "metrics.json"}
 #: Options that name paths but are not inputs of the stage.
