@@ -17,6 +17,7 @@ from ulmrec_eval.artifacts import (
     ArtifactExistsError,
     ArtifactLockedError,
     atomic_dir,
+    atomic_update,
     clean_orphans,
     folder_lock,
 )
@@ -105,6 +106,34 @@ def test_fallback_without_exchange_replaces_whole(tmp_path: Path, monkeypatch: p
         _write(tmp, "v2")
     assert _tags(out) == {"v2"}
     assert [p.name for p in tmp_path.iterdir() if ".old-" in p.name] == []
+
+
+def test_atomic_update_rewrites_some_files_together(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with atomic_dir(out, force=False) as tmp:
+        _write(tmp, "v1")
+        (tmp / "checkpoint").write_text("ck", encoding="utf-8")
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "x").write_text("x", encoding="utf-8")
+    with atomic_update(out) as tmp:
+        assert (tmp / "checkpoint").read_text(encoding="utf-8") == "ck"
+        with (tmp / "a.bin").open("w", encoding="utf-8") as handle:  # in place: must not reach the original
+            handle.write("v2")
+            assert (out / "a.bin").read_text(encoding="utf-8") == "v1"
+        (tmp / "b.bin").write_text("v2", encoding="utf-8")
+        (tmp / "c.json").write_text("v2", encoding="utf-8")
+    assert _tags(out) == {"v2"}
+    assert (out / "checkpoint").read_text(encoding="utf-8") == "ck"
+    assert (out / "sub" / "x").read_text(encoding="utf-8") == "x"
+
+    def fail() -> None:
+        with atomic_update(out) as tmp:
+            (tmp / "a.bin").write_text("v3", encoding="utf-8")
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        fail()
+    assert _tags(out) == {"v2"}
 
 
 def test_exchange_swaps_two_folders(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def test_candidates_never_contain_the_input_sequence(tiny: PreparedDataset, pool
     assert result.top_items is not None
     assert result.top_scores is not None
     assert result.top_items.shape == (len(inputs), pool_size)
-    rows = list(candidate_rows(result, tiny, CandidateConfig(pool_size=pool_size)))
+    rows = [r.model_dump() for r in candidate_rows(result, tiny, CandidateConfig(pool_size=pool_size))]
     for row, history in enumerate(inputs.histories):
         # the whole history is masked, also the part beyond max_len that the model does not read
         candidates = rows[row]["candidates"]
@@ -92,7 +92,7 @@ def test_candidate_rows_follow_the_configured_order(tiny: PreparedDataset, order
     inputs = eval_inputs(tiny.splits, "test", max_len=6)
     result = evaluate_split(_retriever(tiny), inputs, batch_size=64, mask_history=True, pool_size=8)
     config = CandidateConfig(pool_size=8, order=order)                  # type: ignore[arg-type]
-    rows = list(candidate_rows(result, tiny, config))
+    rows = [r.model_dump() for r in candidate_rows(result, tiny, config)]
     assert len(rows) == tiny.n_users
     assert result.top_items is not None
     assert result.top_scores is not None
@@ -110,6 +110,6 @@ def test_candidate_rows_follow_the_configured_order(tiny: PreparedDataset, order
         assert all(by_item[i] == pytest.approx(s, abs=1e-5)
                    for i, s in zip(top.tolist(), top_scores.tolist(), strict=True))
     if order == "shuffled":
-        again = list(candidate_rows(result, tiny, config))
+        again = [r.model_dump() for r in candidate_rows(result, tiny, config)]
         assert again == rows                                             # seeded: reproducible
         assert any(r["candidates"] != t.tolist() for r, t in zip(rows, result.top_items, strict=True))

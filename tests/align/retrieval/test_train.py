@@ -123,7 +123,7 @@ def test_resume_errors(tiny: PreparedDataset, tmp_path: Path) -> None:
     with pytest.raises(RetrieverError, match="no checkpoint"):
         train_retriever(tiny, tmp_path, _config(epochs=1), resume=True, show_progress=False)
     train_retriever(tiny, tmp_path, _config(epochs=1), show_progress=False, write_outputs=False)
-    with pytest.raises(RetrieverError, match="already exists"):
+    with pytest.raises(RetrieverError, match="exists; pass --resume to continue it, --force"):
         train_retriever(tiny, tmp_path, _config(epochs=1), show_progress=False)
     with pytest.raises(RetrieverError, match="different model/training config"):
         train_retriever(tiny, tmp_path, _config(epochs=1, lr=0.5), resume=True, show_progress=False)
@@ -163,8 +163,8 @@ def test_cli_train_then_eval(tiny: PreparedDataset, tmp_path: Path) -> None:
     assert len(rows) == 2 * tiny.n_users
     assert {r["split"] for r in rows} == {"valid", "test"}
     assert all(len(r["candidates"]) == 5 for r in rows)
-    assert set(rows[0]) == {"user_id", "raw_user_id", "split", "candidates", "scores", "target",
-                            "target_in_candidates", "history_length"}
+    assert set(rows[0]) == {"schema_version", "user_id", "raw_user_id", "split", "candidates", "scores",
+                            "target", "target_in_candidates", "history_length"}
 
     result = runner.invoke(app, ["eval", "--data", str(data), "--model", str(out),
                                  "--out", str(tmp_path / "ev"), "--json"])

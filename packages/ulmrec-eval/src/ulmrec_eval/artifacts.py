@@ -208,6 +208,25 @@ def atomic_dir(out: str | Path, *, force: bool, lock: bool = True) -> Iterator[P
             raise
 
 
+@contextlib.contextmanager
+def atomic_update(out: str | Path, *, lock: bool = True) -> Iterator[Path]:
+    """Yield a temporary *copy* of the folder ``out`` (empty when absent); on success it replaces ``out``.
+
+    For stages that rewrite some files of an existing folder (new model + candidates + metrics beside a
+    checkpoint): the files written into the copy appear together or not at all. The copy is made with
+    ``shutil.copy2`` (not hard links), so writing into a copied file in place never touches the original.
+    """
+    target = Path(out).absolute()
+    with atomic_dir(target, force=True, lock=lock) as tmp:
+        if target.is_dir():
+            for entry in sorted(target.iterdir()):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.copytree(entry, tmp / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, tmp / entry.name, follow_symlinks=False)
+        yield tmp
+
+
 def _install(tmp: Path, target: Path) -> None:
     """Put the finished ``tmp`` folder at ``target`` (see the module docstring for the kill-safety)."""
     if not target.exists():

@@ -27,13 +27,16 @@ from safetensors.torch import load_file, save_file
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.retrieval.base import SequenceModel, SequenceRetriever
 from ulmrec_align.retrieval.candidates import SplitResult, evaluate_split, write_candidates
+from ulmrec_align.retrieval.checkpoint import unreadable_reason
 from ulmrec_align.retrieval.config import RETRIEVER_SCHEMA_VERSION, CandidateConfig, RetrieverConfig
 from ulmrec_align.retrieval.data import eval_inputs, train_windows
 from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_align.retrieval.lru import LRURec, count_parameters
 from ulmrec_align.retrieval.sasrec import SASRec
-from ulmrec_align.retrieval.trainer import Progress, Trainer
+from ulmrec_align.retrieval.trainer import CHECKPOINT_NAME, Progress, Trainer
+from ulmrec_eval.artifacts import atomic_update, folder_lock
 from ulmrec_eval.io import atomic_path, atomic_write_json, validation_message
+from ulmrec_index.encoders import check_device
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -71,7 +74,8 @@ def build_model(n_items: int, config: RetrieverConfig) -> SequenceModel:
 
 
 def train_retriever(dataset: PreparedDataset, out_dir: str | Path, config: RetrieverConfig | None = None, *,
-                    device: str = "cpu", resume: bool = False, show_progress: bool = True,
+                    device: str = "cpu", resume: bool = False, force: bool = False,
+                    show_progress: bool = True,
                     on_step: Callable[[Progress], None] | None = None,
                     epoch_log: Callable[[str], None] | None = None,
                     write_outputs: bool = True) -> RetrieverRun:
@@ -79,21 +83,46 @@ def train_retriever(dataset: PreparedDataset, out_dir: str | Path, config: Retri
 
     ``on_step`` is called at every step boundary (tests raise :class:`KeyboardInterrupt` from it to simulate
     Ctrl-C); ``epoch_log`` receives one line per epoch (default: printed with the progress bars). With
-    ``resume`` the config must match the checkpoint's (``epochs``, ``patience``, time budget may change).
+    ``resume`` the config and the dataset's split must match the checkpoint's (``epochs``, ``patience``, time
+    budget may change). A non-empty ``out_dir`` needs ``resume`` or ``force`` (start anew: the old
+    checkpoint is dropped, the old outputs stay until the new ones replace them).
+
+    The folder is locked for the whole run (a second trainer is refused); the checkpoint is rewritten
+    atomically at boundaries, and the outputs (model, config, candidates, metrics) replace the previous
+    ones together (:func:`ulmrec_eval.artifacts.atomic_update`): a kill never mixes two runs' outputs.
     """
     config = config or RetrieverConfig()
     out = Path(out_dir)
+    check_device(device)
+    with folder_lock(out):
+        _check_out(out, resume=resume, force=force)
+        return _train(dataset, out, config, device=device, resume=resume, show_progress=show_progress,
+                      on_step=on_step, epoch_log=epoch_log, write_outputs=write_outputs)
+
+
+def _check_out(out: Path, *, resume: bool, force: bool) -> None:
+    if resume or not out.is_dir() or not any(out.iterdir()):
+        return
+    if not force:
+        hint = "--resume to continue it, " if (out / CHECKPOINT_NAME).is_file() else ""
+        raise RetrieverError(f"{out} exists; pass {hint}--force to replace it, or choose another --out")
+    for name in (CHECKPOINT_NAME, Path(CHECKPOINT_NAME).with_suffix(".json").name):
+        (out / name).unlink(missing_ok=True)
+
+
+def _train(dataset: PreparedDataset, out: Path, config: RetrieverConfig, *, device: str, resume: bool,
+           show_progress: bool, on_step: Callable[[Progress], None] | None,
+           epoch_log: Callable[[str], None] | None, write_outputs: bool) -> RetrieverRun:
     if config.train.num_threads is not None:
         torch.set_num_threads(config.train.num_threads)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RetrieverError("--device cuda was asked for but torch sees no CUDA device")
     seed_everything(config.train.seed)
     model = build_model(dataset.n_items, config)
     splits = dataset.splits
     windows = train_windows(splits, max_len=config.model.max_len, stride=config.train.window_stride)
     valid = eval_inputs(splits, "valid", max_len=config.model.max_len)
+    identity = {k: v for k, v in _dataset_identity(dataset).items() if k != "path"}
     trainer = Trainer(model=model, config=config, windows=windows, valid=valid, out_dir=out, device=device,
-                      show_progress=show_progress, epoch_log=epoch_log)
+                      show_progress=show_progress, epoch_log=epoch_log, dataset=identity)
     progress = trainer.fit(resume=resume, on_step=on_step)
     model.load_state_dict(trainer.best_weights())
     summary = {
@@ -105,12 +134,13 @@ def train_retriever(dataset: PreparedDataset, out_dir: str | Path, config: Retri
         "parameters": count_parameters(model), "device": device, "threads": torch.get_num_threads(),
         "history": progress.history,
     }
-    save_model(out, model, config, dataset, training=summary)
     metrics: dict[str, Any] = {}
-    if write_outputs:
-        retriever = SequenceRetriever(model=model, device=device)
-        metrics = write_evaluation(dataset, retriever, out, config.candidates,
-                                   eval_batch_size=config.train.eval_batch_size, training=summary)
+    with atomic_update(out) as tmp:  # model, config, candidates and metrics appear together
+        save_model(tmp, model, config, dataset, training=summary)
+        if write_outputs:
+            retriever = SequenceRetriever(model=model, device=device)
+            metrics = write_evaluation(dataset, retriever, tmp, config.candidates,
+                                       eval_batch_size=config.train.eval_batch_size, training=summary)
     return RetrieverRun(out_dir=out, progress=progress, metrics=metrics)
 
 
@@ -154,7 +184,16 @@ def load_retriever(model_dir: str | Path, *, device: str = "cpu") -> tuple[Seque
         raise RetrieverError(f"n_items must be an integer, got {saved['n_items']!r}",
                              path=config_path) from None
     model = build_model(n_items, config)
-    model.load_state_dict(load_file(str(folder / MODEL_FILE)))
+    weights_path = folder / MODEL_FILE
+    try:
+        weights = load_file(str(weights_path))
+    except Exception as exc:  # safetensors' SafetensorError (truncated, not safetensors), OSError
+        raise RetrieverError(f"unreadable weights ({unreadable_reason(exc)})", path=weights_path) from None
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise RetrieverError(f"weights do not fit the saved config ({first})", path=weights_path) from None
     model.to(device).eval()
     return SequenceRetriever(model=model, device=device), config, saved
 
@@ -214,10 +253,15 @@ def evaluate_retriever(dataset: PreparedDataset, model_dir: str | Path, *, out_d
 
     ``candidate_config`` defaults to the model's; ``pool_size`` overrides its pool size.
     """
+    check_device(device)
     retriever, config, saved = load_retriever(model_dir, device=device)
     candidate_config = candidate_config or config.candidates
     if pool_size is not None:
-        candidate_config = candidate_config.model_copy(update={"pool_size": pool_size})
+        try:
+            candidate_config = CandidateConfig.model_validate(
+                {**candidate_config.model_dump(), "pool_size": pool_size})
+        except ValidationError as exc:
+            raise RetrieverError(f"--pool-size {pool_size}: {exc.errors()[0]['msg']}") from None
     check_dataset(saved, dataset, Path(model_dir) / CONFIG_FILE)
     out = Path(out_dir) if out_dir is not None else Path(model_dir)
     training = None
@@ -227,7 +271,8 @@ def evaluate_retriever(dataset: PreparedDataset, model_dir: str | Path, *, out_d
             training = json.loads(previous.read_text(encoding="utf-8")).get("training")
         except json.JSONDecodeError:
             training = None
-    return write_evaluation(dataset, retriever, out, candidate_config,
-                            eval_batch_size=config.train.eval_batch_size, training=training,
-                            candidates=candidates)
+    with atomic_update(out) as tmp:  # metrics (and candidates) replace the old ones together
+        return write_evaluation(dataset, retriever, tmp, candidate_config,
+                                eval_batch_size=config.train.eval_batch_size, training=training,
+                                candidates=candidates)
 

@@ -31,6 +31,12 @@ CHECKPOINT_FORMAT = "ulmrec-retriever-checkpoint"
 CHECKPOINT_SCHEMA_VERSION = 1
 
 
+def unreadable_reason(exc: BaseException) -> str:
+    """First line of a safetensors/OS error, e.g. ``truncated or not safetensors: …``."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"truncated or not safetensors: {text}"
+
+
 def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split ``optimizer.state_dict()`` into tensors (``optim.<i>.<key>``) and a JSON-able remainder."""
     state = optimizer.state_dict()
@@ -87,12 +93,19 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not file.is_file():
         raise RetrieverError("no checkpoint to resume from", path=file)
     tensors: dict[str, torch.Tensor] = {}
-    with safe_open(str(file), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        if metadata.get("format") != CHECKPOINT_FORMAT or "state" not in metadata:
-            raise RetrieverError(f"not a retriever checkpoint (format {metadata.get('format')!r})", path=file)
-        for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
-            tensors[key] = handle.get_tensor(key)
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != CHECKPOINT_FORMAT or "state" not in metadata:
+                raise RetrieverError(f"not a retriever checkpoint (format {metadata.get('format')!r})",
+                                     path=file)
+            for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                tensors[key] = handle.get_tensor(key)
+    except RetrieverError:
+        raise
+    except Exception as exc:  # safetensors' SafetensorError (truncated, not safetensors), OSError
+        raise RetrieverError(f"unreadable checkpoint ({unreadable_reason(exc)}); start again without "
+                             "--resume (--force)", path=file) from None
     try:
         state = json.loads(metadata["state"])
     except json.JSONDecodeError as exc:

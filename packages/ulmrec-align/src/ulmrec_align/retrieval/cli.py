@@ -55,20 +55,25 @@ def train(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     seed: Annotated[int | None, typer.Option(help="Random seed (default 42).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --out.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start anew in a non-empty --out.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Training windows per step (default 64).")] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate (default 1e-3).")] = None,
     patience: Annotated[int | None, typer.Option(help="Validations without gain before stop.")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Training time budget in minutes.")] = None,
     threads: Annotated[int | None, typer.Option(help="torch threads (default: torch's choice).")] = None,
-    pool_size: Annotated[int | None, typer.Option(help="Candidates per user (default 20).")] = None,
+    pool_size: Annotated[int | None, typer.Option(min=1, help="Candidates per user (default 20).")] = None,
     config_file: Annotated[Path | None,
                            typer.Option("--config", help="RetrieverConfig JSON; flags override it.")] = None,
     model: Annotated[str | None, typer.Option(help="lrurec (default) or sasrec.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
     """Train LRURec (or SASRec) on the train split, select it on validation, write candidates and metrics."""
+    from pydantic import ValidationError
+
     from ulmrec_align.data.prepared import PreparedDataset
     from ulmrec_align.retrieval.api import train_retriever
+    from ulmrec_align.retrieval.errors import RetrieverError
+    from ulmrec_eval.io import validation_message
 
     config = _load_config(config_file)
     train_updates = {k: v for k, v in {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
@@ -80,10 +85,14 @@ def train(
             update={"pool_size": pool_size})})
     if model is not None and model != config.model.kind:
         config = config.model_copy(update={"model": {"kind": model}})
-    config = type(config).model_validate(config.model_dump())        # re-validate the overrides
+    try:
+        config = type(config).model_validate(config.model_dump())    # re-validate the overrides
+    except ValidationError as exc:
+        raise RetrieverError(validation_message(type(config), exc)) from None
     dataset = PreparedDataset.load(data)
     try:
-        run = train_retriever(dataset, out, config, device=device, resume=resume, show_progress=progress)
+        run = train_retriever(dataset, out, config, device=device, resume=resume, force=force,
+                              show_progress=progress)
     except KeyboardInterrupt:
         typer.echo(f"Interrupted: checkpoint saved in {out}; continue with `ulmrec retrieve train "
                    f"--data {data} --out {out} --resume`.", err=True)
@@ -103,7 +112,8 @@ def evaluate(
     out: Annotated[Path | None, typer.Option("--out", help="metrics.json folder (default: --model).")] = None,
     candidates: Annotated[bool, typer.Option("--candidates/--no-candidates",
                                              help="Also rewrite candidates.jsonl.")] = False,
-    pool_size: Annotated[int | None, typer.Option(help="Candidates per user (default: the model's).")] = None,
+    pool_size: Annotated[int | None, typer.Option(min=1,
+                                                  help="Candidates per user (default: the model's).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json instead of a table.")] = False,
 ) -> None:

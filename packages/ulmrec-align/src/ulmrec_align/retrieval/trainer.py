@@ -12,6 +12,7 @@ Ctrl-C (SIGINT) only sets a flag: the current step finishes, the checkpoint is w
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
@@ -55,6 +56,11 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
     stop_reason: str | None = None
+    dataset: dict[str, Any] | None = None  # name, split_sha256, n_items of the data trained on
+
+
+class _DivergedError(Exception):
+    """A non-finite loss, weight or validation score: training stops without writing a checkpoint."""
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
@@ -93,7 +99,8 @@ class Trainer:
 
     def __init__(self, *, model: SequenceModel, config: RetrieverConfig, windows: TrainWindows,
                  valid: EvalInputs, out_dir: str | Path, device: str | torch.device = "cpu",
-                 show_progress: bool = True, epoch_log: Callable[[str], None] | None = None) -> None:
+                 show_progress: bool = True, epoch_log: Callable[[str], None] | None = None,
+                 dataset: dict[str, Any] | None = None) -> None:
         if len(windows) == 0:
             raise RetrieverError("no training windows: every user needs at least one training interaction")
         self.model = model
@@ -108,7 +115,7 @@ class Trainer:
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(parameter_groups(model, self.tc.weight_decay), lr=self.tc.lr,
                                            betas=self.tc.adam_betas, eps=self.tc.adam_eps)
-        self.progress = Progress(config_hash=config.training_hash())
+        self.progress = Progress(config_hash=config.training_hash(), dataset=dataset)
         self.best_state: dict[str, torch.Tensor] | None = None
         self._mid_step = False
         self._clock = time.monotonic()
@@ -128,7 +135,11 @@ class Trainer:
         self._clock = now
 
     def save(self) -> None:
-        """Write the checkpoint at the current boundary."""
+        """Write the checkpoint at the current boundary (never with non-finite weights)."""
+        bad = [name for name, value in self.model.state_dict().items()
+               if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+        if bad:
+            raise _DivergedError(f"non-finite weights ({bad[0]})")
         self._tick()
         save_checkpoint(self.checkpoint_path, model=self.model, optimizer=self.optimizer,
                         best_state=self.best_state, progress=asdict(self.progress))
@@ -136,11 +147,20 @@ class Trainer:
     def load(self) -> None:
         """Resume from the checkpoint in ``out_dir`` (the training config must be the same)."""
         tensors, state = load_checkpoint(self.checkpoint_path)
-        progress = Progress(**state["progress"])
+        try:
+            progress = Progress(**state["progress"])
+        except (KeyError, TypeError) as exc:
+            raise RetrieverError(f"corrupt checkpoint state ({exc})", path=self.checkpoint_path) from None
         if progress.config_hash != self.progress.config_hash:
             raise RetrieverError("the checkpoint was written with a different model/training config; resume "
                                  "with the same settings or start a new --out", path=self.checkpoint_path)
-        self.best_state = restore(tensors, state, model=self.model, optimizer=self.optimizer)
+        _check_same_dataset(progress.dataset, self.progress.dataset, self.checkpoint_path)
+        try:
+            self.best_state = restore(tensors, state, model=self.model, optimizer=self.optimizer)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RetrieverError(f"the checkpoint does not fit this model ({first})",
+                                 path=self.checkpoint_path) from None
         # a finished run may go on when epochs, patience or the time budget grew: re-check the stop rule
         progress.finished, progress.stop_reason = False, None
         self.progress = progress
@@ -160,6 +180,8 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.model.loss(tokens, labels, segments, label_smoothing=self.tc.label_smoothing)
+        if not bool(torch.isfinite(loss)):
+            raise _DivergedError(f"non-finite loss ({float(loss.detach())})")
         loss.backward()
         if self.tc.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.max_grad_norm)
@@ -168,9 +190,12 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Full-ranking metrics on the validation split at the current weights."""
-        result = evaluate_split(SequenceRetriever(model=self.model, device=self.device), self.valid,
-                                batch_size=self.tc.eval_batch_size,
-                                mask_history=self.tc.mask_history_in_validation, pool_size=None)
+        try:
+            result = evaluate_split(SequenceRetriever(model=self.model, device=self.device), self.valid,
+                                    batch_size=self.tc.eval_batch_size,
+                                    mask_history=self.tc.mask_history_in_validation, pool_size=None)
+        except ValueError as exc:  # the evaluator refuses NaN scores
+            raise _DivergedError(f"validation failed: {exc}") from None
         return result.metrics(self.config.candidates.metric_ks)
 
     def _should_stop(self) -> StopReason | None:
@@ -204,9 +229,25 @@ class Trainer:
                 self._run(flag, on_step)
         except KeyboardInterrupt:
             if not self._mid_step:
-                self.save()
+                with contextlib.suppress(_DivergedError):  # keep the last good checkpoint instead
+                    self.save()
             raise
+        except _DivergedError as exc:
+            raise self._diverged(str(exc)) from None
         return self.progress
+
+    def _diverged(self, what: str) -> RetrieverError:
+        """The one-line error for a diverged run; the last good checkpoint (if any) is left as it is."""
+        p = self.progress
+        where = f"epoch {p.epoch + 1}, step {p.step_in_epoch}"
+        if self.checkpoint_path.is_file():
+            kept = f"the last good checkpoint stays in {self.out_dir}"
+        else:
+            kept = "no checkpoint was written"
+            with contextlib.suppress(OSError):
+                self.out_dir.rmdir()  # only when empty: nothing half-made is left behind
+        return RetrieverError(f"training diverged: {what} at {where} (lr {self.tc.lr:g}); stopped, {kept}; "
+                              "lower --lr and start again (--force)")
 
     def _run(self, flag: _StopFlag, on_step: Callable[[Progress], None] | None) -> None:
         p = self.progress
@@ -272,3 +313,18 @@ class Trainer:
                            + (f", valid {metric} {shown[metric]:.4f}" if shown else "")
                            + f" (best {best:.4f} at epoch {p.best_epoch}; {p.elapsed_seconds:.0f}s)")
         self.save()
+
+
+def _check_same_dataset(saved: dict[str, Any] | None, current: dict[str, Any] | None, where: Path) -> None:
+    """A checkpoint resumes only on the split it was trained on (same ``split_sha256`` and item count)."""
+    if saved is None or current is None:
+        return
+    keys = ("split_sha256", "n_items")
+    if any(saved.get(key) != current.get(key) for key in keys):
+
+        def show(d: dict[str, Any]) -> str:
+            return f"{d.get('name')!r}, {d.get('n_items')} items, split {str(d.get('split_sha256'))[:12]}…"
+
+        raise RetrieverError(f"the checkpoint was trained on another split ({show(saved)}) than --data "
+                             f"({show(current)}); resume with the same --data or start a new --out",
+                             path=where)
