@@ -245,3 +245,14 @@ def test_runner_survives_a_hangup(tmp_path: Path) -> None:
     assert runner.wait(timeout=240) == 0
     assert manifest(runs / "h", "eval")["status"] == "done"
     assert "eval      done" in (runs / "h" / "run.log").read_text()
+
+
+def test_yaml_config_reads_like_toml(tmp_path: Path) -> None:
+    pytest.importorskip("yaml", reason="PyYAML is not installed")
+    toml = tiny_config(tmp_path, "same")
+    (tmp_path / "same.yaml").write_text('name: same\nstages: [data, users]\ndata:\n  synthetic:\n'
+                                        '    users: 40\n    items: 30\n')
+    assert load_config(tmp_path / "same.yaml").model_dump() == load_config(toml).model_dump()
+    (tmp_path / "bad.yaml").write_text("name: same\ndata:\n  synthetic: {users: 40}\nindex:\n  bogus: 1\n")
+    with pytest.raises(PipelineError, match=r"bad.yaml: index.bogus: not an option"):
+        Runner(load_config(tmp_path / "bad.yaml"), tmp_path / "runs")
