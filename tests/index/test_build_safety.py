@@ -254,3 +254,15 @@ def test_codes_do_not_depend_on_the_thread_count(tmp_path: Path) -> None:
         for threads in (1, 2)
     ]
     assert json.loads(runs[0]) == json.loads(runs[1])
+
+
+def test_a_one_user_index_report_is_standard_json_without_nan(tmp_path: Path) -> None:
+    users = tmp_path / "one.jsonl"
+    users.write_text('{"user_id": "solo", "texts": ["Loves red lipstick."]}\n', encoding="utf-8")
+    out = tmp_path / "idx"
+    code, output = _build(users, out, tmp_path / "cache")
+    assert code == 0, output
+    text = (out / "report.json").read_text(encoding="utf-8")
+    assert "NaN" not in text
+    report = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
+    assert all(c["random"] is None and c["ratio"] is None for c in report["ours"]["coherence"])

@@ -38,7 +38,7 @@ class Coherence(BaseModel):
     within: float | None = Field(
         description="Mean cosine over pairs sharing the prefix (None: no such pair)."
     )
-    random: float = Field(description="Mean cosine over all pairs of users.")
+    random: float | None = Field(description="Mean cosine over all pairs (None: fewer than 2 users).")
     ratio: float | None = Field(description="within / random.")
     n_pairs: int
 
@@ -124,7 +124,7 @@ def coherence(text: np.ndarray, codes: np.ndarray, prefix: int) -> Coherence:
     n = len(text)
     text64 = text.astype(np.float64)
     total = text64.sum(0)
-    random = float((total @ total - n) / (n * (n - 1))) if n > 1 else float("nan")
+    random = float((total @ total - n) / (n * (n - 1))) if n > 1 else None  # no pair: no figure (never NaN)
     _, group = np.unique(codes[:, :prefix], axis=0, return_inverse=True)
     group = group.reshape(-1)
     sums = np.zeros((int(group.max()) + 1 if n else 0, text.shape[1]))
@@ -133,7 +133,7 @@ def coherence(text: np.ndarray, codes: np.ndarray, prefix: int) -> Coherence:
     pair_sum = float(((sums * sums).sum(1) - sizes).sum())
     n_pairs = int((sizes * (sizes - 1)).sum())  # ordered pairs
     within = pair_sum / n_pairs if n_pairs else None
-    ratio = within / random if within is not None and random > 0 else None
+    ratio = within / random if within is not None and random is not None and random > 0 else None
     return Coherence(prefix=prefix, within=within, random=random, ratio=ratio, n_pairs=n_pairs // 2)
 
 
