@@ -52,6 +52,7 @@ SYNTH = "\n[data.synthetic]\nusers = 40\n"
      r"data.prepare.path: .*nowhere does not exist"),
     ('name = "x"\n[data.prepare]\nsource = "amazon"\n', r"data.prepare: `ulmrec data prepare` needs path"),
     ('name = "x"\n[retrieve]\nout = "elsewhere"' + SYNTH, r"retrieve.out: set by the pipeline"),
+    ('name = "x"\n[align]\nindex = "elsewhere"' + SYNTH, r'align.index: only "none"'),
     ('name = "x"\n[index\n', r"invalid TOML"),
     ('name = "bad name"' + SYNTH, r"name: String should match pattern"),
 ])

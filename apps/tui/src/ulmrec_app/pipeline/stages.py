@@ -199,6 +199,9 @@ def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
             add("retrieve", [_invocation(("retrieve", "train"), s, wired, where=where + "retrieve",
                                          base=base)], ["data"])
         elif stage == "align":
+            if "index" in s and str(s["index"]).lower() != "none":
+                raise PipelineError(f"{config.source}: align.index: only \"none\" (the no-index baseline) "
+                                    f"may be set; otherwise the pipeline passes its own index stage")
             settings = {k: v for k, v in s.items() if k != "index"}
             wired = {"data": out["data"], "index": index_value,
                      "candidates": out["retrieve"] / "candidates.jsonl", "out": out["align"]}
