@@ -89,7 +89,8 @@ class TuningCallback(TrainerCallback):
         if out_of_time and not control.should_training_stop:
             self.progress.stop_reason = f"time budget ({(self.max_seconds or 0) / 60:g} min)"
             control.should_training_stop = True
-        _emit(step=step, total=state.max_steps, message=self.progress.stop_reason or None)
+        if self.is_main:
+            _emit(step=step, total=state.max_steps, message=self.progress.stop_reason or None)
 
     def _run_validation(self, model: Any, step: int, control: TrainerControl) -> None:
         if step == self._last_validated:
@@ -109,11 +110,12 @@ class TuningCallback(TrainerCallback):
             if self.patience is not None and p.bad_validations >= self.patience:
                 p.stop_reason = f"early stopping (no better NDCG@10 in {self.patience} validations)"
                 control.should_training_stop = True
-        _emit(step=step, metric={"valid/ndcg@10": score},
-              message=f"step {step}: validation NDCG@10 {score:.4f} "
-                      f"(best {p.best_score:.4f} at {p.best_step})")
+        if self.is_main:
+            _emit(step=step, metric={"valid/ndcg@10": score},
+                  message=f"step {step}: validation NDCG@10 {score:.4f} "
+                          f"(best {p.best_score:.4f} at {p.best_step})")
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, float] | None = None, **kwargs: Any) -> None:
-        if logs and "loss" in logs:
+        if self.is_main and logs and "loss" in logs:
             _emit(step=state.global_step, total=state.max_steps, loss=logs["loss"])
