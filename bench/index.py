@@ -232,14 +232,14 @@ def main() -> None:
             (
                 "quantize time ours / faiss",
                 f"{ours_q_s:.1f}s / {faiss_row['fit_encode_s']:.1f}s",
-                f"ratio {summary['time_ratio_ours_over_faiss']:.2f}",
-                True,
+                f"ratio {summary['time_ratio_ours_over_faiss']:.2f} (goal <= 1: not slower)",
+                summary["time_ratio_ours_over_faiss"] <= 1.0,
             ),
             (
                 "CPU seconds, whole fit ours / faiss",
                 f"{fit_cpu_s:.1f} / {faiss_row['fit_encode_cpu_s']:.1f}",
-                f"ratio {summary['cpu_ratio_ours_fit_over_faiss']:.2f}",
-                True,
+                f"ratio {summary['cpu_ratio_ours_fit_over_faiss']:.2f} (goal <= 1: not slower)",
+                summary["cpu_ratio_ours_fit_over_faiss"] <= 1.0,
             ),
             (
                 "reconstruction rel. ours / faiss",
@@ -254,6 +254,7 @@ def main() -> None:
                 report.repair.collisions_before <= faiss_row["collisions_before_repair"],
             ),
         ]
+    summary["goals"] = {name: bool(met) for name, _, _, met in rows}  # every "met" is computed, none fixed
     for name, ours, goal, met in rows:
         table.add_row(name, ours, goal, "yes" if met else "NO")
     console.print(table)
