@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -105,6 +106,38 @@ def train(
     typer.echo(f"wrote {out}/model.safetensors, config.json, candidates.jsonl, metrics.json", err=True)
 
 
+@app.command("tune")
+def tune(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", help="Folder of the selected model (trials: OUT.trials).")],
+    max_minutes: Annotated[float, typer.Option(min=0.01, help="Time budget of the whole search.")] = 60.0,
+    max_trials: Annotated[int | None, typer.Option(min=1, help="At most this many trials.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the trial order.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    config_file: Annotated[Path | None,
+                           typer.Option("--config", help="Base RetrieverConfig JSON (trial 0).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing OUT (and OUT.trials).")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = False,
+) -> None:
+    """Search dropout, learning rate, weight decay and hidden size on validation NDCG@10 within a budget."""
+    from ulmrec_align.data.prepared import PreparedDataset
+    from ulmrec_align.retrieval.tune import tune_retriever
+
+    dataset = PreparedDataset.load(data)
+    report = tune_retriever(dataset, out, _load_config(config_file), max_minutes=max_minutes,
+                            max_trials=max_trials, seed=seed, device=device, force=force,
+                            show_progress=progress)
+    for trial in report.trials:
+        score = "-" if trial.valid_score is None else f"{trial.valid_score:.4f}"
+        mark = "*" if trial.index == report.best else " "
+        typer.echo(f"{mark} trial {trial.index:3d}  valid {report.metric} {score}  {trial.settings}  "
+                   f"{trial.epochs_run} epochs, {trial.seconds:.0f}s", err=True)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    _print_metrics(metrics)
+    typer.echo(f"wrote {out} (trial {report.best} selected on validation {report.metric}; tune.json)",
+               err=True)
+
+
 @app.command("eval")
 def evaluate(
     data: DataOpt,
@@ -118,8 +151,6 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json instead of a table.")] = False,
 ) -> None:
     """Recompute the full-ranking metrics (and optionally candidates) of a saved retriever."""
-    import json
-
     from ulmrec_align.data.prepared import PreparedDataset
     from ulmrec_align.retrieval.api import evaluate_retriever
 

@@ -1,0 +1,85 @@
+"""`retrieve tune`: a seeded search selected on validation NDCG@10 only, within a budget, written whole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ulmrec_align.data.prepared import PreparedDataset
+from ulmrec_align.retrieval.api import load_retriever
+from ulmrec_align.retrieval.cli import app
+from ulmrec_align.retrieval.config import LRURecConfig, RetrieverConfig, TrainConfig
+from ulmrec_align.retrieval.tune import (
+    DEFAULT_SPACE,
+    TuneReport,
+    apply_settings,
+    trial_settings,
+    tune_retriever,
+)
+from ulmrec_eval.artifacts import ArtifactExistsError
+
+SPACE = {"dropout": (0.1, 0.4), "lr": (1e-3, 3e-3), "hidden_size": (8, 16)}
+
+
+def _base() -> RetrieverConfig:
+    return RetrieverConfig(model=LRURecConfig(hidden_size=8, max_len=6),
+                           train=TrainConfig(epochs=2, batch_size=8, seed=7, num_threads=1,
+                                             eval_batch_size=16))
+
+
+def test_trial_order_starts_with_the_base_and_is_seeded() -> None:
+    base = _base()
+    first = trial_settings(base, SPACE, seed=0)
+    assert first[0] == {"dropout": 0.4, "lr": 1e-3, "hidden_size": 8.0}
+    assert len(first) == 8                                       # the base is a grid point: 2 x 2 x 2
+    assert trial_settings(base, SPACE, seed=0) == first
+    assert trial_settings(base, SPACE, seed=1) != first
+    config = apply_settings(base, {"dropout": 0.2, "lr": 2e-3, "weight_decay": 0.05, "hidden_size": 32})
+    assert (config.model.dropout, config.model.lru_dropout, config.model.hidden_size) == (0.2, 0.2, 32)
+    assert (config.train.lr, config.train.weight_decay, config.train.best_metric) == (2e-3, 0.05, "ndcg@10")
+    assert set(DEFAULT_SPACE) == {"dropout", "lr", "weight_decay", "hidden_size"}
+
+
+def test_tune_selects_on_validation_and_writes_a_whole_folder(tiny: PreparedDataset, tmp_path: Path) -> None:
+    out = tmp_path / "tuned"
+    report = tune_retriever(tiny, out, _base(), max_trials=3, max_minutes=None, space=SPACE)
+    assert [t.index for t in report.trials] == [0, 1, 2]
+    scores = {t.index: t.valid_score for t in report.trials}
+    assert report.best == max(scores, key=lambda i: (scores[i], -i))
+    saved = TuneReport.model_validate_json((out / "tune.json").read_text())
+    assert saved == report
+    assert sorted(p.name for p in out.iterdir()) == ["candidates.jsonl", "config.json", "metrics.json",
+                                                     "model.safetensors", "tune.json"]
+    for trial in report.trials:  # the trials never computed test figures: no metrics, no candidates
+        names = {p.name for p in Path(trial.folder).iterdir()}
+        assert "metrics.json" not in names
+        assert "candidates.jsonl" not in names
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"valid", "test"}
+    best = report.trials[report.best]
+    assert metrics["valid"]["metrics"]["ndcg@10"] == pytest.approx(best.valid_score)  # the same model
+    _, config, _ = load_retriever(out)
+    assert config.model.hidden_size == int(best.settings["hidden_size"])
+    with pytest.raises(ArtifactExistsError, match="exists; pass --force"):
+        tune_retriever(tiny, out, _base(), max_trials=1, space=SPACE)
+    again = tune_retriever(tiny, out, _base(), max_trials=1, space=SPACE, force=True)
+    assert len(again.trials) == 1
+
+
+def test_the_budget_stops_the_search(tiny: PreparedDataset, tmp_path: Path) -> None:
+    report = tune_retriever(tiny, tmp_path / "t", _base(), max_minutes=0.002, space=SPACE)
+    assert 1 <= len(report.trials) < 8
+
+
+def test_cli_tune(tiny: PreparedDataset, tmp_path: Path) -> None:
+    data = tiny.save(tmp_path / "data")
+    config = tmp_path / "base.json"
+    config.write_text(_base().model_dump_json())
+    result = CliRunner().invoke(app, ["tune", "--data", str(data), "--out", str(tmp_path / "o"), "--config",
+                                      str(config), "--max-trials", "2", "--max-minutes", "5"])
+    assert result.exit_code == 0, result.output
+    assert "selected on validation ndcg@10" in result.output
+    assert len(json.loads((tmp_path / "o" / "tune.json").read_text())["trials"]) == 2
