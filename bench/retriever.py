@@ -50,7 +50,7 @@ def prepare(out: Path) -> Any:
             return PreparedDataset.load(out)
         except Exception as exc:  # a stale or foreign folder: rebuild it
             print(f"rebuilding {out}: {exc}", file=sys.stderr)
-    return prepare_dataset(source="recbole", path=BEAUTY, out=out)
+    return prepare_dataset(source="recbole", path=BEAUTY, out=out, force=True)  # replaces a stale folder
 
 
 def main() -> None:
