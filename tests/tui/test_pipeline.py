@@ -257,3 +257,19 @@ def test_yaml_config_reads_like_toml(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("name: same\ndata:\n  synthetic: {users: 40}\nindex:\n  bogus: 1\n")
     with pytest.raises(PipelineError, match=r"bad.yaml: index.bogus: not an option"):
         Runner(load_config(tmp_path / "bad.yaml"), tmp_path / "runs")
+
+
+def test_stop_right_after_launch_is_stopped_not_failed(tmp_path: Path) -> None:
+    """A stop that reaches the stage process while it is still starting is recorded as stopped."""
+    from ulmrec_app.pipeline.runner import stop_stage
+    from ulmrec_eval.stage import StageManifest
+
+    runs = tmp_path / "runs"
+    config = write_config(tmp_path / "q.toml", 'name = "q"' + RETRIEVE.format(epochs=40))
+    assert ulmrec("run", str(config), "--runs", str(runs), "--stage", "data").returncode == 0
+    assert ulmrec("run", str(config), "--runs", str(runs), "--detach").returncode == 0
+    folder = runs / "q" / "retrieve"
+    assert wait_for(lambda: (folder / "manifest.json").is_file(), timeout=60, step=0.01)
+    assert stop_stage(StageManifest.load(folder))
+    assert wait_for(lambda: StageManifest.load(folder).effective_status() != "running", timeout=90)
+    assert StageManifest.load(folder).status == "stopped"

@@ -34,7 +34,11 @@ async def until(pilot: object, check: Callable[[], bool], timeout: float = 20.0)
         if check():
             return
         await pilot.pause(0.2)  # type: ignore[attr-defined]
-    raise AssertionError("condition not met in time")
+    app = pilot.app  # type: ignore[attr-defined]
+    notes = [n.message for n in app._notifications]
+    status = app.screen.query_one("#stage-status").render() if isinstance(app.screen, RunScreen) else ""
+    raise AssertionError(f"condition not met in {timeout}s; screen {type(app.screen).__name__}, "
+                         f"status {status!s}, notifications {notes}")
 
 
 def _cells(table: object) -> list[list[str]]:
@@ -222,8 +226,10 @@ def test_stop_and_resume_a_stage(tmp_path: Path) -> None:
             await until(pilot, lambda: _stage_status(app, "retrieve") == "stopped", timeout=180)
             await until(pilot, lambda: not (runs / ".sr.lock").read_text().strip(), timeout=90)
             await pilot.press("u")
+            # running, resumed, and its stage process has recorded itself (host set): it is past start-up
             await until(pilot, lambda: _stage_status(app, "retrieve") == "running"
-                        and bool(manifest(runs / "sr", "retrieve").get("resumed")), timeout=180)
+                        and bool(manifest(runs / "sr", "retrieve").get("resumed"))
+                        and bool(manifest(runs / "sr", "retrieve").get("host")), timeout=180)
             assert "--resume" in " ".join(manifest(runs / "sr", "retrieve")["commands"][0])  # type: ignore[index]
             await pilot.press("x")
             await until(pilot, lambda: _stage_status(app, "retrieve") == "stopped", timeout=180)

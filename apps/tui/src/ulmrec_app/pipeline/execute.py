@@ -15,23 +15,46 @@ show as failed).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
 import signal
-import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
 from types import FrameType
 
-from pydantic import BaseModel, Field
+#: Signals that mean "stop". The runner starts this process with them blocked (:func:`block_stop_signals`),
+#: so a stop sent while the interpreter is still starting stays pending instead of killing the process before
+#: it could record anything; they are unblocked once handlers are in place, and an early one is honoured
+#: before the first command starts.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+_EARLY_STOP: list[int] = []
 
-from ulmrec_app.pipeline.figures import stage_figures
-from ulmrec_eval.events import EVENTS_ENV, STAGE_ENV, emit
-from ulmrec_eval.io import atomic_write_text, read_json_model
-from ulmrec_eval.stage import (
+
+def _early_stop(signum: int, frame: FrameType | None) -> None:
+    _EARLY_STOP.append(signum)
+
+
+def block_stop_signals() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """``preexec_fn`` of the stage process: block the stop signals (they stay pending across exec)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+if __name__ == "__main__":
+    for _sig in STOP_SIGNALS:
+        signal.signal(_sig, _early_stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+import contextlib  # noqa: E402 - after the early signal handlers on purpose
+import ctypes  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from pydantic import BaseModel, Field  # noqa: E402
+
+from ulmrec_app.pipeline.figures import stage_figures  # noqa: E402
+from ulmrec_eval.events import EVENTS_ENV, STAGE_ENV, emit  # noqa: E402
+from ulmrec_eval.io import atomic_write_text, read_json_model  # noqa: E402
+from ulmrec_eval.stage import (  # noqa: E402
     StageManifest,
     host_name,
     package_versions,
@@ -135,6 +158,8 @@ def execute(folder: Path) -> int:
     stopper = _Stopper()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stopper.request)
+    if _EARLY_STOP:
+        stopper.requested = True
     manifest = StageManifest(
         stage=job.stage, run=job.run, status="running", config_hash=job.config_hash,
         input_hashes=job.input_hashes, commands=job.commands, outputs=job.outputs,

@@ -22,7 +22,7 @@ from typing import IO
 
 from ulmrec_app.pipeline.config import RunConfig
 from ulmrec_app.pipeline.errors import PipelineError
-from ulmrec_app.pipeline.execute import EVENTS_FILE, LOG_FILE, StageJob, write_job
+from ulmrec_app.pipeline.execute import EVENTS_FILE, LOG_FILE, StageJob, block_stop_signals, write_job
 from ulmrec_app.pipeline.stages import StagePlan, active_stages, build_plans
 from ulmrec_app.pipeline.state import Decision, RunInfo, decide, link_reused
 from ulmrec_eval.artifacts import ArtifactLockedError, folder_lock
@@ -295,6 +295,9 @@ class Runner:
             raise PipelineError(f"stopped {name}; continue with `ulmrec run {self.config.source}`") from None
         manifest = StageManifest.load(plan.folder)
         status = manifest.effective_status()
+        if status == "failed" and manifest.status == "running" and process is not None:
+            code = process.returncode
+            manifest.error = f"its process ended before recording a result (exit status {code})"
         if status == "stopped":
             raise PipelineError(f"stage {name} was stopped; continue it with "
                                 f"`ulmrec run {self.config.source}`")
@@ -328,7 +331,7 @@ def spawn_stage(folder: Path) -> subprocess.Popen[bytes]:
     with (folder / LOG_FILE).open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "ulmrec_app.pipeline.execute", str(folder)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
+                                start_new_session=True, close_fds=True, preexec_fn=block_stop_signals)
 
 
 def stop_stage(manifest: StageManifest) -> bool:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 if TYPE_CHECKING:
@@ -32,6 +34,20 @@ class PollingScreen(Screen[None]):
 
     def refresh_data(self) -> None:
         """Start a worker that reads the files and calls back on the UI thread (override)."""
+
+    def deliver(self, show: Callable[..., Any], *args: Any) -> None:
+        """From a worker thread: run ``show(*args)`` on the UI thread, unless this screen has been closed
+        meanwhile (a worker may finish after the user pressed Escape)."""
+
+        def guarded() -> None:
+            if not self.is_attached:
+                return
+            try:
+                show(*args)
+            except NoMatches:  # the screen is being taken down
+                return
+
+        self.app.call_from_thread(guarded)
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:

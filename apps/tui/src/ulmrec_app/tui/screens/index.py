@@ -38,9 +38,9 @@ class IndexScreen(PollingScreen):
         try:
             view = load_index_view(self.folder)
         except Exception as exc:  # a broken index is shown, not raised
-            self.app.call_from_thread(self._show_error, str(exc))
+            self.deliver(self._show_error, str(exc))
             return
-        self.app.call_from_thread(self._show, view)
+        self.deliver(self._show, view)
 
     def _show_error(self, message: str) -> None:
         self.query_one("#index-summary", Static).update(f"[red]cannot read the index: {message}[/]")

@@ -86,7 +86,7 @@ class ResultsScreen(PollingScreen):
     @work(thread=True, exclusive=True, group="results")
     def _load(self) -> None:
         data = collect(self.folder, self.runs_dir)
-        self.app.call_from_thread(self._show, data)
+        self.deliver(self._show, data)
 
     def _show(self, data: ResultsData) -> None:
         key = (tuple(data.columns), tuple(len(v) for v in data.rows.values()), len(data.loss), len(data.ndcg),

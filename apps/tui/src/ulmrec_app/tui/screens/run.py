@@ -99,7 +99,7 @@ class RunScreen(PollingScreen):
             stage = running[0] if running else run.stages[0].name
         log = stage_log(run, stage) if stage else []
         progress = last_progress(stage_events(run, stage)) if stage else None
-        self.app.call_from_thread(self._show, StageDetail(run, stage, log, progress))
+        self.deliver(self._show, StageDetail(run, stage, log, progress))
 
     def _show(self, detail: StageDetail) -> None:
         run = detail.run
@@ -188,7 +188,7 @@ class RunScreen(PollingScreen):
             if ok:
                 line = f"{kind} {stage}: {line}"
         self.app.call_from_thread(self.notify, line, severity="information" if ok else "error")
-        self.app.call_from_thread(self.refresh_data)
+        self.deliver(self.refresh_data)
 
     def action_launch(self) -> None:
         self._act("launch")

@@ -46,7 +46,7 @@ class RunsScreen(PollingScreen):
     @work(thread=True, exclusive=True, group="runs")
     def _load(self) -> None:
         runs = list_runs(self.runs_dir)
-        self.app.call_from_thread(self._show, runs)
+        self.deliver(self._show, runs)
 
     def _show(self, runs: list[RunView]) -> None:
         self.runs = runs

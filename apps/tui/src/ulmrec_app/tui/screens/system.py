@@ -28,7 +28,10 @@ class SystemScreen(PollingScreen):
     @work(thread=True, exclusive=True, group="system")
     def _load(self) -> None:
         text = describe(collect(self.runs_dir), self.runs_dir)
-        self.app.call_from_thread(self.query_one("#system-text", Static).update, text)
+        self.deliver(self._show, text)
+
+    def _show(self, text: str) -> None:
+        self.query_one("#system-text", Static).update(text)
 
     def action_back(self) -> None:
         self.app.pop_screen()
