@@ -33,6 +33,9 @@ class Tmux:
                         "ULMREC_TUI_NO_TORCH": "1", "TERM": "xterm-256color"}.items())
         subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", str(cwd),
                         f"env {env} {command}"], check=True)
+        # keep the pane (and whatever the app printed) if the app exits, so a failure shows why
+        subprocess.run(["tmux", "set-option", "-t", name, "remain-on-exit", "on"], check=False,
+                       capture_output=True)
 
     def screen(self) -> str:
         done = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True,
@@ -41,7 +44,7 @@ class Tmux:
 
     def keys(self, *keys: str) -> None:
         for key in keys:
-            subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
+            subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=False, capture_output=True)
             time.sleep(0.3)
 
     def wait(self, check: Callable[[str], bool], timeout: float = 60.0) -> str:
