@@ -82,6 +82,7 @@ def test_nf4_lora_gradients_after_eval_match_a_dequantized_fp32_reference(tiny_l
         torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_the_default_repack_is_what_the_guard_prevents(tiny_llama: Path, bnb: Any) -> None:
     """On an AVX512-BF16 CPU, the bitsandbytes default (repack on eval) breaks the next training pass: wrong
     gradients (as seen with earlier versions) or, with bitsandbytes 0.50, a shape error."""
@@ -108,6 +109,7 @@ def test_the_default_repack_is_what_the_guard_prevents(tiny_llama: Path, bnb: An
     assert worst > 1e-3
 
 
+@pytest.mark.slow
 def test_training_with_nf4_on_cpu_runs_end_to_end(samples_dir: Path, tiny_llama: Path, tmp_path: Path,
                                                   bnb: Any) -> None:
     from ulmrec_align.tuning.config import TrainSettings
