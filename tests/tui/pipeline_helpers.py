@@ -37,6 +37,14 @@ def manifest(run_dir: Path, stage: str) -> dict[str, object]:
     return data
 
 
+def maybe_manifest(run_dir: Path, stage: str) -> dict[str, object]:
+    """The manifest, or {} while it does not exist (a stage folder is emptied when the stage reruns)."""
+    try:
+        return manifest(run_dir, stage)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
 def wait_for(predicate: object, timeout: float = 60.0, step: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pipeline_helpers import manifest, tiny_config, ulmrec, write_config
+from pipeline_helpers import manifest, maybe_manifest, tiny_config, ulmrec, write_config
 from tui_fixtures import _predictions, build_runs
 
 from ulmrec_app.tui.app import UlmrecApp
@@ -202,9 +202,31 @@ def test_launch_a_stage_and_watch_it_finish(tmp_path: Path) -> None:
             await until(pilot, lambda: _stage_status(app, "users") == "done", timeout=90)
             log = "\n".join(app.screen.query_one("#stage-log").lines)
             assert "wrote 40 users" in log
+            first = manifest(runs / "tiny", "users")["finished"]
+            await pilot.press("f")  # rerun although unchanged
+            await until(pilot, lambda: maybe_manifest(runs / "tiny", "users").get("status") == "done"
+                        and maybe_manifest(runs / "tiny", "users").get("finished") != first, timeout=90)
 
     asyncio.run(go())
     assert manifest(runs / "tiny", "users")["status"] == "done"
+
+
+def test_start_a_run_from_a_config(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    config = tiny_config(tmp_path, "fresh", stages='["data"]')
+
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.2)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            assert "no runs in" in _text(app.screen.query_one("#runs-hint"))
+            await pilot.press("n")
+            await pilot.pause(0.2)
+            await pilot.press(*str(config), "enter")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and any(
+                r.name == "fresh" and r.status == "done" for r in app.screen.runs), timeout=90)
+
+    asyncio.run(go())
 
 
 def test_stop_and_resume_a_stage(tmp_path: Path) -> None:
@@ -228,8 +250,8 @@ def test_stop_and_resume_a_stage(tmp_path: Path) -> None:
             await pilot.press("u")
             # running, resumed, and its stage process has recorded itself (host set): it is past start-up
             await until(pilot, lambda: _stage_status(app, "retrieve") == "running"
-                        and bool(manifest(runs / "sr", "retrieve").get("resumed"))
-                        and bool(manifest(runs / "sr", "retrieve").get("host")), timeout=180)
+                        and bool(maybe_manifest(runs / "sr", "retrieve").get("resumed"))
+                        and bool(maybe_manifest(runs / "sr", "retrieve").get("host")), timeout=180)
             assert "--resume" in " ".join(manifest(runs / "sr", "retrieve")["commands"][0])  # type: ignore[index]
             await pilot.press("x")
             await until(pilot, lambda: _stage_status(app, "retrieve") == "stopped", timeout=180)
