@@ -9,12 +9,22 @@ then runs against that quantizer::
         config = {"kind": "myquant", "levels": 2, "codebook_size": 8}
 
 Override :meth:`make_config` instead for a computed config, and the class attributes (``dim``, ``n_train``,
-``error_rtol``…) to fit the quantizer's needs. Keep configs small: the class fits the quantizer about a dozen
-times. Checked properties: codes are int64 in ``[0, K)`` with L levels; encoding is deterministic in eval mode
-and survives a state_dict round trip through a safetensors file; ``decode(encode(x))`` has ``x``'s shape and
-its training error does not grow when a level is added (same data and seed, within tolerance); after
-:func:`~ulmrec_index.uniqueness.make_unique` codes are unique for any input, duplicates and near-duplicates
-included; Sinkhorn on the quantizer's distances is finite with matching marginals; bad input is refused.
+``error_rtol``, ``max_error_ratio``, ``level_choices``, ``codebook_size_choices``…) to fit the quantizer's
+needs. Keep configs small: the class fits the quantizer a few dozen times.
+
+Checked properties (hypothesis draws the data and, where marked *, the number of levels and the codebook
+size): codes are int64 in ``[0, K)`` with L levels; encoding is deterministic in eval mode, survives a
+state_dict round trip through a safetensors file and gives each vector the same code whatever batch it is in
+(*); the reconstruction error on clustered data is well below the error of predicting the mean vector (*),
+so a quantizer that ignores its input fails; decoding a longer code prefix never increases the error (*);
+the last level's code is the argmin of :meth:`code_distances` (*), which collision repair relies on; the
+training error does not grow when a level is added; after :func:`~ulmrec_index.uniqueness.make_unique` codes
+are unique for any input, duplicates and near-duplicates included; Sinkhorn on the quantizer's distances is
+finite with matching marginals; bad input is refused. Failures say which values broke the property (the
+messages are explicit, since pytest does not rewrite asserts inside an installed module).
+
+Examples per property: ``ULMREC_CONFORMANCE_EXAMPLES`` (default 6, derandomized: the same examples on every
+run); ``ULMREC_CONFORMANCE_PROFILE=nightly`` draws fresh random examples, 5× as many by default.
 """
 
 from __future__ import annotations
@@ -45,16 +55,27 @@ from ulmrec_index.quantizers.registry import (
 from ulmrec_index.sinkhorn import sinkhorn
 from ulmrec_index.uniqueness import collision_count, make_unique, make_unique_for_quantizer
 
-__all__ = ["QuantizerConformance", "conformance_data"]
+__all__ = ["QuantizerConformance", "conformance_data", "expect"]
 
-#: Examples per hypothesis property (override with ULMREC_CONFORMANCE_EXAMPLES for a deeper nightly run).
-EXAMPLES = int(os.environ.get("ULMREC_CONFORMANCE_EXAMPLES", "6"))
+_NIGHTLY = os.environ.get("ULMREC_CONFORMANCE_PROFILE", "") == "nightly"
+#: Examples per hypothesis property (ULMREC_CONFORMANCE_EXAMPLES overrides; nightly: 5× by default).
+EXAMPLES = int(os.environ.get("ULMREC_CONFORMANCE_EXAMPLES", "30" if _NIGHTLY else "6"))
+_HEALTH = [HealthCheck.too_slow, HealthCheck.differing_executors, HealthCheck.data_too_large]
 _SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize=True,  # the same examples on every run: a failure is reproducible, never flaky
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors, HealthCheck.data_too_large],
+    derandomize=not _NIGHTLY,  # CI: the same examples on every run, so a failure is reproducible, never flaky
+    suppress_health_check=_HEALTH,
+    database=None,
 )
+#: Properties that fit a fresh quantizer per example run half as many.
+_FIT_SETTINGS = settings(_SETTINGS, max_examples=max(2, EXAMPLES // 2))
+
+
+def expect(condition: bool, message: str) -> None:
+    """``assert`` that survives ``python -O`` and says what broke (installed modules are not rewritten)."""
+    if not condition:
+        raise AssertionError(message)
 
 
 def conformance_data(n: int, dim: int, *, seed: int, dup_fraction: float = 0.0, jitter: float = 0.0,
@@ -90,9 +111,16 @@ class QuantizerConformance:
     dim: ClassVar[int] = 8
     #: Vectors the shared fitted quantizer is trained on.
     n_train: ClassVar[int] = 120
-    #: Tolerance of "the error does not grow when a level is added": ``e(L+1) <= e(L) * (1 + rtol) + atol``.
+    #: Tolerance of "the error does not grow when a level is added": ``e(L+1) <= e(L) * (1 + rtol) + atol``
+    #: (also used for "a longer code prefix decodes no worse").
     error_rtol: ClassVar[float] = 0.02
     error_atol: ClassVar[float] = 1e-5
+    #: The training error on clustered data must be at most this fraction of the mean-vector baseline
+    #: ``mean_i ||x_i − mean(x)||²`` (the error of a quantizer that ignores its input).
+    max_error_ratio: ClassVar[float] = 0.5
+    #: Levels and codebook sizes the properties marked (*) draw from.
+    level_choices: ClassVar[tuple[int, ...]] = (1, 2, 3)
+    codebook_size_choices: ClassVar[tuple[int, ...]] = (4, 8, 16)
     #: Whether every config field must carry a description (the built-ins' house style).
     require_field_descriptions: ClassVar[bool] = True
 
@@ -121,6 +149,19 @@ class QuantizerConformance:
         self.set_eval(quantizer)
         return quantizer
 
+    def fit_shape(self, levels: int, codebook_size: int, seed: int) -> tuple[Quantizer, torch.Tensor]:
+        """A quantizer of ``levels`` × ``codebook_size`` fitted on clustered data (seed), and the data."""
+        torch.manual_seed(0)
+        x = conformance_data(self.n_train, self.dim, seed=seed)
+        quantizer = self.make_quantizer(levels=levels, codebook_size=codebook_size, seed=seed)
+        quantizer.fit(x)
+        self.set_eval(quantizer)
+        return quantizer, x
+
+    def _shapes(self) -> st.SearchStrategy[tuple[int, int, int]]:
+        return st.tuples(st.sampled_from(self.level_choices), st.sampled_from(self.codebook_size_choices),
+                         st.integers(0, 2**16))
+
     @pytest.fixture(scope="class")
     @classmethod
     def fitted(cls) -> Quantizer:
@@ -131,13 +172,18 @@ class QuantizerConformance:
     # ---------------------------------------------------------------- the contract
     def test_config_and_registry(self) -> None:
         cfg = self.make_config()
-        assert cfg.kind in available_quantizers()
-        assert get_quantizer_config_class(cfg.kind) is type(cfg)
-        assert parse_quantizer_config(cfg.model_dump(mode="json")) == cfg  # a JSON round trip of the config
+        expect(cfg.kind in available_quantizers(), f"kind {cfg.kind!r} not in {available_quantizers()}")
+        registered = get_quantizer_config_class(cfg.kind)
+        expect(registered is type(cfg), f"registry holds {registered.__name__} for {cfg.kind!r}, "
+                                        f"the config is a {type(cfg).__name__}")
+        again = parse_quantizer_config(cfg.model_dump(mode="json"))
+        expect(again == cfg, f"config changes in a JSON round trip: {cfg!r} -> {again!r}")
         if self.require_field_descriptions:
             missing = [name for name, f in type(cfg).model_fields.items() if not f.description]
-            assert not missing, f"config fields without a description: {missing}"
-        assert isinstance(create_quantizer(cfg), Quantizer)
+            expect(not missing, f"config fields without a description: {missing}")
+        made = create_quantizer(cfg)
+        expect(isinstance(made, Quantizer), f"{type(made).__name__} does not implement the Quantizer "
+                                            "protocol")
 
     @_SETTINGS
     @given(inputs=_inputs())
@@ -146,10 +192,12 @@ class QuantizerConformance:
         x = conformance_data(n, self.dim, seed=seed, dup_fraction=dup, jitter=jitter)
         codes = fitted.encode(x)
         cfg = fitted.config
-        assert codes.dtype == torch.int64
-        assert tuple(codes.shape) == (n, cfg.levels)
-        assert int(codes.min()) >= 0
-        assert int(codes.max()) < cfg.codebook_size
+        expect(codes.dtype == torch.int64, f"codes dtype {codes.dtype}, expected torch.int64")
+        expect(tuple(codes.shape) == (n, cfg.levels), f"codes shape {tuple(codes.shape)}, "
+                                                      f"expected {(n, cfg.levels)}")
+        lo, hi = int(codes.min()), int(codes.max())
+        expect(lo >= 0 and hi < cfg.codebook_size, f"codes span [{lo}, {hi}], outside "
+                                                   f"[0, {cfg.codebook_size})")
 
     @_SETTINGS
     @given(inputs=_inputs())
@@ -159,24 +207,87 @@ class QuantizerConformance:
         n, seed, dup, jitter = inputs
         x = conformance_data(n, self.dim, seed=seed, dup_fraction=dup, jitter=jitter)
         codes = fitted.encode(x)
-        assert torch.equal(fitted.encode(x.clone()), codes)
+        again = fitted.encode(x.clone())
+        expect(torch.equal(again, codes), f"encode is not deterministic: {_diff_rows(codes, again)}")
+        expect(torch.equal(fitted.encode(x.numpy()), codes), "encode(numpy array) != encode(tensor)")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "quantizer.safetensors"
             save_file({k: v.detach().contiguous().clone() for k, v in fitted.state_dict().items()}, str(path))
             restored = create_quantizer(parse_quantizer_config(fitted.config.model_dump(mode="json")))
             restored.load_state_dict(load_file(str(path)))
         self.set_eval(restored)
-        assert torch.equal(restored.encode(x), codes)
+        restored_codes = restored.encode(x)
+        expect(torch.equal(restored_codes, codes),
+               f"codes change after a state_dict round trip: {_diff_rows(codes, restored_codes)}")
         torch.testing.assert_close(restored.decode(codes), fitted.decode(codes))
 
-    @_SETTINGS
-    @given(inputs=_inputs())
-    def test_decode_has_input_shape(self, fitted: Quantizer, inputs: tuple[int, int, float, float]) -> None:
+    @_FIT_SETTINGS
+    @given(shape=st.data(), inputs=_inputs())
+    def test_encode_is_batch_independent(self, shape: st.DataObject,
+                                         inputs: tuple[int, int, float, float]) -> None:
+        levels, k, fit_seed = shape.draw(self._shapes(), label="levels, codebook_size, seed")
+        quantizer, _ = self.fit_shape(levels, k, fit_seed)
         n, seed, dup, jitter = inputs
         x = conformance_data(n, self.dim, seed=seed, dup_fraction=dup, jitter=jitter)
-        recon = fitted.decode(fitted.encode(x))
-        assert recon.shape == x.shape
-        assert bool(torch.isfinite(recon).all())
+        codes = quantizer.encode(x)
+        split = shape.draw(st.integers(0, n), label="split")
+        parts = torch.cat([quantizer.encode(part) for part in (x[:split], x[split:]) if part.shape[0]])
+        expect(torch.equal(parts, codes), f"encode depends on the batch ({levels}x{k}, split at {split}): "
+                                          f"{_diff_rows(codes, parts)}")
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        shuffled = torch.empty_like(codes)
+        shuffled[perm] = quantizer.encode(x[perm])
+        expect(torch.equal(shuffled, codes), f"encode depends on the order of the batch ({levels}x{k}): "
+                                             f"{_diff_rows(codes, shuffled)}")
+        one = quantizer.encode(x[-1:])
+        expect(torch.equal(one[0], codes[-1]), f"the last row alone encodes to {one[0].tolist()}, in its "
+                                               f"batch to {codes[-1].tolist()} ({levels}x{k})")
+
+    @_FIT_SETTINGS
+    @given(shape=st.data())
+    def test_reconstruction_beats_the_mean_baseline(self, shape: st.DataObject) -> None:
+        levels, k, seed = shape.draw(self._shapes(), label="levels, codebook_size, seed")
+        quantizer, x = self.fit_shape(levels, k, seed)
+        error = _mean_error(quantizer.decode(quantizer.encode(x)), x)
+        baseline = _mean_error(x.mean(0, keepdim=True).expand_as(x), x)
+        expect(error <= self.max_error_ratio * baseline,
+               f"reconstruction error {error:.4g} on clustered data ({levels}x{k}, seed {seed}) is "
+               f"{error / baseline:.3f} of the mean-vector baseline {baseline:.4g} (must be <= "
+               f"{self.max_error_ratio}): the codes carry too little information about the input")
+
+    @_FIT_SETTINGS
+    @given(shape=st.data())
+    def test_longer_prefix_never_decodes_worse(self, shape: st.DataObject) -> None:
+        levels, k, seed = shape.draw(self._shapes(), label="levels, codebook_size, seed")
+        quantizer, x = self.fit_shape(levels, k, seed)
+        codes = quantizer.encode(x)
+        errors = [_mean_error(quantizer.decode(codes[:, :p]), x) for p in range(1, levels + 1)]
+        for p in range(1, levels):
+            bound = errors[p - 1] * (1 + self.error_rtol) + self.error_atol
+            expect(errors[p] <= bound, f"decoding {p + 1} levels gives error {errors[p]:.5g} > {p} levels' "
+                                       f"{errors[p - 1]:.5g} ({levels}x{k}, seed {seed}; errors by prefix "
+                                       f"length: {[round(e, 5) for e in errors]})")
+
+    @_FIT_SETTINGS
+    @given(shape=st.data(), inputs=_inputs())
+    def test_code_distances_argmin_is_the_encoded_code(self, shape: st.DataObject,
+                                                       inputs: tuple[int, int, float, float]) -> None:
+        levels, k, fit_seed = shape.draw(self._shapes(), label="levels, codebook_size, seed")
+        quantizer, _ = self.fit_shape(levels, k, fit_seed)
+        n, seed, dup, jitter = inputs
+        x = conformance_data(n, self.dim, seed=seed, dup_fraction=dup, jitter=jitter)
+        codes = quantizer.encode(x)
+        last = levels - 1
+        dist = quantizer.code_distances(x, last, codes[:, :last])
+        chosen = dist.gather(1, codes[:, last:]).squeeze(1)
+        best = dist.min(dim=1).values
+        slack = 1e-5 * (1.0 + dist.abs().amax(dim=1))  # float ties
+        bad = torch.nonzero(chosen > best + slack).flatten()
+        if bad.numel():
+            i = int(bad[0])
+            expect(False, f"{bad.numel()} of {n} rows: the encoded last-level code is not the argmin of "
+                          f"code_distances ({levels}x{k}); row {i}: code {int(codes[i, last])} costs "
+                          f"{float(chosen[i]):.6g}, code {int(dist[i].argmin())} costs {float(best[i]):.6g}")
 
     @_SETTINGS
     @given(seed=st.integers(0, 2**16))
@@ -189,8 +300,10 @@ class QuantizerConformance:
             quantizer = self.make_quantizer(levels=levels, seed=seed)
             quantizer.fit(x)
             self.set_eval(quantizer)
-            errors.append(float((quantizer.decode(quantizer.encode(x)) - x).pow(2).sum(1).mean()))
-        assert errors[1] <= errors[0] * (1 + self.error_rtol) + self.error_atol, errors
+            errors.append(_mean_error(quantizer.decode(quantizer.encode(x)), x))
+        expect(errors[1] <= errors[0] * (1 + self.error_rtol) + self.error_atol,
+               f"training error grows from {errors[0]:.5g} ({base.levels} levels) to {errors[1]:.5g} "
+               f"({base.levels + 1} levels), seed {seed}")
 
     @_SETTINGS
     @given(inputs=_inputs())
@@ -200,19 +313,22 @@ class QuantizerConformance:
         x = conformance_data(n, self.dim, seed=seed, dup_fraction=dup, jitter=jitter)
         codes = fitted.encode(x)
         result = make_unique_for_quantizer(fitted, x, codes)
-        levels = fitted.config.levels
-        assert collision_count(result.codes) == 0
-        assert result.codes.shape[0] == n
-        assert result.codes.shape[1] >= levels
-        assert result.n_collided_before == collision_count(codes)
-        assert int(result.codes[:, :levels].max()) < fitted.config.codebook_size
-        assert torch.equal(result.codes[:, : levels - 1], codes[:, : levels - 1])  # only the last level moves
+        levels, k = fitted.config.levels, fitted.config.codebook_size
+        left = collision_count(result.codes)
+        expect(left == 0, f"{left} collisions left after repair of {n} codes")
+        expect(result.codes.shape[0] == n and result.codes.shape[1] >= levels,
+               f"repaired codes have shape {tuple(result.codes.shape)}, expected ({n}, >={levels})")
+        expect(result.n_collided_before == collision_count(codes),
+               f"n_collided_before {result.n_collided_before} != {collision_count(codes)}")
+        top = int(result.codes[:, :levels].max())
+        expect(top < k, f"repaired code {top} is outside [0, {k})")
+        expect(torch.equal(result.codes[:, : levels - 1], codes[:, : levels - 1]),
+               "repair changed a level other than the last")
         # Many more copies of one vector than K: repair needs (and uses) the extra level.
-        many = x[:1].repeat(fitted.config.codebook_size + 3, 1)
-        crowded = make_unique(fitted.encode(many), codebook_size=fitted.config.codebook_size,
-                              distances_last_level=None)
-        assert collision_count(crowded.codes) == 0
-        assert crowded.extra_level_used
+        many = x[:1].repeat(k + 3, 1)
+        crowded = make_unique(fitted.encode(many), codebook_size=k, distances_last_level=None)
+        expect(collision_count(crowded.codes) == 0, f"{k + 3} copies of one vector still collide")
+        expect(crowded.extra_level_used, f"{k + 3} copies of one vector did not use the extra level")
 
     @_SETTINGS
     @given(inputs=_inputs())
@@ -224,12 +340,15 @@ class QuantizerConformance:
         cfg = fitted.config
         for level in range(cfg.levels):
             dist = fitted.code_distances(x, level, codes[:, :level])
-            assert tuple(dist.shape) == (n, cfg.codebook_size)
-            assert bool(torch.isfinite(dist).all())
-            assert float(dist.min()) >= -1e-4
+            expect(tuple(dist.shape) == (n, cfg.codebook_size),
+                   f"code_distances at level {level} has shape {tuple(dist.shape)}, "
+                   f"expected {(n, cfg.codebook_size)}")
+            expect(bool(torch.isfinite(dist).all()), f"code_distances at level {level} is not finite")
+            expect(float(dist.min()) >= -1e-4, f"code_distances at level {level} is negative: "
+                                               f"{float(dist.min()):.6g}")
         plan = sinkhorn(dist, epsilon=0.1, n_iter=3000, tol=1e-7)
-        assert bool(torch.isfinite(plan).all())
-        assert float(plan.min()) >= 0
+        expect(bool(torch.isfinite(plan).all()) and float(plan.min()) >= 0,
+               "Sinkhorn plan on the quantizer's distances is not finite and non-negative")
         torch.testing.assert_close(plan.sum(1), torch.full((n,), 1.0 / n), rtol=1e-3, atol=1e-6)
         torch.testing.assert_close(plan.sum(0), torch.full((cfg.codebook_size,), 1.0 / cfg.codebook_size),
                                    rtol=1e-3, atol=1e-6)
@@ -240,18 +359,14 @@ class QuantizerConformance:
         bad[2, 0] = float("nan")
         infinite = x.clone()
         infinite[1, 1] = float("inf")
-        for wrong in (bad, infinite, x[:, :-1], x[:0], x[0]):
-            with pytest.raises((UlmrecError, ValueError)):
-                fitted.encode(wrong)
-        with pytest.raises((UlmrecError, ValueError)):
-            self.make_quantizer().fit(bad)
-        with pytest.raises((UlmrecError, ValueError)):
-            self.make_quantizer().fit(x[:0])
-        with pytest.raises((UlmrecError, ValueError)):
-            self.make_quantizer().encode(x)  # not fitted
+        cases = {"NaN": bad, "inf": infinite, "wrong dimension": x[:, :-1], "no rows": x[:0], "1-D": x[0]}
+        for label, wrong in cases.items():
+            _refused(lambda wrong=wrong: fitted.encode(wrong), f"encode of bad input ({label})")
+        for label, wrong in (("NaN", bad), ("no rows", x[:0])):
+            _refused(lambda wrong=wrong: self.make_quantizer().fit(wrong), f"fit on bad input ({label})")
+        _refused(lambda: self.make_quantizer().encode(x), "encode before fit")
         codes = fitted.encode(x)
-        with pytest.raises((UlmrecError, ValueError)):
-            fitted.decode(codes + fitted.config.codebook_size)  # out of range
+        _refused(lambda: fitted.decode(codes + fitted.config.codebook_size), "decode of codes out of range")
 
     def test_fewer_vectors_than_codes(self) -> None:
         cfg = self.make_config()
@@ -261,6 +376,32 @@ class QuantizerConformance:
         quantizer.fit(x)
         self.set_eval(quantizer)
         codes = quantizer.encode(x)
-        assert tuple(codes.shape) == (n, cfg.levels)
-        assert int(codes.max()) < cfg.codebook_size
-        assert collision_count(make_unique_for_quantizer(quantizer, x, codes).codes) == 0
+        expect(tuple(codes.shape) == (n, cfg.levels), f"codes shape {tuple(codes.shape)} for {n} vectors")
+        expect(int(codes.max()) < cfg.codebook_size, f"code {int(codes.max())} >= K = {cfg.codebook_size}")
+        left = collision_count(make_unique_for_quantizer(quantizer, x, codes).codes)
+        expect(left == 0, f"{left} collisions left after repair with fewer vectors ({n}) than codes")
+
+
+def _refused(call: Any, what: str) -> None:
+    """Raise ``AssertionError`` unless ``call()`` raises a ``UlmrecError`` / ``ValueError``."""
+    try:
+        call()
+    except (UlmrecError, ValueError):
+        return
+    raise AssertionError(f"{what} was accepted; expected a UlmrecError or ValueError")
+
+
+def _mean_error(recon: torch.Tensor, x: torch.Tensor) -> float:
+    """``mean_i ||recon_i − x_i||²``."""
+    return float((recon.detach() - x).pow(2).sum(1).mean())
+
+
+def _diff_rows(a: torch.Tensor, b: torch.Tensor) -> str:
+    """The first row where two code matrices differ, for failure messages."""
+    if a.shape != b.shape:
+        return f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
+    rows = torch.nonzero((a != b).any(dim=1)).flatten()
+    if not rows.numel():
+        return "identical"
+    i = int(rows[0])
+    return f"{rows.numel()} row(s) differ, first row {i}: {a[i].tolist()} vs {b[i].tolist()}"

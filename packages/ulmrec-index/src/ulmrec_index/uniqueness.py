@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ulmrec_index.quantizers.errors import QuantizerError
@@ -47,7 +48,9 @@ class UniqueResult:
     extra_levels: int = 0
 
 
-def _check_codes(codes: torch.Tensor) -> torch.Tensor:
+def _check_codes(codes: torch.Tensor | np.ndarray) -> torch.Tensor:
+    if isinstance(codes, np.ndarray) and codes.dtype.kind in "iu":
+        codes = torch.from_numpy(codes)
     if not isinstance(codes, torch.Tensor) or codes.ndim != 2:
         raise QuantizerError(f"codes must be an (N, L) tensor, got {getattr(codes, 'shape', type(codes))}")
     if codes.is_floating_point() or codes.dtype == torch.bool:
@@ -57,7 +60,7 @@ def _check_codes(codes: torch.Tensor) -> torch.Tensor:
     return codes.to(torch.int64)
 
 
-def collision_count(codes: torch.Tensor) -> int:
+def collision_count(codes: torch.Tensor | np.ndarray) -> int:
     """``N − (number of distinct rows)``: how many users would have to move for all codes to be distinct."""
     codes = _check_codes(codes)
     if codes.shape[0] == 0:
@@ -65,7 +68,7 @@ def collision_count(codes: torch.Tensor) -> int:
     return int(codes.shape[0] - torch.unique(codes, dim=0).shape[0])
 
 
-def collided_mask(codes: torch.Tensor) -> torch.Tensor:
+def collided_mask(codes: torch.Tensor | np.ndarray) -> torch.Tensor:
     """``(N,)`` bool: whether the user's code is shared with at least one other user."""
     codes = _check_codes(codes)
     if codes.shape[0] == 0:
@@ -113,7 +116,7 @@ def _distances_for(rows: torch.Tensor, distances: torch.Tensor | DistanceFn | No
 
 
 def make_unique(
-    codes: torch.Tensor,
+    codes: torch.Tensor | np.ndarray,
     *,
     distances_last_level: torch.Tensor | DistanceFn | None,
     codebook_size: int,
@@ -191,16 +194,18 @@ def make_unique(
     return UniqueResult(torch.cat([out, digits], dim=1), before, n_reassigned, n_extra, True, n_digits)
 
 
-def make_unique_for_quantizer(quantizer: object, x: torch.Tensor, codes: torch.Tensor | None = None
-                              ) -> UniqueResult:
+def make_unique_for_quantizer(quantizer: object, x: torch.Tensor | np.ndarray,
+                              codes: torch.Tensor | np.ndarray | None = None) -> UniqueResult:
     """Encode ``x`` with a fitted quantizer (unless ``codes`` is given); repair with its last-level distances.
 
     Distances come from ``quantizer.code_distances(x[rows], L-1, codes[rows, :L-1])`` for collided rows only.
     """
+    from ulmrec_index.quantizers._checks import as_tensor
     from ulmrec_index.quantizers.base import Quantizer
 
     if not isinstance(quantizer, Quantizer):
         raise QuantizerError(f"{type(quantizer).__name__} does not implement the Quantizer protocol")
+    x = as_tensor(x, "x", "(N, D)")
     if codes is None:
         codes = quantizer.encode(x)
     codes = _check_codes(codes)

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ulmrec_index.quantizers.errors import QuantizerError
 
 
-def check_vectors(x: object, *, dim: int | None = None, what: str = "x") -> torch.Tensor:
-    """Return ``x`` as a contiguous float32 ``(N, D)`` tensor, or raise a clear error.
+def as_tensor(x: object, what: str, shape: str) -> torch.Tensor:
+    """``x`` as a torch tensor: tensors pass through, numpy arrays are converted (sharing memory)."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":
+            raise QuantizerError(f"{what} must be numeric, got a numpy array of dtype {x.dtype}")
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise QuantizerError(f"{what} must be a torch.Tensor or numpy array of shape {shape}, "
+                         f"got {type(x).__name__}")
 
-    Rejects non-tensors, non-2-D shapes, ``N == 0``, ``D == 0``, a ``D`` different from ``dim`` and NaN/inf
+
+def check_vectors(x: object, *, dim: int | None = None, what: str = "x") -> torch.Tensor:
+    """Return ``x`` (tensor or numpy array) as a contiguous float32 ``(N, D)`` tensor, or raise a clear error.
+
+    Rejects other types, non-2-D shapes, ``N == 0``, ``D == 0``, a ``D`` different from ``dim`` and NaN/inf
     entries (naming the first bad row).
     """
-    if not isinstance(x, torch.Tensor):
-        raise QuantizerError(f"{what} must be a torch.Tensor of shape (N, D), got {type(x).__name__}")
+    x = as_tensor(x, what, "(N, D)")
     if x.ndim != 2:
         raise QuantizerError(f"{what} must have shape (N, D), got {tuple(x.shape)}")
     if x.shape[0] == 0:
@@ -36,10 +48,9 @@ def check_vectors(x: object, *, dim: int | None = None, what: str = "x") -> torc
 
 def check_codes(codes: object, *, levels: int | None, codebook_size: int, what: str = "codes",
                 allow_prefix: bool = False) -> torch.Tensor:
-    """Return ``codes`` as an int64 ``(N, l)`` tensor with values in ``[0, K)``; ``l == levels`` unless
-    ``allow_prefix`` (then ``1 <= l <= levels``)."""
-    if not isinstance(codes, torch.Tensor):
-        raise QuantizerError(f"{what} must be a torch.Tensor of shape (N, L), got {type(codes).__name__}")
+    """Return ``codes`` (a tensor or numpy array) as an int64 ``(N, l)`` tensor with values in ``[0, K)``;
+    ``l == levels`` unless ``allow_prefix`` (then ``1 <= l <= levels``)."""
+    codes = as_tensor(codes, what, "(N, L)")
     if codes.ndim != 2:
         raise QuantizerError(f"{what} must have shape (N, L), got {tuple(codes.shape)}")
     if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:

@@ -1,15 +1,20 @@
 """The quantizer contract: every quantizer (built-in or third-party) satisfies :class:`Quantizer`.
 
-Shapes: ``x`` is ``(N, D)`` float32; ``codes`` is ``(N, L)`` int64 with ``0 <= codes[:, l] < K_l``.
+Shapes: ``x`` is ``(N, D)`` float32; ``codes`` is ``(N, L)`` int64 with ``0 <= codes[:, l] < K_l``. Inputs
+may be torch tensors or numpy arrays (:data:`TensorLike`); outputs are torch tensors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+
+#: What quantizers accept as vectors or codes: a torch tensor or a numpy array.
+TensorLike: TypeAlias = torch.Tensor | np.ndarray
 
 
 class QuantizerConfig(BaseModel):
@@ -49,22 +54,24 @@ class Quantizer(Protocol):
         """The validated config (read-only here, so a subclass may narrow its type)."""
         ...
 
-    def fit(self, x: torch.Tensor) -> FitReport:
+    def fit(self, x: TensorLike) -> FitReport:
         """Learn the codebooks (and any networks) from ``x`` ``(N, D)``."""
         ...
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Nearest codes ``(N, L)`` int64; deterministic once fitted."""
+    def encode(self, x: TensorLike) -> torch.Tensor:
+        """Codes ``(N, L)`` int64; deterministic once fitted, each row independent of its batch."""
         ...
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Reconstruction ``(N, D)`` from codes ``(N, L)``."""
+    def decode(self, codes: TensorLike) -> torch.Tensor:
+        """Reconstruction ``(N, D)`` from codes ``(N, L)`` (a prefix ``(N, l < L)`` decodes coarser)."""
         ...
 
-    def code_distances(self, x: torch.Tensor, level: int, prefix: torch.Tensor) -> torch.Tensor:
-        """Squared distances ``(N, K)`` at ``level`` given the codes ``prefix`` ``(N, level)`` already chosen.
+    def code_distances(self, x: TensorLike, level: int, prefix: TensorLike) -> torch.Tensor:
+        """Assignment costs ``(N, K)`` at ``level`` given the codes ``prefix`` ``(N, >= level)`` chosen.
 
-        Used by collision repair to pick next-best codes on the last level.
+        Non-negative, and ``encode`` picks their argmin on the last level: squared distances to the codewords,
+        plus each code's non-negative surcharge where assignment is balanced by prices. Collision repair uses
+        them to move a user to the next-best free code.
         """
         ...
 

@@ -16,7 +16,7 @@ import torch
 from pydantic import Field, field_validator
 
 from ulmrec_index.quantizers._checks import check_codes, check_level, check_prefix, check_vectors
-from ulmrec_index.quantizers.base import FitReport, QuantizerConfig
+from ulmrec_index.quantizers.base import FitReport, QuantizerConfig, TensorLike
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
 from ulmrec_index.quantizers.registry import QuantizerSpec, register_quantizer
 from ulmrec_index.quantizers.residual import decode_sum, level_distances
@@ -76,7 +76,7 @@ class FaissRQ:
         faiss = import_faiss()
         cfg = self.config
         rq = faiss.ResidualQuantizer(dim, cfg.levels, self.nbits)
-        rq.max_beam_size = cfg.max_beam_size
+        rq.max_beam_size = min(cfg.max_beam_size, cfg.codebook_size)  # a beam wider than K yields junk codes
         rq.train_type = {
             "default": 0,
             "progressive_dim": faiss.ResidualQuantizer.Train_progressive_dim,
@@ -94,7 +94,7 @@ class FaissRQ:
             raise NotFittedError("faiss quantizer is not fitted: call fit(x) or load_state_dict() first")
         return self._rq, self.codebooks
 
-    def fit(self, x: torch.Tensor) -> FitReport:
+    def fit(self, x: TensorLike) -> FitReport:
         """Train faiss's residual quantizer on ``x`` ``(N, D)``; reports the training MSE."""
         x = check_vectors(x)
         faiss = import_faiss()
@@ -118,7 +118,7 @@ class FaissRQ:
         mse = float((self.decode(self.encode(x)) - x).pow(2).sum(1).mean())
         return FitReport(losses=[mse], stats={"mse": mse})
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: TensorLike) -> torch.Tensor:
         """Codes ``(N, L)`` from faiss's beam search."""
         rq, books = self._fitted()
         faiss = import_faiss()
@@ -127,7 +127,7 @@ class FaissRQ:
         codes = faiss.unpack_bitstrings(packed, self.config.levels, self.nbits)
         return torch.from_numpy(np.asarray(codes, dtype=np.int64))
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode(self, codes: TensorLike) -> torch.Tensor:
         """Reconstruction ``(N, D)`` (faiss's decoder; a code prefix ``(N, l<L)`` sums its codewords)."""
         rq, books = self._fitted()
         codes = check_codes(codes, levels=self.config.levels, codebook_size=self.config.codebook_size,
@@ -138,7 +138,7 @@ class FaissRQ:
         packed = faiss.pack_bitstrings(np.ascontiguousarray(codes.numpy().astype(np.int32)), self.nbits)
         return torch.from_numpy(np.asarray(rq.decode(packed), dtype=np.float32))
 
-    def code_distances(self, x: torch.Tensor, level: int, prefix: torch.Tensor) -> torch.Tensor:
+    def code_distances(self, x: TensorLike, level: int, prefix: TensorLike) -> torch.Tensor:
         """Squared distances ``(N, K)`` of the residual after ``prefix`` ``(N, >=level)`` to the codewords."""
         _, books = self._fitted()
         check_level(level, self.config.levels)

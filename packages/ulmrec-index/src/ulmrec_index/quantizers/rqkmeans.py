@@ -16,7 +16,7 @@ import torch
 from pydantic import Field
 
 from ulmrec_index.quantizers._checks import check_codes, check_level, check_prefix, check_vectors
-from ulmrec_index.quantizers.base import FitReport, QuantizerConfig
+from ulmrec_index.quantizers.base import FitReport, QuantizerConfig, TensorLike
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
 from ulmrec_index.quantizers.kmeans import kmeans, squared_distances
 from ulmrec_index.quantizers.registry import QuantizerSpec, register_quantizer
@@ -66,7 +66,7 @@ class RQKMeans:
             raise NotFittedError("rqkmeans quantizer is not fitted: call fit(x) or load_state_dict() first")
         return self.codebooks
 
-    def fit(self, x: torch.Tensor) -> FitReport:
+    def fit(self, x: TensorLike) -> FitReport:
         """Fit every level on ``x`` ``(N, D)``; reports the mean squared residual after each level."""
         x = check_vectors(x)
         cfg = self.config
@@ -88,7 +88,7 @@ class RQKMeans:
         self.codebooks, self.prices = books, prices
         return FitReport(losses=losses, stats={"mse": losses[-1]})
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: TensorLike) -> torch.Tensor:
         """Codes ``(N, L)``: nearest codeword per level of the running residual (balanced if configured)."""
         books = self._fitted()
         x = check_vectors(x, dim=books.shape[2])
@@ -102,20 +102,26 @@ class RQKMeans:
             residual -= books[level][codes[:, level]]
         return codes
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode(self, codes: TensorLike) -> torch.Tensor:
         """Reconstruction ``(N, D)`` = ``Σ_l C_l[codes_l]``; a code prefix ``(N, l<L)`` decodes coarser."""
         books = self._fitted()
         codes = check_codes(codes, levels=self.config.levels, codebook_size=self.config.codebook_size,
                             allow_prefix=True)
         return decode_sum(books, codes)
 
-    def code_distances(self, x: torch.Tensor, level: int, prefix: torch.Tensor) -> torch.Tensor:
-        """Squared distances ``(N, K)`` of the residual after ``prefix`` ``(N, >=level)`` to the codewords."""
+    def code_distances(self, x: TensorLike, level: int, prefix: TensorLike) -> torch.Tensor:
+        """Assignment costs ``(N, K)`` of the residual after ``prefix`` ``(N, >=level)``: squared distances
+        to the codewords plus, on a balanced level, each code's surcharge ``max(price) − price_k`` (so their
+        argmin is what :meth:`encode` picks)."""
         books = self._fitted()
         check_level(level, self.config.levels)
         x = check_vectors(x, dim=books.shape[2])
         prefix = check_prefix(prefix, n=x.shape[0], level=level, codebook_size=self.config.codebook_size)
-        return level_distances(x, books, level, prefix)
+        dist = level_distances(x, books, level, prefix)
+        if self.prices is not None and self._balanced(level):
+            price = self.prices[level]
+            dist += price.max() - price
+        return dist
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         books = self._fitted()

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ulmrec_index.quantizers._checks import check_codes, check_level, check_prefix, check_vectors
-from ulmrec_index.quantizers.base import FitReport, QuantizerConfig, QuantizerOutput
+from ulmrec_index.quantizers.base import FitReport, QuantizerConfig, QuantizerOutput, TensorLike
 from ulmrec_index.quantizers.errors import NotFittedError, QuantizerError
 from ulmrec_index.quantizers.kmeans import cluster_sums, kmeans, nearest, squared_distances
 from ulmrec_index.quantizers.registry import QuantizerSpec, register_quantizer
@@ -55,8 +55,17 @@ class RQVAEConfig(QuantizerConfig):
     activation: Literal["relu", "silu", "gelu"] = Field(default="silu", description="MLP activation.")
     standardize: bool = Field(default=True,
                               description="Centre x on its training mean and scale it to unit RMS first.")
-    epochs: int = Field(default=5, ge=0, description="Training epochs of fit().")
-    batch_size: int = Field(default=2048, ge=2, description="Vectors per optimisation step.")
+    epochs: int = Field(default=5, ge=0, description="Training epochs of fit() (at least; see min_steps).")
+    batch_size: int = Field(default=2048, ge=2, description="Vectors per optimisation step (at most).")
+    min_steps: int = Field(
+        default=400, ge=0,
+        description="fit() takes at least this many optimisation steps: with few vectors the batch shrinks "
+                    "to N/8 (not below 64) and the epochs grow until min_steps is reached, so a small N "
+                    "trains as long as a large one (0: exactly `epochs` epochs of `batch_size`).")
+    warmup_steps: int = Field(
+        default=100, ge=0,
+        description="Plain autoencoder steps (no quantization) before the codebooks are k-means initialised "
+                    "on the latents, so the k-means warm start sees an informative latent space.")
     lr: float = Field(default=3e-3, gt=0, description="AdamW learning rate (cosine-decayed to 10% in fit).")
     weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay (not on codebooks).")
     codebook_lr_scale: float = Field(default=10.0, gt=0,
@@ -254,10 +263,8 @@ class RQVAE(nn.Module):
     def _init_codebooks(self, x: torch.Tensor, *, fit_standardizer: bool) -> None:
         """Standardiser from ``x`` and level-by-level k-means codebooks on the residuals of its latents."""
         cfg = self.config
-        if fit_standardizer and cfg.standardize:
-            self.x_mean = x.mean(0)
-            rms = (x - self.x_mean).pow(2).mean().sqrt()
-            self.x_scale = rms if float(rms) > 0 else torch.ones(())
+        if fit_standardizer:
+            self._fit_standardizer(x)
         z = self.latent(x)
         residual = z.clone()
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -346,17 +353,25 @@ class RQVAE(nn.Module):
         return residual
 
     # ------------------------------------------------------------------ Quantizer protocol
-    def fit(self, x: torch.Tensor) -> FitReport:
-        """Train on ``x`` ``(N, D)`` for ``config.epochs`` epochs (AdamW, seeded shuffles); loss per epoch."""
+    def fit(self, x: TensorLike) -> FitReport:
+        """Train on ``x`` ``(N, D)`` (AdamW, seeded shuffles); loss per epoch.
+
+        Schedule: ``warmup_steps`` plain autoencoder steps, the k-means initialisation of every level on the
+        latents, then :meth:`training_schedule` (batch, epochs) with a cosine learning rate decayed to 10%.
+        """
         cfg = self.config
         x = check_vectors(x, dim=cfg.input_dim)
         start = time.perf_counter()
         if self.encoder is None or self.input_dim != x.shape[1]:
             self.build(x.shape[1])
         self._gen.manual_seed(cfg.seed + 1)
+        n = x.shape[0]
+        batch_size, epochs = self.training_schedule(n)
+        self._fit_standardizer(x)
+        self._warm_up(x, batch_size)
         self._in_fit = True
         try:
-            self._init_codebooks(x, fit_standardizer=True)
+            self._init_codebooks(x, fit_standardizer=False)
         finally:
             self._in_fit = False
         nets = [p for name, p in self.named_parameters() if p.requires_grad and name != "codebooks"]
@@ -365,9 +380,8 @@ class RQVAE(nn.Module):
             book_lr = cfg.lr * cfg.codebook_lr_scale
             groups.append({"params": [self.codebooks], "lr": book_lr, "weight_decay": 0.0})
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        n = x.shape[0]
-        steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
-        total_steps = max(1, cfg.epochs * steps_per_epoch)
+        steps_per_epoch = max(1, math.ceil(n / batch_size))
+        total_steps = max(1, epochs * steps_per_epoch)
         def cosine(step: int) -> float:
             return 0.1 + 0.45 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
@@ -377,11 +391,11 @@ class RQVAE(nn.Module):
         self.train()
         self._in_fit = True
         try:
-            for _ in range(cfg.epochs):
+            for _ in range(epochs):
                 order = torch.randperm(n, generator=self._gen)
                 total = 0.0
-                for i in range(0, n, cfg.batch_size):
-                    idx = order[i : i + cfg.batch_size]
+                for i in range(0, n, batch_size):
+                    idx = order[i : i + batch_size]
                     if idx.numel() < 2 and n >= 2:
                         continue
                     out = self.forward(x[idx])
@@ -404,10 +418,48 @@ class RQVAE(nn.Module):
         with torch.no_grad():
             mse = float((self.decode(self.encode(x)) - x).pow(2).sum(1).mean())
         return FitReport(losses=losses, stats={"mse": mse, "dead_codes_reset": float(n_reset),
+                                               "epochs": float(epochs), "batch_size": float(batch_size),
                                                "seconds": time.perf_counter() - start})
 
+    def training_schedule(self, n: int) -> tuple[int, int]:
+        """``(batch_size, epochs)`` of :meth:`fit` on ``n`` vectors: ``config.epochs`` of
+        ``config.batch_size``, or, when that is fewer than ``min_steps`` steps, batches of
+        ``max(64, ceil(N/8))`` (never more than ``batch_size``) and as many epochs as reach ``min_steps``."""
+        cfg = self.config
+        batch, epochs = min(cfg.batch_size, max(n, 2)), cfg.epochs
+        if cfg.min_steps and epochs * math.ceil(n / batch) < cfg.min_steps:
+            batch = max(2, min(cfg.batch_size, max(64, math.ceil(n / 8))))
+            epochs = max(epochs, math.ceil(cfg.min_steps / math.ceil(n / batch)))
+        return batch, epochs
+
     @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def _fit_standardizer(self, x: torch.Tensor) -> None:
+        if self.config.standardize:
+            self.x_mean = x.mean(0)
+            rms = (x - self.x_mean).pow(2).mean().sqrt()
+            self.x_scale = rms if float(rms) > 0 else torch.ones(())
+
+    def _warm_up(self, x: torch.Tensor, batch_size: int) -> None:
+        """``warmup_steps`` AdamW steps of the plain autoencoder ``‖dec(enc(x)) − x‖² / D``."""
+        steps = self.config.warmup_steps
+        if not steps or x.shape[0] < 2:
+            return
+        encoder, decoder = self._nets()
+        optimizer = torch.optim.AdamW([*encoder.parameters(), *decoder.parameters()], lr=self.config.lr,
+                                      weight_decay=self.config.weight_decay)
+        xs = self._standardize(x)
+        gen = torch.Generator().manual_seed(self.config.seed + 2)
+        self.train()
+        for _ in range(steps):
+            idx = torch.randint(x.shape[0], (min(batch_size, x.shape[0]),), generator=gen)
+            loss = F.mse_loss(decoder(encoder(xs[idx])), xs[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        self.eval()
+
+    @torch.no_grad()
+    def encode(self, x: TensorLike) -> torch.Tensor:
         """Codes ``(N, L)``: greedy residual assignment of the latents (priced on the balanced last level)."""
         self._require_fitted()
         x = check_vectors(x, dim=self.input_dim)
@@ -418,7 +470,7 @@ class RQVAE(nn.Module):
             residual -= self.codebooks[level][codes[:, level]]
         return codes
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode(self, codes: TensorLike) -> torch.Tensor:
         """Reconstruction ``(N, D)`` = decoder(Σ_l e_l[codes_l]); a prefix ``(N, l<L)`` decodes coarser."""
         _, decoder = self._require_fitted()
         codes = check_codes(codes, levels=self.config.levels, codebook_size=self.config.codebook_size,
@@ -427,14 +479,19 @@ class RQVAE(nn.Module):
             return decoder(decode_sum(self.codebooks.detach(), codes)) * self.x_scale + self.x_mean
 
     @torch.no_grad()
-    def code_distances(self, x: torch.Tensor, level: int, prefix: torch.Tensor) -> torch.Tensor:
-        """Squared latent distances ``(N, K)`` of the residual after ``prefix`` ``(N, >=level)``."""
+    def code_distances(self, x: TensorLike, level: int, prefix: TensorLike) -> torch.Tensor:
+        """Assignment costs ``(N, K)`` of the latent residual after ``prefix`` ``(N, >=level)``: squared
+        distances plus, on the balanced last level, each code's surcharge ``max(price) − price_k`` (so their
+        argmin is what :meth:`encode` picks)."""
         self._require_fitted()
         check_level(level, self.config.levels)
         x = check_vectors(x, dim=self.input_dim)
         prefix = check_prefix(prefix, n=x.shape[0], level=level, codebook_size=self.config.codebook_size)
         residual = self._residual(self.latent(x), level, prefix)
-        return squared_distances(residual, self.codebooks[level].detach())
+        dist = squared_distances(residual, self.codebooks[level].detach())
+        if self._balanced(level):
+            dist += self.prices.max() - self.prices
+        return dist
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
                         assign: bool = False) -> Any:
