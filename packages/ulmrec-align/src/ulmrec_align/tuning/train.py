@@ -189,7 +189,7 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
     _require("peft")
     _require("accelerate")
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import TrainingArguments, set_seed
+    from transformers import PrinterCallback, TrainingArguments, set_seed
 
     from ulmrec_align.models.loading import load_causal_lm, load_tokenizer
     from ulmrec_align.prompts.index_tokens import add_index_tokens
@@ -278,6 +278,8 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
                           processing_class=tokenizer, callbacks=[callback, *callbacks],
                           keep_checkpoints=settings.keep_checkpoints)
     trainer.progress_source = lambda: callback.snapshot(trainer.state.global_step)
+    if not request.progress or not is_main:  # no per-log dicts on stdout; events and the summary line remain
+        trainer.remove_callback(PrinterCallback)
 
     resume_from = None
     if request.resume:
