@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ulmrec_app.pipeline.commands import command_spec
 from ulmrec_app.pipeline.config import RunConfig, load_config
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.results import TABLE_METRICS, Row, eval_result, retriever_on_users, rows_of
@@ -33,18 +34,25 @@ def demo_configs() -> tuple[RunConfig, RunConfig]:
 
 
 def with_data(config: RunConfig, data: Path | None, users: int | None) -> RunConfig:
-    """``config`` on real data (``--data``: RecBole folder or raw Amazon files) and/or another user count."""
+    """``config`` on real data (``--data``: RecBole folder or raw Amazon files) and/or another user count.
+
+    With ``--data``, ``--users N`` caps the users aligned and ranked, and the prepared dataset too when
+    ``ulmrec data prepare`` has a ``--max-users`` option; otherwise index and retrieve see every user.
+    """
     update: dict[str, Any] = {}
     if data is not None:
         if not data.exists():
             raise PipelineError(f"--data {data}: no such file or folder")
         source = "recbole" if (data.is_file() and data.suffix == ".inter") or any(data.glob("*.inter")) \
             else "amazon"
-        update["data"] = {"prepare": {**config.data.get("prepare", {}), "source": source,
-                                      "path": str(data.resolve())}}
+        prepare = {**config.data.get("prepare", {}), "source": source, "path": str(data.resolve())}
         if users is not None:
             update["align"] = {**config.align, "max_users": users}
             update["rank"] = {**config.rank, "limit": users}
+            spec = command_spec(("data", "prepare"))
+            if spec is not None and "max_users" in spec.options:   # a user cap for every stage, if offered
+                prepare["max_users"] = users
+        update["data"] = {"prepare": prepare}
     elif users is not None:
         update["data"] = {**config.data, "synthetic": {**config.data.get("synthetic", {}), "users": users}}
     return config.model_copy(update=update)
