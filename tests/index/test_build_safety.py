@@ -266,3 +266,49 @@ def test_a_one_user_index_report_is_standard_json_without_nan(tmp_path: Path) ->
     assert "NaN" not in text
     report = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
     assert all(c["random"] is None and c["ratio"] is None for c in report["ours"]["coherence"])
+
+
+_SAVE_LOOP = """
+import sys
+from ulmrec_index.indexer import UserIndexer
+a, b, out = (UserIndexer.load(sys.argv[1]), UserIndexer.load(sys.argv[2]), sys.argv[3])
+print("ready", flush=True)
+n = 0
+while True:
+    n += 1
+    (a if n % 2 else b).save(out, force=True)
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_during_index_save_leaves_one_whole_index(users_file: Path, tmp_path: Path) -> None:
+    """A real process rewrites OUT with two different indices in turn and is killed with SIGKILL at varied
+    moments: OUT always holds exactly the files of one of them."""
+    import signal
+    import time
+
+    from ulmrec_index.indexer import UserIndexer
+
+    cache = tmp_path / "cache"
+    for seed in ("1", "2"):
+        code, output = _build(users_file, tmp_path / f"fit{seed}", cache, "--seed", seed)
+        assert code == 0, output
+    expected = []
+    for seed in ("1", "2"):  # what a save of the loaded index writes (texts.jsonl is not reloaded)
+        saved = UserIndexer.load(tmp_path / f"fit{seed}").save(tmp_path / f"ref{seed}")
+        expected.append({p.name: p.read_bytes() for p in saved.iterdir()})
+    assert expected[0] != expected[1]
+    out = tmp_path / "idx"
+    for attempt in range(5):
+        child = subprocess.Popen([sys.executable, "-c", _SAVE_LOOP, str(tmp_path / "fit1"),
+                                  str(tmp_path / "fit2"), str(out)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == b"ready", child.communicate()[1].decode()[-2000:]
+        time.sleep(0.2 + 0.13 * attempt)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        if attempt == 0 and not out.exists():
+            continue  # killed before the first save finished: nothing, which is allowed
+        assert {p.name: p.read_bytes() for p in out.iterdir()} in expected
+        UserIndexer.load(out)
