@@ -79,6 +79,11 @@ def remove_staging(run_dir: str | Path) -> None:
 def save_adapter(model: Any, folder: str | Path) -> None:
     """A peft model's adapter in safetensors, without full copies of resized embedding matrices."""
     model.save_pretrained(str(folder), safe_serialization=True, save_embedding_layers=False)
+    mask = os.umask(0)
+    os.umask(mask)
+    for file in Path(folder).iterdir():  # safetensors creates its files 0600; give them the usual mode
+        if file.is_file():
+            os.chmod(file, 0o666 & ~mask)
 
 
 def save_adapter_atomically(model: Any, target: Path) -> None:
