@@ -1,0 +1,40 @@
+"""The four `ulmrec align` commands chained on real outputs: build (added code tokens) → train → rank → the
+eval reader; every stage reads the previous stage's real files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import Pipeline, ulmrec
+
+from ulmrec_align.ranking.loading import load_ranking_model
+from ulmrec_align.tasks.schema import read_manifest
+from ulmrec_eval.evaluation import load_predictions
+from ulmrec_index.artifact import load_index
+
+
+def test_build_train_rank_with_added_code_tokens(pipeline: Pipeline, tiny_llm: Path, tmp_path: Path) -> None:
+    samples, tuned, ranked = tmp_path / "align", tmp_path / "train", tmp_path / "rank.jsonl"
+    ulmrec("align", "build", "--data", pipeline.data, "--index", pipeline.index, "--candidates",
+           pipeline.candidates, "--out", samples, "--model", tiny_llm, "--index-tokens", "added",
+           "--n-candidates", "6", "--history-items", "3", "--title-tokens", "6", "--max-users", "12",
+           "--valid-users", "4", "--no-progress")
+    assert read_manifest(samples).config.index_tokens == "added"
+    ulmrec("align", "train", "--samples", samples, "--model", tiny_llm, "--out", tuned, "--max-steps", "2",
+           "--batch-size", "2", "--eval-steps", "2", "--valid-users", "4", "--no-progress")
+    ranker = load_ranking_model(tuned)
+    assert ranker.index_tokens == "added"
+    assert ranker.prompt.n_candidates == 6                          # prompt settings travel with the model
+    index = load_index(pipeline.index)
+    first = next(iter(index.codes))
+    assert index.token(first).startswith("<a_")
+    assert ranker.tokenizer.convert_tokens_to_ids("<a_0>") != ranker.tokenizer.unk_token_id
+    proc = ulmrec("align", "rank", "--model", tuned, "--data", pipeline.data, "--index", pipeline.index,
+                  "--candidates", pipeline.candidates, "--split", "test", "--out", ranked, "--limit", "5",
+                  "--no-progress")
+    assert "ranked 5 users" in proc.stderr
+    predictions = load_predictions(ranked, split="test")
+    assert len(predictions) == 5
+    assert all(len(p.candidates or []) == 6 for p in predictions)
