@@ -100,15 +100,20 @@ def _has_preference_source(ctx: BuildContext) -> bool:
     return any(seq.reviews or seq.summaries for seq in ctx.dataset.sequences)
 
 
-class IndexToPreference:
-    """Task 2."""
+class _PreferenceTask:
+    """Shared by tasks 2 and 3: they need an index and some preference source."""
 
-    name: ClassVar[str] = "index_to_pref"
     needs_index: ClassVar[bool] = True
     splits: ClassVar[tuple[SampleSplit, ...]] = ("train",)
 
     def unsupported_reason(self, ctx: BuildContext) -> str | None:
         return None if _has_preference_source(ctx) else "the data has no preference, review or user texts"
+
+
+class IndexToPreference(_PreferenceTask):
+    """Task 2."""
+
+    name: ClassVar[str] = "index_to_pref"
 
     def build(self, ctx: BuildContext, user: int, split: SampleSplit,
               rng: random.Random) -> list[AlignmentSample]:
@@ -121,15 +126,10 @@ class IndexToPreference:
                            response=preference)]
 
 
-class PreferenceToIndex:
+class PreferenceToIndex(_PreferenceTask):
     """Task 3: the index is the answer, so the prompt has no ``User Index:`` line."""
 
     name: ClassVar[str] = "pref_to_index"
-    needs_index: ClassVar[bool] = True
-    splits: ClassVar[tuple[SampleSplit, ...]] = ("train",)
-
-    def unsupported_reason(self, ctx: BuildContext) -> str | None:
-        return None if _has_preference_source(ctx) else "the data has no preference, review or user texts"
 
     def build(self, ctx: BuildContext, user: int, split: SampleSplit,
               rng: random.Random) -> list[AlignmentSample]:
