@@ -5,7 +5,9 @@ built-in synthetic set by default, or a sample of the real Amazon Beauty), end t
     budget on CPU) → ulmrec align rank (test) → paired comparisons on the subset whose target was retrieved:
     tuned LLM vs a random ordering of the same candidates, and vs the retriever's own order.
 
-Run: ``.venv/bin/python bench/align_learns.py [--minutes 30] [--index/--no-index] [--data synthetic|beauty]``
+Run: ``.venv/bin/python bench/align_learns.py [--minutes 30] [--index/--no-index] [--data synthetic|beauty]
+[--shuffled] [--reuse]`` (``--shuffled`` also ranks the same candidates in a random letter order, which
+separates what the model learned from a bias towards early letters, which follow the retriever's order).
 
 Settings are fixed up front (never chosen on test): prompts of 20 candidates, the last 8 history titles cut
 to 12 tokens; SmolLM2-135M-Instruct + LoRA (r=8, alpha=32, q/v) with the given learning rate; model selection
@@ -28,6 +30,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _pipeline import ROOT, beauty_upstream, synthetic_upstream, ulmrec
 
 
+def write_shuffled(source: Path, target: Path, *, seed: int) -> None:
+    """The test rows of ``source`` with each user's candidates (and scores) in a seeded random order."""
+    from ulmrec_align.retrieval.candidates import read_candidates
+    from ulmrec_eval.io import atomic_write_jsonl
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for row in sorted(read_candidates(source, split="test").values(), key=lambda r: r.user_id):
+        order = rng.permutation(len(row.candidates))
+        rows.append(row.model_copy(update={"candidates": [row.candidates[i] for i in order],
+                                           "scores": [row.scores[i] for i in order]}))
+    atomic_write_jsonl(target, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,6 +56,10 @@ def main() -> None:
     parser.add_argument("--rank-users", type=int, default=None, help="Test users ranked (first N).")
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--shuffled", action="store_true",
+                        help="Also rank the same candidates in a seeded random letter order.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="Reuse the samples and the tuned model of a previous run in --out.")
     args = parser.parse_args()
 
     from ulmrec_align.retrieval.candidates import read_candidates
@@ -59,17 +79,26 @@ def main() -> None:
              "--no-progress"]
     if args.max_users:
         build += ["--max-users", args.max_users]
-    timings["align_build_s"] = ulmrec(*build)
-    timings["align_train_s"] = ulmrec(
-        "align", "train", "--samples", samples, "--model", args.model, "--out", tuned, "--max-minutes",
-        args.minutes, "--epochs", 50, "--lr", args.lr, "--batch-size", args.batch_size, "--eval-steps", 25,
-        "--valid-users", 40, "--patience", 1000, "--force", "--no-progress")
-    rank = ["align", "rank", "--model", tuned, "--data", upstream.data, "--candidates", upstream.candidates,
-            "--index", upstream.index if args.index else "none", "--split", "test", "--out", ranked,
-            "--force", "--no-progress"]
-    if args.rank_users:
-        rank += ["--limit", args.rank_users]
-    timings["align_rank_s"] = ulmrec(*rank)
+    if not (args.reuse and (tuned / "train_manifest.json").is_file()):
+        timings["align_build_s"] = ulmrec(*build)
+        timings["align_train_s"] = ulmrec(
+            "align", "train", "--samples", samples, "--model", args.model, "--out", tuned, "--max-minutes",
+            args.minutes, "--epochs", 50, "--lr", args.lr, "--batch-size", args.batch_size, "--eval-steps",
+            25, "--valid-users", 40, "--patience", 1000, "--force", "--no-progress")
+    # The letters follow the retriever's order; a second pass with the same candidates in a seeded random
+    # order shows how much of the ranking is the model's own and how much is a bias towards early letters.
+    shuffled = out / "candidates-test-shuffled.jsonl"
+    passes = [("align_rank_s", upstream.candidates, ranked)]
+    if args.shuffled:
+        write_shuffled(upstream.candidates, shuffled, seed=0)
+        passes.append(("align_rank_shuffled_s", shuffled, out / "rank-test-shuffled.jsonl"))
+    for name, candidates, target in passes:
+        rank = ["align", "rank", "--model", tuned, "--data", upstream.data, "--candidates", candidates,
+                "--index", upstream.index if args.index else "none", "--split", "test", "--out", target,
+                "--force", "--no-progress"]
+        if args.rank_users:
+            rank += ["--limit", args.rank_users]
+        timings[name] = ulmrec(*rank)
 
     predictions = load_predictions(ranked, split="test")
     llm = prediction_ranks(predictions)
@@ -85,12 +114,20 @@ def main() -> None:
     subset = np.asarray([r > 0 for r in retriever])
     systems = {"random order": np.asarray(random_order), "retriever order": np.asarray(retriever),
                "tuned LLM": llm}
+    if args.shuffled:
+        systems["tuned LLM, shuffled letters"] = prediction_ranks(
+            load_predictions(out / "rank-test-shuffled.jsonl", split="test"))
     metrics = {name: compute_metrics(r[subset], (1, 5, 10)) for name, r in systems.items()}
     comparisons = {
         f"tuned LLM vs {name}": compare_ranks(systems[name][subset], llm[subset],
                                               metrics=("ndcg@10", "recall@1"), name_a=name,
                                               name_b="tuned LLM").model_dump()
         for name in ("random order", "retriever order")}
+    if args.shuffled:
+        comparisons["tuned LLM, shuffled letters vs random order"] = compare_ranks(
+            systems["random order"][subset], systems["tuned LLM, shuffled letters"][subset],
+            metrics=("ndcg@10", "recall@1"), name_a="random order",
+            name_b="tuned LLM, shuffled letters").model_dump()
     manifest = json.loads((tuned / "train_manifest.json").read_text())
     summary = {
         "bench": "align_learns", "date": time.strftime("%Y-%m-%d"), "data": args.data, "index": args.index,
@@ -107,7 +144,7 @@ def main() -> None:
           f"{manifest.get('best_ndcg_at_10')})")
     print(f"subset of {int(subset.sum())}/{len(predictions)} test users (target in the top 20):")
     for name, m in metrics.items():
-        print(f"  {name:16s} NDCG@10 {m['ndcg@10']:.4f}  Recall@1 {m['recall@1']:.4f}  "
+        print(f"  {name:28s} NDCG@10 {m['ndcg@10']:.4f}  Recall@1 {m['recall@1']:.4f}  "
               f"Recall@5 {m['recall@5']:.4f}")
     for name, report in comparisons.items():
         c = report["comparisons"][0]
