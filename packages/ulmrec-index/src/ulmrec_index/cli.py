@@ -77,7 +77,15 @@ def parse_settings(settings: list[str], param_hint: str = "--set") -> dict[str, 
 
 @app.command("build")
 def build(
-    users: Path = typer.Option(..., "--users", help='JSON lines: {"user_id": ..., "texts": [...]} per line.'),
+    users: Path = typer.Option(
+        None, "--users", help='JSON lines: {"user_id": ..., "texts": [...]} per line (or --vectors).'
+    ),
+    vectors: Path = typer.Option(
+        None, "--vectors", help="Your own user vectors instead of texts: FILE.npy or FILE.safetensors (N, D)."
+    ),
+    ids: Path = typer.Option(
+        None, "--ids", help="With --vectors: the N user ids, in row order (.npy, .json list or one per line)."
+    ),
     out: Path = typer.Option(..., "--out", help="Output folder of the index."),
     quantizer: str = typer.Option(
         "rqvae", "--quantizer", help="Quantizer kind (rqvae, rqkmeans, faiss, plugins)."
@@ -87,7 +95,10 @@ def build(
     encoder: str = typer.Option(
         None, "--encoder", help="sentence-transformers name or folder (default: MiniLM)."
     ),
-    fusion: Fusion = typer.Option(Fusion.attention, "--fusion", help="Text/ID fusion (none = text only)."),
+    fusion: Fusion = typer.Option(
+        None, "--fusion", help="Text/ID fusion: attention (default with --users) | mean | none (default with "
+                               "--vectors: the vectors as given)."
+    ),
     reference: Path = typer.Option(None, "--reference", help="Reference index JSON to compare against."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
     cache_dir: Path = typer.Option(
@@ -111,7 +122,8 @@ def build(
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing index at OUT."),
 ) -> None:
-    """Build a user index from USERS.jsonl into OUT (index.json, weights, report.json).
+    """Build a user index from USERS.jsonl (or from --vectors and --ids) into OUT (index.json, weights,
+    report.json).
 
     OUT appears whole or not at all (built beside it, then swapped in); a second build of the same OUT
     while one runs is refused.
@@ -123,7 +135,11 @@ def build(
     from ulmrec_index.report import render_report
     from ulmrec_index.users import read_user_texts
 
-    for source in (users, reference):
+    if (users is None) == (vectors is None):
+        raise InputError("give --users USERS.jsonl or --vectors FILE.npy|.safetensors --ids FILE")
+    if (vectors is None) != (ids is None):
+        raise InputError("--vectors and --ids go together (the ids name the vector rows, in order)")
+    for source in (users, vectors, ids, reference):
         if source is not None and out.resolve() in source.resolve().parents:
             raise InputError(f"--out {out} holds the input {source}; choose another --out")
     check_device(device)
@@ -137,7 +153,7 @@ def build(
     config = IndexerConfig(
         quantizer=quantizer_config,
         encoder=encoder,
-        fusion=fusion.value,
+        fusion=(fusion or Fusion.attention).value,
         seed=seed,
         device=device,
         workers=workers,
@@ -148,14 +164,27 @@ def build(
     )
     with folder_lock(out):  # held from the check to the swap: a second build of OUT stops here
         check_writable(out, force=force)
-        records = read_user_texts(users)
         ref = read_reference(reference) if reference is not None else None
-        indexer = UserIndexer(config).fit(records, reference=ref)
+        if vectors is not None and ids is not None:
+            from ulmrec_index.vectors import read_ids, read_vectors
+
+            matrix, user_ids = read_vectors(vectors), read_ids(ids)
+            if matrix.shape[0] != len(user_ids):
+                raise InputError(f"--vectors {vectors} has {matrix.shape[0]} rows but --ids {ids} has "
+                                 f"{len(user_ids)} ids")
+            indexer = UserIndexer(config).fit_vectors(user_ids, matrix, fusion=(fusion or Fusion.none).value,
+                                                      reference=ref)
+            n_users = len(user_ids)
+        else:
+            assert users is not None
+            records = read_user_texts(users)
+            indexer = UserIndexer(config).fit(records, reference=ref)
+            n_users = len(records)
         folder = indexer.save(out, force=force)
     console = _console()
     assert indexer.report is not None
     console.print(render_report(indexer.report))
-    typer.echo(f"wrote {folder} ({len(records)} users, {indexer.report.timings['total']:.1f}s)")
+    typer.echo(f"wrote {folder} ({n_users} users, {indexer.report.timings['total']:.1f}s)")
 
 
 def _quantizer_config(kind: str, settings: list[str], **fixed: object) -> QuantizerConfig:

