@@ -140,7 +140,8 @@ def main() -> None:
     }
     atomic_write_json(out / "summary.json", summary)
     print(f"trained {manifest.get('steps')} steps, {manifest.get('samples_seen')} samples, "
-          f"{manifest.get('tokens_seen')} tokens in {args.minutes} min (best validation NDCG@10 "
+          f"{manifest.get('tokens_seen')} tokens in {manifest.get('elapsed_seconds', 0) / 60:.1f} min "
+          f"({manifest.get('stop_reason')}; best validation NDCG@10 "
           f"{manifest.get('best_ndcg_at_10')})")
     print(f"subset of {int(subset.sum())}/{len(predictions)} test users (target in the top 20):")
     for name, m in metrics.items():

@@ -163,7 +163,9 @@ def _start_run(config: Path, runs: Path) -> subprocess.Popen[str]:
 
 def test_resume_after_sigkill_and_second_runner_refused(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    config = write_config(tmp_path / "r.toml", 'name = "r"' + RETRIEVE.format(epochs=6))
+    # enough epochs that the first run is still training when the second runner starts (6 epochs of 40 users
+    # could end within the second runner's start-up on a quiet machine, and then nothing was locked)
+    config = write_config(tmp_path / "r.toml", 'name = "r"' + RETRIEVE.format(epochs=300))
     runner = _start_run(config, runs)
     folder = runs / "r" / "retrieve"
     assert wait_for(lambda: (folder / "retriever" / "checkpoint.safetensors").exists(), timeout=120)
