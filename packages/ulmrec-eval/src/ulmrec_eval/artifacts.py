@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ulmrec_eval.errors import UlmrecError
+from ulmrec_eval.io import pid_alive
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -40,18 +41,6 @@ class ArtifactExistsError(UlmrecError, FileExistsError):
 
 class ArtifactLockedError(UlmrecError, RuntimeError):
     """Another process is writing the same artifact folder."""
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -107,7 +96,7 @@ def clean_orphans(parent: str | Path) -> list[Path]:
         return done
     for entry in sorted(folder.iterdir()):
         match = _ORPHAN.match(entry.name)
-        if match is None or _pid_alive(int(match["pid"])):
+        if match is None or pid_alive(int(match["pid"])):
             continue
         target = folder / match["name"]
         if match["kind"] == "old" and not target.exists():

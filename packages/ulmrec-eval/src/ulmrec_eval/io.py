@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,24 +17,56 @@ from ulmrec_eval.errors import InputError
 M = TypeVar("M", bound=BaseModel)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (ours counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_dead_temporaries(path: str | Path) -> list[Path]:
+    """Delete ``.<name>.tmp-<pid>-<hex>`` files of ``path`` left by writers that were killed; returns them.
+
+    A temporary of a live process (another writer still at work) is kept.
+    """
+    target = Path(path)
+    removed: list[Path] = []
+    if not target.parent.is_dir():
+        return removed
+    for entry in target.parent.glob(f".{glob_escape(target.name)}.tmp-*"):
+        pid_text = entry.name[len(target.name) + 6:].split("-", 1)[0]
+        if not pid_text.isdigit() or pid_alive(int(pid_text)) or not entry.is_file():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with the glob wildcards ``*``, ``?`` and ``[`` escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; on success it is renamed onto ``path`` (atomic on POSIX).
 
-    On error the temporary file is removed and ``path`` is left as it was.
+    The temporary is ``.<name>.tmp-<pid>-<hex>``: on error it is removed and ``path`` is left as it was; one
+    left by a killed writer is deleted by the next write of the same ``path`` (and by
+    :func:`ulmrec_eval.artifacts.clean_orphans`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the file the usual mode
+    remove_dead_temporaries(target)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # mode 0666 less the umask
     try:
         yield tmp
         os.replace(tmp, target)
