@@ -173,3 +173,31 @@ def test_cli_module_is_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_missing_input_file_is_one_plain_line(tmp_path: Path) -> None:
+    """A command that opens a file that does not exist ends in one line naming it, not ``[Errno 2] ...``."""
+    missing = tmp_path / "nowhere" / "candidates.jsonl"
+    script = ("import pathlib, typer\n"
+              "from ulmrec_eval.cli_runner import run_app\n"
+              "app = typer.Typer()\n"
+              "@app.command()\n"
+              "def read(path: str) -> None:\n"
+              "    pathlib.Path(path).open().read()\n"
+              "run_app(app, prog_name='ulmrec', argv=[" + repr(str(missing)) + "])\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "ULMREC_DEBUG": ""})
+    assert proc.returncode == 1
+    assert proc.stderr == f"ulmrec: error: {missing}: no such file or directory\n"
+
+
+def test_one_line_formats_file_system_errors() -> None:
+    from ulmrec_eval.errors import InputError, one_line
+
+    assert one_line(FileNotFoundError(2, "No such file or directory", "/x/y.jsonl")) == (
+        "/x/y.jsonl: no such file or directory")
+    assert one_line(PermissionError(13, "Permission denied", "/x")) == "/x: permission denied"
+    assert one_line(OSError(18, "Invalid cross-device link", "/a", None, "/b")) == (
+        "/a -> /b: invalid cross-device link")
+    assert one_line(InputError("bad value", path="f.json", line=3)) == str(InputError("bad value",
+                                                                                      path="f.json", line=3))

@@ -168,3 +168,21 @@ def test_edited_prepared_file_fails_verification(tmp_path, write_amazon, cascade
     sequences.write_text(sequences.read_text().replace("[0,1,2]", "[0,2,1]", 1))
     with pytest.raises(InputError, match="does not match the manifest"):
         PreparedDataset.load(out)
+
+
+def test_a_pipeline_stage_folder_is_refused_with_the_dataset_it_holds(tmp_path):
+    import json as _json
+
+    stage = tmp_path / "data"
+    (stage / "dataset").mkdir(parents=True)
+    (stage / "dataset" / "manifest.json").write_text("{}", encoding="utf-8")
+    (stage / "manifest.json").write_text(_json.dumps({"schema_version": 1, "stage": "data", "run": "demo"}),
+                                         encoding="utf-8")
+    with pytest.raises(InputError, match=r"pipeline stage 'data', not a prepared dataset; its prepared "
+                                         r"dataset is .*data/dataset"):
+        PreparedDataset.load(stage)
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / "manifest.json").write_text(_json.dumps({"kind": "user-index"}), encoding="utf-8")
+    with pytest.raises(InputError, match="'user-index' artifact, not a prepared dataset"):
+        PreparedDataset.load(index)

@@ -13,7 +13,7 @@ from typing import NoReturn
 import typer
 import typer.main
 
-from ulmrec_eval.errors import is_user_error
+from ulmrec_eval.errors import is_user_error, one_line
 
 #: Exit status for a known (user-facing) error.
 EXIT_USER_ERROR = 1
@@ -60,6 +60,6 @@ def run_app(app: typer.Typer, *, prog_name: str, argv: list[str] | None = None) 
     except Exception as exc:
         if os.environ.get("ULMREC_DEBUG") or not is_user_error(exc):
             raise
-        print(f"{prog_name}: error: {exc}", file=sys.stderr)
+        print(f"{prog_name}: error: {one_line(exc)}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     sys.exit(result if isinstance(result, int) else 0)

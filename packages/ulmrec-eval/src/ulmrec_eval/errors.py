@@ -36,3 +36,13 @@ def is_user_error(exc: BaseException) -> bool:
                         FileExistsError)):
         return True
     return type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic")
+
+
+def one_line(exc: BaseException) -> str:
+    """The one line shown for a user error: ``PATH: no such file or directory`` for a file-system error
+    (instead of Python's ``[Errno 2] No such file or directory: 'PATH'``), else ``str(exc)``."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror and not getattr(
+            type(exc), "user_error", False):
+        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+        return f"{where}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+    return str(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +14,25 @@ from ulmrec_eval.errors import InputError
 from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl, read_json_model, read_jsonl_models
 
 MANIFEST = "manifest.json"
+
+
+def _refuse_other_manifests(folder: Path, manifest_path: Path) -> None:
+    """A clear line when ``folder`` holds another artifact's manifest (a pipeline stage, an index ...)."""
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # read_json_model reports it with file and line
+    if not isinstance(raw, dict):
+        return
+    if "stage" in raw and "kind" not in raw:
+        hint = folder / "dataset"
+        where = f"; its prepared dataset is {hint}" if (hint / MANIFEST).is_file() else ""
+        raise InputError(f"this is the folder of the pipeline stage {raw['stage']!r}, not a prepared "
+                         f"dataset{where}", path=folder)
+    kind = raw.get("kind")
+    if isinstance(kind, str) and kind != "prepared-dataset":
+        raise InputError(f"this is a {kind!r} artifact, not a prepared dataset (`ulmrec data prepare`)",
+                         path=folder)
 ITEMS = "items.jsonl"
 USERS = "users.jsonl"
 SEQUENCES = "sequences.jsonl"
@@ -114,6 +134,7 @@ class PreparedDataset:
         if not manifest_path.is_file():
             raise InputError("not a prepared dataset (no manifest.json); run `ulmrec data prepare` first",
                              path=folder)
+        _refuse_other_manifests(folder, manifest_path)
         manifest = read_json_model(manifest_path, PreparedManifest)
         dataset = cls(
             manifest=manifest,
