@@ -216,3 +216,22 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_checkpoint(tmp_path: Path) 
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "candidates.jsonl").is_file()
     assert json.loads((out / "checkpoint.json").read_text())["progress"]["epoch"] == 2
+
+
+def test_every_epoch_is_a_pipeline_progress_event(tiny: PreparedDataset, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from ulmrec_eval.events import read_events
+
+    events_file = tmp_path / "events.jsonl"
+    monkeypatch.setenv("ULMREC_EVENTS", str(events_file))
+    monkeypatch.setenv("ULMREC_STAGE", "retrieve")
+    run = train_retriever(tiny, tmp_path / "run", _config(epochs=3), show_progress=False, write_outputs=False)
+    events = read_events(events_file)
+    assert [e.step for e in events] == [1, 2, 3]
+    assert {e.total for e in events} == {3}
+    assert {e.stage for e in events} == {"retrieve"}
+    for event, entry in zip(events, run.progress.history, strict=True):
+        assert event.loss == pytest.approx(entry["loss"])
+        assert event.metric == pytest.approx({f"valid/{k}": v for k, v in entry["valid"].items()})
+        assert event.message is not None
+        assert event.message.startswith(f"epoch {entry['epoch']}: loss")

@@ -34,6 +34,7 @@ from ulmrec_align.retrieval.config import RetrieverConfig
 from ulmrec_align.retrieval.data import EvalInputs, TrainWindows
 from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_align.retrieval.lru import parameter_groups
+from ulmrec_eval.events import emit
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 StopReason = Literal["early_stopping", "max_epochs", "time_limit"]
@@ -305,13 +306,17 @@ class Trainer:
         self._tick()
         entry["elapsed_seconds"] = round(p.elapsed_seconds, 3)
         p.history.append(entry)
+        shown = entry.get("valid", {})
+        best = p.best_score if p.best_score is not None else float("nan")
+        metric = self.tc.best_metric
+        line = (f"epoch {entry['epoch']}: loss {entry['loss']:.4f}"
+                + (f", valid {metric} {shown[metric]:.4f}" if shown else "")
+                + f" (best {best:.4f} at epoch {p.best_epoch}; {p.elapsed_seconds:.0f}s)")
         if self.epoch_log is not None:
-            shown = entry.get("valid", {})
-            best = p.best_score if p.best_score is not None else float("nan")
-            metric = self.tc.best_metric
-            self.epoch_log(f"epoch {entry['epoch']}: loss {entry['loss']:.4f}"
-                           + (f", valid {metric} {shown[metric]:.4f}" if shown else "")
-                           + f" (best {best:.4f} at epoch {p.best_epoch}; {p.elapsed_seconds:.0f}s)")
+            self.epoch_log(line)
+        # pipeline progress (a no-op outside `ulmrec run`): epochs done of the cap, the loss, validation
+        emit(step=p.epoch, total=self.tc.epochs, loss=entry["loss"], message=line,
+             metric={f"valid/{k}": float(v) for k, v in shown.items() if math.isfinite(v)} or None)
         self.save()
 
 
