@@ -61,7 +61,8 @@ def test_demo_with_real_data_maps_users_to_align_and_rank(tmp_path: Path) -> Non
     (recbole / "beauty.inter").write_text("user_id:token\titem_id:token\n")
     ours, _ = demo_configs()
     real = with_data(ours, recbole, 50)
-    assert real.data == {"prepare": {"k_core": 5, "source": "recbole", "path": str(recbole.resolve())}}
+    assert real.data == {"prepare": {"k_core": 5, "source": "recbole", "path": str(recbole.resolve()),
+                                     "max_users": 50}}
     assert real.align["max_users"] == 50
     assert real.rank["limit"] == 50
     synthetic = with_data(ours, None, 80)

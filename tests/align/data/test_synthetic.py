@@ -156,3 +156,29 @@ def test_sequences_carry_signal_beyond_popularity(prepared):
 def test_too_small_is_refused(tmp_path):
     with pytest.raises(ValueError, match="need n_users"):
         write_synthetic_amazon(tmp_path, n_users=3)
+
+
+def test_max_users_keeps_a_seeded_subset_with_the_same_histories(synthetic, prepared):
+    from ulmrec_align.data.config import PrepareConfig
+
+    def histories(ds):
+        titles = {item.item_id: item.raw_id for item in ds.items}
+        raw = {user.user_id: user.raw_id for user in ds.users}
+        return {raw[s.user_id]: [titles[i] for i in s.items] for s in ds.sequences}
+
+    full = histories(prepared)
+    small = prepare_dataset(source="amazon", path=synthetic[0], config=PrepareConfig(max_users=40))
+    again = prepare_dataset(source="amazon", path=synthetic[0], config=PrepareConfig(max_users=40))
+    other = prepare_dataset(source="amazon", path=synthetic[0],
+                            config=PrepareConfig(max_users=40, subset_seed=1))
+    subset = histories(small)
+    assert small.manifest.counts.users == 40
+    assert subset == {user: full[user] for user in subset}  # each kept user's whole history, in order
+    assert small.manifest.counts.items == len({i for h in subset.values() for i in h})  # no unused item
+    assert small.manifest.split_sha256 == again.manifest.split_sha256
+    assert set(histories(other)) != set(subset)
+    assert small.manifest.stats["dropped_max_users"] == prepared.manifest.counts.interactions - sum(
+        len(h) for h in subset.values())
+    everyone = prepare_dataset(source="amazon", path=synthetic[0],
+                               config=PrepareConfig(max_users=prepared.manifest.counts.users))
+    assert everyone.manifest.split_sha256 == prepared.manifest.split_sha256

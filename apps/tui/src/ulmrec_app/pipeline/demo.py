@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ulmrec_app.pipeline.commands import command_spec
 from ulmrec_app.pipeline.config import RunConfig, load_config
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.results import TABLE_METRICS, Row, eval_result, retriever_on_users, rows_of
@@ -36,8 +35,8 @@ def demo_configs() -> tuple[RunConfig, RunConfig]:
 def with_data(config: RunConfig, data: Path | None, users: int | None) -> RunConfig:
     """``config`` on real data (``--data``: RecBole folder or raw Amazon files) and/or another user count.
 
-    With ``--data``, ``--users N`` caps the users aligned and ranked, and the prepared dataset too when
-    ``ulmrec data prepare`` has a ``--max-users`` option; otherwise index and retrieve see every user.
+    With ``--data``, ``--users N`` caps every stage: ``ulmrec data prepare --max-users N`` keeps a seeded
+    subset of N users, and alignment and ranking take them all.
     """
     update: dict[str, Any] = {}
     if data is not None:
@@ -49,9 +48,7 @@ def with_data(config: RunConfig, data: Path | None, users: int | None) -> RunCon
         if users is not None:
             update["align"] = {**config.align, "max_users": users}
             update["rank"] = {**config.rank, "limit": users}
-            spec = command_spec(("data", "prepare"))
-            if spec is not None and "max_users" in spec.options:   # a user cap for every stage, if offered
-                prepare["max_users"] = users
+            prepare["max_users"] = users
         update["data"] = {"prepare": prepare}
     elif users is not None:
         update["data"] = {**config.data, "synthetic": {**config.data.get("synthetic", {}), "users": users}}

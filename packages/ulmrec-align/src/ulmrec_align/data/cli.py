@@ -26,6 +26,9 @@ def prepare(
     category: str | None = typer.Option(None, "--category", help="Amazon category (folder with several)."),
     max_texts: int | None = typer.Option(None, "--max-texts", min=1, help="Keep N latest texts per user."),
     min_rating: float | None = typer.Option(None, "--min-rating", help="Drop interactions rated below this."),
+    max_users: int | None = typer.Option(None, "--max-users", min=1,
+                                         help="Keep a seeded random subset of N users (after the k-core)."),
+    subset_seed: int = typer.Option(0, "--subset-seed", help="Seed of the --max-users subset."),
     json_out: bool = typer.Option(False, "--json", help="Print the manifest as JSON instead of a summary."),
     force: bool = typer.Option(False, "--force", help="Replace an existing prepared folder at OUT."),
 ) -> None:
@@ -40,7 +43,8 @@ def prepare(
         raise InputError(f"--source must be 'amazon' or 'recbole', got {source!r}")
     try:
         config = PrepareConfig(k_core=k_core, text_source=text_source, category=category,
-                               max_texts_per_user=max_texts, min_rating=min_rating)
+                               max_texts_per_user=max_texts, min_rating=min_rating, max_users=max_users,
+                               subset_seed=subset_seed)
     except ValidationError as exc:
         first = exc.errors()[0]
         option = "--" + str(first["loc"][0]).replace("_", "-").replace("max-texts-per-user", "max-texts")
@@ -58,7 +62,9 @@ def prepare(
                f"{counts.interactions:,} interactions")
     typer.echo(f"texts: {manifest.text_source}; ratings: {'yes' if manifest.has_ratings else 'no'}; "
                f"dropped: {manifest.stats.get('dropped_untitled', 0):,} untitled, "
-               f"{manifest.stats.get('dropped_k_core', 0):,} by the {k_core}-core")
+               f"{manifest.stats.get('dropped_k_core', 0):,} by the {k_core}-core"
+               + (f", {manifest.stats['dropped_max_users']:,} outside the --max-users subset"
+                  if "dropped_max_users" in manifest.stats else ""))
     typer.echo(f"split_sha256: {manifest.split_sha256}")
     typer.echo(f"wrote {out} in {elapsed:.1f} s")
 

@@ -36,6 +36,10 @@ class PrepareConfig(BaseModel):
         default=None, ge=1, description="Keep only the most recent N texts per user (None keeps all).")
     max_text_chars: int | None = Field(
         default=None, ge=1, description="Cut each user text to this many characters (None keeps them whole).")
+    max_users: int | None = Field(
+        default=None, ge=1, description="After the k-core filter, keep a seeded random subset of this many "
+        "users (items none of them interacted with disappear; no second k-core pass). None keeps all.")
+    subset_seed: int = Field(default=0, description="Seed of the max_users subset.")
     category: str | None = Field(
         default=None, description="Amazon only: the category to read (e.g. 'Beauty') when the folder holds "
         "files of several categories.")

@@ -17,6 +17,7 @@ Steps (each recorded in ``manifest.stats``):
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from pathlib import Path
 from typing import Literal
@@ -112,6 +113,18 @@ def _interaction_texts(texts: list[str | None], config: PrepareConfig) -> list[s
     return out
 
 
+def _user_subset(interactions: list[RawInteraction], config: PrepareConfig,
+                 stats: dict[str, int]) -> list[RawInteraction]:
+    """The interactions of a seeded random subset of ``config.max_users`` users (all when fewer)."""
+    users = sorted({x.user for x in interactions})
+    if config.max_users is None or len(users) <= config.max_users:
+        return interactions
+    kept = set(random.Random(config.subset_seed).sample(users, config.max_users))
+    subset = [x for x in interactions if x.user in kept]
+    stats["dropped_max_users"] = len(interactions) - len(subset)
+    return subset
+
+
 def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
                   name: str | None = None) -> PreparedDataset:
     """Turn what a reader found into a :class:`PreparedDataset` (in memory; nothing is written)."""
@@ -147,6 +160,7 @@ def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
                          f"(read {stats['raw_interactions']}, {stats['dropped_untitled']} on untitled items)",
                          path=raw.sources[0] if raw.sources else None)
 
+    interactions = _user_subset(interactions, config, stats)
     raw_users = sorted({x.user for x in interactions})
     raw_items = sorted({x.item for x in interactions})
     item_id = {raw_id: dense for dense, raw_id in enumerate(raw_items)}
