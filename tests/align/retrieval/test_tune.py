@@ -83,3 +83,9 @@ def test_cli_tune(tiny: PreparedDataset, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "selected on validation ndcg@10" in result.output
     assert len(json.loads((tmp_path / "o" / "tune.json").read_text())["trials"]) == 2
+    # a long search is not silent: each trial's start, epochs and result are one line each
+    lines = result.output.splitlines()
+    for trial in (0, 1):
+        assert any(line.startswith(f"trial {trial}: {{") for line in lines)
+        assert sum(line.startswith(f"  trial {trial} epoch ") for line in lines) == 2
+        assert any(line.startswith(f"trial {trial}: valid ndcg@10 ") for line in lines)

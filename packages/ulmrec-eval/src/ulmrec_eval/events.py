@@ -155,3 +155,9 @@ def progress_bars_wanted() -> bool:
     """Whether a command should draw progress bars: only when stderr is a terminal and no runner collects
     events (``$ULMREC_EVENTS`` unset)."""
     return sys.stderr.isatty() and not events_enabled()
+
+
+def show_progress(flag: bool | None) -> bool:
+    """A command's ``--progress/--no-progress`` choice, or when neither was given (``None``),
+    :func:`progress_bars_wanted`: bars on a terminal, none in logs or under the pipeline runner."""
+    return progress_bars_wanted() if flag is None else flag

@@ -15,6 +15,7 @@ import typer
 
 from ulmrec_eval.cli_runner import run_app
 from ulmrec_eval.errors import InputError
+from ulmrec_eval.events import show_progress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -112,8 +113,8 @@ def build(
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per encoder batch."),
     joint_epochs: int = typer.Option(None, "--joint-epochs", min=0, help="Joint fusion+quantizer epochs."),
     id_weight: float = typer.Option(None, "--id-weight", min=0.0, help="Norm of the user-ID term."),
-    progress: bool = typer.Option(
-        True, "--progress/--no-progress", help="Show a progress bar while encoding."
+    progress: bool | None = typer.Option(
+        None, "--progress/--no-progress", help="Progress bar while encoding (default: on a terminal only)."
     ),
     settings: list[str] = typer.Option(
         [],
@@ -159,7 +160,7 @@ def build(
         workers=workers,
         encode_batch_size=batch_size,
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-        show_progress=progress,
+        show_progress=show_progress(progress),
         **overrides,
     )
     with folder_lock(out):  # held from the check to the swap: a second build of OUT stops here

@@ -8,10 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
+from ulmrec_eval.events import show_progress
+
 app = typer.Typer(name="retrieve", help="Train the LRURec retriever; write candidates and metrics.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Prepared dataset folder (`ulmrec data prepare`).")]
+ProgressOpt = Annotated[bool | None, typer.Option("--progress/--no-progress",
+                                               help="Progress bars (default: on a terminal only).")]
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
@@ -66,7 +70,7 @@ def train(
     config_file: Annotated[Path | None,
                            typer.Option("--config", help="RetrieverConfig JSON; flags override it.")] = None,
     model: Annotated[str | None, typer.Option(help="lrurec (default) or sasrec.")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+    progress: ProgressOpt = None,
 ) -> None:
     """Train LRURec (or SASRec) on the train split, select it on validation, write candidates and metrics."""
     from pydantic import ValidationError
@@ -93,7 +97,7 @@ def train(
     dataset = PreparedDataset.load(data)
     try:
         run = train_retriever(dataset, out, config, device=device, resume=resume, force=force,
-                              show_progress=progress)
+                              show_progress=show_progress(progress))
     except KeyboardInterrupt:
         typer.echo(f"Interrupted: checkpoint saved in {out}; continue with `ulmrec retrieve train "
                    f"--data {data} --out {out} --resume`.", err=True)
@@ -117,7 +121,7 @@ def tune(
     config_file: Annotated[Path | None,
                            typer.Option("--config", help="Base RetrieverConfig JSON (trial 0).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing OUT (and OUT.trials).")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = False,
+    progress: ProgressOpt = None,
 ) -> None:
     """Search dropout, learning rate, weight decay and hidden size on validation NDCG@10 within a budget."""
     from ulmrec_align.data.prepared import PreparedDataset
@@ -126,7 +130,8 @@ def tune(
     dataset = PreparedDataset.load(data)
     report = tune_retriever(dataset, out, _load_config(config_file), max_minutes=max_minutes,
                             max_trials=max_trials, seed=seed, device=device, force=force,
-                            show_progress=progress)
+                            show_progress=show_progress(progress),
+                            log=lambda line: typer.echo(line, err=True))
     for trial in report.trials:
         score = "-" if trial.valid_score is None else f"{trial.valid_score:.4f}"
         mark = "*" if trial.index == report.best else " "

@@ -18,6 +18,7 @@ import itertools
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +122,12 @@ def trial_settings(base: RetrieverConfig, space: dict[str, tuple[float, ...]],
 def tune_retriever(dataset: PreparedDataset, out_dir: str | Path, base: RetrieverConfig | None = None, *,
                    max_minutes: float | None = 60.0, max_trials: int | None = None, seed: int = 0,
                    device: str = "cpu", force: bool = False, show_progress: bool = False,
-                   space: dict[str, tuple[float, ...]] | None = None) -> TuneReport:
-    """Run the search into ``<out>.trials/`` and write the selected model's folder to ``out_dir``."""
+                   space: dict[str, tuple[float, ...]] | None = None,
+                   log: Callable[[str], None] | None = None) -> TuneReport:
+    """Run the search into ``<out>.trials/`` and write the selected model's folder to ``out_dir``.
+
+    ``log`` receives a line when a trial starts, one per epoch, and one when it ends.
+    """
     base = base or RetrieverConfig()
     space = dict(space or DEFAULT_SPACE)
     out = Path(out_dir)
@@ -136,7 +141,7 @@ def tune_retriever(dataset: PreparedDataset, out_dir: str | Path, base: Retrieve
         if trials_root.exists():
             shutil.rmtree(trials_root)
         trials = _search(dataset, base, trials_root, space, max_minutes=max_minutes, max_trials=max_trials,
-                         seed=seed, device=device, show_progress=show_progress)
+                         seed=seed, device=device, show_progress=show_progress, log=log)
         scored = [t for t in trials if t.valid_score is not None]
         if not scored:
             raise RetrieverError("no trial reached a validation (raise --max-minutes)", path=trials_root)
@@ -158,7 +163,11 @@ def tune_retriever(dataset: PreparedDataset, out_dir: str | Path, base: Retrieve
 
 def _search(dataset: PreparedDataset, base: RetrieverConfig, root: Path, space: dict[str, tuple[float, ...]],
             *, max_minutes: float | None, max_trials: int | None, seed: int, device: str,
-            show_progress: bool) -> list[TuneTrial]:
+            show_progress: bool, log: Callable[[str], None] | None = None) -> list[TuneTrial]:
+    def say(line: str) -> None:
+        if log is not None:
+            log(line)
+
     start = time.monotonic()
     budget = None if max_minutes is None else 60.0 * max_minutes
     trials: list[TuneTrial] = []
@@ -178,18 +187,24 @@ def _search(dataset: PreparedDataset, base: RetrieverConfig, root: Path, space: 
                 update={"max_minutes": min(own, left_minutes) if own else left_minutes})})
         folder = root / f"{index:03d}"
         began = time.monotonic()
+        say(f"trial {index}: {settings}")
+        epoch_log = (lambda line, i=index: say(f"  trial {i} {line}")) if log else None
         try:
             run = train_retriever(dataset, folder, config, device=device, show_progress=show_progress,
-                                  write_outputs=False)
+                                  write_outputs=False, epoch_log=epoch_log)
         except RetrieverError as exc:
             if "training diverged" not in str(exc):
                 raise
             trials.append(TuneTrial(index=index, settings=settings, valid_score=None, best_epoch=0,
                                     epochs_run=0, stop_reason="diverged",
                                     seconds=round(time.monotonic() - began, 3), folder=str(folder)))
+            say(f"trial {index}: diverged ({exc})")
             continue
         p = run.progress
         trials.append(TuneTrial(index=index, settings=settings, valid_score=p.best_score,
                                 best_epoch=p.best_epoch, epochs_run=p.epoch, stop_reason=p.stop_reason,
                                 seconds=round(time.monotonic() - began, 3), folder=str(folder)))
+        best = "-" if p.best_score is None else f"{p.best_score:.4f}"
+        say(f"trial {index}: valid {SELECTION_METRIC} {best} at epoch {p.best_epoch} of {p.epoch} "
+            f"({p.stop_reason}), {time.monotonic() - began:.0f}s")
     return trials
