@@ -4,6 +4,7 @@ known users, histories and pools larger than the prompt."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -117,3 +118,70 @@ def test_cli_rank_writes_predictions_that_eval_reads(pipeline: Pipeline, tiny_ll
     assert "ranked 6 users" in proc.stderr
     metrics = ulmrec("eval", "metrics", out, "--split", "valid", "--retrieved-n", "20", "--json").stdout
     assert '"subset"' in metrics
+    orders = tmp_path / "rank-orders.jsonl"
+    proc = ulmrec("align", "rank", "--model", tiny_llm, "--data", pipeline.data, "--index", pipeline.index,
+                  "--candidates", pipeline.candidates, "--split", "valid", "--out", orders, "--limit", "2",
+                  "--permutations", "3", "--no-progress")
+    assert "ranked 2 users (logits, 3 letter orders)" in proc.stderr
+    rows = [json.loads(line) for line in orders.read_text().splitlines()]
+    assert [r["source"].split(":")[0] for r in rows] == ["logitsx3", "logitsx3"]
+    assert all(max(r["scores"]) <= 0 for r in rows)        # mean log-probabilities
+
+
+def test_letter_orders_show_every_candidate_at_every_letter_when_k_is_n() -> None:
+    from ulmrec_align.ranking.ranker import letter_orders
+
+    orders = letter_orders(5, 5)
+    assert orders[0] == (0, 1, 2, 3, 4)                          # the retriever's order first
+    for candidate in range(5):
+        assert sorted(order.index(candidate) for order in orders) == [0, 1, 2, 3, 4]
+    assert len(letter_orders(3, 8)) == 3                         # never more orders than distinct shifts
+    with pytest.raises(ValueError, match="at least 1"):
+        letter_orders(3, 0)
+
+
+def test_averaging_letter_orders_cancels_a_letter_bias() -> None:
+    """A scorer that adds a large bias to letter A (as a tuned model that learned 'the retriever's top-1')
+    ranks by letter with one order, and by the items' own value once the orders are averaged."""
+    from ulmrec_align.ranking.ranker import letter_orders, merge_letter_orders
+
+    value = np.array([0.1, 0.9, 0.5, 0.3])          # the item preference the model has learned
+    bias = np.array([3.0, 1.0, 0.0, -1.0])           # its preference for early letters
+
+    def letter_scores(order: tuple[int, ...]) -> list[float]:
+        return [float(bias[j] + value[order[j]]) for j in range(4)]
+
+    single = merge_letter_orders([letter_scores((0, 1, 2, 3))], [(0, 1, 2, 3)], log_softmax=True)
+    assert int(np.argmax(single)) == 0               # the bias wins: candidate A
+    orders = letter_orders(4, 4)
+    merged = merge_letter_orders([letter_scores(o) for o in orders], orders, log_softmax=True)
+    assert list(np.argsort(merged)[::-1]) == [1, 2, 3, 0]
+    np.testing.assert_allclose(np.array(merged) - np.array(merged).mean(), value - value.mean(), atol=1e-12)
+
+
+def test_rank_with_letter_orders_averages_the_log_probabilities_of_each_order(  # type: ignore[no-untyped-def]
+        pipeline: Pipeline, ranker) -> None:
+    dataset = PreparedDataset.load(pipeline.data)
+    rows = sorted(read_candidates(pipeline.candidates, split="test").values(), key=lambda r: r.user_id)[:3]
+    builder = PromptBuilder(ranker.tokenizer, ranker.prompt, titles=dataset.titles())
+    prompts = ranking_prompts(dataset, rows, builder, codes=None, permutations=3)
+    assert len(prompts) == 9
+    ranked = rank_prompts(ranker, prompts, batch_size=4)
+    assert len(ranked) == 3
+    letters = letter_token_ids(ranker.tokenizer, 8)
+    for r, row in enumerate(ranked):
+        mine = prompts[3 * r: 3 * r + 3]
+        assert row.candidates == rows[r].candidates[:8]
+        assert row.source.startswith("logitsx3:")
+        expected = np.zeros(len(row.candidates))
+        for prompt in mine:
+            assert prompt.shown is not None
+            shown_items = [row.candidates[i] for i in prompt.shown]
+            assert all(f"({chr(65 + j)})" in prompt.rendered.text for j in range(len(shown_items)))
+            ids = torch.tensor([encode_prompt(ranker.tokenizer, prompt.rendered.text)])
+            with torch.no_grad():
+                logits = ranker.model(input_ids=ids).logits[0, -1, letters][: len(row.candidates)]
+            log_probs = torch.log_softmax(logits.double(), dim=0).numpy()
+            for letter, candidate in enumerate(prompt.shown):
+                expected[candidate] += log_probs[letter] / 3
+        np.testing.assert_allclose(row.scores, expected, rtol=1e-4, atol=1e-4)

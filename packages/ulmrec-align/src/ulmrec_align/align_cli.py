@@ -125,6 +125,9 @@ def rank(
     device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
     quantization: Annotated[str, typer.Option("--quantization", help="auto | nf4 | none")] = "none",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing predictions file.")] = False,
+    permutations: Annotated[int, typer.Option(
+        "--permutations", min=1, help="Average over K letter orders of the candidates (removes the letter "
+        "bias; K times the cost; 1 = the paper's single order).")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Rank each user's retrieved candidates with the LLM; write ulmrec-eval predictions."""
@@ -150,14 +153,17 @@ def rank(
         raise InputError("the model was tuned with a user index (added code tokens): pass --index")
     n = min(limit or len(rows), len(rows))
     start = time.perf_counter()
-    bar, update = _progress_bar(n, "align rank", progress and sys.stderr.isatty())
+    bar, update = _progress_bar(n * permutations, "align rank", progress and sys.stderr.isatty())
     with bar:
         ranked = rank_split(ranker, dataset, rows, index=artifact, split=split,
                             method=method,  # type: ignore[arg-type]
-                            limit=limit, batch_size=batch_size, candidates_path=candidates, progress=update)
+                            limit=limit, batch_size=batch_size, candidates_path=candidates, progress=update,
+                            permutations=permutations)
     write_rankings(out, ranked)
     seconds = time.perf_counter() - start
-    line = f"ranked {len(ranked)} users ({method}) in {seconds:.1f}s ({len(ranked) / seconds:.2f} users/s)"
+    orders = f", {permutations} letter orders" if permutations > 1 else ""
+    line = (f"ranked {len(ranked)} users ({method}{orders}) in {seconds:.1f}s "
+            f"({len(ranked) / seconds:.2f} users/s)")
     if method == "generate":
         parsed = sum(1 for r in ranked if r.parsed) / max(len(ranked), 1)
         line += f"; complete parsed rankings: {parsed:.1%}"

@@ -5,6 +5,13 @@ Each output row is an ``ulmrec-eval`` prediction: ``candidates`` in retriever or
 ``n_candidates``) with one score each. ``logits``: the letter logits. ``generate``: ``n - position`` for the
 letters the model listed, in its order, and 0 for letters it did not list (ranked last, tied; ties count
 pessimistically in ``ulmrec-eval``).
+
+**Letter orders** (``permutations = K > 1``): an LLM prefers some letters whatever they stand for (a tuned
+model often picks ``A``, the retriever's top-1). Each user is then prompted with ``K`` orders of the same
+candidates: the retriever's and ``K - 1`` cyclic shifts spread evenly (candidate ``i`` shown at letter
+``(i + s_k) mod n``, ``s_k = round(k n / K)``), and a candidate's score is its mean letter log-probability
+(log-softmax over the ``n`` letters) over the ``K`` prompts. With ``K = n`` every candidate is shown once at
+every letter, so a bias that depends on the letter alone cancels exactly. It costs ``K`` forward passes.
 """
 
 from __future__ import annotations
@@ -61,24 +68,48 @@ class RankingModel:
 
 @dataclass(frozen=True)
 class RankingPrompt:
+    """One prompt of a candidates row: ``candidates`` in retriever order (the output order); letter ``j``
+    shows ``candidates[shown[j]]`` (``shown`` None: the retriever's order)."""
+
     row: CandidateRow
     candidates: list[int]
     rendered: Rendered
+    shown: tuple[int, ...] | None = None
+
+
+def letter_orders(n: int, permutations: int) -> list[tuple[int, ...]]:
+    """``permutations`` orders of ``n`` candidates: ``order[j]`` = the candidate shown at letter ``j``. The
+    first is the identity, the others cyclic shifts by ``round(k n / K)`` (distinct while ``K <= n``).
+
+    >>> letter_orders(4, 2)
+    [(0, 1, 2, 3), (2, 3, 0, 1)]
+    """
+    if permutations < 1:
+        raise ValueError(f"permutations must be at least 1, got {permutations}")
+    shifts = sorted({round(k * n / permutations) % max(n, 1) for k in range(permutations)})
+    return [tuple((j - shift) % n for j in range(n)) for shift in shifts]
 
 
 def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], builder: PromptBuilder,
                     codes: dict[int, str] | None, *, instruction: str = TEMPLATES["next_item"][0],
-                    ) -> list[RankingPrompt]:
+                    permutations: int = 1) -> list[RankingPrompt]:
     """The ``next_item`` prompt (template 0) of each candidates row: the split's input history, the first
-    ``n_candidates`` candidates in retriever order, the user's code when ``codes`` is given."""
+    ``n_candidates`` candidates in retriever order, the user's code when ``codes`` is given. With
+    ``permutations = K`` each row gets ``K`` consecutive prompts, one per :func:`letter_orders` order."""
     out = []
     for row in rows:
         s = dataset.splits[row.user_id]
         history = s.valid_input if row.split == "valid" else s.test_input
         pool = list(row.candidates[: builder.config.n_candidates])
-        rendered = builder.render(instruction, user_code=None if codes is None else codes[row.user_id],
-                                  history=list(history), candidates=pool)
-        out.append(RankingPrompt(row=row, candidates=pool, rendered=rendered))
+        code = None if codes is None else codes[row.user_id]
+        if permutations == 1:
+            rendered = builder.render(instruction, user_code=code, history=list(history), candidates=pool)
+            out.append(RankingPrompt(row=row, candidates=pool, rendered=rendered))
+            continue
+        for order in letter_orders(len(pool), permutations):
+            rendered = builder.render(instruction, user_code=code, history=list(history),
+                                      candidates=[pool[i] for i in order])
+            out.append(RankingPrompt(row=row, candidates=pool, rendered=rendered, shown=order))
     return out
 
 
@@ -124,11 +155,54 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
                 values[position] = len(p.candidates) - place
             per_row.append(values.tolist())
             parsed_flags[i] = len(order) == len(p.candidates)
-    return [RankRow(user_id=p.row.user_id, raw_user_id=p.row.raw_user_id, split=p.row.split,
-                    target=p.row.target, candidates=p.candidates, scores=per_row[i],
-                    source=f"{method}:{ranker.name}", history_length=p.row.history_length,
-                    parsed=parsed_flags[i])
-            for i, p in enumerate(prompts)]
+    groups = _group_by_row(prompts)
+    out = []
+    for members in groups:
+        first = prompts[members[0]]
+        if len(members) == 1 and first.shown is None:
+            merged, parsed = per_row[members[0]], parsed_flags[members[0]]
+            source = f"{method}:{ranker.name}"
+        else:
+            merged = merge_letter_orders([per_row[i] for i in members],
+                                         [prompts[i].shown for i in members], log_softmax=method == "logits")
+            flags = [parsed_flags[i] for i in members]
+            parsed = None if flags[0] is None else all(bool(f) for f in flags)
+            source = f"{method}x{len(members)}:{ranker.name}"
+        row = first.row
+        out.append(RankRow(user_id=row.user_id, raw_user_id=row.raw_user_id, split=row.split,
+                           target=row.target, candidates=first.candidates, scores=merged, source=source,
+                           history_length=row.history_length, parsed=parsed))
+    return out
+
+
+def _group_by_row(prompts: Sequence[RankingPrompt]) -> list[list[int]]:
+    """Indices of consecutive prompts of the same candidates row (one group per row)."""
+    groups: list[list[int]] = []
+    for i, p in enumerate(prompts):
+        if groups and p.shown is not None and prompts[groups[-1][0]].row is p.row:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def merge_letter_orders(letter_scores: Sequence[Sequence[float]], orders: Sequence[tuple[int, ...] | None], *,
+                        log_softmax: bool) -> list[float]:
+    """Per-candidate mean over prompts of the score at the letter it was shown at; with ``log_softmax`` each
+    prompt's letter scores are first normalised to log-probabilities over its ``n`` letters.
+
+    ``letter_scores[k][j]`` is prompt ``k``'s score of letter ``j``, which showed candidate ``orders[k][j]``.
+    """
+    n = len(letter_scores[0])
+    total = np.zeros(n)
+    for values, order in zip(letter_scores, orders, strict=True):
+        v = np.asarray(values, dtype=np.float64)
+        if log_softmax:
+            top = v.max()
+            v = v - (top + np.log(np.exp(v - top).sum()))
+        shown = range(n) if order is None else order
+        total[list(shown)] += v
+    return (total / len(letter_scores)).tolist()
 
 
 def generate_texts(ranker: RankingModel, encoded: Sequence[Sequence[int]], *, max_new_tokens: int,

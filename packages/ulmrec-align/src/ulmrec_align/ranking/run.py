@@ -26,8 +26,9 @@ class RankSummary:
 def rank_split(ranker: RankingModel, dataset: PreparedDataset, rows: dict[tuple[str, int], CandidateRow], *,
                index: IndexArtifact | None, split: str, method: Method = "logits", limit: int | None = None,
                batch_size: int = 8, candidates_path: str | Path = "candidates",
-               progress: Callable[[int], None] | None = None) -> list[RankRow]:
-    """Rank every user of ``split`` (the first ``limit`` by dense id) among their retrieved candidates."""
+               progress: Callable[[int], None] | None = None, permutations: int = 1) -> list[RankRow]:
+    """Rank every user of ``split`` (the first ``limit`` by dense id) among their retrieved candidates;
+    ``permutations > 1`` averages over that many letter orders (:mod:`ulmrec_align.ranking.ranker`)."""
     check_candidates(dataset, rows, candidates_path)
     chosen = sorted((row for (s, _), row in rows.items() if s == split), key=lambda r: r.user_id)
     if not chosen:
@@ -41,7 +42,7 @@ def rank_split(ranker: RankingModel, dataset: PreparedDataset, rows: dict[tuple[
     builder = PromptBuilder(ranker.tokenizer, ranker.prompt, titles=dataset.titles(),
                             index_tokens=ranker.index_tokens if index is not None else "plain")
     codes = user_codes(dataset, index) if index is not None else None
-    prompts = ranking_prompts(dataset, chosen, builder, codes)
+    prompts = ranking_prompts(dataset, chosen, builder, codes, permutations=permutations)
     return rank_prompts(ranker, prompts, method=method, batch_size=batch_size, progress=progress)
 
 
