@@ -6,8 +6,10 @@ built-in synthetic set by default, or a sample of the real Amazon Beauty), end t
     tuned LLM vs a random ordering of the same candidates, and vs the retriever's own order.
 
 Run: ``.venv/bin/python bench/align_learns.py [--minutes 30] [--index/--no-index] [--data synthetic|beauty]
-[--shuffled] [--reuse]`` (``--shuffled`` also ranks the same candidates in a random letter order, which
-separates what the model learned from a bias towards early letters, which follow the retriever's order).
+[--shuffled] [--permutations K] [--reuse]`` (``--shuffled`` also ranks the same candidates in a random letter
+order, which separates what the model learned from a bias towards early letters, which follow the retriever's
+order; ``--permutations K`` also ranks with ``ulmrec align rank --permutations K``, the mean over K letter
+orders; ``--reuse`` keeps the samples, the tuned model and every ranking file already in ``--out``).
 
 Settings are fixed up front (never chosen on test): prompts of 20 candidates, the last 8 history titles cut
 to 12 tokens; SmolLM2-135M-Instruct + LoRA (r=8, alpha=32, q/v) with the given learning rate; model selection
@@ -58,8 +60,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--shuffled", action="store_true",
                         help="Also rank the same candidates in a seeded random letter order.")
+    parser.add_argument("--permutations", type=int, default=1,
+                        help="Also rank with the mean over K letter orders (align rank --permutations K).")
     parser.add_argument("--reuse", action="store_true",
-                        help="Reuse the samples and the tuned model of a previous run in --out.")
+                        help="Reuse the samples, tuned model and rankings of a previous run in --out.")
     args = parser.parse_args()
 
     from ulmrec_align.retrieval.candidates import read_candidates
@@ -92,12 +96,20 @@ def main() -> None:
     if args.shuffled:
         write_shuffled(upstream.candidates, shuffled, seed=0)
         passes.append(("align_rank_shuffled_s", shuffled, out / "rank-test-shuffled.jsonl"))
+    orders_file = out / f"rank-test-orders{args.permutations}.jsonl"
+    if args.permutations > 1:
+        passes.append((f"align_rank_orders{args.permutations}_s", upstream.candidates, orders_file))
     for name, candidates, target in passes:
+        if args.reuse and target.is_file() and target.stat().st_mtime > (tuned / "train_manifest.json").stat(
+                ).st_mtime:
+            continue
         rank = ["align", "rank", "--model", tuned, "--data", upstream.data, "--candidates", candidates,
                 "--index", upstream.index if args.index else "none", "--split", "test", "--out", target,
                 "--force", "--no-progress"]
         if args.rank_users:
             rank += ["--limit", args.rank_users]
+        if target == orders_file:
+            rank += ["--permutations", args.permutations]
         timings[name] = ulmrec(*rank)
 
     predictions = load_predictions(ranked, split="test")
@@ -117,6 +129,9 @@ def main() -> None:
     if args.shuffled:
         systems["tuned LLM, shuffled letters"] = prediction_ranks(
             load_predictions(out / "rank-test-shuffled.jsonl", split="test"))
+    orders_name = f"tuned LLM, mean of {args.permutations} letter orders"
+    if args.permutations > 1:
+        systems[orders_name] = prediction_ranks(load_predictions(orders_file, split="test"))
     metrics = {name: compute_metrics(r[subset], (1, 5, 10)) for name, r in systems.items()}
     comparisons = {
         f"tuned LLM vs {name}": compare_ranks(systems[name][subset], llm[subset],
@@ -128,6 +143,11 @@ def main() -> None:
             systems["random order"][subset], systems["tuned LLM, shuffled letters"][subset],
             metrics=("ndcg@10", "recall@1"), name_a="random order",
             name_b="tuned LLM, shuffled letters").model_dump()
+    if args.permutations > 1:
+        for name in ("random order", "retriever order", "tuned LLM"):
+            comparisons[f"{orders_name} vs {name}"] = compare_ranks(
+                systems[name][subset], systems[orders_name][subset], metrics=("ndcg@10", "recall@1"),
+                name_a=name, name_b=orders_name).model_dump()
     manifest = json.loads((tuned / "train_manifest.json").read_text())
     summary = {
         "bench": "align_learns", "date": time.strftime("%Y-%m-%d"), "data": args.data, "index": args.index,
@@ -145,7 +165,7 @@ def main() -> None:
           f"{manifest.get('best_ndcg_at_10')})")
     print(f"subset of {int(subset.sum())}/{len(predictions)} test users (target in the top 20):")
     for name, m in metrics.items():
-        print(f"  {name:28s} NDCG@10 {m['ndcg@10']:.4f}  Recall@1 {m['recall@1']:.4f}  "
+        print(f"  {name:44s} NDCG@10 {m['ndcg@10']:.4f}  Recall@1 {m['recall@1']:.4f}  "
               f"Recall@5 {m['recall@5']:.4f}")
     for name, report in comparisons.items():
         c = report["comparisons"][0]
