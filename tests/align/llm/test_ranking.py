@@ -109,6 +109,22 @@ def test_recommender_known_user_history_and_large_pool(pipeline: Pipeline, tiny_
         rec.recommend(user_id="nobody")
 
 
+def test_recommender_with_letter_orders_matches_the_ranker(pipeline: Pipeline, tiny_llm: Path) -> None:
+    """Recommender(permutations=3) scores a pool exactly as `align rank --permutations 3` scores it."""
+    rec = Recommender.load(tiny_llm, data=pipeline.data, permutations=3)
+    dataset = rec.dataset
+    row = sorted(read_candidates(pipeline.candidates, split="test").values(), key=lambda r: r.user_id)[0]
+    pool = list(row.candidates[: rec.ranker.prompt.n_candidates])
+    history = list(dataset.splits[row.user_id].test_input)
+    got = rec.recommend(history=history, candidates=pool, k=len(pool))
+    builder = PromptBuilder(rec.ranker.tokenizer, rec.ranker.prompt, titles=dataset.titles())
+    [ranked] = rank_prompts(rec.ranker, ranking_prompts(dataset, [row], builder, codes=None, permutations=3))
+    expected = dict(zip(ranked.candidates, ranked.scores, strict=True))
+    assert {r.item_id: r.score for r in got} == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(Exception, match="at least 1"):
+        Recommender(rec.ranker, dataset, permutations=0)
+
+
 def test_cli_rank_writes_predictions_that_eval_reads(pipeline: Pipeline, tiny_llm: Path,
                                                      tmp_path: Path) -> None:
     out = tmp_path / "rank.jsonl"

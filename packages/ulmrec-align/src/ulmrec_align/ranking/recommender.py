@@ -10,6 +10,9 @@ masked. A pool larger than the prompt's letters is ranked **in chunks** of ``n_c
 chunk's letter logits become log-probabilities over that chunk (``log_softmax``), and the chunks' scores are
 merged. Chunked scores are comparable only approximately across chunks (each chunk's probabilities sum to
 one); order a large pool with the retriever first so that chunk 1 holds its best candidates.
+
+``permutations = K > 1`` prompts every chunk in K letter orders and averages each candidate's letter
+log-probability (see :mod:`ulmrec_align.ranking.ranker`), against the model's letter bias, at K× the cost.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.builder import PromptBuilder
 from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
 from ulmrec_align.prompts.templates import TEMPLATES
-from ulmrec_align.ranking.ranker import RankingModel
+from ulmrec_align.ranking.ranker import RankingModel, letter_orders, merge_letter_orders
 from ulmrec_align.ranking.scorer import last_logits
 from ulmrec_eval.errors import InputError
 from ulmrec_index.artifact import IndexArtifact, load_index
@@ -45,8 +48,11 @@ class Recommender:
     """Rank candidates for a user with a tuned LLM (see the module docstring)."""
 
     def __init__(self, ranker: RankingModel, dataset: PreparedDataset, *, index: IndexArtifact | None = None,
-                 retriever: Any | None = None, batch_size: int = 8) -> None:
+                 retriever: Any | None = None, batch_size: int = 8, permutations: int = 1) -> None:
+        if permutations < 1:
+            raise InputError(f"permutations must be at least 1, got {permutations}")
         self.ranker = ranker
+        self.permutations = permutations
         self.dataset = dataset
         self.index = index
         self.retriever = retriever
@@ -58,7 +64,7 @@ class Recommender:
 
     @classmethod
     def load(cls, model: str | Path, *, data: str | Path, index: str | Path | None = None,
-             retriever: str | Path | None = None, device: str = "cpu") -> Recommender:
+             retriever: str | Path | None = None, device: str = "cpu", permutations: int = 1) -> Recommender:
         """Load the tuned model, the prepared dataset (titles, histories), the index and the retriever."""
         from ulmrec_align.ranking.loading import load_ranking_model
 
@@ -70,7 +76,7 @@ class Recommender:
             from ulmrec_align.retrieval.api import load_retriever
 
             loaded = load_retriever(retriever, device=device)[0]
-        return cls(ranker, dataset, index=artifact, retriever=loaded)
+        return cls(ranker, dataset, index=artifact, retriever=loaded, permutations=permutations)
 
     def _item_id(self, item: int | str) -> int:
         if isinstance(item, str):
@@ -124,20 +130,26 @@ class Recommender:
     def _score(self, history: list[int], pool: list[int], code: str | None) -> list[float]:
         n = self.ranker.prompt.n_candidates
         chunks = [pool[start:start + n] for start in range(0, len(pool), n)]
-        encoded = []
+        encoded, shown = [], []
         for chunk in chunks:
-            rendered = self._prompts.render(TEMPLATES["next_item"][0], user_code=code, history=history,
-                                            candidates=chunk)
-            encoded.append(encode_prompt(self.ranker.tokenizer, rendered.text, rendered.spans,
-                                         index_tokens=self._prompts.index_tokens))
+            orders = letter_orders(len(chunk), self.permutations)
+            shown.append(orders)
+            for order in orders:
+                rendered = self._prompts.render(TEMPLATES["next_item"][0], user_code=code, history=history,
+                                                candidates=[chunk[i] for i in order])
+                encoded.append(encode_prompt(self.ranker.tokenizer, rendered.text, rendered.spans,
+                                             index_tokens=self._prompts.index_tokens))
         letters = letter_token_ids(self.ranker.tokenizer, n)
         pad_id = int(self.ranker.tokenizer.pad_token_id or 0)
         logits = last_logits(self.ranker.model, encoded, pad_id=pad_id, batch_size=self.batch_size,
                              columns=letters)
         out: list[float] = []
-        for row, chunk in enumerate(chunks):
-            values = logits[row, : len(chunk)].astype(np.float64)
-            if len(chunks) > 1:
-                values = values - np.logaddexp.reduce(values)
-            out += values.tolist()
+        row = 0
+        for chunk, orders in zip(chunks, shown, strict=True):
+            values = [logits[row + k, : len(chunk)].astype(np.float64).tolist() for k in range(len(orders))]
+            row += len(orders)
+            if len(orders) == 1 and len(chunks) == 1:
+                out += values[0]          # one prompt: the letter logits themselves
+            else:
+                out += merge_letter_orders(values, orders, log_softmax=True)
         return out
