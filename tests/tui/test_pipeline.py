@@ -53,6 +53,10 @@ SYNTH = "\n[data.synthetic]\nusers = 40\n"
     ('name = "x"\n[data.prepare]\nsource = "amazon"\n', r"data.prepare: `ulmrec data prepare` needs path"),
     ('name = "x"\n[retrieve]\nout = "elsewhere"' + SYNTH, r"retrieve.out: set by the pipeline"),
     ('name = "x"\n[align]\nindex = "elsewhere"' + SYNTH, r'align.index: only "none"'),
+    ('name = "x"\n[retrieve]\nepochs = 3\n[retrieve.tune]\nmax_minutes = 1' + SYNTH,
+     r"retrieve.tune: give `ulmrec retrieve tune` options in a \[retrieve.tune\] table and nothing else"),
+    ('name = "x"\n[retrieve.tune]\nepochs = 3' + SYNTH,
+     r"retrieve.tune.epochs: not an option of `ulmrec retrieve tune`"),
     ('name = "x"\n[index\n', r"invalid TOML"),
     ('name = "bad name"' + SYNTH, r"name: String should match pattern"),
 ])
@@ -275,3 +279,26 @@ def test_stop_right_after_launch_is_stopped_not_failed(tmp_path: Path) -> None:
     assert stop_stage(StageManifest.load(folder))
     assert wait_for(lambda: StageManifest.load(folder).effective_status() != "running", timeout=90)
     assert StageManifest.load(folder).status == "stopped"
+
+
+def test_retrieve_tune_table_runs_the_validation_search(tmp_path: Path) -> None:
+    """[retrieve.tune] makes the retrieve stage `ulmrec retrieve tune`; its selected model feeds eval."""
+    import json
+
+    body = ('name = "tuned"\nstages = ["data", "retrieve"]\n[data.synthetic]\nusers = 40\nitems = 30\n'
+            '[retrieve.tune]\nmax_trials = 2\nmax_minutes = 5\nconfig = "base.json"\n')
+    (tmp_path / "base.json").write_text(json.dumps({"model": {"hidden_size": 8}, "train": {
+        "epochs": 2, "batch_size": 8, "num_threads": 1}}))
+    config = write_config(tmp_path / "tuned.toml", body)
+    runs = tmp_path / "runs"
+    plan = ulmrec("run", str(config), "--runs", str(runs), "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "ulmrec retrieve tune --data" in plan.stdout + plan.stderr
+    assert "--max-trials 2" in plan.stdout + plan.stderr
+    result = ulmrec("run", str(config), "--runs", str(runs))
+    assert result.returncode == 0, result.stderr
+    retriever = runs / "tuned" / "retrieve" / "retriever"
+    report = json.loads((retriever / "tune.json").read_text())
+    assert len(report["trials"]) == 2
+    assert (retriever / "candidates.jsonl").is_file()
+    assert manifest(runs / "tuned", "retrieve")["status"] == "done"

@@ -15,3 +15,12 @@ def test_best_metric_k_must_be_among_metric_ks() -> None:
                              candidates=CandidateConfig(metric_ks=(10, 50)))
     assert config.train.best_metric == "ndcg@50"
     assert RetrieverConfig(train=TrainConfig(best_metric="hit@5")).train.best_metric == "recall@5"
+
+
+def test_a_model_table_without_kind_is_lrurec() -> None:
+    from ulmrec_align.retrieval.config import LRURecConfig, RetrieverConfig
+
+    config = RetrieverConfig.model_validate({"model": {"hidden_size": 8}})
+    assert isinstance(config.model, LRURecConfig)
+    assert config.model.hidden_size == 8
+    assert RetrieverConfig.model_validate({"model": {"kind": "sasrec"}}).model.kind == "sasrec"

@@ -7,7 +7,8 @@ own options (checked against the command, see :mod:`ulmrec_app.pipeline.commands
     runs/<name>/data/dataset/            ulmrec data [synthetic|download] + prepare
     runs/<name>/users/user_texts.jsonl   ulmrec data users
     runs/<name>/index/index/             ulmrec index build
-    runs/<name>/retrieve/retriever/      ulmrec retrieve train   (candidates.jsonl, metrics.json; --resume)
+    runs/<name>/retrieve/retriever/      ulmrec retrieve train   (candidates.jsonl, metrics.json; --resume),
+                                         or retrieve tune with a [retrieve.tune] table
     runs/<name>/align/samples/           ulmrec align build
     runs/<name>/train/model/             ulmrec align train      (--resume)
     runs/<name>/rank/predictions.jsonl   ulmrec align rank
@@ -196,8 +197,18 @@ def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
                                       where=where + "index", base=base)], ["users"])
         elif stage == "retrieve":
             wired = {"data": out["data"], "out": out["retrieve"]}
-            add("retrieve", [_invocation(("retrieve", "train"), s, wired, where=where + "retrieve",
-                                         base=base)], ["data"])
+            if "tune" in s:   # [retrieve.tune]: `retrieve tune` (validation-only search) instead of `train`
+                tune = s["tune"]
+                if not isinstance(tune, dict) or len(s) > 1:
+                    raise PipelineError(f"{where}retrieve.tune: give `ulmrec retrieve tune` options in a "
+                                        "[retrieve.tune] table and nothing else in [retrieve] (a base "
+                                        "RetrieverConfig goes in retrieve.tune.config)")
+                # a killed search starts over: its trials folder belongs to the stage, so --force
+                add("retrieve", [_invocation(("retrieve", "tune"), tune, {**wired, "force": True},
+                                             where=where + "retrieve.tune", base=base)], ["data"])
+            else:
+                add("retrieve", [_invocation(("retrieve", "train"), s, wired, where=where + "retrieve",
+                                             base=base)], ["data"])
         elif stage == "align":
             if "index" in s and str(s["index"]).lower() != "none":
                 raise PipelineError(f"{config.source}: align.index: only \"none\" (the no-index baseline) "

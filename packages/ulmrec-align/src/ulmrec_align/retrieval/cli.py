@@ -67,8 +67,8 @@ def train(
     max_minutes: Annotated[float | None, typer.Option(help="Training time budget in minutes.")] = None,
     threads: Annotated[int | None, typer.Option(help="torch threads (default: torch's choice).")] = None,
     pool_size: Annotated[int | None, typer.Option(min=1, help="Candidates per user (default 20).")] = None,
-    config_file: Annotated[Path | None,
-                           typer.Option("--config", help="RetrieverConfig JSON; flags override it.")] = None,
+    config: Annotated[Path | None,
+                      typer.Option("--config", help="RetrieverConfig JSON; flags override it.")] = None,
     model: Annotated[str | None, typer.Option(help="lrurec (default) or sasrec.")] = None,
     progress: ProgressOpt = None,
 ) -> None:
@@ -80,23 +80,23 @@ def train(
     from ulmrec_align.retrieval.errors import RetrieverError
     from ulmrec_eval.io import validation_message
 
-    config = _load_config(config_file)
+    settings = _load_config(config)
     train_updates = {k: v for k, v in {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
                                        "patience": patience, "max_minutes": max_minutes,
                                        "num_threads": threads}.items() if v is not None}
-    config = config.model_copy(update={"train": config.train.model_copy(update=train_updates)})
+    settings = settings.model_copy(update={"train": settings.train.model_copy(update=train_updates)})
     if pool_size is not None:
-        config = config.model_copy(update={"candidates": config.candidates.model_copy(
+        settings = settings.model_copy(update={"candidates": settings.candidates.model_copy(
             update={"pool_size": pool_size})})
-    if model is not None and model != config.model.kind:
-        config = config.model_copy(update={"model": {"kind": model}})
+    if model is not None and model != settings.model.kind:
+        settings = settings.model_copy(update={"model": {"kind": model}})
     try:
-        config = type(config).model_validate(config.model_dump())    # re-validate the overrides
+        settings = type(settings).model_validate(settings.model_dump())    # re-validate the overrides
     except ValidationError as exc:
-        raise RetrieverError(validation_message(type(config), exc)) from None
+        raise RetrieverError(validation_message(type(settings), exc)) from None
     dataset = PreparedDataset.load(data)
     try:
-        run = train_retriever(dataset, out, config, device=device, resume=resume, force=force,
+        run = train_retriever(dataset, out, settings, device=device, resume=resume, force=force,
                               show_progress=show_progress(progress))
     except KeyboardInterrupt:
         typer.echo(f"Interrupted: checkpoint saved in {out}; continue with `ulmrec retrieve train "
@@ -104,7 +104,7 @@ def train(
         raise typer.Exit(130) from None
     p = run.progress
     typer.echo(f"stopped after {p.epoch} epochs ({p.stop_reason}); best validation "
-               f"{config.train.best_metric} {p.best_score:.4f} at epoch {p.best_epoch}; "
+               f"{settings.train.best_metric} {p.best_score:.4f} at epoch {p.best_epoch}; "
                f"{p.elapsed_seconds:.0f}s", err=True)
     _print_metrics(run.metrics)
     typer.echo(f"wrote {out}/model.safetensors, config.json, candidates.jsonl, metrics.json", err=True)
@@ -118,8 +118,8 @@ def tune(
     max_trials: Annotated[int | None, typer.Option(min=1, help="At most this many trials.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the trial order.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    config_file: Annotated[Path | None,
-                           typer.Option("--config", help="Base RetrieverConfig JSON (trial 0).")] = None,
+    config: Annotated[Path | None,
+                      typer.Option("--config", help="Base RetrieverConfig JSON (trial 0).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing OUT (and OUT.trials).")] = False,
     progress: ProgressOpt = None,
 ) -> None:
@@ -128,7 +128,7 @@ def tune(
     from ulmrec_align.retrieval.tune import tune_retriever
 
     dataset = PreparedDataset.load(data)
-    report = tune_retriever(dataset, out, _load_config(config_file), max_minutes=max_minutes,
+    report = tune_retriever(dataset, out, _load_config(config), max_minutes=max_minutes,
                             max_trials=max_trials, seed=seed, device=device, force=force,
                             show_progress=show_progress(progress),
                             log=lambda line: typer.echo(line, err=True))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -151,6 +151,14 @@ class RetrieverConfig(BaseModel):
     model: ModelConfig = Field(default_factory=LRURecConfig, description="lrurec (default) or sasrec.")
     train: TrainConfig = Field(default_factory=TrainConfig)
     candidates: CandidateConfig = Field(default_factory=CandidateConfig)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _default_kind(cls, value: Any) -> Any:
+        """A ``model`` table without ``kind`` is an LRURec one (the default model)."""
+        if isinstance(value, dict) and "kind" not in value:
+            return {**value, "kind": "lrurec"}
+        return value
 
     @model_validator(mode="after")
     def _best_metric_computed(self) -> RetrieverConfig:
