@@ -184,3 +184,23 @@ def test_load_index_names_the_file_of_a_corrupt_artifact(tmp_path: Path) -> None
     (tmp_path / INDEX_FILE).write_text('{"schema_version": 1, "codes": {}}\n', encoding="utf-8")
     with pytest.raises(InputError, match=rf"{INDEX_FILE}: invalid IndexArtifact: "):
         load_index(tmp_path)
+
+
+def test_a_build_reports_pipeline_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `ulmrec run` ($ULMREC_EVENTS set) encoding reports texts done, and each later phase a line."""
+    from ulmrec_eval.events import read_events
+
+    events_file = tmp_path / "events.jsonl"
+    monkeypatch.setenv("ULMREC_EVENTS", str(events_file))
+    users = themed_users()
+    UserIndexer(_config(tmp_path / "fresh-cache")).fit(users)
+    events = read_events(events_file)
+    encoding = [e for e in events if e.message == "encoding texts"]
+    n_texts = len({t for u in users for t in u["texts"]})
+    assert encoding
+    assert encoding[-1].step == encoding[-1].total == n_texts
+    assert [e.step for e in encoding] == sorted(e.step for e in encoding)
+    messages = [e.message or "" for e in events if e.step is None]
+    assert messages[0].startswith("fitting rqvae on 48 users")
+    assert messages[1].startswith("joint training")
+    assert messages[2] == "making every code distinct"

@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ulmrec_eval.errors import UlmrecError
+from ulmrec_eval.events import emit
 from ulmrec_eval.io import atomic_write_json
 from ulmrec_index.cache import EmbeddingCache, text_sha256
 
@@ -395,6 +396,7 @@ class TextEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         buckets = self._buckets(texts)
         progress = _progress(len(texts)) if self.show_progress else None
+        done = 0
         pool = None
         previous_threads = os.environ.get("OMP_NUM_THREADS")
         try:
@@ -407,6 +409,8 @@ class TextEncoder:
                     extra = {"pool": pool} if pool is not None else {}
                     result = model.encode(chunk, **kwargs, **extra)
                     out[bucket] = np.asarray(result, dtype=np.float32)
+                    done += len(bucket)
+                    emit(step=done, total=len(texts), message="encoding texts")  # pipeline progress
                     if progress is not None:
                         progress.update(len(bucket))
         finally:

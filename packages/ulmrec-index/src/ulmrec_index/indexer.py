@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 
 from ulmrec_eval.artifacts import atomic_dir
 from ulmrec_eval.errors import InputError, UlmrecError
+from ulmrec_eval.events import emit
 from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl
 from ulmrec_index import __version__
 from ulmrec_index.artifact import (
@@ -293,12 +294,14 @@ class UserIndexer:
         )
         fusion_module.init_null(bank)
         x0 = fusion_module.fuse_all(bank)
+        emit(message=f"fitting {cfg.quantizer.kind} on {n_users} users")  # pipeline progress (no-op outside)
         quantizer.fit(x0)
         timings["quantizer_fit"] = time.perf_counter() - t
 
         t = time.perf_counter()
         epochs = 0
         if effective == "attention" and cfg.joint_epochs > 0:
+            emit(message=f"joint training of the fusion and the quantizer ({cfg.joint_epochs} epochs)")
             epochs = self._joint_train(fusion_module, quantizer, bank)
         timings["joint_train"] = time.perf_counter() - t
 
@@ -321,6 +324,7 @@ class UserIndexer:
         t = time.perf_counter()
         from ulmrec_index.uniqueness import make_unique_for_quantizer
 
+        emit(message="making every code distinct")
         with torch.no_grad():
             unique = make_unique_for_quantizer(quantizer, x, raw)
         final = unique.codes.to(torch.int64).cpu().numpy()
