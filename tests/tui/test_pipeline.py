@@ -302,3 +302,29 @@ def test_retrieve_tune_table_runs_the_validation_search(tmp_path: Path) -> None:
     assert len(report["trials"]) == 2
     assert (retriever / "candidates.jsonl").is_file()
     assert manifest(runs / "tuned", "retrieve")["status"] == "done"
+
+
+def test_a_killed_tune_stage_resumes_its_search(tmp_path: Path) -> None:
+    """kill -9 during trial 1 of [retrieve.tune]: the rerun resumes (--resume) and keeps trial 0."""
+    import json
+
+    (tmp_path / "base.json").write_text(json.dumps({"model": {"hidden_size": 8}, "train": {
+        "epochs": 300, "patience": 300, "batch_size": 8, "num_threads": 1}}))
+    body = ('name = "t"\nstages = ["data", "retrieve"]\n[data.synthetic]\nusers = 40\nitems = 30\n'
+            '[retrieve.tune]\nmax_trials = 2\nmax_minutes = 60\nconfig = "base.json"\n')
+    config = write_config(tmp_path / "t.toml", body)
+    runs = tmp_path / "runs"
+    trials = runs / "t" / "retrieve" / "retriever.trials"
+    runner = _start_run(config, runs)
+    assert wait_for(lambda: (trials / "000" / "trial.json").exists(), timeout=120)
+    first = (trials / "000" / "trial.json").read_text()
+    stage_pid = int(manifest(runs / "t", "retrieve")["pid"])  # type: ignore[call-overload]
+    os.kill(runner.pid, signal.SIGKILL)
+    os.killpg(stage_pid, signal.SIGKILL)
+    runner.wait()
+    result = ulmrec("run", str(config), "--runs", str(runs))
+    assert result.returncode == 0, result.stderr
+    assert "retrieve  resuming: failed attempt left a checkpoint" in result.stderr
+    assert (trials / "000" / "trial.json").read_text() == first
+    report = json.loads((runs / "t" / "retrieve" / "retriever" / "tune.json").read_text())
+    assert [t["index"] for t in report["trials"]] == [0, 1]

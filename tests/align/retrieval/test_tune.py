@@ -89,3 +89,55 @@ def test_cli_tune(tiny: PreparedDataset, tmp_path: Path) -> None:
         assert any(line.startswith(f"trial {trial}: {{") for line in lines)
         assert sum(line.startswith(f"  trial {trial} epoch ") for line in lines) == 2
         assert any(line.startswith(f"trial {trial}: valid ndcg@10 ") for line in lines)
+
+
+def _tensors(path: Path) -> dict[str, object]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_a_killed_search_resumes_where_it_stopped(tiny: PreparedDataset, tmp_path: Path) -> None:
+    """Finished trials are kept (not retrained), a trial killed after a checkpoint continues from it, and the
+    result is the search an uninterrupted run gives."""
+    import shutil
+
+    import torch
+
+    whole = tune_retriever(tiny, tmp_path / "whole", _base(), max_trials=3, max_minutes=None, space=SPACE)
+    out = tmp_path / "killed"
+    tune_retriever(tiny, out, _base(), max_trials=2, max_minutes=None, space=SPACE)
+    trials = tmp_path / "killed.trials"
+    # as if killed during trial 1 (its checkpoint written, its result not) and before the output was written
+    shutil.rmtree(out)
+    (trials / "001" / "trial.json").unlink()
+    first_model = (trials / "000" / "model.safetensors").stat().st_mtime_ns
+    resumed = tune_retriever(tiny, out, _base(), max_trials=3, max_minutes=None, space=SPACE, resume=True)
+    assert (trials / "000" / "model.safetensors").stat().st_mtime_ns == first_model   # not retrained
+    assert [t.index for t in resumed.trials] == [0, 1, 2]
+    assert [t.valid_score for t in resumed.trials] == [t.valid_score for t in whole.trials]
+    assert resumed.best == whole.best
+    a, b = _tensors(out / "model.safetensors"), _tensors(tmp_path / "whole" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # type: ignore[arg-type]
+
+
+def test_resume_refuses_another_search(tiny: PreparedDataset, tmp_path: Path) -> None:
+    from ulmrec_align.retrieval.errors import RetrieverError
+
+    out = tmp_path / "t"
+    with pytest.raises(RetrieverError, match="nothing to resume"):
+        tune_retriever(tiny, out, _base(), max_trials=1, space=SPACE, resume=True)
+    tune_retriever(tiny, out, _base(), max_trials=1, max_minutes=None, space=SPACE)
+    import shutil
+
+    shutil.rmtree(out)
+    with pytest.raises(RetrieverError, match="cannot resume: --seed differs"):
+        tune_retriever(tiny, out, _base(), max_trials=1, space=SPACE, resume=True, seed=5)
+    with pytest.raises(RetrieverError, match="cannot resume: the searched grid differs"):
+        tune_retriever(tiny, out, _base(), max_trials=1, space={"dropout": (0.1, 0.2)}, resume=True)
+    other_base = _base().model_copy(update={"train": _base().train.model_copy(update={"seed": 8})})
+    with pytest.raises(RetrieverError, match="cannot resume: the base config"):
+        tune_retriever(tiny, out, other_base, max_trials=1, space=SPACE, resume=True)
+    report = tune_retriever(tiny, out, _base(), max_trials=2, max_minutes=None, space=SPACE, resume=True)
+    assert len(report.trials) == 2                                   # a larger --max-trials goes on

@@ -8,7 +8,7 @@ own options (checked against the command, see :mod:`ulmrec_app.pipeline.commands
     runs/<name>/users/user_texts.jsonl   ulmrec data users
     runs/<name>/index/index/             ulmrec index build
     runs/<name>/retrieve/retriever/      ulmrec retrieve train   (candidates.jsonl, metrics.json; --resume),
-                                         or retrieve tune with a [retrieve.tune] table
+                                         or retrieve tune with a [retrieve.tune] table (--resume)
     runs/<name>/align/samples/           ulmrec align build
     runs/<name>/train/model/             ulmrec align train      (--resume)
     runs/<name>/rank/predictions.jsonl   ulmrec align rank
@@ -33,7 +33,7 @@ OUTPUT = {"data": "dataset", "users": "user_texts.jsonl", "index": "index", "ret
 NOT_INPUTS = frozenset({"out", "cache_dir"})
 #: Stages that continue from a checkpoint when a killed attempt left one: (option, checkpoint globs).
 RESUMABLE: dict[str, tuple[str, tuple[str, ...]]] = {
-    "retrieve": ("resume", ("retriever/checkpoint.safetensors",)),
+    "retrieve": ("resume", ("retriever/checkpoint.safetensors", "retriever.trials/plan.json")),  # train, tune
     "train": ("resume", ("model.partial/checkpoint-*",)),   # `align train` stages checkpoints in T.partial
 }
 #: Above this many bytes an external input is fingerprinted by names, sizes and times instead of content.
@@ -203,9 +203,8 @@ def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
                     raise PipelineError(f"{where}retrieve.tune: give `ulmrec retrieve tune` options in a "
                                         "[retrieve.tune] table and nothing else in [retrieve] (a base "
                                         "RetrieverConfig goes in retrieve.tune.config)")
-                # a killed search starts over: its trials folder belongs to the stage, so --force
-                add("retrieve", [_invocation(("retrieve", "tune"), tune, {**wired, "force": True},
-                                             where=where + "retrieve.tune", base=base)], ["data"])
+                add("retrieve", [_invocation(("retrieve", "tune"), tune, wired, where=where + "retrieve.tune",
+                                             base=base)], ["data"])
             else:
                 add("retrieve", [_invocation(("retrieve", "train"), s, wired, where=where + "retrieve",
                                              base=base)], ["data"])

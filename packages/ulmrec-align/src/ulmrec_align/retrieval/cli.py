@@ -121,6 +121,8 @@ def tune(
     config: Annotated[Path | None,
                       typer.Option("--config", help="Base RetrieverConfig JSON (trial 0).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing OUT (and OUT.trials).")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the search in OUT.trials (the same plan).")] = False,
     progress: ProgressOpt = None,
 ) -> None:
     """Search dropout, learning rate, weight decay and hidden size on validation NDCG@10 within a budget."""
@@ -129,7 +131,7 @@ def tune(
 
     dataset = PreparedDataset.load(data)
     report = tune_retriever(dataset, out, _load_config(config), max_minutes=max_minutes,
-                            max_trials=max_trials, seed=seed, device=device, force=force,
+                            max_trials=max_trials, seed=seed, device=device, force=force, resume=resume,
                             show_progress=show_progress(progress),
                             log=lambda line: typer.echo(line, err=True))
     for trial in report.trials:
