@@ -128,3 +128,19 @@ def test_smollm2_materialises_once_into_a_plain_folder(tmp_path: Path,
     plain = load_causal_lm(folder, quantization="none", device="cpu")
     with torch.no_grad():
         torch.testing.assert_close(plain(ids).logits, reference(ids).logits)
+
+
+def test_one_variable_moves_every_cache(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ulmrec_align.models.resolve import cache_dir
+    from ulmrec_index.cli import default_cache_dir
+
+    monkeypatch.delenv("ULMREC_CACHE_DIR", raising=False)
+    monkeypatch.setenv("ULMREC_CACHE", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c" / "embeddings"
+    assert cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("ULMREC_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "ulmrec" / "embeddings"
+    assert cache_dir() == tmp_path / "xdg" / "ulmrec"
+    monkeypatch.setenv("ULMREC_CACHE_DIR", str(tmp_path / "old"))          # the older name still works
+    assert default_cache_dir() == tmp_path / "old" / "embeddings"

@@ -38,9 +38,11 @@ class Fusion(str, enum.Enum):
 
 
 def default_cache_dir() -> Path:
-    """``$ULMREC_CACHE_DIR/embeddings``, else ``$XDG_CACHE_HOME/ulmrec/embeddings`` (``~/.cache``)."""
-    if os.environ.get("ULMREC_CACHE_DIR"):
-        return Path(os.environ["ULMREC_CACHE_DIR"]) / "embeddings"
+    """``<cache root>/embeddings``: the root is ``$ULMREC_CACHE`` (the one variable for every ULMRec cache;
+    ``$ULMREC_CACHE_DIR`` is its older name), else ``$XDG_CACHE_HOME/ulmrec``, else ``~/.cache/ulmrec``."""
+    for name in ("ULMREC_CACHE", "ULMREC_CACHE_DIR"):
+        if os.environ.get(name):
+            return Path(os.environ[name]).expanduser() / "embeddings"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ulmrec" / "embeddings"
 

@@ -31,9 +31,12 @@ _IDENTITY_SUFFIXES = (".safetensors", ".json", ".model", ".txt", ".jinja", ".ggu
 
 
 def cache_dir() -> Path:
-    """The ULMRec cache root: ``$ULMREC_CACHE`` if set, else ``~/.cache/ulmrec``."""
+    """The ULMRec cache root: ``$ULMREC_CACHE`` if set, else ``$XDG_CACHE_HOME/ulmrec``, else
+    ``~/.cache/ulmrec`` (the index's embedding cache lives under the same root)."""
     env = os.environ.get("ULMREC_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ulmrec"
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ulmrec"
 
 
 def find_smollm2_gguf() -> Path:
