@@ -63,7 +63,8 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--dropout", type=float, default=0.4, help="embedding/FFN and LRU dropout")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="embedding/FFN and LRU dropout (default: RetrieverConfig's, LlamaRec's 0.2)")
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-retriever")
@@ -86,7 +87,8 @@ def main() -> None:
     print(f"data: {dataset.n_users} users, {dataset.n_items} items, "
           f"{sum(len(s.items) for s in dataset.sequences)} interactions ({prep_seconds:.1f}s)")
     config = RetrieverConfig(
-        model=LRURecConfig(dropout=args.dropout, lru_dropout=args.dropout),
+        model=LRURecConfig() if args.dropout is None else LRURecConfig(dropout=args.dropout,
+                                                                       lru_dropout=args.dropout),
         train=TrainConfig(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           weight_decay=args.weight_decay, patience=args.patience,
                           max_minutes=args.max_minutes, num_threads=args.threads),

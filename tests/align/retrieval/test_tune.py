@@ -25,7 +25,7 @@ SPACE = {"dropout": (0.1, 0.4), "lr": (1e-3, 3e-3), "hidden_size": (8, 16)}
 
 
 def _base() -> RetrieverConfig:
-    return RetrieverConfig(model=LRURecConfig(hidden_size=8, max_len=6),
+    return RetrieverConfig(model=LRURecConfig(hidden_size=8, max_len=6, dropout=0.4, lru_dropout=0.4),
                            train=TrainConfig(epochs=2, batch_size=8, seed=7, num_threads=1,
                                              eval_batch_size=16))
 

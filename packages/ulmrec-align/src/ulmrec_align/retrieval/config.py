@@ -1,9 +1,10 @@
 """Typed configuration of a retriever run: model, training and candidate generation (pydantic, JSON).
 
-Defaults follow LlamaRec's LRURec retriever for the Amazon datasets (arXiv 2311.02089, its ``config.py``):
-d = 64, 2 blocks, sequences of 50, AdamW lr 1e-3, weight decay 0.01, eps 1e-9, batch 64, gradient norm
-clipped at 5, early stopping on Recall@10 with patience 20 -- except dropout, 0.4 instead of LlamaRec's 0.2
-(tuned on Beauty's validation split; see docs/retriever.md).
+Defaults are LlamaRec's LRURec retriever for the Amazon datasets (arXiv 2311.02089, its ``config.py``):
+d = 64, 2 blocks, dropout 0.2 (embedding, feed-forward and LRU output), sequences of 50, AdamW lr 1e-3, weight
+decay 0.01, eps 1e-9, batch 64, gradient norm clipped at 5, early stopping on Recall@10 with patience 20. No
+default was chosen by this project; ``ulmrec retrieve tune`` selects settings for a dataset on its validation
+split (docs/retriever.md has what it selected on Beauty).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ class LRURecConfig(BaseModel):
     kind: Literal["lrurec"] = Field(default="lrurec", description="Model family (registry key).")
     hidden_size: int = Field(default=64, ge=2, description="Item embedding and block width d.")
     num_blocks: int = Field(default=2, ge=1, description="Number of LRU blocks (LRU layer + feed-forward).")
-    dropout: float = Field(default=0.4, ge=0.0, lt=1.0,
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0,
                            description="Dropout on the item embedding and inside the feed-forward layers "
-                           "(LlamaRec: 0.2, which overfits Beauty within ~6 epochs here).")
-    lru_dropout: float = Field(default=0.4, ge=0.0, lt=1.0,
+                           "(LlamaRec's 0.2).")
+    lru_dropout: float = Field(default=0.2, ge=0.0, lt=1.0,
                                description="Dropout on the LRU layer output before its residual connection "
-                               "(LlamaRec: 0.2).")
+                               "(LlamaRec's 0.2).")
     state_multiplier: int = Field(default=2, ge=1,
                                   description="Complex state size of the recurrence as a multiple of d.")
     ffn_multiplier: int = Field(default=4, ge=1, description="Feed-forward inner width as a multiple of d.")
