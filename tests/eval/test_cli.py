@@ -201,3 +201,31 @@ def test_one_line_formats_file_system_errors() -> None:
         "/a -> /b: invalid cross-device link")
     assert one_line(InputError("bad value", path="f.json", line=3)) == str(InputError("bad value",
                                                                                       path="f.json", line=3))
+
+
+def test_ctrl_c_in_a_command_is_one_line_and_status_130(tmp_path: Path) -> None:
+    """SIGINT while a command runs: no traceback, `Interrupted.`, status 130 (typer alone is silent)."""
+    import signal
+    import time
+
+    script = ("import time, typer\n"
+              "from ulmrec_eval.cli_runner import run_app\n"
+              "app = typer.Typer()\n"
+              "@app.command()\n"
+              "def slow(n: int = 1) -> None:\n"
+              "    print('started', flush=True)\n"
+              "    time.sleep(60)\n"
+              "@app.command()\n"
+              "def other() -> None:\n"
+              "    pass\n"
+              "run_app(app, prog_name='ulmrec', argv=['slow'])\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "ULMREC_DEBUG": ""},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err == "Interrupted.\n"

@@ -17,6 +17,8 @@ from ulmrec_eval.errors import is_user_error, one_line
 
 #: Exit status for a known (user-facing) error.
 EXIT_USER_ERROR = 1
+#: Exit status after Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 # typer >= 0.20 vendors click as ``typer._click`` (its exceptions are not ``click``'s); older typer uses
 # ``click`` itself, which newer typer no longer installs. Catch whichever of the two are present.
@@ -53,13 +55,15 @@ def run_app(app: typer.Typer, *, prog_name: str, argv: list[str] | None = None) 
         sys.exit(getattr(exc, "exit_code", 2))
     except _ABORT:
         print("Aborted.", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
         if os.environ.get("ULMREC_DEBUG") or not is_user_error(exc):
             raise
         print(f"{prog_name}: error: {one_line(exc)}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    if result == EXIT_INTERRUPTED:   # typer turns Ctrl-C inside a command into this status, silently
+        print("Interrupted.", file=sys.stderr)
     sys.exit(result if isinstance(result, int) else 0)
