@@ -39,7 +39,7 @@ def remove_dead_temporaries(path: str | Path) -> list[Path]:
     removed: list[Path] = []
     if not target.parent.is_dir():
         return removed
-    for entry in target.parent.glob(f".{glob_escape(target.name)}.tmp-*"):
+    for entry in target.parent.glob(f".{_glob_escape(target.name)}.tmp-*"):
         pid_text = entry.name[len(target.name) + 6:].split("-", 1)[0]
         if not pid_text.isdigit() or pid_alive(int(pid_text)) or not entry.is_file():
             continue
@@ -49,7 +49,7 @@ def remove_dead_temporaries(path: str | Path) -> list[Path]:
     return removed
 
 
-def glob_escape(name: str) -> str:
+def _glob_escape(name: str) -> str:
     """``name`` with the glob wildcards ``*``, ``?`` and ``[`` escaped."""
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
