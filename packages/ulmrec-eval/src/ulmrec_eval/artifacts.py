@@ -21,18 +21,15 @@ import errno
 import fcntl
 import hashlib
 import os
-import re
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from ulmrec_eval.errors import UlmrecError
-from ulmrec_eval.io import pid_alive
+from ulmrec_eval.io import SIDE_NAME, pid_alive, side_path
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-_ORPHAN = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
 
 
 class ArtifactExistsError(UlmrecError, FileExistsError):
@@ -95,7 +92,7 @@ def clean_orphans(parent: str | Path) -> list[Path]:
     if not folder.is_dir():
         return done
     for entry in sorted(folder.iterdir()):
-        match = _ORPHAN.match(entry.name)
+        match = SIDE_NAME.match(entry.name)
         if match is None or pid_alive(int(match["pid"])):
             continue
         target = folder / match["name"]
@@ -108,10 +105,6 @@ def clean_orphans(parent: str | Path) -> list[Path]:
                 entry.unlink()
         done.append(entry)
     return done
-
-
-def _side_name(out: Path, kind: str) -> Path:
-    return out.parent / f".{out.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def lock_path(path: str | Path) -> Path:
@@ -187,7 +180,7 @@ def atomic_dir(out: str | Path, *, force: bool, lock: bool = True) -> Iterator[P
     with folder_lock(target) if lock else contextlib.nullcontext(target):
         clean_orphans(target.parent)
         check_writable(target, force=force)
-        tmp = _side_name(target, "tmp")
+        tmp = side_path(target, "tmp")
         tmp.mkdir()
         try:
             yield tmp
@@ -226,7 +219,7 @@ def _install(tmp: Path, target: Path) -> None:
         _fsync_dir(target.parent)
         shutil.rmtree(tmp, ignore_errors=True)  # now the old artifact; a kill here leaves a dead tmp orphan
         return
-    old = _side_name(target, "old")
+    old = side_path(target, "old")
     os.rename(target, old)
     os.rename(tmp, target)
     _fsync_dir(target.parent)

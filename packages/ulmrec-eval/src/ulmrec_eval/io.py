@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +31,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+#: Name of a writer's side file or folder beside its target, ``.<name>.<kind>-<pid>-<hex>``: ``tmp`` while it
+#: is being written, ``old`` for a previous artifact moved aside.
+SIDE_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+def side_path(target: Path, kind: str) -> Path:
+    """A fresh :data:`SIDE_NAME` path of this process beside ``target``."""
+    return target.parent / f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
 def remove_dead_temporaries(path: str | Path) -> list[Path]:
     """Delete ``.<name>.tmp-<pid>-<hex>`` files of ``path`` left by writers that were killed; returns them.
 
@@ -40,8 +51,9 @@ def remove_dead_temporaries(path: str | Path) -> list[Path]:
     if not target.parent.is_dir():
         return removed
     for entry in target.parent.glob(f".{_glob_escape(target.name)}.tmp-*"):
-        pid_text = entry.name[len(target.name) + 6:].split("-", 1)[0]
-        if not pid_text.isdigit() or pid_alive(int(pid_text)) or not entry.is_file():
+        match = SIDE_NAME.match(entry.name)
+        if (match is None or match["name"] != target.name or pid_alive(int(match["pid"]))
+                or not entry.is_file()):
             continue
         with contextlib.suppress(FileNotFoundError):
             entry.unlink()
@@ -65,7 +77,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temporaries(target)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp = side_path(target, "tmp")
     os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # mode 0666 less the umask
     try:
         yield tmp
