@@ -102,13 +102,11 @@ def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], buil
         history = s.valid_input if row.split == "valid" else s.test_input
         pool = list(row.candidates[: builder.config.n_candidates])
         code = None if codes is None else codes[row.user_id]
-        if permutations == 1:
-            rendered = builder.render(instruction, user_code=code, history=list(history), candidates=pool)
-            out.append(RankingPrompt(row=row, candidates=pool, rendered=rendered))
-            continue
-        for order in letter_orders(len(pool), permutations):
-            rendered = builder.render(instruction, user_code=code, history=list(history),
-                                      candidates=[pool[i] for i in order])
+        orders: list[tuple[int, ...] | None] = (
+            [None] if permutations == 1 else list(letter_orders(len(pool), permutations)))
+        for order in orders:
+            shown = pool if order is None else [pool[i] for i in order]
+            rendered = builder.render(instruction, user_code=code, history=list(history), candidates=shown)
             out.append(RankingPrompt(row=row, candidates=pool, rendered=rendered, shown=order))
     return out
 
@@ -198,8 +196,7 @@ def merge_letter_orders(letter_scores: Sequence[Sequence[float]], orders: Sequen
     for values, order in zip(letter_scores, orders, strict=True):
         v = np.asarray(values, dtype=np.float64)
         if log_softmax:
-            top = v.max()
-            v = v - (top + np.log(np.exp(v - top).sum()))
+            v = v - np.logaddexp.reduce(v)
         shown = range(n) if order is None else order
         total[list(shown)] += v
     return (total / len(letter_scores)).tolist()
