@@ -14,10 +14,16 @@ from ulmrec_eval.errors import InputError
 from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl, read_json_model, read_jsonl_models
 
 MANIFEST = "manifest.json"
+ITEMS = "items.jsonl"
+USERS = "users.jsonl"
+SEQUENCES = "sequences.jsonl"
+#: The files of a prepared folder (nothing else may write them: see :func:`refuse_dataset_file`).
+DATASET_FILES = (MANIFEST, ITEMS, USERS, SEQUENCES)
 
 
 def _refuse_other_manifests(folder: Path, manifest_path: Path) -> None:
-    """A clear line when ``folder`` holds another artifact's manifest (a pipeline stage, an index ...)."""
+    """A clear line when ``folder``'s manifest, unreadable as a prepared dataset's, is another artifact's (a
+    pipeline stage, an index ...); returns when it is not."""
     try:
         raw = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -33,11 +39,7 @@ def _refuse_other_manifests(folder: Path, manifest_path: Path) -> None:
     if isinstance(kind, str) and kind != "prepared-dataset":
         raise InputError(f"this is a {kind!r} artifact, not a prepared dataset (`ulmrec data prepare`)",
                          path=folder)
-ITEMS = "items.jsonl"
-USERS = "users.jsonl"
-SEQUENCES = "sequences.jsonl"
-#: The files of a prepared folder (nothing else may write them: see :func:`refuse_dataset_file`).
-DATASET_FILES = (MANIFEST, ITEMS, USERS, SEQUENCES)
+
 
 
 def refuse_dataset_file(path: str | Path) -> None:
@@ -134,8 +136,11 @@ class PreparedDataset:
         if not manifest_path.is_file():
             raise InputError("not a prepared dataset (no manifest.json); run `ulmrec data prepare` first",
                              path=folder)
-        _refuse_other_manifests(folder, manifest_path)
-        manifest = read_json_model(manifest_path, PreparedManifest)
+        try:
+            manifest = read_json_model(manifest_path, PreparedManifest)
+        except InputError:
+            _refuse_other_manifests(folder, manifest_path)   # another artifact's manifest: say which
+            raise
         dataset = cls(
             manifest=manifest,
             items=list(read_jsonl_models(folder / ITEMS, ItemRecord)),
