@@ -445,6 +445,15 @@ class PrecomputedEncoder:
                            f"(X of shape (n, {self.dim}))")
 
 
+def unavailable_encoder_error(name: str, identity: str, dim: int, reason: str) -> EncoderError:
+    """The error of an encoder that cannot be loaded here: why, and how to encode new users without it."""
+    return EncoderError(
+        f"this index was built with encoder {name!r} (identity {identity}, D={dim}), which cannot be loaded "
+        f"here ({reason}); to encode new users pass UserIndexer.load(folder, encoder=...) an object with "
+        f"encode(texts) -> (n, {dim}) array, dim and identity {identity!r}, or give their vectors with "
+        f"encode_vectors(user_ids, X)")
+
+
 class UnavailableEncoder:
     """Stands in for a saved index's encoder that cannot be re-created here: lookups work, encoding says why
     it cannot and what would let it."""
@@ -453,8 +462,4 @@ class UnavailableEncoder:
         self.name, self.identity, self.dim, self.reason = name, identity, int(dim), reason
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        raise EncoderError(
-            f"this index was built with encoder {self.name!r} (identity {self.identity}, D={self.dim}), "
-            f"which cannot be loaded here ({self.reason}); to encode new users pass "
-            f"UserIndexer.load(folder, encoder=...) an object with encode(texts) -> (n, {self.dim}) array, "
-            f"dim and identity {self.identity!r}, or give their vectors with encode_vectors(user_ids, X)")
+        raise unavailable_encoder_error(self.name, self.identity, self.dim, self.reason)

@@ -65,6 +65,7 @@ from ulmrec_index.encoders import (
     TextEncoder,
     UnavailableEncoder,
     single_threaded,
+    unavailable_encoder_error,
 )
 from ulmrec_index.fusion import FusionMode, TextBank, UserFusion, uniformity_loss
 from ulmrec_index.quantizers.base import Quantizer, QuantizerConfig, TrainableQuantizer
@@ -155,8 +156,8 @@ def _encode_texts(encoder: Encoder, texts: list[str]) -> Any:
         return encoder.encode(texts)
     except (OSError, ImportError) as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        UnavailableEncoder(_encoder_name(encoder), encoder.identity, encoder.dim, reason).encode(texts)
-        raise  # pragma: no cover - encode above always raises
+        name = _encoder_name(encoder)
+        raise unavailable_encoder_error(name, encoder.identity, encoder.dim, reason) from exc
 
 
 def _encoder_info(encoder: Encoder, dim: int) -> EncoderInfo:
