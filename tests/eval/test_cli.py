@@ -229,3 +229,22 @@ def test_ctrl_c_in_a_command_is_one_line_and_status_130(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert err == "Interrupted.\n"
+
+
+def test_a_commands_own_ctrl_c_line_is_the_only_line() -> None:
+    """A command that kept its work raises CommandInterruptedError: its message alone, status 130."""
+    script = ("import typer\n"
+              "from ulmrec_eval.cli_runner import run_app\n"
+              "from ulmrec_eval.errors import CommandInterruptedError\n"
+              "app = typer.Typer()\n"
+              "@app.command()\n"
+              "def work(n: int = 1) -> None:\n"
+              "    raise CommandInterruptedError('Interrupted: kept in X; continue with --resume.')\n"
+              "@app.command()\n"
+              "def other() -> None:\n"
+              "    pass\n"
+              "run_app(app, prog_name='ulmrec', argv=['work'])\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "ULMREC_DEBUG": ""})
+    assert proc.returncode == 130
+    assert proc.stderr == "Interrupted: kept in X; continue with --resume.\n"

@@ -209,6 +209,8 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_checkpoint(tmp_path: Path) 
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "--resume" in stderr
+    assert stderr.strip().splitlines()[-1].startswith("Interrupted: checkpoint saved in")  # its one last line
+    assert "Interrupted.\n" not in stderr
     state = json.loads((out / "checkpoint.json").read_text())
     assert state["progress"]["global_step"] > 0
     assert not state["progress"]["finished"]

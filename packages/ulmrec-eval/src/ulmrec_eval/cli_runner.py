@@ -13,7 +13,7 @@ from typing import NoReturn
 import typer
 import typer.main
 
-from ulmrec_eval.errors import is_user_error, one_line
+from ulmrec_eval.errors import CommandInterruptedError, is_user_error, one_line
 
 #: Exit status for a known (user-facing) error.
 EXIT_USER_ERROR = 1
@@ -58,6 +58,9 @@ def run_app(app: typer.Typer, *, prog_name: str, argv: list[str] | None = None) 
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except CommandInterruptedError as exc:   # a command's own Ctrl-C line (what it kept, how to resume)
+        print(exc, file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
         if os.environ.get("ULMREC_DEBUG") or not is_user_error(exc):

@@ -28,6 +28,11 @@ class InputError(UlmrecError, ValueError):
         super().__init__(f"{where}{message}")
 
 
+
+class CommandInterruptedError(UlmrecError):
+    """Ctrl-C inside a command that kept its work: the message says what was kept and how to continue;
+    :func:`ulmrec_eval.cli_runner.run_app` prints it as the only line and exits with status 130."""
+
 def is_user_error(exc: BaseException) -> bool:
     """Whether ``exc`` is a known error to be shown as one line rather than a traceback."""
     if getattr(type(exc), "user_error", False):

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ulmrec_eval.errors import CommandInterruptedError
 from ulmrec_eval.events import show_progress
 
 app = typer.Typer(name="retrieve", help="Train the LRURec retriever; write candidates and metrics.",
@@ -99,9 +100,8 @@ def train(
         run = train_retriever(dataset, out, settings, device=device, resume=resume, force=force,
                               show_progress=show_progress(progress))
     except KeyboardInterrupt:
-        typer.echo(f"Interrupted: checkpoint saved in {out}; continue with `ulmrec retrieve train "
-                   f"--data {data} --out {out} --resume`.", err=True)
-        raise typer.Exit(130) from None
+        raise CommandInterruptedError(f"Interrupted: checkpoint saved in {out}; continue with `ulmrec "
+                                      f"retrieve train --data {data} --out {out} --resume`.") from None
     p = run.progress
     typer.echo(f"stopped after {p.epoch} epochs ({p.stop_reason}); best validation "
                f"{settings.train.best_metric} {p.best_score:.4f} at epoch {p.best_epoch}; "
@@ -130,10 +130,14 @@ def tune(
     from ulmrec_align.retrieval.tune import tune_retriever
 
     dataset = PreparedDataset.load(data)
-    report = tune_retriever(dataset, out, _load_config(config), max_minutes=max_minutes,
-                            max_trials=max_trials, seed=seed, device=device, force=force, resume=resume,
-                            show_progress=show_progress(progress),
-                            log=lambda line: typer.echo(line, err=True))
+    try:
+        report = tune_retriever(dataset, out, _load_config(config), max_minutes=max_minutes,
+                                max_trials=max_trials, seed=seed, device=device, force=force, resume=resume,
+                                show_progress=show_progress(progress),
+                                log=lambda line: typer.echo(line, err=True))
+    except KeyboardInterrupt:
+        raise CommandInterruptedError(f"Interrupted: the finished trials and the last checkpoint are kept in "
+                                      f"{out}.trials; continue with the same command and --resume.") from None
     for trial in report.trials:
         score = "-" if trial.valid_score is None else f"{trial.valid_score:.4f}"
         mark = "*" if trial.index == report.best else " "

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ulmrec_eval.errors import CommandInterruptedError
+
 
 def train_command(
     samples: Annotated[Path, typer.Option("--samples", help="Samples folder (`ulmrec align build`).")],
@@ -65,9 +67,8 @@ def train_command(
     try:
         manifest = run_training(request)
     except KeyboardInterrupt:
-        typer.echo(f"Interrupted: checkpoints are in {partial_dir(out)}; continue with the same command and "
-                   "--resume.", err=True)
-        raise typer.Exit(130) from None
+        raise CommandInterruptedError(f"Interrupted: checkpoints are in {partial_dir(out)}; continue with "
+                                      "the same command and --resume.") from None
     best = ("no validation samples (kept the last adapter)" if manifest.best_ndcg_at_10 is None else
             f"best validation NDCG@10 {manifest.best_ndcg_at_10:.4f} at step {manifest.best_step}")
     rate = manifest.tokens_seen / manifest.elapsed_seconds if manifest.elapsed_seconds else 0.0
