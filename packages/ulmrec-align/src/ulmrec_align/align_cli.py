@@ -60,7 +60,18 @@ def build(
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", min=64)] = 1536,
     text_tokens: Annotated[int, typer.Option("--text-tokens", min=8,
                                              help="Preference/intent texts cut to N tokens.")] = 96,
-    hard_negatives: Annotated[bool, typer.Option("--hard-negatives/--random-negatives")] = False,
+    prefixes: Annotated[str, typer.Option(
+        "--prefixes", help="next_item training samples: all (one per prefix, as LlamaRec) | last")] = "all",
+    max_prefixes: Annotated[int | None, typer.Option(
+        "--max-prefixes", min=1, help="Cap on next_item prefixes per user (the latest).")] = 10,
+    negatives: Annotated[str, typer.Option(
+        "--negatives", help="next_item training negatives: random (LlamaRec) | retriever (its best items "
+        "for that prefix; needs --retriever)")] = "random",
+    retriever: Annotated[Path | None, typer.Option(
+        "--retriever", help="Retriever folder (`ulmrec retrieve train --out`), for --negatives retriever.")]
+    = None,
+    index_permute: Annotated[int | None, typer.Option(
+        "--index-permute", help="Control: shuffle the user codes among users with this seed.")] = None,
     valid_users: Annotated[int | None, typer.Option("--valid-users", min=1,
                                                     help="Cap on validation samples.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing samples folder.")] = False,
@@ -81,17 +92,32 @@ def build(
     check_writable(out, force=force)
     if index_tokens not in ("plain", "added"):
         raise InputError(f"--index-tokens must be 'plain' or 'added', got {index_tokens!r}")
+    if prefixes not in ("all", "last"):
+        raise InputError(f"--prefixes must be 'all' or 'last', got {prefixes!r}")
+    if negatives not in ("random", "retriever"):
+        raise InputError(f"--negatives must be 'random' or 'retriever', got {negatives!r}")
+    if negatives == "retriever" and retriever is None:
+        raise InputError("--negatives retriever needs --retriever (the folder of `ulmrec retrieve train`)")
+    if index_permute is not None and _index_arg(index) is None:
+        raise InputError("--index-permute shuffles user codes: it needs --index")
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else list(DEFAULT_TASKS)
     config = AlignConfig(
         tasks=names, task_weights=parse_task_weights(task_weight or []),
         index_tokens=index_tokens,
-        model=model, max_users=max_users, seed=seed, hard_negatives=hard_negatives, valid_users=valid_users,
+        model=model, max_users=max_users, seed=seed, prefixes=prefixes,
+        max_prefixes=max_prefixes, negatives=negatives, valid_users=valid_users,
+        index_permute=index_permute,
         prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items, title_tokens=title_tokens,
                             max_prompt_tokens=max_prompt_tokens, text_tokens=text_tokens))
     index_path = _index_arg(index)
     dataset, artifact, rows, inputs = load_inputs(data, index_path, candidates)
     resolved = resolve_model(model)
     tokenizer = load_tokenizer(resolved)
+    loaded_retriever = None
+    if negatives == "retriever" and retriever is not None:
+        from ulmrec_align.retrieval.api import load_retriever
+
+        loaded_retriever = load_retriever(retriever)[0]
     start = time.perf_counter()
     total = min(config.max_users or dataset.n_users, dataset.n_users)
     bar, update = _progress_bar(total, "align build", progress and sys.stderr.isatty())
@@ -99,7 +125,8 @@ def build(
         result = build_samples(dataset, config, tokenizer, index=artifact, candidates=rows, inputs=inputs,
                                paths={"data": str(data), "index": str(index_path) if index_path else None,
                                       "candidates": str(candidates) if candidates else None},
-                               tokenizer_name=str(resolved), progress=lambda done, _: update(1))
+                               tokenizer_name=str(resolved), retriever=loaded_retriever,
+                               progress=lambda done, _: update(1))
     write_samples(out, result, force=force)
     m = result.manifest
     for split, counts in m.counts.items():
@@ -128,6 +155,13 @@ def rank(
     permutations: Annotated[int, typer.Option(
         "--permutations", min=1, help="Average over K letter orders of the candidates (removes the letter "
         "bias; K times the cost; 1 = the paper's single order).")] = 1,
+    calibration: Annotated[str, typer.Option(
+        "--calibration", help="prior: subtract the tuned model's letter prior from its letter "
+        "log-probabilities (stored with the adapter; none for an untuned model) | none: raw letter logits")]
+    = "prior",
+    index_permute: Annotated[int | None, typer.Option(
+        "--index-permute", help="Control: the user codes shuffled among users with this seed (as in "
+        "`align build --index-permute`).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Rank each user's retrieved candidates with the LLM; write ulmrec-eval predictions."""
@@ -143,6 +177,8 @@ def rank(
         raise InputError(f"--split must be 'test' or 'valid', got {split!r}")
     if method not in ("logits", "generate"):
         raise InputError(f"--method must be 'logits' or 'generate', got {method!r}")
+    if calibration not in ("prior", "none"):
+        raise InputError(f"--calibration must be 'prior' or 'none', got {calibration!r}")
     if out.exists() and not force:
         raise InputError("exists; pass --force to replace it", path=out)
     index_path = _index_arg(index)
@@ -158,10 +194,13 @@ def rank(
         ranked = rank_split(ranker, dataset, rows, index=artifact, split=split,
                             method=method,  # type: ignore[arg-type]
                             limit=limit, batch_size=batch_size, candidates_path=candidates, progress=update,
-                            permutations=permutations)
+                            permutations=permutations, calibrate=calibration == "prior",
+                            index_permute=index_permute)
     write_rankings(out, ranked)
     seconds = time.perf_counter() - start
     orders = f", {permutations} letter orders" if permutations > 1 else ""
+    if calibration == "prior" and ranker.letter_prior is not None and method == "logits":
+        orders += ", letter prior removed"
     line = (f"ranked {len(ranked)} users ({method}{orders}) in {seconds:.1f}s "
             f"({len(ranked) / seconds:.2f} users/s)")
     if method == "generate":

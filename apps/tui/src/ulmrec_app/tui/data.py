@@ -146,13 +146,19 @@ def last_progress(events: list[StageEvent]) -> StageEvent | None:
     return next((e for e in reversed(events) if e.step is not None), None)
 
 
-def curves(run: RunView) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """Training loss and validation NDCG@10 as ``(step, value)`` points, from the train stage's events."""
+Points = list[tuple[float, float]]
+
+
+def curves(run: RunView) -> tuple[Points, Points, Points]:
+    """Training loss, validation NDCG@10 (the score that selects the adapter) and the learning rate as
+    ``(step, value)`` points, from the train stage's events."""
     events = stage_events(run, "train")
     loss = [(float(e.step or i), e.loss) for i, e in enumerate(events) if e.loss is not None]
     ndcg = [(float(e.step or i), v) for i, e in enumerate(events) for k, v in (e.metric or {}).items()
-            if "ndcg" in k]
-    return loss, ndcg
+            if k in ("valid/ndcg@10", "ndcg@10")]
+    lr = [(float(e.step or i), v) for i, e in enumerate(events) for k, v in (e.metric or {}).items()
+          if k == "train/lr"]
+    return loss, ndcg, lr
 
 
 def _ulmrec(*args: str) -> subprocess.CompletedProcess[str]:

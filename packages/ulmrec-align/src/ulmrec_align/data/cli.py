@@ -76,13 +76,19 @@ def synthetic(
     items: int = typer.Option(150, "--items", min=10, help="Number of items."),
     seed: int = typer.Option(0, "--seed", help="Random seed (the output is deterministic per seed)."),
     category: str = typer.Option("Synthetic", "--category", help="Category name used in the file names."),
+    signal: str = typer.Option("reviews", "--signal", help="reviews: every non-gift review states the user's "
+                               "hidden trait | none: no review mentions it (the null world)."),
+    trait_strength: float = typer.Option(0.7, "--trait-strength", min=0.0, max=1.0,
+                                         help="Share of non-gift purchases restricted to the user's trait."),
+    gift: float = typer.Option(0.2, "--gift", min=0.0, max=0.99, help="Share of purchases that are gifts."),
 ) -> None:
-    """Write a small, realistic-looking dataset in the raw Amazon 2014 format."""
+    """Write a small, realistic-looking dataset in the raw Amazon 2014 format (with hidden user traits)."""
     from ulmrec_align.data.synthetic import check_category, write_synthetic_amazon
 
     check_category(category)
 
-    folder = write_synthetic_amazon(out, n_users=users, n_items=items, seed=seed, category=category)
+    folder = write_synthetic_amazon(out, n_users=users, n_items=items, seed=seed, category=category,
+                                    signal=signal, trait_strength=trait_strength, gift=gift)
     typer.echo(f"wrote {folder / f'reviews_{category}_5.json.gz'} and {folder / f'meta_{category}.json.gz'}")
     typer.echo(f"next: ulmrec data prepare --source amazon --path {folder} --out <DIR>")
 

@@ -8,7 +8,17 @@ per category ("dry skin", "frizzy hair").
 Sequences carry sequential signal: after buying an item, a user usually moves to the next step of that
 category's routine (preferring the same brand); otherwise they pick an item by taste x popularity. Ratings
 rise with the match between item and taste; review texts and summaries mention the user's concern, the brand,
-the product type and praise or complaints that agree with the rating. ``unixReviewTime`` strictly increases
+the product type and praise or complaints that agree with the rating.
+
+**Traits** (what the reviews carry and the history does not): every item has one of a few traits, shown at
+the end of its title ("…, 2 oz - Vegan"); every user has a hidden trait. A purchase is a gift with
+probability ``gift`` (any trait; its review says it was a gift); otherwise it is restricted to the user's
+trait with probability ``trait_strength``. The history therefore shows the trait only through noise (gifts,
+off-trait buys), while with ``signal="reviews"`` every non-gift review states the trait plainly ("As a vegan
+I only buy vegan products"); with ``signal="none"`` (the null world) no review mentions it. A user index
+built from the reviews can then know what the history only hints at.
+
+``unixReviewTime`` strictly increases
 along each user's sequence (whole days, as in the real crawl). Every user and item has >= 5 interactions, so
 the default 5-core keeps them all. Output is deterministic per seed.
 
@@ -75,6 +85,16 @@ BRANDS: dict[str, tuple[str, ...]] = {
     "Coral Bay": ("Bath & Body",), "Rose &amp; Thorn": ("Bath & Body", "Nails"),
     "Lacquer Lab": ("Nails",), "Polished Co.": ("Nails", "Makeup"),
 }
+#: trait label (in titles) -> the sentence a user with that trait writes in reviews
+TRAITS: dict[str, str] = {
+    "Vegan": "As a vegan, I only buy vegan, cruelty-free products.",
+    "Fragrance-Free": "Scents give me headaches, so everything I use has to be fragrance-free.",
+    "Organic": "I try to use only organic, certified natural ingredients.",
+    "Hypoallergenic": "With my allergies I can only use hypoallergenic, dermatologist-tested products.",
+}
+SIGNALS = ("reviews", "none")
+GIFT_LINES = ["I bought this as a gift for my sister.", "This was a present for a friend.",
+              "Got this for my mother's birthday."]
 VARIANTS = ["Travel Size", "Value Pack", "Limited Edition", "New Formula", "Salon Size", "Twin Pack"]
 PRAISE = ["works wonders", "made a real difference", "is the best I have tried", "absorbs quickly",
           "feels luxurious", "lasts all day", "did exactly what it promised"]
@@ -100,6 +120,7 @@ class _Item:
     title: str
     price: float
     popularity: float
+    trait: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,7 @@ class _User:
     weights: dict[str, float]  # category -> taste weight (sums to 1)
     brands: tuple[str, ...]
     concerns: dict[str, str]  # category -> the user's concern in it
+    trait: str = ""           # hidden: stated in reviews (signal="reviews"), governs non-gift purchases
 
 
 def _new_id(rng: random.Random, prefix: str, length: int, taken: set[str]) -> str:
@@ -130,13 +152,15 @@ def _make_items(rng: random.Random, n_items: int) -> list[_Item]:
         routine, adjectives, _, sizes = CATEGORIES[category]
         step = (index // len(categories)) % len(routine)
         brand = rng.choice(brands_of[category])
+        trait = list(TRAITS)[(index // (len(categories) * len(routine))) % len(TRAITS)]
         title = f"{brand} {rng.choice(adjectives)} {routine[step]}, {rng.choice(sizes)}"
-        while title in titles:
+        while f"{title} - {trait}" in titles:
             title = f"{title} ({rng.choice(VARIANTS)})"
+        title = f"{title} - {trait}"
         titles.add(title)
         items.append(_Item(asin=_new_id(rng, "B00", 7, taken), category=category, step=step, brand=brand,
                            title=title, price=round(rng.uniform(4, 60), 2),
-                           popularity=1.0 / (1 + rng.random() * 9) ** 1.2))
+                           popularity=1.0 / (1 + rng.random() * 9) ** 1.2, trait=trait))
     return items
 
 
@@ -156,6 +180,7 @@ def _make_users(rng: random.Random, n_users: int) -> list[_User]:
             weights={c: w / total for c, w in weights.items()},
             brands=tuple(rng.sample(home, 2)),
             concerns={c: rng.choice(CATEGORIES[c][2]) for c in categories},
+            trait=rng.choice(list(TRAITS)),
         ))
     return users
 
@@ -165,6 +190,10 @@ def _affinity(user: _User, item: _Item) -> float:
     return user.weights[item.category] * (3.0 if item.brand in user.brands else 1.0) * item.popularity
 
 
+def _fits(user: _User, item: _Item, restrict: bool) -> bool:
+    return not restrict or item.trait == user.trait
+
+
 def _match(user: _User, item: _Item) -> float:
     """Taste match in [0, 1] that drives the rating."""
     top = max(user.weights.values())
@@ -172,11 +201,12 @@ def _match(user: _User, item: _Item) -> float:
 
 
 def _next_routine_item(rng: random.Random, user: _User, current: _Item, items: list[_Item],
-                       used: set[int]) -> int | None:
+                       used: set[int], restrict: bool = False) -> int | None:
     routine = CATEGORIES[current.category][0]
     step = (current.step + 1) % len(routine)
     pool = [i for i, it in enumerate(items)
-            if it.category == current.category and it.step == step and i not in used]
+            if it.category == current.category and it.step == step and i not in used
+            and _fits(user, it, restrict)]
     if not pool:
         return None
     weights = [(4.0 if items[i].brand == current.brand else 1.0) * (0.5 + items[i].popularity) for i in pool]
@@ -184,19 +214,29 @@ def _next_routine_item(rng: random.Random, user: _User, current: _Item, items: l
 
 
 def _make_sequences(rng: random.Random, users: list[_User], items: list[_Item], *, min_count: int,
-                    follow: float) -> list[list[int]]:
+                    follow: float, trait_strength: float, gift: float,
+                    gifts: set[tuple[int, int]]) -> list[list[int]]:
+    """Sequences of item indices; ``gifts`` receives the ``(user, item)`` pairs bought as gifts."""
     sequences: list[list[int]] = []
-    for user in users:
+    for u, user in enumerate(users):
         length = min(len(items), min_count + int(rng.expovariate(1 / 4.0)))
         affinity = [_affinity(user, it) for it in items]
         seq: list[int] = []
         used: set[int] = set()
         while len(seq) < length:
             choice = None
-            if seq and rng.random() < follow:
-                choice = _next_routine_item(rng, user, items[seq[-1]], items, used)
-            if choice is None:
+            if rng.random() < gift:   # a gift: anything popular, whatever the user's own tastes
                 pool = [i for i in range(len(items)) if i not in used]
+                choice = rng.choices(pool, weights=[items[i].popularity for i in pool])[0]
+                gifts.add((u, choice))
+            restrict = rng.random() < trait_strength
+            if choice is None and seq and rng.random() < follow:
+                choice = _next_routine_item(rng, user, items[seq[-1]], items, used, restrict)
+                if choice is None and restrict:
+                    choice = _next_routine_item(rng, user, items[seq[-1]], items, used)
+            if choice is None:
+                pool = [i for i in range(len(items)) if i not in used and _fits(user, items[i], restrict)]
+                pool = pool or [i for i in range(len(items)) if i not in used]
                 choice = rng.choices(pool, weights=[affinity[i] for i in pool])[0]
             seq.append(choice)
             used.add(choice)
@@ -208,7 +248,10 @@ def _make_sequences(rng: random.Random, users: list[_User], items: list[_Item], 
         for i in seq:
             counts[i] += 1
     for i, item in enumerate(items):
-        ranked = sorted(range(len(users)), key=lambda u: (-_affinity(users[u], item), u))
+        def liking(u: int, item: _Item = item) -> float:
+            return _affinity(users[u], item) * (3.0 if users[u].trait == item.trait else 1.0)
+
+        ranked = sorted(range(len(users)), key=lambda u: (-liking(u), u))
         for u in ranked:
             if counts[i] >= min_count:
                 break
@@ -226,8 +269,19 @@ def _rating(rng: random.Random, user: _User, item: _Item) -> int:
     return max(1, min(5, round(2.0 + 3.0 * _match(user, item) + rng.gauss(0.0, 0.7))))
 
 
-def _review(rng: random.Random, user: _User, item: _Item, rating: int) -> tuple[str, str]:
-    """(reviewText, summary) that reflect the user's concern, the item and the rating."""
+def _review(rng: random.Random, user: _User, item: _Item, rating: int, *, signal: str = "reviews",
+            gift: bool = False) -> tuple[str, str]:
+    """(reviewText, summary) that reflect the user's concern, the item and the rating; a gift's review says
+    so; with ``signal="reviews"`` every other review first states the user's trait."""
+    text, summary = _review_body(rng, user, item, rating)
+    if gift:
+        return f"{rng.choice(GIFT_LINES)} {text}", summary
+    if signal == "reviews":
+        return f"{TRAITS[user.trait]} {text}", summary
+    return text, summary
+
+
+def _review_body(rng: random.Random, user: _User, item: _Item, rating: int) -> tuple[str, str]:
     product = CATEGORIES[item.category][0][item.step].lower()
     brand = html.unescape(item.brand)
     concern = user.concerns[item.category]
@@ -263,27 +317,35 @@ def check_category(category: str) -> str:
 
 
 def write_synthetic_amazon(out_dir: Path, *, n_users: int = 300, n_items: int = 150, seed: int = 0,
-                           category: str = "Synthetic", follow: float = 0.6, min_count: int = 5) -> Path:
+                           category: str = "Synthetic", follow: float = 0.6, min_count: int = 5,
+                           signal: str = "reviews", trait_strength: float = 0.7, gift: float = 0.2) -> Path:
     """Write ``reviews_<category>_5.json.gz`` and ``meta_<category>.json.gz`` into ``out_dir``; return it.
 
     ``follow`` is the probability that the next purchase is the next routine step of the current item (the
-    sequential signal); ``min_count`` (>= 3) is the guaranteed number of interactions per user and per item.
+    sequential signal); ``min_count`` (>= 3) is the guaranteed number of interactions per user and per item;
+    ``signal``, ``trait_strength`` and ``gift`` shape the traits (module docstring).
     """
     check_category(category)
+    if signal not in SIGNALS:
+        raise InputError(f"--signal must be one of {', '.join(SIGNALS)}, got {signal!r}")
+    if not (0 <= trait_strength <= 1 and 0 <= gift < 1):
+        raise InputError("--trait-strength must be in [0, 1] and --gift in [0, 1)")
     if n_users < min_count or n_items < 2 * len(CATEGORIES) or min_count < 3:
         raise ValueError(f"need n_users >= {min_count}, n_items >= {2 * len(CATEGORIES)} and min_count >= 3")
     rng = random.Random(seed)
     items = _make_items(rng, n_items)
     users = _make_users(rng, n_users)
-    sequences = _make_sequences(rng, users, items, min_count=min_count, follow=follow)
+    gifts: set[tuple[int, int]] = set()
+    sequences = _make_sequences(rng, users, items, min_count=min_count, follow=follow,
+                                trait_strength=trait_strength, gift=gift, gifts=gifts)
 
     reviews: list[dict[str, object]] = []
-    for user, seq in zip(users, sequences, strict=True):
+    for u, (user, seq) in enumerate(zip(users, sequences, strict=True)):
         day = rng.randrange(_SPAN_DAYS)
         for i in seq:
             item = items[i]
             rating = _rating(rng, user, item)
-            text, summary = _review(rng, user, item, rating)
+            text, summary = _review(rng, user, item, rating, signal=signal, gift=(u, i) in gifts)
             when = _START + day * _DAY
             date = dt.datetime.fromtimestamp(when, tz=dt.timezone.utc)
             helpful_total = rng.randrange(4)

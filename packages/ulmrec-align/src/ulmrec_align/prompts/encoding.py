@@ -39,6 +39,7 @@ class EncodedSample:
     input_ids: list[int]
     labels: list[int]
     prompt_length: int
+    cut: bool = False  # the prompt was cut from the left to fit max_length
 
 
 def special_prefix(tokenizer: Any) -> list[int]:
@@ -108,13 +109,14 @@ def encode_sample(tokenizer: Any, sample: Any, *, index_tokens: IndexTokens = "p
     prompt = encode_prompt(tokenizer, sample.prompt, sample.prompt_code_spans, index_tokens=index_tokens)
     response = encode_response(tokenizer, sample.response, sample.response_code_spans,
                                index_tokens=index_tokens)
-    if max_length is not None and len(prompt) + len(response) > max_length:
+    cut = max_length is not None and len(prompt) + len(response) > max_length
+    if max_length is not None and cut:
         prefix = special_prefix(tokenizer)
         keep = max(max_length - len(response) - len(prefix), 0)
         prompt = prefix + prompt[len(prompt) - keep:] if keep else prefix
     return EncodedSample(input_ids=prompt + response,
                          labels=[IGNORE_INDEX] * len(prompt) + response,
-                         prompt_length=len(prompt))
+                         prompt_length=len(prompt), cut=cut)
 
 
 def letter_token_ids(tokenizer: Any, n_letters: int = len(LETTERS)) -> list[int]:

@@ -6,6 +6,11 @@ Each output row is an ``ulmrec-eval`` prediction: ``candidates`` in retriever or
 letters the model listed, in its order, and 0 for letters it did not list (ranked last, tied; ties count
 pessimistically in ``ulmrec-eval``).
 
+**Letter prior** (``calibrate``, the default when the tuned model has one): each prompt's letter logits become
+log-probabilities over its ``n`` letters and the model's content-free preference for each letter (estimated
+on shuffled-letter validation prompts at training time, :func:`ulmrec_align.tuning.train.letter_prior`) is
+subtracted: ``s_j = log softmax(z)_j − prior_j`` (PriDe-style debiasing, one pass, no labels).
+
 **Letter orders** (``permutations = K > 1``): an LLM prefers some letters whatever they stand for (a tuned
 model often picks ``A``, the retriever's top-1). Each user is then prompted with ``K`` orders of the same
 candidates: the retriever's and ``K - 1`` cyclic shifts spread evenly (candidate ``i`` shown at letter
@@ -64,6 +69,8 @@ class RankingModel:
     prompt: PromptConfig
     index_tokens: IndexTokens
     name: str
+    letter_prior: list[float] | None = None
+    index_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,9 +136,27 @@ def parse_ranking(text: str, n: int) -> list[int]:
     return seen
 
 
+def calibrate_letters(values: Sequence[float], prior: Sequence[float] | None) -> list[float]:
+    """``log softmax(values) − prior[:n]`` (``prior`` None: ``values`` unchanged).
+
+    >>> calibrate_letters([0.0, 0.0], [-0.1, -2.0])
+    [-0.5931471805599453, 1.3068528194401547]
+    """
+    if prior is None:
+        return list(values)
+    v = np.asarray(values, dtype=np.float64)
+    v = v - np.logaddexp.reduce(v)
+    p = np.asarray(list(prior)[: len(v)], dtype=np.float64)
+    if len(p) < len(v):
+        p = np.concatenate([p, np.zeros(len(v) - len(p))])
+    return (v - p).tolist()
+
+
 def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, method: Method = "logits",
-                 batch_size: int = 8, progress: Callable[[int], None] | None = None) -> list[RankRow]:
-    """Score every prompt with ``method``; rows in input order."""
+                 batch_size: int = 8, progress: Callable[[int], None] | None = None,
+                 calibrate: bool = True) -> list[RankRow]:
+    """Score every prompt with ``method``; rows in input order. ``calibrate`` (``logits`` only) removes the
+    model's letter prior when it has one."""
     tok = ranker.tokenizer
     encoded = [encode_prompt(tok, p.rendered.text, p.rendered.spans, index_tokens=ranker.index_tokens)
                for p in prompts]
@@ -141,7 +166,9 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
         letters = letter_token_ids(tok, max(n_max, 1))
         scores = last_logits(ranker.model, encoded, pad_id=int(tok.pad_token_id or 0), batch_size=batch_size,
                              columns=letters, progress=progress)
-        per_row = [scores[i, : len(p.candidates)].astype(float).tolist() for i, p in enumerate(prompts)]
+        prior = ranker.letter_prior if calibrate else None
+        per_row = [calibrate_letters(scores[i, : len(p.candidates)].astype(float).tolist(), prior)
+                   for i, p in enumerate(prompts)]
     else:
         texts = generate_texts(ranker, encoded, max_new_tokens=2 * n_max + 2, batch_size=batch_size,
                                progress=progress)
@@ -159,7 +186,8 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
         first = prompts[members[0]]
         if len(members) == 1 and first.shown is None:
             merged, parsed = per_row[members[0]], parsed_flags[members[0]]
-            source = f"{method}:{ranker.name}"
+            calibrated = method == "logits" and calibrate and ranker.letter_prior is not None
+            source = f"{method}{'+prior' if calibrated else ''}:{ranker.name}"
         else:
             merged = merge_letter_orders([per_row[i] for i in members],
                                          [prompts[i].shown for i in members], log_softmax=method == "logits")

@@ -11,6 +11,9 @@ chunk's letter logits become log-probabilities over that chunk (``log_softmax``)
 merged. Chunked scores are comparable only approximately across chunks (each chunk's probabilities sum to
 one); order a large pool with the retriever first so that chunk 1 holds its best candidates.
 
+The tuned model's letter prior is removed from its letter log-probabilities (``calibrate=False``: raw
+logits), as ``align rank --calibration prior`` does.
+
 ``permutations = K > 1`` prompts every chunk in K letter orders and averages each candidate's letter
 log-probability (see :mod:`ulmrec_align.ranking.ranker`), against the model's letter bias, at K× the cost.
 """
@@ -28,7 +31,7 @@ from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.builder import PromptBuilder
 from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
 from ulmrec_align.prompts.templates import TEMPLATES
-from ulmrec_align.ranking.ranker import RankingModel, letter_orders, merge_letter_orders
+from ulmrec_align.ranking.ranker import RankingModel, calibrate_letters, letter_orders, merge_letter_orders
 from ulmrec_align.ranking.scorer import last_logits
 from ulmrec_eval.errors import InputError
 from ulmrec_index.artifact import IndexArtifact, load_index
@@ -48,11 +51,13 @@ class Recommender:
     """Rank candidates for a user with a tuned LLM (see the module docstring)."""
 
     def __init__(self, ranker: RankingModel, dataset: PreparedDataset, *, index: IndexArtifact | None = None,
-                 retriever: Any | None = None, batch_size: int = 8, permutations: int = 1) -> None:
+                 retriever: Any | None = None, batch_size: int = 8, permutations: int = 1,
+                 calibrate: bool = True) -> None:
         if permutations < 1:
             raise InputError(f"permutations must be at least 1, got {permutations}")
         self.ranker = ranker
         self.permutations = permutations
+        self.calibrate = calibrate
         self.dataset = dataset
         self.index = index
         self.retriever = retriever
@@ -145,11 +150,13 @@ class Recommender:
                              columns=letters)
         out: list[float] = []
         row = 0
+        prior = self.ranker.letter_prior if self.calibrate else None
         for chunk, orders in zip(chunks, shown, strict=True):
-            values = [logits[row + k, : len(chunk)].astype(np.float64).tolist() for k in range(len(orders))]
+            values = [calibrate_letters(logits[row + k, : len(chunk)].astype(np.float64).tolist(), prior)
+                      for k in range(len(orders))]
             row += len(orders)
             if len(orders) == 1 and len(chunks) == 1:
-                out += values[0]          # one prompt: the letter logits themselves
+                out += values[0]          # one prompt: the (calibrated) letter scores themselves
             else:
                 out += merge_letter_orders(values, orders, log_softmax=True)
         return out

@@ -27,6 +27,8 @@ class BuildContext:
     codes: dict[int, str] | None                      # dense user id -> code text, e.g. '<a_1><b_2>'
     candidates: dict[tuple[str, int], CandidateRow]    # (split, dense user id) -> retrieved candidates
     summariser: Summariser
+    #: (dense user id, prefix length) -> the retriever's best items for that training prefix, best first
+    hard_negatives: dict[tuple[int, int], list[int]] = field(default_factory=dict)
     _preferences: dict[int, str | None] = field(default_factory=dict)
 
     def split(self, user: int) -> UserSplit:

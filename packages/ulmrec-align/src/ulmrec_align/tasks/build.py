@@ -52,6 +52,46 @@ def user_codes(dataset: PreparedDataset, index: IndexArtifact, *,
     return codes
 
 
+def permute_codes(codes: dict[int, str], seed: int | None) -> dict[int, str]:
+    """``codes`` shuffled among the users with ``seed`` (None: unchanged): the same code distribution, no
+    information about the user — the control that tells a user index from a mere extra token.
+
+    >>> sorted(permute_codes({0: "a", 1: "b", 2: "c"}, 1).values())
+    ['a', 'b', 'c']
+    """
+    if seed is None:
+        return codes
+    users = sorted(codes)
+    values = [codes[u] for u in users]
+    random.Random(seed).shuffle(values)
+    return dict(zip(users, values, strict=True))
+
+
+def retriever_negatives(dataset: PreparedDataset, retriever: Any, users: Sequence[int], config: AlignConfig,
+                        *, batch: int = 256) -> dict[tuple[int, int], list[int]]:
+    """``(user, prefix length) -> the retriever's best items for that prefix`` (items of the prefix masked),
+    for every next_item training prefix of ``users``. The retriever reads only the prefix, so no later
+    interaction is an input. ``2 × n_candidates`` items are kept (the target is removed later)."""
+    import torch
+
+    from ulmrec_align.tasks.builders import training_prefixes
+
+    keys = [(u, t) for u in users for t in training_prefixes(dataset.splits[u].train, mode=config.prefixes,
+                                                              cap=config.max_prefixes)]
+    keep = min(2 * config.prompt.n_candidates, dataset.n_items)
+    out: dict[tuple[int, int], list[int]] = {}
+    with torch.no_grad():
+        for start in range(0, len(keys), batch):
+            chunk = keys[start:start + batch]
+            histories = [list(dataset.splits[u].train[:t]) for u, t in chunk]
+            scores = retriever.score_histories(histories).float().clone()
+            for row, history in enumerate(histories):
+                scores[row, history] = -float("inf")
+            top = scores.topk(keep, dim=1).indices.tolist()
+            out.update(zip(chunk, ([int(i) for i in r] for r in top), strict=True))
+    return out
+
+
 def check_candidates(dataset: PreparedDataset, rows: dict[tuple[str, int], CandidateRow],
                      path: str | Path) -> None:
     """Refuse candidates written for another dataset (targets must be the split's targets)."""
@@ -86,18 +126,23 @@ def select_users(n_users: int, max_users: int | None, seed: int) -> list[int]:
 def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any, *,
                   index: IndexArtifact | None, candidates: dict[tuple[str, int], CandidateRow],
                   inputs: InputHashes, paths: dict[str, str | None], tokenizer_name: str,
-                  summariser: Summariser | None = None,
+                  summariser: Summariser | None = None, retriever: Any | None = None,
                   progress: Callable[[int, int], None] | None = None) -> BuildResult:
-    """Build every enabled task's samples in memory (see the module docstring)."""
+    """Build every enabled task's samples in memory (see the module docstring). ``retriever`` (a loaded
+    sequence retriever) is needed for ``negatives="retriever"``."""
+    if config.negatives == "retriever" and retriever is None:
+        raise InputError("--negatives retriever needs --retriever (the folder of `ulmrec retrieve train`)")
     if config.index_tokens == "added" and index is not None:
         from ulmrec_align.prompts.index_tokens import add_index_tokens
 
         add_index_tokens(tokenizer, index.token_format, index.codebook_sizes)
     prompts = PromptBuilder(tokenizer, config.prompt, titles=dataset.titles(),
                             index_tokens=config.index_tokens if index is not None else "plain")
-    ctx = BuildContext(dataset=dataset, config=config, prompts=prompts,
-                       codes=(user_codes(dataset, index, path=paths.get("index") or "index")
-                              if index else None),
+    codes = None
+    if index is not None:
+        codes = permute_codes(user_codes(dataset, index, path=paths.get("index") or "index"),
+                              config.index_permute)
+    ctx = BuildContext(dataset=dataset, config=config, prompts=prompts, codes=codes,
                        candidates=candidates, summariser=summariser or ExtractiveSummariser())
     builders = []
     skipped: dict[str, str] = {}
@@ -115,6 +160,8 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
         skipped.setdefault("next_item:valid", "no validation candidates (--candidates not given)")
 
     users = select_users(dataset.n_users, config.max_users, config.seed)
+    if config.negatives == "retriever" and any(b.name == "next_item" for b in builders):
+        ctx.hard_negatives = retriever_negatives(dataset, retriever, users, config)
     samples: dict[str, list[AlignmentSample]] = {"train": [], "valid": []}
     for done, user in enumerate(users, start=1):
         for builder in builders:

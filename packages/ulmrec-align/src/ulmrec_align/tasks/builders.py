@@ -53,9 +53,25 @@ def lettered_pool(ctx: BuildContext, target: int, history: Sequence[int], rng: r
     return pool
 
 
+def training_prefixes(train: Sequence[int], *, mode: str, cap: int | None) -> list[int]:
+    """Prefix lengths ``t`` whose sample predicts ``train[t]`` from ``train[:t]`` (``t >= 1``): every one
+    (``all``, the latest ``cap``) or only the last (``last``), oldest first.
+
+    >>> training_prefixes([5, 6, 7, 8], mode="all", cap=2)
+    [2, 3]
+    """
+    lengths = list(range(1, len(train)))
+    if mode == "last":
+        return lengths[-1:]
+    return lengths if cap is None else lengths[-cap:]
+
+
 class NextItem:
-    """Task 1; training candidates are random (or hard, from the retriever) negatives, validation candidates
-    are the retriever's own (users whose target it missed are left out: they measure nothing)."""
+    """Task 1. Training: one sample per prefix of the training sequence (``prefixes``), with random
+    negatives or the retriever's best items for that prefix (``negatives``), shuffled. Validation: the
+    retriever's candidates for the validation target, **shuffled** (seeded), so that model selection
+    rewards neither a letter preference nor the retriever's order; users whose target the retriever missed
+    are left out (they measure nothing)."""
 
     name: ClassVar[str] = "next_item"
     needs_index: ClassVar[bool] = False
@@ -67,25 +83,30 @@ class NextItem:
     def build(self, ctx: BuildContext, user: int, split: SampleSplit,
               rng: random.Random) -> list[AlignmentSample]:
         s = ctx.split(user)
-        number, instruction = (pick_template(self.name, rng) if split == "train"
-                               else (0, TEMPLATES[self.name][0]))
-        if split == "train":
-            if len(s.train) < 2:
-                return []
-            history, target = list(s.train[:-1]), s.train[-1]
-            hard = ctx.candidates.get(("valid", user)) if ctx.config.hard_negatives else None
-            pool = lettered_pool(ctx, target, history, rng, preferred=hard.candidates if hard else ())
-        else:
+        if split != "train":
             row = ctx.candidates.get(("valid", user))
             if row is None or not row.target_in_candidates:
                 return []
             history, target = list(s.valid_input), s.valid_target
-            pool = row.candidates[: ctx.config.prompt.n_candidates]
+            pool = list(row.candidates[: ctx.config.prompt.n_candidates])
             if target not in pool:
                 return []
+            rng.shuffle(pool)
+            return [self._sample(ctx, user, split, (0, TEMPLATES[self.name][0]), history, pool, target)]
+        out = []
+        for length in training_prefixes(s.train, mode=ctx.config.prefixes, cap=ctx.config.max_prefixes):
+            history, target = list(s.train[:length]), s.train[length]
+            pool = lettered_pool(ctx, target, history, rng,
+                                 preferred=ctx.hard_negatives.get((user, length), ()))
+            out.append(self._sample(ctx, user, split, pick_template(self.name, rng), history, pool, target))
+        return out
+
+    def _sample(self, ctx: BuildContext, user: int, split: SampleSplit, template: tuple[int, str],
+                history: list[int], pool: list[int], target: int) -> AlignmentSample:
+        number, instruction = template
         rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), history=history, candidates=pool)
-        return [ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
-                           response=pool_letter(pool, target), candidates=pool, target=target)]
+        return ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
+                          response=pool_letter(pool, target), candidates=pool, target=target)
 
 
 def pool_letter(pool: Sequence[int], target: int) -> str:
@@ -192,11 +213,26 @@ class RatingPrediction:
 
 
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+
+
+def without_title_words(text: str, title: str) -> str:
+    """``text`` with every word of ``title`` (3+ letters, any case) removed, so that an intent written from a
+    review cannot be answered by matching the target's title word for word.
+
+    >>> without_title_words("I love this Silk Theory shampoo, so soft.", "Silk Theory Moisturizing Shampoo")
+    'I love this, so soft.'
+    """
+    banned = {w.lower() for w in _WORD.findall(title) if len(w) >= 3}
+    kept = _WORD.sub(lambda m: "" if m.group(0).lower() in banned else m.group(0), text)
+    kept = re.sub(r"\s+([,.!?;:])", r"\1", kept)
+    return re.sub(r"\s{2,}", " ", kept).strip()
 
 
 class IntentPrediction:
     """Task 6: the latest training interaction that has a review or summary; the intent is the review's first
-    sentence (or the summary), phrased as a request; candidates are drawn as in ``next_item``."""
+    sentence (or the summary) without the words of the item's own title (no copy task), phrased as a request;
+    candidates are drawn as in ``next_item``."""
 
     name: ClassVar[str] = "intent"
     needs_index: ClassVar[bool] = True
@@ -218,9 +254,12 @@ class IntentPrediction:
                 break
         else:
             return []
+        target = train[position]
+        text = without_title_words(text, ctx.dataset.items[target].title)
+        if not _WORD.search(text):
+            return []
         intent = ctx.prompts.cut(f"I am looking for something that fits this: {text}",
                                  ctx.config.prompt.text_tokens)
-        target = train[position]
         pool = lettered_pool(ctx, target, train[:position], rng)
         number, instruction = pick_template(self.name, rng)
         rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), candidates=pool,

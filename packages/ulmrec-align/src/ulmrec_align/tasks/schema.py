@@ -5,9 +5,9 @@ per line) and ``manifest.json`` (:class:`AlignManifest`). Written by ``ulmrec al
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
@@ -66,9 +66,28 @@ class AlignConfig(BaseModel):
     max_users: int | None = Field(default=None, ge=1, description="A seeded random subset of users.")
     seed: int = 0
     prompt: PromptConfig = Field(default_factory=PromptConfig)
-    hard_negatives: bool = Field(default=False, description="next_item training negatives from the "
-                                 "retriever's validation candidates (then random ones) instead of random.")
+    prefixes: Literal["all", "last"] = Field(
+        default="all", description="next_item training samples: one per prefix of the training sequence (as "
+        "LlamaRec), the latest `max_prefixes` per user; 'last': only the last training item as target.")
+    max_prefixes: int | None = Field(default=10, ge=1, description="Cap on next_item prefixes per user (the "
+                                     "latest ones); None = every prefix.")
+    negatives: Literal["random", "retriever"] = Field(
+        default="random", description="next_item training negatives: uniformly random items (LlamaRec), or "
+        "the items the retriever ranks highest for that very prefix (hard, like the test candidates; needs "
+        "--retriever; no later interaction is an input).")
     valid_users: int | None = Field(default=None, ge=1, description="Cap on validation samples.")
+    index_permute: int | None = Field(default=None, description="Control: user codes shuffled among users "
+                                      "with this seed (same codes, no user information).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_fields(cls, data: Any) -> Any:
+        """Samples built before prefixes existed had ``hard_negatives`` (validation candidates) and one
+        sample per user."""
+        if isinstance(data, dict) and "hard_negatives" in data:
+            data = {k: v for k, v in data.items() if k != "hard_negatives"}
+            data.setdefault("prefixes", "last")
+        return data
 
 
 class AlignManifest(BaseModel):

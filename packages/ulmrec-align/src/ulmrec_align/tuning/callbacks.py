@@ -1,10 +1,12 @@
-"""The tuner's ``TrainerCallback``: validation NDCG@10 every few steps, the best adapter kept, early stopping,
-a training-time budget, and progress events (``$ULMREC_EVENTS``)."""
+"""The tuner's ``TrainerCallback``: validation NDCG@10 every few steps, the best adapter kept (with its letter
+prior), early stopping, a training-time budget, the loss/learning-rate curve, and progress events
+(``$ULMREC_EVENTS``)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,21 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ulmrec_align.tuning.checkpoints import BEST_PREFIX, Progress, save_adapter_atomically
-from ulmrec_align.tuning.config import ValidationPoint
+from ulmrec_align.tuning.config import CurvePoint, ValidationPoint
 
-#: ``validate(model) -> NDCG@10`` on the validation ranking samples.
-Validator = Callable[[Any], float]
+
+@dataclass(frozen=True)
+class ValidationScores:
+    """What one validation measured: the score that selects the adapter, the uncalibrated score, and the
+    letter prior it was calibrated with (None when not estimated)."""
+
+    score: float
+    raw: float | None = None
+    prior: list[float] | None = None
+
+
+#: ``validate(model) -> ValidationScores`` (or a bare float) on the validation ranking samples.
+Validator = Callable[[Any], "ValidationScores | float"]
 
 
 def _emit(**fields: Any) -> None:
@@ -45,7 +58,7 @@ class TuningCallback(TrainerCallback):
 
     def __init__(self, *, run_dir: Path, validate: Validator | None, every: int, patience: int | None,
                  max_seconds: float | None, is_main: bool, samples_counter: Callable[[], int],
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, task_losses: Callable[[], dict[str, float]] | None = None) -> None:
         self.run_dir = run_dir
         self.validate = validate
         self.every = every
@@ -54,6 +67,7 @@ class TuningCallback(TrainerCallback):
         self.is_main = is_main
         self.samples_counter = samples_counter
         self.world_size = world_size
+        self.task_losses = task_losses
         self.progress = Progress()
         self._base_samples = 0
         self._start = time.monotonic()
@@ -97,12 +111,15 @@ class TuningCallback(TrainerCallback):
             return
         assert self.validate is not None
         with torch.random.fork_rng(devices=[]):  # validation never shifts the training RNG stream
-            score = float(self.validate(model))
+            measured = self.validate(model)
+        scores = measured if isinstance(measured, ValidationScores) else ValidationScores(float(measured))
+        score = scores.score
         self._last_validated = step
         p = self.progress
-        p.history.append(ValidationPoint(step=step, ndcg_at_10=score))
+        p.history.append(ValidationPoint(step=step, ndcg_at_10=score, ndcg_at_10_raw=scores.raw))
         if p.best_score is None or score > p.best_score:
             p.best_score, p.best_step, p.bad_validations = score, step, 0
+            p.best_prior = scores.prior
             if self.is_main:
                 save_adapter_atomically(model, self.run_dir / f"{BEST_PREFIX}{step}")
         else:
@@ -111,11 +128,22 @@ class TuningCallback(TrainerCallback):
                 p.stop_reason = f"early stopping (no better NDCG@10 in {self.patience} validations)"
                 control.should_training_stop = True
         if self.is_main:
-            _emit(step=step, metric={"valid/ndcg@10": score},
+            metric = {"valid/ndcg@10": score}
+            if scores.raw is not None:
+                metric["valid/ndcg@10 (uncalibrated)"] = scores.raw
+            _emit(step=step, metric=metric,
                   message=f"step {step}: validation NDCG@10 {score:.4f} "
                           f"(best {p.best_score:.4f} at {p.best_step})")
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, float] | None = None, **kwargs: Any) -> None:
-        if self.is_main and logs and "loss" in logs:
-            _emit(step=state.global_step, total=state.max_steps, loss=logs["loss"])
+        if not logs or "loss" not in logs:
+            return
+        lr = float(logs.get("learning_rate", 0.0))
+        tasks = self.task_losses() if self.task_losses is not None else {}
+        self.progress.curve.append(CurvePoint(step=state.global_step, loss=float(logs["loss"]), lr=lr,
+                                              elapsed_seconds=round(self.elapsed(), 3),
+                                              task_loss={k: round(v, 5) for k, v in tasks.items()}))
+        if self.is_main:
+            metric = {"train/lr": lr, **{f"train/loss {task}": v for task, v in tasks.items()}}
+            _emit(step=state.global_step, total=state.max_steps, loss=logs["loss"], metric=metric)

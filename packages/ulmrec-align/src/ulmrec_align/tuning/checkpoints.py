@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import Trainer
 
-from ulmrec_align.tuning.config import BEST_PREFIX, ValidationPoint
+from ulmrec_align.tuning.config import BEST_PREFIX, CurvePoint, ValidationPoint
 from ulmrec_eval.io import atomic_write_text, read_json_model
 
 PROGRESS_FILE = "ulmrec_progress.json"
@@ -40,6 +40,8 @@ class Progress(BaseModel):
     best_step: int | None = None
     bad_validations: int = Field(default=0, description="Validations since the last improvement.")
     history: list[ValidationPoint] = Field(default_factory=list)
+    curve: list[CurvePoint] = Field(default_factory=list)
+    best_prior: list[float] | None = Field(default=None, description="Letter prior of the best adapter.")
     elapsed_seconds: float = Field(default=0.0, description="Training time before this point (all sessions).")
     samples_seen: int = 0
     stop_reason: str = ""

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_eval.errors import InputError
 from ulmrec_eval.io import read_json_model
 
-TRAIN_SCHEMA_VERSION = 1
+TRAIN_SCHEMA_VERSION = 2
 TRAIN_MANIFEST = "train_manifest.json"
 ADAPTER_DIR = "adapter"
 #: ``T.partial/best-adapter-step-N``: the adapter of a best validation so far.
@@ -22,7 +22,8 @@ RANKING_TASKS = ("next_item",)
 
 
 class LoraSettings(BaseModel):
-    """LoRA adapter settings (paper defaults: r=8, alpha=32, dropout 0.05 on q_proj/v_proj)."""
+    """LoRA adapter settings (paper defaults: r=8, alpha=32, dropout 0.05 on q_proj/v_proj; ``targets =
+    ["all-linear"]`` puts an adapter on every linear layer but the output head)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -34,7 +35,11 @@ class LoraSettings(BaseModel):
 
 
 class TrainSettings(BaseModel):
-    """Optimisation settings; with ``max_steps`` set, ``epochs`` is ignored (Trainer semantics)."""
+    """Optimisation settings; with ``max_steps`` set, ``epochs`` is ignored (Trainer semantics).
+
+    Defaults are this project's CPU-sized choices (docs/tuning.md says which were chosen on validation);
+    the paper's release uses batch 16, 100 warm-up steps and linear decay (``configs/beauty-gpu.toml``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -44,13 +49,22 @@ class TrainSettings(BaseModel):
     grad_accum: int = Field(default=1, ge=1, description="Forward passes per optimizer step.")
     lr: float = Field(default=1e-4, gt=0, description="Peak AdamW learning rate.")
     weight_decay: float = Field(default=0.0, ge=0)
-    warmup_ratio: float = Field(default=0.05, ge=0, lt=1, description="Share of steps of linear warm-up.")
-    scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    warmup_steps: int | None = Field(default=None, ge=0, description="Optimizer steps of linear warm-up; "
+                                     "None = the first 5 % of the run (by steps or by the time budget).")
+    scheduler: Literal["cosine", "linear", "constant"] = Field(
+        default="cosine", description="Decay after warm-up, over the run that actually happens: the step "
+        "count or the time budget, whichever ends it (tuning/schedule.py).")
+    loss: Literal["tokens", "letters"] = Field(
+        default="letters", description="'tokens': cross-entropy of every response token (the paper); "
+        "'letters': ranking samples learn a cross-entropy over their candidate letters only.")
     max_grad_norm: float = Field(default=1.0, ge=0)
     max_length: int = Field(default=2048, ge=16,
                             description="Prompt + response tokens; longer prompts are cut from the left.")
-    group_by_length: bool = Field(default=True, description="Batches of similar length (less padding).")
-    gradient_checkpointing: bool = Field(default=True, description="Non-reentrant activation checkpointing.")
+    group_by_length: bool = Field(default=False, description="Batches of similar length (less padding, but "
+                                  "batches of one task: the release does not group).")
+    gradient_checkpointing: bool | None = Field(
+        default=None, description="Non-reentrant activation checkpointing; None = on for CUDA, off on CPU "
+        "(where memory is not the limit and recompute costs a third of the step).")
     save_steps: int = Field(default=50, ge=1, description="Checkpoint every N optimizer steps.")
     eval_steps: int | None = Field(default=None, ge=1, description="Validate every N steps (default: "
                                    "save_steps); validation also runs at the end.")
@@ -59,16 +73,34 @@ class TrainSettings(BaseModel):
     patience: int | None = Field(default=5, ge=1, description="Validations without a better NDCG@10 before "
                                  "stopping; None = never stop early.")
     max_minutes: float | None = Field(default=None, gt=0, description="Stop (and keep the best) after this "
-                                      "much training time.")
+                                      "much training time; the schedule decays over it.")
     keep_checkpoints: int = Field(default=2, ge=1, description="Most recent checkpoints kept for --resume.")
     seed: int = 42
     quantization: Literal["auto", "nf4", "none"] = "auto"
     device: str = "cpu"
     num_processes: int = Field(default=1, ge=1, description="Data-parallel processes (Accelerate/DDP).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _older_fields(cls, data: Any) -> Any:
+        """Schema 1 had ``warmup_ratio`` (never applied as a ratio) and ``constant_with_warmup``."""
+        if isinstance(data, dict):
+            data = dict(data)
+            data.pop("warmup_ratio", None)
+            if data.get("scheduler") == "constant_with_warmup":
+                data["scheduler"] = "constant"
+        return data
+
     @property
     def validate_every(self) -> int:
         return self.eval_steps or self.save_steps
+
+    @property
+    def checkpointing(self) -> bool:
+        """Whether activation checkpointing is on (the default follows the device)."""
+        if self.gradient_checkpointing is not None:
+            return self.gradient_checkpointing
+        return self.device.startswith("cuda")
 
 
 class BaseModelInfo(BaseModel):
@@ -83,10 +115,26 @@ class BaseModelInfo(BaseModel):
 
 
 class ValidationPoint(BaseModel):
+    """One validation: NDCG@10 of the calibrated letter scores on shuffled letters (what selects the best
+    adapter), and the same without calibration."""
+
     model_config = ConfigDict(extra="forbid")
 
     step: int
     ndcg_at_10: float
+    ndcg_at_10_raw: float | None = None
+
+
+class CurvePoint(BaseModel):
+    """One logged training step: loss (all tasks, mean per loss item), learning rate, per-task loss."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: int
+    loss: float
+    lr: float
+    elapsed_seconds: float = 0.0
+    task_loss: dict[str, float] = Field(default_factory=dict)
 
 
 class TrainManifest(BaseModel):
@@ -117,6 +165,14 @@ class TrainManifest(BaseModel):
     best_step: int | None = None
     best_ndcg_at_10: float | None = Field(default=None, description="Validation NDCG@10 of the kept adapter.")
     history: list[ValidationPoint] = Field(default_factory=list)
+    curve: list[CurvePoint] = Field(default_factory=list, description="Loss and learning rate by step.")
+    letter_prior: list[float] | None = Field(
+        default=None, description="Log-probability prior of each candidate letter (A, B, ...) of the kept "
+        "adapter, estimated on shuffled-letter validation prompts; `align rank --calibration prior` "
+        "subtracts it.")
+    index_sha256: str | None = Field(default=None, description="sha256 of the user index the samples were "
+                                     "built with (None = no index).")
+    prompts_cut: int = Field(default=0, description="Training prompts cut from the left by max_length.")
     stop_reason: str = ""
     status: Literal["running", "complete"] = "running"
     versions: dict[str, str] = Field(default_factory=dict)

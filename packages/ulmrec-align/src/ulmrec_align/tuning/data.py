@@ -1,4 +1,5 @@
-"""Training examples: samples encoded once (prompt labelled -100), padded per batch (:class:`PadCollator`)."""
+"""Training examples: samples encoded once (prompt labelled -100), left-padded per batch
+(:class:`PadCollator`)."""
 
 from __future__ import annotations
 
@@ -13,38 +14,61 @@ from ulmrec_align.prompts.index_tokens import IndexTokens
 
 
 class EncodedDataset(torch.utils.data.Dataset):
-    """In-memory list of ``{"input_ids", "labels"}`` (lists of ints); ``lengths`` for length grouping."""
+    """In-memory list of ``{"input_ids", "labels", "n_letters", "task_id"}``; ``lengths`` for length
+    grouping; ``tasks[task_id]`` names the task of a row."""
 
-    def __init__(self, rows: Sequence[dict[str, list[int]]]) -> None:
+    def __init__(self, rows: Sequence[dict[str, Any]], tasks: Sequence[str] = ()) -> None:
         self.rows = list(rows)
         self.lengths = [len(r["input_ids"]) for r in self.rows]
+        self.tasks = list(tasks)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> dict[str, list[int]]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         return self.rows[index]
 
 
+@dataclass(frozen=True)
+class EncodingReport:
+    """How many prompts ``max_length`` cut (from the left), of how many."""
+
+    cut: int
+    total: int
+
+
 def encode_samples(tokenizer: Any, samples: Sequence[Any], *, index_tokens: IndexTokens,
-                   max_length: int) -> EncodedDataset:
-    """Encode each sample with :func:`ulmrec_align.prompts.encoding.encode_sample` (shared with ranking)."""
+                   max_length: int) -> tuple[EncodedDataset, EncodingReport]:
+    """Encode each sample with :func:`ulmrec_align.prompts.encoding.encode_sample` (shared with ranking);
+    ranking samples carry ``n_letters`` = their number of candidates (0 otherwise)."""
     rows = []
+    tasks: list[str] = []
+    cut = 0
     for sample in samples:
         encoded = encode_sample(tokenizer, sample, index_tokens=index_tokens, max_length=max_length)
-        rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels})
-    return EncodedDataset(rows)
+        cut += int(encoded.cut)
+        if sample.task not in tasks:
+            tasks.append(sample.task)
+        ranking = bool(sample.candidates) and sample.target_letter is not None
+        rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels,
+                     "n_letters": len(sample.candidates) if ranking else 0,
+                     "task_id": tasks.index(sample.task)})
+    return EncodedDataset(rows, tasks), EncodingReport(cut=cut, total=len(rows))
 
 
 @dataclass(frozen=True)
 class PadCollator:
-    """Right-pads a batch to its longest row: ``input_ids`` with ``pad_id``, ``labels`` with -100, and an
-    ``attention_mask`` of ones on real tokens. Shapes: (B, L_max) each."""
+    """Left-pads a batch to its longest row, so every response ends at the last position (the loss then
+    projects only the last positions onto the vocabulary, :mod:`ulmrec_align.tuning.loss`).
+
+    Returns ``input_ids`` (pad ``pad_id``), ``labels`` (pad -100), ``attention_mask`` (1 on real tokens) and
+    ``position_ids`` (``cumsum(mask) − 1``), each (B, L_max); ``n_letters`` and ``task_ids``, (B,).
+    """
 
     pad_id: int
     pad_to_multiple_of: int | None = None
 
-    def __call__(self, rows: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)
         if self.pad_to_multiple_of:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
@@ -53,7 +77,10 @@ class PadCollator:
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):
             n = len(row["input_ids"])
-            input_ids[i, :n] = torch.tensor(row["input_ids"], dtype=torch.long)
-            labels[i, :n] = torch.tensor(row["labels"], dtype=torch.long)
-            mask[i, :n] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
+            input_ids[i, width - n:] = torch.tensor(row["input_ids"], dtype=torch.long)
+            labels[i, width - n:] = torch.tensor(row["labels"], dtype=torch.long)
+            mask[i, width - n:] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": mask, "position_ids": positions,
+                "n_letters": torch.tensor([int(r.get("n_letters", 0)) for r in rows], dtype=torch.long),
+                "task_ids": torch.tensor([int(r.get("task_id", 0)) for r in rows], dtype=torch.long)}

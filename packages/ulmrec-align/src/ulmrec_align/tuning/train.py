@@ -5,8 +5,9 @@ Flow (each step a function, so that a multi-process launch can split them):
 1. :func:`prepare_run` (one process): check the inputs, create ``T.partial/`` (checkpoints, best adapters,
    ``run.json`` = the planned :class:`TrainManifest`) or, with ``--resume``, check that ``run.json`` matches.
 2. :func:`train_in_process` (every process): Hugging Face ``Trainer`` + peft LoRA, loss on response tokens
-   only, length-grouped batches, non-reentrant gradient checkpointing, cosine schedule with warm-up,
-   validation NDCG@10 with early stopping; writes ``T.partial/result.json`` at the end.
+   only (logits only where a loss is taken; ``--loss letters``: over the candidate letters), a schedule
+   sized to the run that actually happens (steps or time budget), validation NDCG@10 of calibrated scores
+   on shuffled letters with early stopping; writes ``T.partial/result.json`` at the end.
 3. :func:`finalize` (one process): ``T/`` = ``adapter/`` (the best validation adapter, safetensors),
    ``tokenizer/`` (with added code tokens) and ``train_manifest.json``, built in a temporary sibling and
    renamed into place; then ``T.partial/`` is removed.
@@ -45,6 +46,7 @@ FINAL_ADAPTER = "final-adapter"
 WORKER_ENV = "ULMREC_TRAIN_WORKER"
 #: Settings that may differ between a run and its --resume (they do not change what a step computes).
 _RESUMABLE_CHANGES = {"max_minutes", "max_steps", "epochs", "patience", "keep_checkpoints", "eval_batch_size"}
+
 
 
 class TrainRequest(BaseModel):
@@ -102,7 +104,7 @@ def plan(request: TrainRequest) -> TrainManifest:
         index_tokens=samples.config.index_tokens, lora=request.lora, train=request.train,
         quantization=resolve_quantization(request.train.quantization, request.train.device),
         device=request.train.device, world_size=request.train.num_processes, train_samples=0, valid_samples=0,
-        versions=_versions())
+        index_sha256=samples.inputs.index_sha256, versions=_versions())
 
 
 def _check_resumable(planned: TrainManifest, previous: TrainManifest, run: Path) -> None:
@@ -157,18 +159,47 @@ def validation_samples(samples_dir: Path, limit: int | None) -> list[Any]:
     return rows[:limit] if limit is not None else rows
 
 
+def letter_prior(scores: Any) -> Any:
+    """Per-letter log-probability prior: the mean over rows of ``log_softmax`` of each row's letter scores
+    (rows (n, L), ``-inf`` past a row's letters; a letter is averaged over the rows that have it).
+
+    On prompts whose candidates sit at random letters, a candidate's content is independent of its letter, so
+    the mean log-probability of a letter is its content-free preference (PriDe, Zheng et al. 2024).
+    """
+    import numpy as np
+
+    values = np.asarray(scores, dtype=np.float64)
+    finite = np.isfinite(values)
+    safe = np.where(finite, values, -np.inf)
+    logp = safe - np.logaddexp.reduce(safe, axis=1, keepdims=True)
+    counts = finite.sum(axis=0)
+    total = np.where(finite, logp, 0.0).sum(axis=0)
+    return np.where(counts > 0, total / np.maximum(counts, 1), 0.0)
+
+
 def ranking_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: str,
                       batch_size: int) -> Any:
-    """``validate(model) -> NDCG@10`` of the letter-logit ranking of ``samples`` (the ranker's own scorer)."""
+    """``validate(model) -> ValidationScores``: NDCG@10 of the letter ranking of ``samples`` after removing
+    the letter prior estimated on the same prompts (:func:`letter_prior`; the samples show their candidates
+    in a shuffled order, so neither a letter preference nor the retriever's order is rewarded), the
+    uncalibrated NDCG@10, and the prior."""
+    import numpy as np
+
     from ulmrec_align.prompts.letters import letter_index
     from ulmrec_align.ranking.scorer import ndcg_at, score_samples
+    from ulmrec_align.tuning.callbacks import ValidationScores
 
     targets = [letter_index(s.target_letter) for s in samples]
 
-    def validate(model: Any) -> float:
+    def validate(model: Any) -> ValidationScores:
         scores = score_samples(model, tokenizer, samples, index_tokens=index_tokens,  # type: ignore[arg-type]
                                batch_size=batch_size)
-        return ndcg_at(scores, targets, 10)
+        prior = letter_prior(scores)
+        finite = np.isfinite(scores)
+        logp = scores - np.logaddexp.reduce(np.where(finite, scores, -np.inf), axis=1, keepdims=True)
+        calibrated = np.where(finite, logp - prior[None, :], -np.inf)
+        return ValidationScores(score=ndcg_at(calibrated, targets, 10), raw=ndcg_at(scores, targets, 10),
+                                prior=[round(float(v), 6) for v in prior])
 
     return validate
 
@@ -192,11 +223,11 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
     from transformers import PrinterCallback, TrainingArguments, set_seed
 
     from ulmrec_align.models.loading import load_causal_lm, load_tokenizer
+    from ulmrec_align.prompts.encoding import letter_token_ids
     from ulmrec_align.prompts.index_tokens import add_index_tokens
     from ulmrec_align.tasks.schema import read_manifest, read_samples
     from ulmrec_align.tuning.callbacks import TuningCallback
     from ulmrec_align.tuning.checkpoints import (
-        SafeTrainer,
         best_adapters,
         checkpoints,
         prune,
@@ -204,6 +235,8 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
         save_adapter_atomically,
     )
     from ulmrec_align.tuning.data import PadCollator, encode_samples
+    from ulmrec_align.tuning.schedule import BudgetSchedule
+    from ulmrec_align.tuning.trainer import LlmTuner
 
     settings, run = request.train, partial_dir(request.out)
     rank, local_rank, world = _distributed()
@@ -219,8 +252,10 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
     train_rows = read_samples(request.samples, "train")
     if not train_rows:
         raise InputError("no training samples in train.jsonl", path=request.samples)
-    dataset = encode_samples(tokenizer, train_rows, index_tokens=planned.index_tokens,
-                             max_length=settings.max_length)
+    dataset, encoding = encode_samples(tokenizer, train_rows, index_tokens=planned.index_tokens,
+                                       max_length=settings.max_length)
+    n_letters = max((int(r["n_letters"]) for r in dataset.rows), default=0)
+    letters = letter_token_ids(tokenizer, max(n_letters, 1))
     valid_rows = validation_samples(request.samples, settings.valid_users) if validator is not False else []
     if validator is None and valid_rows:
         validator = ranking_validator(tokenizer, valid_rows, index_tokens=planned.index_tokens,
@@ -234,7 +269,7 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
     gc_kwargs = {"use_reentrant": False}
     if planned.quantization == "nf4":
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=settings.gradient_checkpointing,
+            model, use_gradient_checkpointing=settings.checkpointing,
             gradient_checkpointing_kwargs=gc_kwargs)
     trainable_tokens: dict[str, list[int]] | None = None
     if added:
@@ -243,7 +278,8 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
             trainable_tokens["lm_head"] = added
     lora = LoraConfig(r=request.lora.r, lora_alpha=request.lora.alpha,  # type: ignore[arg-type]
                       lora_dropout=request.lora.dropout,
-                      target_modules=list(request.lora.targets), task_type="CAUSAL_LM",
+                      target_modules=(request.lora.targets[0] if list(request.lora.targets) == ["all-linear"]
+                                      else list(request.lora.targets)), task_type="CAUSAL_LM",
                       trainable_token_indices=trainable_tokens)
     try:
         model = get_peft_model(model, lora)  # type: ignore[assignment]
@@ -254,12 +290,11 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
     args = TrainingArguments(
         output_dir=str(run), per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.grad_accum, learning_rate=settings.lr,
-        weight_decay=settings.weight_decay, lr_scheduler_type=settings.scheduler,
-        warmup_steps=settings.warmup_ratio, max_grad_norm=settings.max_grad_norm,
+        weight_decay=settings.weight_decay, max_grad_norm=settings.max_grad_norm,
         num_train_epochs=settings.epochs, max_steps=settings.max_steps or -1,
         logging_steps=max(1, min(10, settings.validate_every)), save_strategy="steps",
         save_steps=settings.save_steps, save_total_limit=None, eval_strategy="no", report_to="none",
-        seed=settings.seed, data_seed=settings.seed, activation_checkpointing=settings.gradient_checkpointing,
+        seed=settings.seed, data_seed=settings.seed, activation_checkpointing=settings.checkpointing,
         activation_checkpointing_kwargs=gc_kwargs,
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         remove_unused_columns=False, include_num_input_tokens_seen="non_padding", use_cpu=on_cpu,
@@ -272,11 +307,16 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
     max_seconds = None if settings.max_minutes is None else settings.max_minutes * 60
     callback = TuningCallback(run_dir=run, validate=validator or None, every=settings.validate_every,
                               patience=settings.patience, max_seconds=max_seconds, is_main=is_main,
-                              samples_counter=lambda: trainer.samples_local, world_size=world)
-    trainer = SafeTrainer(model=model, args=args, train_dataset=dataset,
-                          data_collator=PadCollator(pad_id=int(tokenizer.pad_token_id)),
-                          processing_class=tokenizer, callbacks=[callback, *callbacks],
-                          keep_checkpoints=settings.keep_checkpoints)
+                              samples_counter=lambda: trainer.samples_local, world_size=world,
+                              task_losses=lambda: trainer.pop_task_losses())
+    schedule = BudgetSchedule(kind=settings.scheduler, max_steps=1, warmup_steps=settings.warmup_steps,
+                              budget_seconds=max_seconds, clock=callback.elapsed)
+    trainer = LlmTuner(model=model, args=args, train_dataset=dataset,
+                       data_collator=PadCollator(pad_id=int(tokenizer.pad_token_id)),
+                       processing_class=tokenizer, callbacks=[callback, *callbacks],
+                       keep_checkpoints=settings.keep_checkpoints, loss_kind=settings.loss,
+                       letter_ids=letters,
+                       schedule=schedule, task_names=dataset.tasks)
     trainer.progress_source = lambda: callback.snapshot(trainer.state.global_step)
     if not request.progress or not is_main:  # no per-log dicts on stdout; events and the summary line remain
         trainer.remove_callback(PrinterCallback)
@@ -302,7 +342,8 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
         "valid_samples": len(valid_rows) if validator else 0, "steps": trainer.state.global_step,
         "samples_seen": final.samples_seen, "tokens_seen": int(trainer.state.num_input_tokens_seen or 0),
         "elapsed_seconds": round(final.elapsed_seconds, 3), "best_step": final.best_step,
-        "best_ndcg_at_10": final.best_score, "history": final.history, "stop_reason": final.stop_reason,
+        "best_ndcg_at_10": final.best_score, "history": final.history, "curve": final.curve,
+        "letter_prior": final.best_prior, "prompts_cut": encoding.cut, "stop_reason": final.stop_reason,
         "status": "complete"})
     trainer.accelerator.wait_for_everyone()
     if not is_main:

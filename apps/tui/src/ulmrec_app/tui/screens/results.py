@@ -29,6 +29,7 @@ class ResultsData:
     dataset: str | None = None
     loss: list[tuple[float, float]] = field(default_factory=list)
     ndcg: list[tuple[float, float]] = field(default_factory=list)
+    lr: list[tuple[float, float]] = field(default_factory=list)
 
 
 def dataset_name(run_dir: Path) -> str | None:
@@ -57,7 +58,7 @@ def collect(folder: Path, runs_dir: Path) -> ResultsData:
             out.columns.append(other.name)
             out.rows[other.name] = rows
     out.published = published_for(out.dataset)
-    out.loss, out.ndcg = curves(load_run(folder))
+    out.loss, out.ndcg, out.lr = curves(load_run(folder))
     return out
 
 
@@ -77,6 +78,7 @@ class ResultsScreen(PollingScreen):
                 yield Static("", classes="hint", id="results-note")
             with TabPane("Curves", id="tab-curves"), Horizontal(id="curves"):
                 yield LinePlot("training loss", id="loss-plot")
+                yield LinePlot("learning rate", id="lr-plot")
                 yield LinePlot("validation NDCG@10", id="ndcg-plot")
         yield Footer()
 
@@ -90,6 +92,7 @@ class ResultsScreen(PollingScreen):
 
     def _show(self, data: ResultsData) -> None:
         key = (tuple(data.columns), tuple(len(v) for v in data.rows.values()), len(data.loss), len(data.ndcg),
+               len(data.lr),
                tuple(tuple(sorted(r.metrics.items())) for rows in data.rows.values() for r in rows))
         if key == self._shown:
             return
@@ -132,3 +135,4 @@ class ResultsScreen(PollingScreen):
             note.update(f"dataset {data.dataset or '?'}: no published figures on file")
         self.query_one("#loss-plot", LinePlot).set_points(data.loss)
         self.query_one("#ndcg-plot", LinePlot).set_points(data.ndcg)
+        self.query_one("#lr-plot", LinePlot).set_points(data.lr)
