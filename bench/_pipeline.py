@@ -35,12 +35,14 @@ def ulmrec(*args: object, quiet: bool = True) -> float:
 
 
 def synthetic_upstream(root: Path, *, users: int = 300, items: int = 150, seed: int = 0,
-                       retriever_epochs: int = 40) -> Upstream:
-    """The built-in synthetic set (strong sequential signal) through the upstream stages."""
+                       retriever_epochs: int = 40, signal: str = "reviews") -> Upstream:
+    """The built-in synthetic set (sequential signal, hidden traits in the reviews with ``signal="reviews"``)
+    through the upstream stages."""
     up = Upstream(root=root, data=root / "data", index=root / "index",
                   candidates=root / "retrieve" / "candidates.jsonl")
     if not (root / "raw").is_dir():
-        ulmrec("data", "synthetic", "--out", root / "raw", "--users", users, "--items", items, "--seed", seed)
+        ulmrec("data", "synthetic", "--out", root / "raw", "--users", users, "--items", items, "--seed", seed,
+               "--signal", signal)
     _rest(up, source=("amazon", root / "raw"), retriever_epochs=retriever_epochs,
           index_args=("--levels", 3, "--codebook-size", 16))
     return up

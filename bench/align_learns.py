@@ -11,9 +11,12 @@ order, which separates what the model learned from a bias towards early letters,
 order; ``--permutations K`` also ranks with ``ulmrec align rank --permutations K``, the mean over K letter
 orders; ``--reuse`` keeps the samples, the tuned model and every ranking file already in ``--out``).
 
-Settings are fixed up front (never chosen on test): prompts of 20 candidates, the last 8 history titles cut
-to 12 tokens; SmolLM2-135M-Instruct + LoRA (r=8, alpha=32, q/v) with the given learning rate; model selection
-by validation NDCG@10 only. Writes ``runs/bench-align-<data>[-noindex]/summary.json``.
+Settings are fixed up front (never chosen on test): prompts of ``--n-candidates`` (10) candidates, the last 6
+history titles cut to 12 tokens, next_item on every training prefix, the other tasks at weight 0.5;
+SmolLM2-135M-Instruct + LoRA (r=8, alpha=32, q/v) with the given learning rate and ``--loss``, ``--steps``
+optimizer steps (equal across variants; ``--minutes`` is a safety budget); model selection by validation
+NDCG@10 of calibrated scores on shuffled letters only; test ranking removes the stored letter prior.
+Writes ``runs/bench-align-<world>[-noindex|-permutedS]/summary.json``.
 """
 
 from __future__ import annotations
@@ -50,9 +53,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", choices=("synthetic", "beauty"), default="synthetic")
-    parser.add_argument("--minutes", type=float, default=30.0, help="Training time budget.")
+    parser.add_argument("--minutes", type=float, default=30.0, help="Training time budget (a safety cap).")
+    parser.add_argument("--steps", type=int, default=200, help="Optimizer steps (equal across variants).")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--n-candidates", type=int, default=10)
+    parser.add_argument("--loss", choices=("letters", "tokens"), default="letters")
+    parser.add_argument("--negatives", choices=("random", "retriever"), default="random")
+    parser.add_argument("--signal", choices=("reviews", "none"), default="reviews")
+    parser.add_argument("--index-permute", type=int, default=None,
+                        help="Control: codes shuffled among users.")
     parser.add_argument("--index", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--max-users", type=int, default=None, help="Users whose samples are built.")
     parser.add_argument("--rank-users", type=int, default=None, help="Test users ranked (first N).")
@@ -72,23 +82,36 @@ def main() -> None:
     from ulmrec_eval.io import atomic_write_json
     from ulmrec_eval.metrics import compute_metrics
 
-    out = args.out or ROOT / "runs" / f"bench-align-{args.data}{'' if args.index else '-noindex'}"
-    up_root = out.parent / f"bench-align-{args.data}-upstream"
-    upstream = synthetic_upstream(up_root) if args.data == "synthetic" else beauty_upstream(up_root)
+    variant = "" if args.index else "-noindex"
+    variant += "" if args.index_permute is None else f"-permuted{args.index_permute}"
+    world = f"{args.data}-{args.signal}" if args.data == "synthetic" else args.data
+    out = args.out or ROOT / "runs" / f"bench-align-{world}{variant}"
+    up_root = out.parent / f"bench-align-{world}-upstream"
+    upstream = (synthetic_upstream(up_root, signal=args.signal) if args.data == "synthetic"
+                else beauty_upstream(up_root))
+    n = args.n_candidates
     timings: dict[str, float] = {}
     samples, tuned, ranked = out / "align", out / "train", out / "rank-test.jsonl"
     build = ["align", "build", "--data", upstream.data, "--candidates", upstream.candidates, "--out", samples,
-             "--index", upstream.index if args.index else "none", "--n-candidates", 20, "--history-items", 8,
-             "--title-tokens", 12, "--text-tokens", 40, "--valid-users", 40, "--model", args.model, "--force",
-             "--no-progress"]
+             "--index", upstream.index if args.index else "none", "--n-candidates", n, "--history-items", 6,
+             "--title-tokens", 12, "--text-tokens", 40, "--valid-users", 60, "--model", args.model, "--force",
+             "--negatives", args.negatives, "--no-progress",
+             *[x for t in ("index_to_pref", "pref_to_index", "history_to_index", "rating", "intent")
+               for x in ("--task-weight", f"{t}=0.5")]]
+    if args.negatives == "retriever":
+        build += ["--retriever", upstream.candidates.parent]
+    if args.index_permute is not None:
+        build += ["--index-permute", args.index_permute]
     if args.max_users:
         build += ["--max-users", args.max_users]
     if not (args.reuse and (tuned / "train_manifest.json").is_file()):
         timings["align_build_s"] = ulmrec(*build)
         timings["align_train_s"] = ulmrec(
             "align", "train", "--samples", samples, "--model", args.model, "--out", tuned, "--max-minutes",
-            args.minutes, "--epochs", 50, "--lr", args.lr, "--batch-size", args.batch_size, "--eval-steps",
-            25, "--valid-users", 40, "--patience", 1000, "--force", "--no-progress")
+            args.minutes, "--max-steps", args.steps, "--lr", args.lr, "--batch-size", args.batch_size,
+            "--eval-steps", max(1, args.steps // 5), "--save-steps", max(1, args.steps // 5),
+            "--valid-users", 60,
+            "--patience", 1000, "--loss", args.loss, "--force", "--no-progress")
     # The letters follow the retriever's order; a second pass with the same candidates in a seeded random
     # order shows how much of the ranking is the model's own and how much is a bias towards early letters.
     shuffled = out / "candidates-test-shuffled.jsonl"
@@ -110,6 +133,8 @@ def main() -> None:
             rank += ["--limit", args.rank_users]
         if target == orders_file:
             rank += ["--permutations", args.permutations]
+        if args.index_permute is not None:
+            rank += ["--index-permute", args.index_permute]
         timings[name] = ulmrec(*rank)
 
     predictions = load_predictions(ranked, split="test")
@@ -119,7 +144,7 @@ def main() -> None:
     retriever, random_order = [], []
     for p in predictions:
         row = rows[("test", int(p.user_id))]
-        pool = row.candidates[:20]
+        pool = row.candidates[:n]
         retriever.append(pool.index(row.target) + 1 if row.target in pool else 0)
         random_order.append(int(rng.permutation(len(pool))[pool.index(row.target)]) + 1
                             if row.target in pool else 0)
@@ -152,9 +177,13 @@ def main() -> None:
     summary = {
         "bench": "align_learns", "date": time.strftime("%Y-%m-%d"), "data": args.data, "index": args.index,
         "machine": platform.machine(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-        "model": args.model, "lr": args.lr, "minutes": args.minutes, "timings": timings,
+        "model": args.model, "lr": args.lr, "minutes": args.minutes, "steps": args.steps, "loss": args.loss,
+        "negatives": args.negatives, "signal": args.signal, "index_permute": args.index_permute,
+        "n_candidates": n, "timings": timings,
         "train": {k: manifest.get(k) for k in ("steps", "samples_seen", "tokens_seen", "best_step",
-                                                "best_ndcg_at_10", "stop_reason", "train_samples")},
+                                                "best_ndcg_at_10", "stop_reason", "train_samples",
+                                                "elapsed_seconds")},
+        "curve": manifest.get("curve"), "validation": manifest.get("history"),
         "test_users": len(predictions), "subset_users": int(subset.sum()),
         "subset_metrics": metrics, "comparisons": comparisons,
     }
@@ -163,7 +192,7 @@ def main() -> None:
           f"{manifest.get('tokens_seen')} tokens in {manifest.get('elapsed_seconds', 0) / 60:.1f} min "
           f"({manifest.get('stop_reason')}; best validation NDCG@10 "
           f"{manifest.get('best_ndcg_at_10')})")
-    print(f"subset of {int(subset.sum())}/{len(predictions)} test users (target in the top 20):")
+    print(f"subset of {int(subset.sum())}/{len(predictions)} test users (target in the top {n}):")
     for name, m in metrics.items():
         print(f"  {name:44s} NDCG@10 {m['ndcg@10']:.4f}  Recall@1 {m['recall@1']:.4f}  "
               f"Recall@5 {m['recall@5']:.4f}")

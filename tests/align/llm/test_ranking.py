@@ -20,7 +20,7 @@ from ulmrec_align.prompts.builder import PromptBuilder
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
 from ulmrec_align.ranking.loading import load_ranking_model
-from ulmrec_align.ranking.ranker import parse_ranking, rank_prompts, ranking_prompts
+from ulmrec_align.ranking.ranker import generate_texts, parse_ranking, rank_prompts, ranking_prompts
 from ulmrec_align.ranking.recommender import Recommender
 from ulmrec_align.ranking.run import rank_split
 from ulmrec_align.ranking.scorer import last_logits
@@ -85,12 +85,18 @@ def test_generate_ranks_listed_letters_first_and_the_rest_last(pipeline: Pipelin
     dataset = PreparedDataset.load(pipeline.data)
     rows = sorted(read_candidates(pipeline.candidates, split="test").values(), key=lambda r: r.user_id)[:3]
     builder = PromptBuilder(ranker.tokenizer, ranker.prompt, titles=dataset.titles())
-    ranked = rank_prompts(ranker, ranking_prompts(dataset, rows, builder, codes=None), method="generate",
-                          batch_size=3)
-    for row in ranked:
-        assert len(row.scores) == len(row.candidates)
-        assert row.parsed is not None
-        assert min(row.scores) >= 0
+    prompts = ranking_prompts(dataset, rows, builder, codes=None)
+    ranked = rank_prompts(ranker, prompts, method="generate", batch_size=3)
+    encoded = [encode_prompt(ranker.tokenizer, p.rendered.text) for p in prompts]
+    texts = generate_texts(ranker, encoded, max_new_tokens=2 * 8 + 2, batch_size=1)
+    for row, text in zip(ranked, texts, strict=True):
+        n = len(row.candidates)
+        listed = parse_ranking(text, n)
+        expected = [0.0] * n
+        for place, position in enumerate(listed):
+            expected[position] = float(n - place)       # listed letters first, in the model's order
+        assert row.scores == expected                   # every letter it did not list: 0, ranked last
+        assert row.parsed == (len(listed) == n)
 
 
 def test_recommender_known_user_history_and_large_pool(pipeline: Pipeline, tiny_llm: Path) -> None:
@@ -193,7 +199,9 @@ def test_rank_with_letter_orders_averages_the_log_probabilities_of_each_order(  
         for prompt in mine:
             assert prompt.shown is not None
             shown_items = [row.candidates[i] for i in prompt.shown]
-            assert all(f"({chr(65 + j)})" in prompt.rendered.text for j in range(len(shown_items)))
+            assert prompt.shown != mine[0].shown or prompt is mine[0]   # three distinct orders
+            for j, item in enumerate(shown_items):       # letter j shows the candidate the order says
+                assert f"({chr(65 + j)}) {builder.title(item)}" in prompt.rendered.text
             ids = torch.tensor([encode_prompt(ranker.tokenizer, prompt.rendered.text)])
             with torch.no_grad():
                 logits = ranker.model(input_ids=ids).logits[0, -1, letters][: len(row.candidates)]

@@ -49,13 +49,22 @@ def test_every_task_is_built_on_data_that_supports_it(pipeline: Pipeline) -> Non
     by_task: dict[str, list[Any]] = {}
     for sample in result.samples["train"]:
         by_task.setdefault(sample.task, []).append(sample)
+    per_user: dict[int, list[Any]] = {}
+    for sample in by_task["next_item"]:
+        per_user.setdefault(sample.user_id, []).append(sample)
+    for user, rows in per_user.items():
+        s = dataset.splits[user]
+        # one sample per prefix (the latest 10), each predicting train[t] from train[:t]
+        assert [r.target for r in rows] == list(s.train[1:])[-10:]
     for sample in by_task["next_item"]:
         s = dataset.splits[sample.user_id]
-        assert sample.target == s.train[-1]                       # training interactions only
+        t = list(s.train).index(sample.target)                    # training interactions only
+        assert t >= 1
         assert sample.candidates is not None
         assert len(sample.candidates) == 20
         assert sample.response == sample.target_letter == letter(sample.candidates.index(sample.target))
-        assert not set(sample.candidates) - {sample.target} & set(s.train[:-1])   # negatives not in history
+        history = s.train[:t]
+        assert not set(sample.candidates) - {sample.target} & set(history)   # negatives not in history
         assert f"User Index: {index.token(sample.raw_user_id)}\n" in sample.prompt
         start, end = sample.prompt_code_spans[0]
         assert sample.prompt[start:end] == index.token(sample.raw_user_id)
@@ -85,8 +94,8 @@ def test_the_build_is_deterministic_and_tasks_do_not_disturb_each_other(pipeline
 def test_task_weights_scale_samples_per_user(pipeline: Pipeline) -> None:
     _, result = _build(pipeline, task_weights={"rating": 2.0, "index_to_pref": 0.5})
     counts = result.manifest.counts["train"]
-    assert counts["rating"] == 2 * counts["next_item"]
-    assert 0 < counts["index_to_pref"] < counts["next_item"]
+    assert counts["rating"] == 2 * counts["history_to_index"]   # one per user at weight 1
+    assert 0 < counts["index_to_pref"] < counts["history_to_index"]
 
 
 def test_no_index_baseline_keeps_only_the_tasks_without_an_index(pipeline: Pipeline) -> None:

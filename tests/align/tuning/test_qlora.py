@@ -83,33 +83,6 @@ def test_nf4_lora_gradients_after_eval_match_a_dequantized_fp32_reference(tiny_l
 
 
 @pytest.mark.slow
-def test_the_default_repack_is_what_the_guard_prevents(tiny_llama: Path, bnb: Any) -> None:
-    """On an AVX512-BF16 CPU, the bitsandbytes default (repack on eval) breaks the next training pass: wrong
-    gradients (as seen with earlier versions) or, with bitsandbytes 0.50, a shape error."""
-    from bitsandbytes.functional import has_avx512bf16
-
-    if not has_avx512bf16():
-        pytest.skip("this CPU has no AVX512-BF16: bitsandbytes never repacks here")
-    quantized = load_causal_lm(tiny_llama, quantization="nf4", device="cpu")
-    reference = _dequantized_reference(tiny_llama, quantized, bnb)
-    for module in quantized.modules():
-        if isinstance(module, bnb.nn.Linear4bit):
-            module.support_avx512bf16_for_cpu = True  # the library default
-    quantized, reference = _lora(quantized), _lora(reference)
-    _set_lora(quantized, 0)
-    _set_lora(reference, 0)
-    want = _grads_after_eval(reference, _batch())
-    try:
-        got = _grads_after_eval(quantized, _batch())
-    except RuntimeError:  # bitsandbytes 0.50: the repacked weight breaks the training pass outright
-        return
-    worst = max(float((got[k] - want[k]).abs().max() / want[k].abs().max()) for k in want)
-    if worst < 1e-3:
-        pytest.skip(f"the repack did not change gradients here (worst relative error {worst:.1e})")
-    assert worst > 1e-3
-
-
-@pytest.mark.slow
 def test_training_with_nf4_on_cpu_runs_end_to_end(samples_dir: Path, tiny_llama: Path, tmp_path: Path,
                                                   bnb: Any) -> None:
     from ulmrec_align.tuning.config import TrainSettings

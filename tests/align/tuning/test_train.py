@@ -50,7 +50,8 @@ def test_artifact_is_complete_and_reloads_to_the_validated_scores(samples_dir: P
     assert manifest.best_step == manifest.history[scores.index(max(scores))].step
     # 24 samples, batch 4, 6 steps = exactly one epoch: every sample and token seen once.
     train = read_samples(samples_dir, "train")
-    lengths = encode_samples(load_tokenizer(tiny_llama), train, index_tokens="plain", max_length=2048).lengths
+    encoded, _ = encode_samples(load_tokenizer(tiny_llama), train, index_tokens="plain", max_length=2048)
+    lengths = encoded.lengths
     assert manifest.samples_seen == len(train) == 24
     assert manifest.tokens_seen == sum(lengths)
     assert manifest.lora == LoraSettings(r=8, alpha=32, dropout=0.05, targets=["q_proj", "v_proj"])
@@ -59,20 +60,31 @@ def test_artifact_is_complete_and_reloads_to_the_validated_scores(samples_dir: P
     ranker = load_tuned(out)
     valid = read_samples(samples_dir, "valid")
     got = score_samples(ranker.model, ranker.tokenizer, valid, index_tokens="plain")
+    best = next(h for h in manifest.history if h.step == manifest.best_step)
     assert ndcg_at(got, [letter_index(s.target_letter or "") for s in valid], 10) == pytest.approx(
-        manifest.best_ndcg_at_10, abs=1e-6)
+        best.ndcg_at_10_raw, abs=1e-6)
+    assert manifest.letter_prior is not None
+    assert len(manifest.letter_prior) == 5
+    assert ranker.letter_prior == manifest.letter_prior
+    # the learning rate was logged with the loss at every logged step, and left warm-up
+    assert [c.step for c in manifest.curve]
+    assert all(c.lr >= 0 for c in manifest.curve)
     assert ranker.prompt.n_candidates == 5
 
 
 def test_loss_is_on_response_tokens_only(samples_dir: Path, tiny_llama: Path) -> None:
+    """Left-padded batches, logits only on the last positions: the same loss as the full-logit
+    cross-entropy of the response tokens; ``letters`` is the cross-entropy over the candidate letters."""
     from ulmrec_align.models import load_causal_lm, load_tokenizer
-    from ulmrec_align.prompts.encoding import encode_response
+    from ulmrec_align.prompts.encoding import encode_response, letter_token_ids
     from ulmrec_align.tasks.schema import read_samples
     from ulmrec_align.tuning.data import PadCollator, encode_samples
+    from ulmrec_align.tuning.loss import alignment_loss
 
     tokenizer = load_tokenizer(tiny_llama)
     samples = read_samples(samples_dir, "train")[:3]
-    data = encode_samples(tokenizer, samples, index_tokens="plain", max_length=2048)
+    data, report = encode_samples(tokenizer, samples, index_tokens="plain", max_length=2048)
+    assert report.cut == 0
     for sample, row in zip(samples, data.rows, strict=True):
         response = encode_response(tokenizer, sample.response)
         n_prompt = len(row["input_ids"]) - len(response)
@@ -82,14 +94,34 @@ def test_loss_is_on_response_tokens_only(samples_dir: Path, tiny_llama: Path) ->
     lengths = batch["attention_mask"].sum(1).tolist()
     assert lengths == data.lengths
     assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+    assert (batch["attention_mask"][:, -1] == 1).all()  # left-padded: every row ends at the last position
     model = load_causal_lm(tiny_llama)
+    letters = letter_token_ids(tokenizer, 5)
     with torch.no_grad():
-        out = model(**batch)
-        logits = out.logits[:, :-1]
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     position_ids=batch["position_ids"]).logits
+        logits = full[:, :-1]
         targets = batch["labels"][:, 1:]
         keep = targets != IGNORE_INDEX
         manual = torch.nn.functional.cross_entropy(logits[keep], targets[keep])
-    assert out.loss.item() == pytest.approx(manual.item(), rel=1e-5)
+        loss, _, items = alignment_loss(model, dict(batch), kind="tokens", letter_ids=letters)
+        assert loss.item() == pytest.approx(manual.item(), rel=1e-4)
+        assert items.sum().item() == keep.sum().item()
+        letter_loss, _, letter_items = alignment_loss(model, dict(batch), kind="letters", letter_ids=letters)
+    ranking = [i for i, s in enumerate(samples) if s.candidates]
+    assert ranking, "the fixture's first samples include next_item"
+    want = []
+    for i in range(len(samples)):
+        first = int(keep[i].float().argmax())
+        if i in ranking:
+            z = logits[i, first, letters[: len(samples[i].candidates or [])]]
+            gold = letters.index(int(targets[i, first]))
+            want.append(-torch.log_softmax(z, 0)[gold])
+        else:
+            want += list(torch.nn.functional.cross_entropy(logits[i][keep[i]], targets[i][keep[i]],
+                                                            reduction="none"))
+    assert letter_loss.item() == pytest.approx(torch.stack(want).mean().item(), rel=1e-4)
+    assert letter_items.sum().item() == len(want)
 
 
 def test_added_index_tokens_train_only_their_rows(added_samples_dir: Path, tiny_llama_untied: Path,
@@ -180,7 +212,9 @@ def test_events_report_progress_and_validation(samples_dir: Path, tiny_llama: Pa
     run_training(request(samples_dir, tiny_llama, tmp_path / "T", max_steps=4))
     rows = [json.loads(line) for line in events.read_text().splitlines()]
     assert {r["stage"] for r in rows} == {"train"}
-    assert [r["step"] for r in rows if "metric" in r] == [2, 4]
+    validations = [r["step"] for r in rows if "valid/ndcg@10" in (r.get("metric") or {})]
+    assert validations == [2, 4]
+    assert all("train/lr" in r["metric"] for r in rows if "loss" in r)
     assert max(r["step"] for r in rows) == 4
     assert all(r.get("total") in (None, 4) for r in rows)
     assert any("loss" in r for r in rows)

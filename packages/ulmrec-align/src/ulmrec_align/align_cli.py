@@ -127,6 +127,10 @@ def build(
                                       "candidates": str(candidates) if candidates else None},
                                tokenizer_name=str(resolved), retriever=loaded_retriever,
                                progress=lambda done, _: update(1))
+    if not result.samples["train"]:
+        weights = ", ".join(f"{k}={v:g}" for k, v in config.task_weights.items()) or "default weights"
+        raise InputError(f"no training samples would be written (tasks {', '.join(names)}; {weights}; "
+                         f"skipped: {result.manifest.skipped or 'none'}); nothing was written", path=out)
     write_samples(out, result, force=force)
     m = result.manifest
     for split, counts in m.counts.items():
@@ -162,15 +166,11 @@ def rank(
     index_permute: Annotated[int | None, typer.Option(
         "--index-permute", help="Control: the user codes shuffled among users with this seed (as in "
         "`align build --index-permute`).")] = None,
+    any_index: Annotated[bool, typer.Option(
+        "--any-index", help="Rank with an index other than the one the model was tuned with.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Rank each user's retrieved candidates with the LLM; write ulmrec-eval predictions."""
-    import sys
-
-    from ulmrec_align.ranking.loading import load_ranking_model
-    from ulmrec_align.ranking.run import rank_split, write_rankings
-    from ulmrec_align.retrieval.candidates import read_candidates
-    from ulmrec_align.tasks.build import load_inputs
     from ulmrec_eval.errors import InputError
 
     if split not in ("test", "valid"):
@@ -179,14 +179,40 @@ def rank(
         raise InputError(f"--method must be 'logits' or 'generate', got {method!r}")
     if calibration not in ("prior", "none"):
         raise InputError(f"--calibration must be 'prior' or 'none', got {calibration!r}")
-    if out.exists() and not force:
-        raise InputError("exists; pass --force to replace it", path=out)
+    from ulmrec_eval.artifacts import folder_lock
+
+    with folder_lock(out):   # a second `align rank --out` of the same file is refused while this one runs
+        if out.exists() and not force:
+            raise InputError("exists; pass --force to replace it", path=out)
+        _rank(model=model, data=data, candidates=candidates, out=out, index=index, split=split, method=method,
+              limit=limit, batch_size=batch_size, device=device, quantization=quantization,
+              permutations=permutations, calibration=calibration, index_permute=index_permute,
+              any_index=any_index, progress=progress)
+
+
+def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, split: str, method: str,
+          limit: int | None, batch_size: int, device: str, quantization: str, permutations: int,
+          calibration: str, index_permute: int | None, any_index: bool, progress: bool) -> None:
+    import sys
+
+    from ulmrec_align.ranking.loading import load_ranking_model
+    from ulmrec_align.ranking.run import rank_split, write_rankings
+    from ulmrec_align.retrieval.candidates import read_candidates
+    from ulmrec_align.tasks.build import load_inputs
+    from ulmrec_eval.errors import InputError
+
     index_path = _index_arg(index)
-    dataset, artifact, _, _ = load_inputs(data, index_path, None)
+    dataset, artifact, _, hashes = load_inputs(data, index_path, None)
     rows = read_candidates(candidates, split=split)
     ranker = load_ranking_model(model, device=device, quantization=quantization)
     if artifact is None and ranker.index_tokens == "added":
         raise InputError("the model was tuned with a user index (added code tokens): pass --index")
+    tuned_with = ranker.index_sha256
+    if ranker.tuned and not any_index and tuned_with != hashes.index_sha256:
+        then = "no index" if tuned_with is None else f"the index {tuned_with[:12]}…"
+        now = "no index" if hashes.index_sha256 is None else f"the index {hashes.index_sha256[:12]}…"
+        raise InputError(f"the model was tuned with {then} but is asked to rank with {now}; give the index "
+                         "it was tuned with, or --any-index to rank anyway", path=model)
     n = min(limit or len(rows), len(rows))
     start = time.perf_counter()
     bar, update = _progress_bar(n * permutations, "align rank", progress and sys.stderr.isatty())

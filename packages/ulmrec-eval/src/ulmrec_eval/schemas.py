@@ -61,6 +61,13 @@ class RankedPrediction(BaseModel):
             for i, value in enumerate(self.scores):
                 if math.isnan(value):
                     raise ValueError(f"score {i} (candidate {self.candidates[i]!r}) is NaN")
+        for name in ("ranked", "candidates"):
+            ids = getattr(self, name)
+            if ids and len(set(ids)) != len(ids):
+                seen: set[ItemId] = set()
+                twice = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+                raise ValueError(f"'{name}' lists item {twice!r} more than once: a duplicate would count the "
+                                 "same item twice in the ranking")
         target_kind = _id_kinds([self.target])
         for name in ("ranked", "candidates"):
             ids = getattr(self, name)

@@ -227,8 +227,11 @@ def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
                                      defaults={"split": "test"})],
                 ["train", "data", "retrieve", *index_deps])
         elif stage == "eval":
+            pool = config.retrieve.get("pool_size", config.retrieve.get("pool-size", 20))
+            # the LLM ranks the first n_candidates of the retriever's pool: that is the N of its subset
+            llm_pool = config.align.get("n_candidates", config.align.get("n-candidates", 20))
             defaults = {"split": config.rank.get("split", "test"),
-                        "retrieved_n": config.retrieve.get("pool_size", config.retrieve.get("pool-size", 20))}
+                        "retrieved_n": min(int(pool), int(llm_pool))}
             commands = []
             outputs = []
             if "rank" in stages:

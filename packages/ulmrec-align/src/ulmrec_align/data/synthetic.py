@@ -10,12 +10,12 @@ category's routine (preferring the same brand); otherwise they pick an item by t
 rise with the match between item and taste; review texts and summaries mention the user's concern, the brand,
 the product type and praise or complaints that agree with the rating.
 
-**Traits** (what the reviews carry and the history does not): every item has one of a few traits, shown at
-the end of its title ("…, 2 oz - Vegan"); every user has a hidden trait. A purchase is a gift with
-probability ``gift`` (any trait; its review says it was a gift); otherwise it is restricted to the user's
-trait with probability ``trait_strength``. The history therefore shows the trait only through noise (gifts,
-off-trait buys), while with ``signal="reviews"`` every non-gift review states the trait plainly ("As a vegan
-I only buy vegan products"); with ``signal="none"`` (the null world) no review mentions it. A user index
+**Traits** (what the reviews carry and the history does not): every item has one of a few traits, shown in its
+title after the brand ("Pure Botanica Vegan Gentle Toner, 2 oz"); every user has a hidden trait. A purchase is
+a gift with probability ``gift`` (any trait; its review says it was a gift); otherwise it is restricted to the
+user's trait with probability ``trait_strength``. The history therefore shows the trait only through noise
+(gifts, off-trait buys), while with ``signal="reviews"`` every non-gift review states the trait plainly ("As a
+vegan I only buy vegan products"); with ``signal="none"`` (the null world) no review mentions it. A user index
 built from the reviews can then know what the history only hints at.
 
 ``unixReviewTime`` strictly increases
@@ -88,8 +88,8 @@ BRANDS: dict[str, tuple[str, ...]] = {
 #: trait label (in titles) -> the sentence a user with that trait writes in reviews
 TRAITS: dict[str, str] = {
     "Vegan": "As a vegan, I only buy vegan, cruelty-free products.",
-    "Fragrance-Free": "Scents give me headaches, so everything I use has to be fragrance-free.",
     "Organic": "I try to use only organic, certified natural ingredients.",
+    "Eco-Refill": "I avoid plastic waste, so I only buy products that come in refillable packaging.",
     "Hypoallergenic": "With my allergies I can only use hypoallergenic, dermatologist-tested products.",
 }
 SIGNALS = ("reviews", "none")
@@ -153,10 +153,9 @@ def _make_items(rng: random.Random, n_items: int) -> list[_Item]:
         step = (index // len(categories)) % len(routine)
         brand = rng.choice(brands_of[category])
         trait = list(TRAITS)[(index // (len(categories) * len(routine))) % len(TRAITS)]
-        title = f"{brand} {rng.choice(adjectives)} {routine[step]}, {rng.choice(sizes)}"
-        while f"{title} - {trait}" in titles:
+        title = f"{brand} {trait} {rng.choice(adjectives)} {routine[step]}, {rng.choice(sizes)}"
+        while title in titles:
             title = f"{title} ({rng.choice(VARIANTS)})"
-        title = f"{title} - {trait}"
         titles.add(title)
         items.append(_Item(asin=_new_id(rng, "B00", 7, taken), category=category, step=step, brand=brand,
                            title=title, price=round(rng.uniform(4, 60), 2),

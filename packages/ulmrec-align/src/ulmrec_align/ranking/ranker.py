@@ -71,6 +71,7 @@ class RankingModel:
     name: str
     letter_prior: list[float] | None = None
     index_sha256: str | None = None
+    tuned: bool = False
 
 
 @dataclass(frozen=True)

@@ -69,13 +69,27 @@ class Recommender:
 
     @classmethod
     def load(cls, model: str | Path, *, data: str | Path, index: str | Path | None = None,
-             retriever: str | Path | None = None, device: str = "cpu", permutations: int = 1) -> Recommender:
-        """Load the tuned model, the prepared dataset (titles, histories), the index and the retriever."""
+             retriever: str | Path | None = None, device: str = "cpu", permutations: int = 1,
+             any_index: bool = False) -> Recommender:
+        """Load the tuned model, the prepared dataset (titles, histories), the index and the retriever.
+
+        The index must be the one the model was tuned with (its ``index.json`` hash; no index for a model
+        tuned without one) unless ``any_index``."""
         from ulmrec_align.ranking.loading import load_ranking_model
+        from ulmrec_eval.artifacts import sha256_file
+        from ulmrec_index.artifact import INDEX_FILE
 
         ranker = load_ranking_model(model, device=device)
         dataset = PreparedDataset.load(data)
         artifact = load_index(index) if index is not None else None
+        if index is not None:
+            file = Path(index) / INDEX_FILE if Path(index).is_dir() else Path(index)
+            given = sha256_file(file)
+        else:
+            given = None
+        if ranker.tuned and not any_index and given != ranker.index_sha256:
+            raise InputError("the model was tuned with another user index (or none) than the one given; "
+                             "pass the index it was tuned with, or any_index=True", path=model)
         loaded = None
         if retriever is not None:
             from ulmrec_align.retrieval.api import load_retriever

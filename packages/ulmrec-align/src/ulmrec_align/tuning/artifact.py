@@ -53,4 +53,5 @@ def load_tuned(folder: str | Path, *, device: str = "cpu", quantization: str = "
     model, tokenizer, manifest = load_tuned_model(folder, device=device, quantization=quantization)
     return RankingModel(model=model, tokenizer=tokenizer, prompt=manifest.prompt,
                         index_tokens=manifest.index_tokens, name=Path(folder).absolute().name,
-                        letter_prior=manifest.letter_prior, index_sha256=manifest.index_sha256)
+                        letter_prior=manifest.letter_prior, index_sha256=manifest.index_sha256,
+                        tuned=manifest.schema_version >= 2)  # older manifests did not record the index

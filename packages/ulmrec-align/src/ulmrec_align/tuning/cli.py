@@ -26,13 +26,27 @@ def train_command(
     patience: Annotated[int | None, typer.Option("--patience", min=1,
                                                  help="Validations without gain before stopping.")] = 5,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (paper: 1e-4).")] = 1e-4,
+    warmup_steps: Annotated[int | None, typer.Option(
+        "--warmup-steps", min=0, help="Linear warm-up steps (default: the first 5 % of the run that happens; "
+        "the release: 100).")] = None,
+    scheduler: Annotated[str, typer.Option(
+        "--scheduler", help="Decay over the run that happens (steps or --max-minutes): cosine | linear "
+        "(the release) | constant")] = "cosine",
+    loss: Annotated[str, typer.Option(
+        "--loss", help="letters: ranking samples learn a cross-entropy over their candidate letters | "
+        "tokens: every response token over the full vocabulary (the paper)")] = "letters",
+    group_by_length: Annotated[bool, typer.Option(
+        "--group-by-length/--no-group-by-length", help="Batches of similar length (less padding).")] = False,
+    gradient_checkpointing: Annotated[str, typer.Option(
+        "--gradient-checkpointing", help="auto (on for CUDA, off on CPU) | on | off")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Samples per process per pass.")] = 4,
     grad_accum: Annotated[int, typer.Option("--grad-accum", min=1, help="Passes per optimizer step.")] = 1,
     max_length: Annotated[int, typer.Option("--max-length", min=16, help="Max tokens per sample.")] = 2048,
     lora_r: Annotated[int, typer.Option("--lora-r", min=1)] = 8,
     lora_alpha: Annotated[float, typer.Option("--lora-alpha", min=0.0)] = 32.0,
     lora_dropout: Annotated[float, typer.Option("--lora-dropout", min=0.0, max=0.99)] = 0.05,
-    lora_targets: Annotated[str, typer.Option("--lora-targets", help="Comma-separated module names.")]
+    lora_targets: Annotated[str, typer.Option("--lora-targets", help="Comma-separated module names, or "
+                                              "all-linear (every linear layer but the output head).")]
     = "q_proj,v_proj",
     quantization: Annotated[str, typer.Option("--quantization",
                                               help="auto (NF4 on CUDA, none on CPU) | nf4 | none")] = "auto",
@@ -54,8 +68,16 @@ def train_command(
 
     from ulmrec_align.tuning.config import LoraSettings, TrainSettings
     from ulmrec_align.tuning.train import TrainRequest, partial_dir, run_training
+    from ulmrec_eval.errors import InputError
 
     targets = [t.strip() for t in lora_targets.split(",") if t.strip()]
+    if scheduler not in ("cosine", "linear", "constant"):
+        raise InputError(f"--scheduler must be cosine, linear or constant, got {scheduler!r}")
+    if loss not in ("letters", "tokens"):
+        raise InputError(f"--loss must be 'letters' or 'tokens', got {loss!r}")
+    if gradient_checkpointing not in ("auto", "on", "off"):
+        raise InputError(f"--gradient-checkpointing must be auto, on or off, got {gradient_checkpointing!r}")
+    checkpointing = None if gradient_checkpointing == "auto" else gradient_checkpointing == "on"
     request = TrainRequest(
         samples=samples, model=model, out=out, resume=resume, force=force,
         progress=progress and sys.stderr.isatty(),
@@ -63,7 +85,10 @@ def train_command(
         train=TrainSettings(epochs=epochs, max_steps=max_steps, save_steps=save_steps, eval_steps=eval_steps,
                             valid_users=valid_users, patience=patience, lr=lr, batch_size=batch_size,
                             grad_accum=grad_accum, max_length=max_length, quantization=quantization,
-                            device=device, num_processes=num_processes, max_minutes=max_minutes, seed=seed))
+                            device=device, num_processes=num_processes, max_minutes=max_minutes, seed=seed,
+                            warmup_steps=warmup_steps, scheduler=scheduler,
+                            loss=loss, group_by_length=group_by_length,
+                            gradient_checkpointing=checkpointing))
     try:
         manifest = run_training(request)
     except KeyboardInterrupt:
@@ -75,4 +100,7 @@ def train_command(
     typer.echo(f"trained {manifest.steps} steps ({manifest.stop_reason}) on {manifest.samples_seen} samples, "
                f"{manifest.tokens_seen} tokens in {manifest.elapsed_seconds:.0f}s ({rate:.0f} tokens/s); "
                f"{best}", err=True)
+    if manifest.prompts_cut:
+        typer.echo(f"note: {manifest.prompts_cut} of {manifest.train_samples} training prompts were longer "
+                   f"than --max-length {manifest.train.max_length} and were cut from the left", err=True)
     typer.echo(f"wrote {out}/adapter, tokenizer, train_manifest.json", err=True)

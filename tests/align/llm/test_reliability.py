@@ -1,0 +1,65 @@
+"""Defects that gave silent wrong results (issue 15): ranking a tuned model with another index, two
+`align rank` runs writing the same file, duplicate candidate ids in predictions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Pipeline, ulmrec
+
+from ulmrec_eval.artifacts import folder_lock
+
+
+def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "ulmrec_app.main", *map(str, args)], capture_output=True,
+                          text=True, env=env, check=False)
+
+
+@pytest.fixture(scope="module")
+def tuned_with_index(pipeline: Pipeline, tiny_llm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tuned")
+    ulmrec("align", "build", "--data", pipeline.data, "--index", pipeline.index, "--candidates",
+           pipeline.candidates, "--out", root / "A", "--model", tiny_llm, "--tasks", "next_item",
+           "--max-users", "8", "--n-candidates", "5", "--history-items", "3", "--no-progress")
+    ulmrec("align", "train", "--samples", root / "A", "--model", tiny_llm, "--out", root / "T",
+           "--max-steps", "2", "--valid-users", "4", "--no-progress")
+    return root / "T"
+
+
+def test_a_model_tuned_with_an_index_refuses_to_rank_without_it(pipeline: Pipeline, tuned_with_index: Path,
+                                                                tmp_path: Path) -> None:
+    args = ["align", "rank", "--model", tuned_with_index, "--data", pipeline.data, "--candidates",
+            pipeline.candidates, "--limit", "2", "--no-progress"]
+    refused = _run(*args, "--index", "none", "--out", tmp_path / "a.jsonl")
+    assert refused.returncode != 0
+    assert "tuned with the index" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "a.jsonl").exists()
+    ulmrec(*args, "--index", pipeline.index, "--out", tmp_path / "b.jsonl")          # its own index: fine
+    ulmrec(*args, "--index", "none", "--any-index", "--out", tmp_path / "c.jsonl")   # told otherwise: fine
+
+
+def test_align_rank_refuses_an_output_another_process_is_writing(pipeline: Pipeline, tiny_llm: Path,
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "rank.jsonl"
+    with folder_lock(out):     # as a concurrent `align rank --out rank.jsonl` holds it
+        proc = _run("align", "rank", "--model", tiny_llm, "--data", pipeline.data, "--candidates",
+                    pipeline.candidates, "--out", out, "--limit", "2", "--force", "--no-progress")
+    assert proc.returncode != 0
+    assert "being written by another process" in proc.stderr
+    assert not out.exists()
+
+
+def test_eval_refuses_duplicate_candidates_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"user_id": 1, "target": 5, "candidates": [5, 3], "scores": [0.1, 0.5]}\n'
+                    '{"user_id": 2, "target": 5, "candidates": [5, 5, 3], "scores": [0.1, 0.9, 0.5]}\n')
+    proc = _run("eval", "metrics", path)
+    assert proc.returncode != 0
+    assert f"{path}:2" in proc.stderr
+    assert "more than once" in proc.stderr
