@@ -34,7 +34,7 @@ def test_demo_table_rows_and_paired_comparison(tmp_path: Path) -> None:
     ours, base = tmp_path / "demo", tmp_path / "demo-noindex"
     _finished_run(ours, 0, ranked_users=30, all_users=50)
     _finished_run(base, 2, ranked_users=30, all_users=50)
-    rows, report = demo_rows(ours, base)
+    rows, reports = demo_rows(ours, base)
     systems = [(r.system, r.scope) for r in rows]
     assert systems == [("LRURec alone", "subset"), ("LRURec alone", "overall"),
                        ("no index", "subset"), ("no index", "overall"),
@@ -44,13 +44,19 @@ def test_demo_table_rows_and_paired_comparison(tmp_path: Path) -> None:
     assert retriever_overall.n_users == 30
     expected = evaluate(_predictions(30, 5), retrieved_n=20).scope("overall").metrics["ndcg@10"]
     assert retriever_overall.metrics["ndcg@10"] == pytest.approx(expected)
-    assert report is not None
+    assert set(reports) == {"ULMRec − no index", "ULMRec − LRURec order", "no index − LRURec order"}
+    report = reports["ULMRec − no index"]
     assert report.a.endswith("demo-noindex/rank/predictions.jsonl")
     by_metric = {c.metric: c for c in report.comparisons}
     ours_ndcg = rows[5].metrics["ndcg@10"]
     base_ndcg = rows[3].metrics["ndcg@10"]
     assert by_metric["ndcg@10"].difference == pytest.approx(ours_ndcg - base_ndcg)
     assert (ours / "compare.json").is_file()
+    saved = json.loads((ours / "compare.json").read_text())
+    assert set(saved["comparisons"]) == set(reports)
+    # the LLM against the retriever's order of the same candidates: the difference is the table's
+    vs_order = {c.metric: c for c in reports["ULMRec − LRURec order"].comparisons}["ndcg@10"]
+    assert vs_order.difference == pytest.approx(ours_ndcg - rows[1].metrics["ndcg@10"])
 
 
 def test_demo_with_real_data_maps_users_to_align_and_rank(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 The two runs are ``demo`` and ``demo-noindex`` (configs shipped in ``ulmrec_app/configs``, mirrored in the
 repository's ``configs/``); the baseline reuses ``data`` and ``retrieve`` of ``demo``. The table shows the
 retriever alone, the no-index baseline and ULMRec on the same test users, subset (target retrieved) and
-overall, then ``ulmrec eval compare``'s paired comparison of ULMRec against the baseline. A second
+overall, then ``ulmrec eval compare``'s paired comparisons: ULMRec against the baseline, and each LLM
+against the retriever's own order of the same candidates (all in ``demo/compare.json``). A second
 ``ulmrec demo`` finds every stage unchanged and prints the table in seconds.
 """
 
@@ -15,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ulmrec_app.pipeline.config import RunConfig, load_config
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.results import TABLE_METRICS, Row, eval_result, retriever_on_users, rows_of
@@ -23,6 +26,16 @@ from ulmrec_eval.io import read_json_model
 from ulmrec_eval.schemas import ComparisonReport
 
 COMPARE_METRICS = TABLE_METRICS
+DEMO_COMPARE = "compare.json"
+
+
+class DemoComparisons(BaseModel):
+    """``demo/compare.json``: every paired comparison the demo table prints, by label ("B − A")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    comparisons: dict[str, ComparisonReport] = Field(default_factory=dict)
 
 
 def demo_configs() -> tuple[RunConfig, RunConfig]:
@@ -55,8 +68,20 @@ def with_data(config: RunConfig, data: Path | None, users: int | None) -> RunCon
     return config.model_copy(update=update)
 
 
-def run_demo(runs: Path, *, data: Path | None = None, users: int | None = None, force: bool = False) -> None:
-    ours, baseline = (with_data(c, data, users) for c in demo_configs())
+def with_seed(config: RunConfig, seed: int | None) -> RunConfig:
+    """``config`` on the synthetic world of ``seed`` (runs named ``<name>-seedN``; seed 0 keeps the names)."""
+    if seed is None or seed == 0:
+        return config
+    synthetic = {**config.data.get("synthetic", {}), "seed": seed}
+    return config.model_copy(update={"name": f"{config.name}-seed{seed}",
+                                      "data": {**config.data, "synthetic": synthetic}})
+
+
+def run_demo(runs: Path, *, data: Path | None = None, users: int | None = None, force: bool = False,
+             seed: int | None = None) -> None:
+    if seed is not None and data is not None:
+        raise PipelineError("--seed sets the synthetic world's seed; it does not apply with --data")
+    ours, baseline = (with_seed(with_data(c, data, users), seed) for c in demo_configs())
     Runner(ours, runs).run(force=force)
     Runner(baseline, runs).run()   # reuses data and retrieve of the first run, reruns what changed
     print_table(runs / ours.name, runs / baseline.name)
@@ -73,8 +98,26 @@ def _compare(a: Path, b: Path, out: Path, split: str) -> ComparisonReport:
     return read_json_model(out, ComparisonReport)
 
 
-def demo_rows(ours_dir: Path, base_dir: Path) -> tuple[list[Row], ComparisonReport | None]:
-    """The table's rows (retriever, no index, ULMRec) and the paired comparison, from finished runs."""
+def retriever_predictions(candidates: Path, predictions: Path, out: Path, *, split: str, n: int) -> Path:
+    """The retriever's own order for the users of ``predictions``, cut to the ``n`` candidates the LLM saw
+    (so a paired comparison ranks the same candidates); rewritten when either input changes."""
+    from ulmrec_eval.io import atomic_write_jsonl, read_jsonl_models
+    from ulmrec_eval.schemas import RankedPrediction
+
+    if out.is_file() and out.stat().st_mtime >= max(candidates.stat().st_mtime, predictions.stat().st_mtime):
+        return out
+    users = {p.user_id for p in read_jsonl_models(predictions, RankedPrediction) if p.split in (None, split)}
+    rows = []
+    for p in read_jsonl_models(candidates, RankedPrediction):
+        if p.split in (None, split) and p.user_id in users and p.candidates is not None and p.scores:
+            rows.append(p.model_copy(update={"candidates": p.candidates[:n], "scores": p.scores[:n]}))
+    atomic_write_jsonl(out, rows)
+    return out
+
+
+def demo_rows(ours_dir: Path, base_dir: Path) -> tuple[list[Row], dict[str, ComparisonReport]]:
+    """The table's rows (retriever, no index, ULMRec) and the paired comparisons ("B − A" → report), from
+    finished runs; all comparisons are also written to ``ours_dir/compare.json``."""
     ours = eval_result(ours_dir / "eval" / "metrics.json")
     base = eval_result(base_dir / "eval" / "metrics.json")
     if ours is None or base is None:
@@ -85,8 +128,19 @@ def demo_rows(ours_dir: Path, base_dir: Path) -> tuple[list[Row], ComparisonRepo
     retriever = retriever_on_users(ours_dir / "retrieve" / "retriever" / "candidates.jsonl", predictions,
                                    split=split, retrieved_n=n)
     rows = rows_of("LRURec alone", retriever) + rows_of("no index", base) + rows_of("ULMRec", ours)
-    report = _compare(base_dir / "rank" / "predictions.jsonl", predictions, ours_dir / "compare.json", split)
-    return rows, report
+    order = retriever_predictions(ours_dir / "retrieve" / "retriever" / "candidates.jsonl", predictions,
+                                  ours_dir / "compare" / "retriever-order.jsonl", split=split, n=n)
+    base_predictions = base_dir / "rank" / "predictions.jsonl"
+    pairs = {"ULMRec − no index": (base_predictions, predictions),
+             "ULMRec − LRURec order": (order, predictions),
+             "no index − LRURec order": (order, base_predictions)}
+    reports = {label: _compare(a, b, ours_dir / "compare" / f"{i}.json", split)
+               for i, (label, (a, b)) in enumerate(pairs.items())}
+    from ulmrec_eval.io import atomic_write_text
+
+    atomic_write_text(ours_dir / DEMO_COMPARE,
+                      DemoComparisons(comparisons=reports).model_dump_json(indent=2) + "\n")
+    return rows, reports
 
 
 def print_table(ours_dir: Path, base_dir: Path) -> None:
@@ -95,7 +149,7 @@ def print_table(ours_dir: Path, base_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows, report = demo_rows(ours_dir, base_dir)
+    rows, reports = demo_rows(ours_dir, base_dir)
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
     table.add_column("test users", no_wrap=True)
     for metric in TABLE_METRICS:
@@ -107,20 +161,23 @@ def print_table(ours_dir: Path, base_dir: Path) -> None:
         for row in chosen:
             table.add_row(f"  {row.system}",
                           *[f"{row.metrics[m]:.4f}" if m in row.metrics else "—" for m in TABLE_METRICS])
-    by_metric = {c.metric: c for c in report.comparisons} if report is not None else {}
-    if by_metric:
+    for label, report in reports.items():
+        by_metric = {c.metric: c for c in report.comparisons}
         table.add_section()
-        table.add_row("ULMRec − no index",
-                      *[f"{by_metric[m].difference:+.4f}" if m in by_metric else "" for m in TABLE_METRICS])
+        table.add_row(label, *[f"{by_metric[m].difference:+.4f}" if m in by_metric else ""
+                               for m in TABLE_METRICS])
         table.add_row("  p (paired)", *[f"{by_metric[m].p_value:.3g}" if m in by_metric else ""
                                         for m in TABLE_METRICS])
     console = Console()
     console.print(table)
     console.print("subset: users whose target the retriever put in its top-N; overall: all test users (a "
                   "target outside the top-N is a miss). N@K = NDCG@K, R@K = Recall@K (= HitRate@K). "
-                  "ULMRec − no index: paired over the same users (`ulmrec eval compare`).", highlight=False)
-    if report is not None and "ndcg@10" in by_metric:
-        c = by_metric["ndcg@10"]
-        console.print(f"NDCG@10: Δ {c.difference:+.4f}, {c.confidence:.0%} CI [{c.ci_low:+.4f}, "
-                      f"{c.ci_high:+.4f}], p = {c.p_value:.3g}, {c.n_users} users, {c.n_resamples:,} "
-                      f"resamples; all figures in {ours_dir / 'compare.json'}", highlight=False)
+                  "Differences are paired over the same users (`ulmrec eval compare`, all users); LRURec "
+                  "order: the retriever's own order of the candidates the LLM ranked.", highlight=False)
+    for label, report in reports.items():
+        c = next((c for c in report.comparisons if c.metric == "ndcg@10"), None)
+        if c is not None:
+            console.print(f"{label}, NDCG@10: Δ {c.difference:+.4f}, {c.confidence:.0%} CI "
+                          f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}], p = {c.p_value:.3g}, {c.n_users} users",
+                          highlight=False)
+    console.print(f"all comparisons in {ours_dir / DEMO_COMPARE}", highlight=False)
