@@ -63,3 +63,28 @@ def test_eval_refuses_duplicate_candidates_with_file_and_line(tmp_path: Path) ->
     assert proc.returncode != 0
     assert f"{path}:2" in proc.stderr
     assert "more than once" in proc.stderr
+
+
+@pytest.mark.parametrize("size", [21, 39, 41])
+def test_a_large_pool_ranks_the_same_whatever_its_order(pipeline: Pipeline, tiny_llm: Path,
+                                                        size: int) -> None:
+    """Chunked ranking (issue 15): no lone item wins by default, rotations of the pool give the same
+    ranking, and a duplicate is one candidate."""
+    from ulmrec_align.ranking.recommender import Recommender
+
+    rec = Recommender.load(tiny_llm, data=pipeline.data)
+    pool = list(range(size))
+    history = [size + 1, size + 2]
+    base = rec.recommend(history=history, candidates=pool, k=size)
+    assert sorted(r.item_id for r in base) == pool
+    scores = {r.item_id: r.score for r in base}
+    # the old chunking gave the item left alone in the last chunk log-probability 0.0 (first, always), so a
+    # rotation of the pool changed the winner; here every rotation gives the same scores
+    for shift in (1, size // 2, size - 1):
+        rotated = pool[shift:] + pool[:shift]
+        again = {r.item_id: r.score for r in rec.recommend(history=history, candidates=rotated, k=size)}
+        assert again == pytest.approx(scores, abs=1e-5)
+    doubled = rec.recommend(history=history, candidates=pool + pool[:3], k=size + 3)
+    assert [r.item_id for r in doubled] == [r.item_id for r in base]
+    with pytest.raises(Exception, match="at least 1"):
+        rec.recommend(history=history, candidates=pool, k=-1)

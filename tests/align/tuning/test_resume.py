@@ -104,3 +104,23 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(samples_dir: Path, tin
     assert kept_whole.keys() == kept_resumed.keys()
     assert all(torch.equal(kept_whole[k], kept_resumed[k]) for k in kept_whole)
     assert not run.exists()
+
+
+def test_resume_refuses_sample_files_replaced_under_the_same_manifest(samples_dir: Path, tiny_llama: Path,
+                                                                      tmp_path: Path) -> None:
+    """Issue 15: the manifest's hash alone let a rewritten train.jsonl resume on the mix."""
+    import shutil
+
+    from ulmrec_align.tuning.config import TrainSettings
+    from ulmrec_align.tuning.train import TrainRequest, prepare_run
+    from ulmrec_eval.errors import InputError
+
+    samples = tmp_path / "A"
+    shutil.copytree(samples_dir, samples)
+    first = TrainRequest(samples=samples, model=str(tiny_llama), out=tmp_path / "T", progress=False,
+                         train=TrainSettings(max_steps=4, seed=0))
+    prepare_run(first)
+    lines = (samples / "train.jsonl").read_text().splitlines()
+    (samples / "train.jsonl").write_text("\n".join(lines[:5]) + "\n")      # same manifest.json, other samples
+    with pytest.raises(InputError, match="sample files differ"):
+        prepare_run(first.model_copy(update={"resume": True}))

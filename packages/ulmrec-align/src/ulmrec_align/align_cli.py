@@ -244,8 +244,17 @@ def inspect(
 ) -> None:
     """Counts per split and task, what was skipped and why, and example samples."""
     from ulmrec_align.tasks.schema import read_manifest, read_samples
+    from ulmrec_eval.errors import InputError
 
     manifest = read_manifest(samples)
+    for split, counts in manifest.counts.items():
+        present = (Path(samples) / f"{split}.jsonl").is_file()
+        rows = read_samples(samples, split) if present else []  # type: ignore[arg-type]
+        if len(rows) != sum(counts.values()):
+            raise InputError(f"{split}.jsonl holds {len(rows)} samples but manifest.json says "
+                             f"{sum(counts.values())}: the folder was changed after `align build`; "
+                             "rebuild it",
+                             path=samples)
     typer.echo(f"tokenizer: {manifest.tokenizer}; index tokens: {manifest.config.index_tokens}; "
                f"index: {manifest.index_path or 'none'}")
     for split, counts in manifest.counts.items():

@@ -6,10 +6,13 @@
     rec.recommend(history=["B00AAA", "B00BBB"], candidates=[...], k=5)   # anyone, any pool
 
 Pools: without ``candidates`` the retriever proposes the prompt's ``n_candidates`` (20 by default), history
-masked. A pool larger than the prompt's letters is ranked **in chunks** of ``n_candidates`` (pool order); each
-chunk's letter logits become log-probabilities over that chunk (``log_softmax``), and the chunks' scores are
-merged. Chunked scores are comparable only approximately across chunks (each chunk's probabilities sum to
-one); order a large pool with the retriever first so that chunk 1 holds its best candidates.
+masked; duplicates in a given pool are ranked once. A pool larger than the prompt's letters (``N > n``) is
+ranked in ``R = max(3, permutations)`` **rounds**; each round deals the pool, in an order that depends only
+on the round and the set of items (never on the order it was given in), into ``ceil(N / n)`` chunks whose
+sizes differ by at most one (no lone item), and a candidate's round score is its letter log-probability
+within its chunk plus ``log(chunk size)`` (0 for a model with no preference, whatever the chunk size). Its
+score is the mean over rounds, so every candidate is compared with different companions and the result is
+the same for any order or rotation of the pool.
 
 The tuned model's letter prior is removed from its letter log-probabilities (``calibrate=False``: raw
 logits), as ``align rank --calibration prior`` does.
@@ -127,8 +130,11 @@ class Recommender:
         if self.index is not None and user is not None:
             raw = self.dataset.users[user].raw_id
             code = self.index.token(raw) if raw in self.index.codes else None
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
         pool = ([self._item_id(i) for i in candidates] if candidates is not None
                 else self._retrieve(items))
+        pool = list(dict.fromkeys(pool))   # a duplicate is one candidate
         if not pool:
             return []
         scores = self._score(items, pool, code)
@@ -148,7 +154,30 @@ class Recommender:
 
     def _score(self, history: list[int], pool: list[int], code: str | None) -> list[float]:
         n = self.ranker.prompt.n_candidates
-        chunks = [pool[start:start + n] for start in range(0, len(pool), n)]
+        if len(pool) <= n:
+            return self._chunk_scores(history, [pool], code, normalise=False)[0]
+        canonical = sorted(pool)
+        rounds = max(3, self.permutations)
+        total = dict.fromkeys(pool, 0.0)
+        n_chunks = -(-len(pool) // n)
+        for r in range(rounds):
+            order = list(canonical)
+            if r:
+                import random
+
+                random.Random(r).shuffle(order)
+            chunks = [order[c::n_chunks] for c in range(n_chunks)]   # sizes differ by at most one
+            for chunk, values in zip(chunks, self._chunk_scores(history, chunks, code, normalise=True),
+                                     strict=True):
+                for item, value in zip(chunk, values, strict=True):
+                    total[item] += (value + float(np.log(len(chunk)))) / rounds
+        return [total[item] for item in pool]
+
+    def _chunk_scores(self, history: list[int], chunks: list[list[int]], code: str | None, *,
+                      normalise: bool) -> list[list[float]]:
+        """Per chunk, each candidate's score: its (calibrated) letter score, merged over the letter orders;
+        ``normalise``: log-probabilities over the chunk even for one order."""
+        n = self.ranker.prompt.n_candidates
         encoded, shown = [], []
         for chunk in chunks:
             orders = letter_orders(len(chunk), self.permutations)
@@ -162,15 +191,15 @@ class Recommender:
         pad_id = int(self.ranker.tokenizer.pad_token_id or 0)
         logits = last_logits(self.ranker.model, encoded, pad_id=pad_id, batch_size=self.batch_size,
                              columns=letters)
-        out: list[float] = []
+        out: list[list[float]] = []
         row = 0
         prior = self.ranker.letter_prior if self.calibrate else None
         for chunk, orders in zip(chunks, shown, strict=True):
             values = [calibrate_letters(logits[row + k, : len(chunk)].astype(np.float64).tolist(), prior)
                       for k in range(len(orders))]
             row += len(orders)
-            if len(orders) == 1 and len(chunks) == 1:
-                out += values[0]          # one prompt: the (calibrated) letter scores themselves
+            if len(orders) == 1 and not normalise:
+                out.append(values[0])      # one prompt: the (calibrated) letter scores themselves
             else:
-                out += merge_letter_orders(values, orders, log_softmax=True)
+                out.append(merge_letter_orders(values, orders, log_softmax=True))
         return out

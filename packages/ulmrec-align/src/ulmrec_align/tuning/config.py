@@ -147,6 +147,8 @@ class TrainManifest(BaseModel):
     base_model: BaseModelInfo
     samples_path: str
     samples_manifest_sha256: str = Field(description="sha256 of the samples folder's manifest.json.")
+    samples_files_sha256: dict[str, str] = Field(
+        default_factory=dict, description="sha256 of train.jsonl and valid.jsonl (what --resume checks).")
     samples_config: dict[str, Any] = Field(description="The samples' AlignConfig (as built).")
     prompt: PromptConfig = Field(description="Prompt sizes the samples were built with (the ranker reuses).")
     index_tokens: IndexTokens

@@ -100,6 +100,9 @@ def plan(request: TrainRequest) -> TrainManifest:
         base_model=BaseModelInfo(name=request.model, path=str(resolved), identity=model_identity(resolved)),
         samples_path=str(Path(request.samples).absolute()),
         samples_manifest_sha256=sha256_file(Path(request.samples) / MANIFEST),
+        samples_files_sha256={name: sha256_file(Path(request.samples) / name)
+                              for name in ("train.jsonl", "valid.jsonl")
+                              if (Path(request.samples) / name).is_file()},
         samples_config=samples.config.model_dump(mode="json"), prompt=samples.config.prompt,
         index_tokens=samples.config.index_tokens, lora=request.lora, train=request.train,
         quantization=resolve_quantization(request.train.quantization, request.train.device),
@@ -111,6 +114,8 @@ def _check_resumable(planned: TrainManifest, previous: TrainManifest, run: Path)
     checks = {
         "base model": (planned.base_model.identity, previous.base_model.identity),
         "samples": (planned.samples_manifest_sha256, previous.samples_manifest_sha256),
+        "sample files": (planned.samples_files_sha256,
+                         previous.samples_files_sha256 or planned.samples_files_sha256),
         "LoRA settings": (planned.lora, previous.lora),
         "quantization": (planned.quantization, previous.quantization),
         "processes": (planned.world_size, previous.world_size),
