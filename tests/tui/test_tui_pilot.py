@@ -126,7 +126,10 @@ def test_results_screen_metric_table_published_column_and_curves(runs: Path) -> 
             loss = app.screen.query_one("#loss-plot")
             assert len(loss.points) == 40
             assert loss.points[-1][1] == pytest.approx(2.5 / 6)
-            assert len(app.screen.query_one("#ndcg-plot").points) == 4
+            assert len(app.screen.query_one("#ndcg-plot").points) == 4   # train/lr is not a validation
+            lr = app.screen.query_one("#lr-plot").points
+            assert len(lr) == 40
+            assert max(v for _, v in lr) == pytest.approx(1e-3 * 36 / 40)
 
     asyncio.run(go())
 

@@ -81,7 +81,8 @@ def build_runs(root: Path, n_users: int = 40) -> Path:
         (demo / stage / "log.txt").write_text(f"$ ulmrec {stage} …\n{stage}: line 1\n{stage}: finished\n")
     with (demo / "train" / "events.jsonl").open("w") as handle:
         for step in range(1, 41):
-            event = StageEvent(time=T0 + step, stage="train", step=step, total=40, loss=2.5 / (1 + step / 8))
+            event = StageEvent(time=T0 + step, stage="train", step=step, total=40, loss=2.5 / (1 + step / 8),
+                               metric={"train/lr": 1e-3 * min(1.0, step / 4) * (1 - step / 40)})
             handle.write(event.model_dump_json(exclude_none=True) + "\n")
             if step % 10 == 0:
                 handle.write(StageEvent(time=T0 + step, stage="train", step=step,
