@@ -35,17 +35,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _pipeline import ROOT, beauty_upstream, synthetic_upstream, ulmrec
 
 
-def write_shuffled(source: Path, target: Path, *, seed: int) -> None:
-    """The test rows of ``source`` with each user's candidates (and scores) in a seeded random order."""
+def write_shuffled(source: Path, target: Path, *, seed: int, n: int) -> None:
+    """The test rows of ``source`` with each user's first ``n`` candidates (the ones the LLM ranks; scores
+    along) in a seeded random order."""
     from ulmrec_align.retrieval.candidates import read_candidates
     from ulmrec_eval.io import atomic_write_jsonl
 
     rng = np.random.default_rng(seed)
     rows = []
     for row in sorted(read_candidates(source, split="test").values(), key=lambda r: r.user_id):
-        order = rng.permutation(len(row.candidates))
+        order = rng.permutation(min(n, len(row.candidates)))
         rows.append(row.model_copy(update={"candidates": [row.candidates[i] for i in order],
-                                           "scores": [row.scores[i] for i in order]}))
+                                           "scores": [row.scores[i] for i in order],
+                                           "target_in_candidates": row.target in row.candidates[:n]}))
     atomic_write_jsonl(target, rows)
 
 
@@ -58,6 +60,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--n-candidates", type=int, default=10)
+    parser.add_argument("--lora-targets", default="q_proj,v_proj", help="q_proj,v_proj (paper) | all-linear")
+    parser.add_argument("--tag", default="", help="Suffix of the output folder (another setting).")
     parser.add_argument("--loss", choices=("letters", "tokens"), default="letters")
     parser.add_argument("--negatives", choices=("random", "retriever"), default="random")
     parser.add_argument("--signal", choices=("reviews", "none"), default="reviews")
@@ -85,7 +89,7 @@ def main() -> None:
     variant = "" if args.index else "-noindex"
     variant += "" if args.index_permute is None else f"-permuted{args.index_permute}"
     world = f"{args.data}-{args.signal}" if args.data == "synthetic" else args.data
-    out = args.out or ROOT / "runs" / f"bench-align-{world}{variant}"
+    out = args.out or ROOT / "runs" / f"bench-align-{world}{variant}{args.tag}"
     up_root = out.parent / f"bench-align-{world}-upstream"
     upstream = (synthetic_upstream(up_root, signal=args.signal) if args.data == "synthetic"
                 else beauty_upstream(up_root))
@@ -111,13 +115,14 @@ def main() -> None:
             args.minutes, "--max-steps", args.steps, "--lr", args.lr, "--batch-size", args.batch_size,
             "--eval-steps", max(1, args.steps // 5), "--save-steps", max(1, args.steps // 5),
             "--valid-users", 60,
-            "--patience", 1000, "--loss", args.loss, "--force", "--no-progress")
+            "--patience", 1000, "--loss", args.loss, "--lora-targets", args.lora_targets, "--force",
+            "--no-progress")
     # The letters follow the retriever's order; a second pass with the same candidates in a seeded random
     # order shows how much of the ranking is the model's own and how much is a bias towards early letters.
     shuffled = out / "candidates-test-shuffled.jsonl"
     passes = [("align_rank_s", upstream.candidates, ranked)]
     if args.shuffled:
-        write_shuffled(upstream.candidates, shuffled, seed=0)
+        write_shuffled(upstream.candidates, shuffled, seed=0, n=n)
         passes.append(("align_rank_shuffled_s", shuffled, out / "rank-test-shuffled.jsonl"))
     orders_file = out / f"rank-test-orders{args.permutations}.jsonl"
     if args.permutations > 1:
@@ -179,6 +184,7 @@ def main() -> None:
         "machine": platform.machine(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
         "model": args.model, "lr": args.lr, "minutes": args.minutes, "steps": args.steps, "loss": args.loss,
         "negatives": args.negatives, "signal": args.signal, "index_permute": args.index_permute,
+        "lora_targets": args.lora_targets,
         "n_candidates": n, "timings": timings,
         "train": {k: manifest.get(k) for k in ("steps", "samples_seen", "tokens_seen", "best_step",
                                                 "best_ndcg_at_10", "stop_reason", "train_samples",
