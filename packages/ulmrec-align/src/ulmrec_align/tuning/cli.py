@@ -92,8 +92,16 @@ def train_command(
     try:
         manifest = run_training(request)
     except KeyboardInterrupt:
-        raise CommandInterruptedError(f"Interrupted: checkpoints are in {partial_dir(out)}; continue with "
-                                      "the same command and --resume.") from None
+        from ulmrec_align.tuning.checkpoints import checkpoints
+
+        saved = checkpoints(partial_dir(out))
+        if saved:
+            raise CommandInterruptedError(
+                f"Interrupted: the last checkpoint (step {saved[-1][0]}) is in {partial_dir(out)}; later "
+                "steps are trained again; continue with the same command and --resume.") from None
+        raise CommandInterruptedError(
+            f"Interrupted before the first checkpoint (every --save-steps {save_steps}): no step was kept; "
+            "--resume starts from step 0.") from None
     best = ("no validation samples (kept the last adapter)" if manifest.best_ndcg_at_10 is None else
             f"best validation NDCG@10 {manifest.best_ndcg_at_10:.4f} at step {manifest.best_step}")
     rate = manifest.tokens_seen / manifest.elapsed_seconds if manifest.elapsed_seconds else 0.0
