@@ -44,7 +44,7 @@ def test_demo_table_rows_and_paired_comparison(tmp_path: Path) -> None:
     assert retriever_overall.n_users == 30
     expected = evaluate(_predictions(30, 5), retrieved_n=20).scope("overall").metrics["ndcg@10"]
     assert retriever_overall.metrics["ndcg@10"] == pytest.approx(expected)
-    assert set(reports) == {"ULMRec − no index", "ULMRec − LRURec order", "no index − LRURec order"}
+    assert set(reports) == {"ULMRec − no index", "ULMRec − LRURec", "no index − LRURec"}
     report = reports["ULMRec − no index"]
     assert report.a.endswith("demo-noindex/rank/predictions.jsonl")
     by_metric = {c.metric: c for c in report.comparisons}
@@ -55,7 +55,7 @@ def test_demo_table_rows_and_paired_comparison(tmp_path: Path) -> None:
     saved = json.loads((ours / "compare.json").read_text())
     assert set(saved["comparisons"]) == set(reports)
     # the LLM against the retriever's order of the same candidates: the difference is the table's
-    vs_order = {c.metric: c for c in reports["ULMRec − LRURec order"].comparisons}["ndcg@10"]
+    vs_order = {c.metric: c for c in reports["ULMRec − LRURec"].comparisons}["ndcg@10"]
     assert vs_order.difference == pytest.approx(ours_ndcg - rows[1].metrics["ndcg@10"])
 
 

@@ -132,8 +132,8 @@ def demo_rows(ours_dir: Path, base_dir: Path) -> tuple[list[Row], dict[str, Comp
                                   ours_dir / "compare" / "retriever-order.jsonl", split=split, n=n)
     base_predictions = base_dir / "rank" / "predictions.jsonl"
     pairs = {"ULMRec − no index": (base_predictions, predictions),
-             "ULMRec − LRURec order": (order, predictions),
-             "no index − LRURec order": (order, base_predictions)}
+             "ULMRec − LRURec": (order, predictions),
+             "no index − LRURec": (order, base_predictions)}
     reports = {label: _compare(a, b, ours_dir / "compare" / f"{i}.json", split)
                for i, (label, (a, b)) in enumerate(pairs.items())}
     from ulmrec_eval.io import atomic_write_text
@@ -172,8 +172,8 @@ def print_table(ours_dir: Path, base_dir: Path) -> None:
     console.print(table)
     console.print("subset: users whose target the retriever put in its top-N; overall: all test users (a "
                   "target outside the top-N is a miss). N@K = NDCG@K, R@K = Recall@K (= HitRate@K). "
-                  "Differences are paired over the same users (`ulmrec eval compare`, all users); LRURec "
-                  "order: the retriever's own order of the candidates the LLM ranked.", highlight=False)
+                  "Differences are paired over the same users (`ulmrec eval compare`, all users); − LRURec: "
+                  "against the retriever's own order of the candidates the LLM ranked.", highlight=False)
     for label, report in reports.items():
         c = next((c for c in report.comparisons if c.metric == "ndcg@10"), None)
         if c is not None:
