@@ -248,3 +248,26 @@ def test_a_commands_own_ctrl_c_line_is_the_only_line() -> None:
                           env={**os.environ, "ULMREC_DEBUG": ""})
     assert proc.returncode == 130
     assert proc.stderr == "Interrupted: kept in X; continue with --resume.\n"
+
+
+def test_third_party_warnings_are_quiet_unless_debugging() -> None:
+    """Issue 15: bitsandbytes' 'Failed to load CPU gemm_4bit_forward' and FutureWarning lines came before
+    every torch command's own output."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import logging, warnings, sys\n"
+              "from ulmrec_eval.cli_runner import quiet_third_party\n"
+              "logging.basicConfig()\n"
+              "quiet_third_party()\n"
+              "logging.getLogger('bitsandbytes.backends.cpu.ops').warning('Failed to load CPU gemm')\n"
+              "warnings.warn('old api', FutureWarning)\n"
+              "print('own output', file=sys.stderr)\n")
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={k: v for k, v in os.environ.items() if k != "ULMREC_DEBUG"})
+    assert quiet.stderr == "own output\n"
+    loud = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={**os.environ, "ULMREC_DEBUG": "1"})
+    assert "Failed to load CPU gemm" in loud.stderr
+    assert "old api" in loud.stderr

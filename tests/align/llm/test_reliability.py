@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
 from conftest import Pipeline, ulmrec
 
 from ulmrec_eval.artifacts import folder_lock

@@ -38,6 +38,25 @@ def _exception_classes(name: str) -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+#: Libraries whose log warnings are not the user's business (shown with ``ULMREC_DEBUG=1``).
+QUIET_LOGGERS = ("bitsandbytes", "kernels", "huggingface_hub", "transformers", "peft", "accelerate", "torch",
+                 "sentence_transformers")
+
+
+def quiet_third_party() -> None:
+    """Unless ``ULMREC_DEBUG`` is set: third-party loggers report errors only, and FutureWarning /
+    DeprecationWarning lines (all raised by libraries, never by ulmrec) are not printed."""
+    if os.environ.get("ULMREC_DEBUG"):
+        return
+    import logging
+    import warnings
+
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 _EXIT = _exception_classes("Exit")
 _CLICK_ERROR = _exception_classes("ClickException")
 _ABORT = _exception_classes("Abort")
@@ -46,6 +65,7 @@ _ABORT = _exception_classes("Abort")
 def run_app(app: typer.Typer, *, prog_name: str, argv: list[str] | None = None) -> NoReturn:
     """Invoke ``app`` like a console script and exit with its status."""
     command = typer.main.get_command(app)
+    quiet_third_party()
     try:
         result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except _EXIT as exc:
