@@ -36,7 +36,7 @@ from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.letters import LETTERS
 from ulmrec_align.prompts.templates import TEMPLATES
-from ulmrec_align.ranking.scorer import last_logits, left_pad, model_device
+from ulmrec_align.ranking.scorer import last_logits, left_pad, letter_log_probs, model_device
 from ulmrec_align.retrieval.candidates import CandidateRow
 
 Method = Literal["logits", "generate"]
@@ -141,12 +141,11 @@ def calibrate_letters(values: Sequence[float], prior: Sequence[float] | None) ->
     """``log softmax(values) − prior[:n]`` (``prior`` None: ``values`` unchanged).
 
     >>> calibrate_letters([0.0, 0.0], [-0.1, -2.0])
-    [-0.5931471805599453, 1.3068528194401547]
+    [-0.5931471805599453, 1.3068528194400546]
     """
     if prior is None:
         return list(values)
-    v = np.asarray(values, dtype=np.float64)
-    v = v - np.logaddexp.reduce(v)
+    v = letter_log_probs([values])[0]
     p = np.asarray(list(prior)[: len(v)], dtype=np.float64)
     if len(p) < len(v):
         p = np.concatenate([p, np.zeros(len(v) - len(p))])

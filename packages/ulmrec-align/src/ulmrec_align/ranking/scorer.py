@@ -85,6 +85,17 @@ def score_samples(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_t
     return scores
 
 
+def letter_log_probs(scores: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Row-wise ``log_softmax`` over each row's own letters: (n, L) scores with ``-inf`` past a row's letters
+    stay ``-inf``.
+
+    >>> letter_log_probs([[0.0, 0.0, -np.inf]]).round(4).tolist()
+    [[-0.6931, -0.6931, -inf]]
+    """
+    values = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    return values - np.logaddexp.reduce(values, axis=1, keepdims=True)
+
+
 def ndcg_at(scores: npt.NDArray[np.floating], target_positions: Sequence[int], k: int) -> float:
     """Mean NDCG@k of the target column per row, ties pessimistic: ``1/log2(1 + rank)`` if rank ≤ k."""
     from ulmrec_eval.metrics import compute_metrics

@@ -173,10 +173,10 @@ def letter_prior(scores: Any) -> Any:
     """
     import numpy as np
 
-    values = np.asarray(scores, dtype=np.float64)
-    finite = np.isfinite(values)
-    safe = np.where(finite, values, -np.inf)
-    logp = safe - np.logaddexp.reduce(safe, axis=1, keepdims=True)
+    from ulmrec_align.ranking.scorer import letter_log_probs
+
+    logp = letter_log_probs(scores)
+    finite = np.isfinite(logp)
     counts = finite.sum(axis=0)
     total = np.where(finite, logp, 0.0).sum(axis=0)
     return np.where(counts > 0, total / np.maximum(counts, 1), 0.0)
@@ -191,7 +191,7 @@ def ranking_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: s
     import numpy as np
 
     from ulmrec_align.prompts.letters import letter_index
-    from ulmrec_align.ranking.scorer import ndcg_at, score_samples
+    from ulmrec_align.ranking.scorer import letter_log_probs, ndcg_at, score_samples
     from ulmrec_align.tuning.callbacks import ValidationScores
 
     targets = [letter_index(s.target_letter) for s in samples]
@@ -200,9 +200,8 @@ def ranking_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: s
         scores = score_samples(model, tokenizer, samples, index_tokens=index_tokens,  # type: ignore[arg-type]
                                batch_size=batch_size)
         prior = letter_prior(scores)
-        finite = np.isfinite(scores)
-        logp = scores - np.logaddexp.reduce(np.where(finite, scores, -np.inf), axis=1, keepdims=True)
-        calibrated = np.where(finite, logp - prior[None, :], -np.inf)
+        logp = letter_log_probs(scores)
+        calibrated = np.where(np.isfinite(logp), logp - prior[None, :], -np.inf)
         return ValidationScores(score=ndcg_at(calibrated, targets, 10), raw=ndcg_at(scores, targets, 10),
                                 prior=[round(float(v), 6) for v in prior])
 
