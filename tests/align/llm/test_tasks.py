@@ -154,3 +154,30 @@ def test_cli_build_writes_a_whole_folder_read_by_the_next_stage(pipeline: Pipeli
     assert refused.returncode != 0
     assert "--force" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_retriever_negatives_are_its_best_items_for_that_prefix_only(pipeline: Pipeline) -> None:
+    """--negatives retriever: each next_item sample's negatives are the retriever's best items when it reads
+    only the prefix before the target (no later interaction), best first, the prefix and target excluded."""
+    import torch
+
+    from ulmrec_align.retrieval.api import load_retriever
+
+    retriever = load_retriever(pipeline.candidates.parent)[0]
+    dataset, artifact, rows, inputs = load_inputs(pipeline.data, pipeline.index, pipeline.candidates)
+    cfg = AlignConfig(tasks=["next_item"], negatives="retriever", max_users=6)
+    with pytest.raises(Exception, match="needs --retriever"):
+        build_samples(dataset, cfg, tiny_tokenizer(), index=artifact, candidates=rows, inputs=inputs,
+                      paths={}, tokenizer_name="tiny")
+    result = build_samples(dataset, cfg, tiny_tokenizer(), index=artifact, candidates=rows, inputs=inputs,
+                           paths={}, tokenizer_name="tiny", retriever=retriever)
+    samples = [s for s in result.samples["train"] if s.task == "next_item"]
+    assert samples
+    for sample in samples:
+        train = list(dataset.splits[sample.user_id].train)
+        prefix = train[: train.index(sample.target)]
+        scores = retriever.score_histories([prefix])[0].clone()
+        scores[prefix] = -float("inf")
+        best = [int(i) for i in torch.argsort(scores, descending=True) if int(i) != sample.target]
+        negatives = [c for c in sample.candidates or [] if c != sample.target]
+        assert sorted(negatives) == sorted(best[: len(negatives)])
