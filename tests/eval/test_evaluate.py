@@ -199,3 +199,34 @@ def test_mixed_splits_need_a_choice(tmp_path: Path) -> None:
         load_predictions(path)
     with pytest.raises(InputError, match="no predictions of split 'train'"):
         load_predictions(path, split="train")
+
+
+# ------------------------------------------------------------------------------------ rows carry their N
+def test_rows_that_carry_retrieved_n_are_reported_as_subset_and_overall(tmp_path: Path) -> None:
+    rows = [{"user_id": u, "target": t, "candidates": [1, 2, 3], "scores": [0.3, 0.2, 0.1], "retrieved_n": 3}
+            for u, t in enumerate([1, 3, 9, 2])]
+    path = write_lines(tmp_path / "p.jsonl", [json.dumps(r) for r in rows])
+    result = evaluate(path, ks=(1, 3))
+    subset, overall = result.scope("subset"), result.scope("overall")
+    assert (subset.retrieved_n, subset.n_users, overall.n_users) == (3, 3, 4)
+    assert subset.metrics["recall@1"] == pytest.approx(1 / 3)
+    assert evaluate(path, ks=(1,), retrieved_n=20).scope("subset").retrieved_n == 20   # an explicit N wins
+
+
+def test_rows_that_disagree_on_retrieved_n_are_refused(tmp_path: Path) -> None:
+    rows = [{"user_id": 1, "target": 1, "ranked": [1], "retrieved_n": 5},
+            {"user_id": 2, "target": 1, "ranked": [1], "retrieved_n": 20}]
+    path = write_lines(tmp_path / "p.jsonl", [json.dumps(r) for r in rows])
+    with pytest.raises(InputError, match=r"p\.jsonl: rows disagree on retrieved_n \(5, 20\)"):
+        evaluate(path)
+
+
+def test_npz_and_jsonl_writers_record_retrieved_n(tmp_path: Path) -> None:
+    from ulmrec_eval.writer import write_predictions
+
+    for name in ("p.jsonl", "p.npz"):
+        path = write_predictions(tmp_path / name, [1, 2], [7, 9], candidates=np.array([[7, 8], [8, 5]]),
+                                 scores=np.array([[0.5, 0.25], [0.5, 0.4]]), retrieved_n=2)
+        result = evaluate(path, ks=1)
+        assert [r.scope for r in result.reports] == ["subset", "overall"], name
+        assert result.scope("subset").n_users == 1, name

@@ -69,8 +69,10 @@ def test_rank_split_rows_are_eval_predictions_of_every_user(pipeline: Pipeline, 
 
     write_rankings(out, ranked)
     predictions = load_predictions(out, split="test")
-    result = evaluate(predictions, ks=(1, 5), retrieved_n=8)
+    assert {r.retrieved_n for r in ranked} == {len(ranked[0].candidates)}
+    result = evaluate(predictions, ks=(1, 5))      # the rows say which top-N the LLM re-ranked
     subset = result.scope("subset")
+    assert subset.retrieved_n == len(ranked[0].candidates)
     assert subset.n_users == sum(r.target in r.candidates for r in ranked)
     assert result.scope("overall").n_users == dataset.n_users
 
@@ -138,8 +140,8 @@ def test_cli_rank_writes_predictions_that_eval_reads(pipeline: Pipeline, tiny_ll
                   "--candidates", pipeline.candidates, "--split", "valid", "--out", out, "--limit", "6",
                   "--no-progress")
     assert "ranked 6 users" in proc.stderr
-    metrics = ulmrec("eval", "metrics", out, "--split", "valid", "--retrieved-n", "20", "--json").stdout
-    assert '"subset"' in metrics
+    metrics = json.loads(ulmrec("eval", "metrics", out, "--split", "valid", "--json").stdout)
+    assert [r["scope"] for r in metrics["reports"]] == ["subset", "overall"]
     orders = tmp_path / "rank-orders.jsonl"
     proc = ulmrec("align", "rank", "--model", tiny_llm, "--data", pipeline.data, "--index", pipeline.index,
                   "--candidates", pipeline.candidates, "--split", "valid", "--out", orders, "--limit", "2",

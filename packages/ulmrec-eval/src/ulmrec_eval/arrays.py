@@ -22,10 +22,10 @@ __all__ = ["NPZ_KEYS", "PredictionArrays", "as_numpy", "id_kind", "is_tensor", "
 
 #: Arrays of a ``.npz`` predictions file: ``user_ids (U,)``, ``targets (U,)`` and either ``ranked (U, L)``
 #: (item ids, best first) or ``candidates (U, L)`` + ``scores (U, L)``; optional ``history_lengths (U,)``
-#: (-1 = unknown) and 0-d string arrays ``source`` and ``split``. Ids are integers or unicode strings (no
-#: pickle).
+#: (-1 = unknown), 0-d string arrays ``source`` and ``split`` and a 0-d integer ``retrieved_n`` (the N of
+#: the retrieved top-N a re-ranker's candidates came from). Ids are integers or unicode strings (no pickle).
 NPZ_KEYS: tuple[str, ...] = ("user_ids", "targets", "ranked", "candidates", "scores", "history_lengths",
-                             "source", "split")
+                             "source", "split", "retrieved_n")
 
 
 def is_tensor(x: object) -> bool:
@@ -80,6 +80,7 @@ class PredictionArrays:
     history_lengths: npt.NDArray[np.int64] | None = None
     source: str | None = None
     split: str | None = None
+    retrieved_n: int | None = None
 
 
 def _scalar_text(data: Any, key: str, path: Path) -> str | None:
@@ -153,9 +154,16 @@ def read_prediction_arrays(path: str | Path) -> PredictionArrays:
                 raise InputError(f"history_lengths must be ({n},) integers, got {lengths.shape} "
                                  f"{lengths.dtype}", path=file)
             lengths = lengths.astype(np.int64)
+        retrieved_n = None
+        if "retrieved_n" in data.files:
+            value = data["retrieved_n"]
+            if value.ndim != 0 or not np.issubdtype(value.dtype, np.integer) or int(value) < 1:
+                raise InputError(f"retrieved_n must be a 0-d integer >= 1, got shape {value.shape} "
+                                 f"dtype {value.dtype}", path=file)
+            retrieved_n = int(value)
         return PredictionArrays(user_ids=user_ids, targets=targets, ranks=ranks, history_lengths=lengths,
                                 source=_scalar_text(data, "source", file),
-                                split=_scalar_text(data, "split", file))
+                                split=_scalar_text(data, "split", file), retrieved_n=retrieved_n)
 
 
 def _check_id_kinds(items: np.dtype[Any], targets: np.dtype[Any], name: str, path: Path) -> None:

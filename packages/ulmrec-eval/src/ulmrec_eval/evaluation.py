@@ -206,13 +206,20 @@ def read_any_predictions(predictions: object, *, split: str | None = None,
         lengths = np.array([-1 if p.history_length is None else p.history_length for p in preds],
                            dtype=np.int64)
     sources = {p.source for p in preds}
+    pools = {p.retrieved_n for p in preds}
+    if len(pools) > 1:
+        known = sorted(n for n in pools if n is not None)
+        raise InputError(f"rows disagree on retrieved_n ({', '.join(map(str, known))}"
+                         f"{' and unset' if None in pools else ''}): the subset needs one N",
+                         path=name)
     ids = np.empty(len(preds), dtype=object)
     ids[:] = [p.user_id for p in preds]
     targets = np.empty(len(preds), dtype=object)
     targets[:] = [p.target for p in preds]
     return name, PredictionArrays(user_ids=ids, targets=targets, ranks=prediction_ranks(preds),
                                   history_lengths=lengths,
-                                  source=next(iter(sources)) if len(sources) == 1 else None)
+                                  source=next(iter(sources)) if len(sources) == 1 else None,
+                                  retrieved_n=next(iter(pools)))
 
 
 def evaluate(predictions: PredictionsInput, *, ks: Iterable[int] | int = DEFAULT_KS,
@@ -221,13 +228,15 @@ def evaluate(predictions: PredictionsInput, *, ks: Iterable[int] | int = DEFAULT
     r"""Evaluate predictions: a ``.jsonl`` or ``.npz`` file, or :class:`RankedPrediction`\ s or their dicts.
 
     See :func:`evaluate_ranks` for the scopes; ``split`` selects one split's records (see
-    :func:`load_predictions`).
+    :func:`load_predictions`). ``retrieved_n`` defaults to the N the rows carry (a re-ranker's output says
+    which top-N it re-ranked), so such a file is reported as subset and overall without being told.
 
     >>> evaluate([{"user_id": 1, "target": 7, "ranked": [3, 7]}], ks=2).reports[0].metrics["mrr@2"]
     0.5
     """
     path, arrays = read_any_predictions(predictions, split=split)
-    reports = evaluate_ranks(arrays.ranks, ks=ks, retrieved_n=retrieved_n,
+    reports = evaluate_ranks(arrays.ranks, ks=ks,
+                             retrieved_n=arrays.retrieved_n if retrieved_n is None else retrieved_n,
                              history_lengths=arrays.history_lengths, bucket_edges=bucket_edges,
                              source=arrays.source)
     return EvalResult(predictions=path, reports=reports)

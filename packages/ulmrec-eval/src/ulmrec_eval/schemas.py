@@ -45,6 +45,10 @@ class RankedPrediction(BaseModel):
     split: str | None = Field(default=None,
                               description="Evaluation split, e.g. 'valid' or 'test'; a file holding several "
                                           "is read one split at a time.")
+    retrieved_n: int | None = Field(default=None, ge=1,
+                                    description="N of the retrieved top-N these candidates were taken from "
+                                                "(a re-ranker's pool); the report then gives the subset and "
+                                                "overall scopes without being told.")
 
     @model_validator(mode="after")
     def _check(self) -> RankedPrediction:

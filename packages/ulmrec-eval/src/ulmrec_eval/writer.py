@@ -60,7 +60,8 @@ def _score_text(value: float, single: bool) -> str:
 
 def write_predictions(path: str | Path, user_ids: Any, targets: Any, *, ranked: Any = None,
                       candidates: Any = None, scores: Any = None, source: str | None = None,
-                      split: str | None = None, history_lengths: Any = None) -> Path:
+                      split: str | None = None, history_lengths: Any = None,
+                      retrieved_n: int | None = None) -> Path:
     """Write one prediction per user to ``path`` (``.npz``: arrays; otherwise JSON lines) and return it.
 
     Args:
@@ -72,6 +73,8 @@ def write_predictions(path: str | Path, user_ids: Any, targets: Any, *, ranked: 
             ``scores``.
         source, split: recorded in every record (e.g. ``"my-model"``, ``"test"``).
         history_lengths: ``(U,)`` items in each user's history (for sparsity buckets).
+        retrieved_n: the N of the retrieved top-N that ``candidates`` were taken from, when these are a
+            re-ranker's predictions; the evaluation then reports subset and overall by itself.
 
     >>> import tempfile, os
     >>> from ulmrec_eval import evaluate
@@ -92,12 +95,14 @@ def write_predictions(path: str | Path, user_ids: Any, targets: Any, *, ranked: 
     if len(set(users)) != n:
         raise ValueError("user_ids repeat")
     tgts = _ids(targets, "targets", n)
+    if retrieved_n is not None and retrieved_n < 1:
+        raise ValueError(f"retrieved_n must be >= 1, got {retrieved_n}")
     lengths = (None if history_lengths is None
                else [int(v) for v in _ids(history_lengths, "history_lengths", n)])
     target = Path(path)
     if target.suffix == ".npz":
         _write_npz(target, users, tgts, ranked=ranked, candidates=candidates, scores=scores, source=source,
-                   split=split, lengths=lengths)
+                   split=split, lengths=lengths, retrieved_n=retrieved_n)
         return target
     ranked_rows = None if ranked is None else _rows(ranked, "ranked", n)
     cand_rows = None if candidates is None else _rows(candidates, "candidates", n)
@@ -109,7 +114,8 @@ def write_predictions(path: str | Path, user_ids: Any, targets: Any, *, ranked: 
     checked = [RankedPrediction(user_id=u, target=t, ranked=ranked_rows[i] if ranked_rows else None,
                                 candidates=cand_rows[i] if cand_rows else None,
                                 scores=score_rows[i] if score_rows else None, source=source,
-                                history_length=lengths[i] if lengths else None, split=split)
+                                history_length=lengths[i] if lengths else None, split=split,
+                                retrieved_n=retrieved_n)
                for i, (u, t) in enumerate(zip(users, tgts, strict=True))]
     with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for line in _lines(checked, score_rows, single):
@@ -128,7 +134,8 @@ def _lines(records: Sequence[RankedPrediction], score_rows: list[Any] | None, si
 
 
 def _write_npz(path: Path, users: list[Any], targets: list[Any], *, ranked: Any, candidates: Any, scores: Any,
-               source: str | None, split: str | None, lengths: list[int] | None) -> None:
+               source: str | None, split: str | None, lengths: list[int] | None,
+               retrieved_n: int | None) -> None:
     arrays: dict[str, np.ndarray] = {"user_ids": np.asarray(users), "targets": np.asarray(targets)}
     n = len(users)
     for key, value in (("ranked", ranked), ("candidates", candidates), ("scores", scores)):
@@ -145,6 +152,8 @@ def _write_npz(path: Path, users: list[Any], targets: list[Any], *, ranked: Any,
         raise ValueError("scores contain NaN")
     if lengths is not None:
         arrays["history_lengths"] = np.asarray(lengths, dtype=np.int64)
+    if retrieved_n is not None:
+        arrays["retrieved_n"] = np.asarray(retrieved_n, dtype=np.int64)
     for key, text in (("source", source), ("split", split)):
         if text is not None:
             arrays[key] = np.asarray(text)

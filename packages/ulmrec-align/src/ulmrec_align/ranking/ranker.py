@@ -58,6 +58,8 @@ class RankRow(BaseModel):
     source: str = Field(description="'<method>:<model name>'.")
     history_length: int
     parsed: bool | None = Field(default=None, description="generate: every candidate's letter was listed.")
+    retrieved_n: int | None = Field(default=None, ge=1,
+                                    description="The retriever's top-N these candidates are (subset's N).")
 
 
 @dataclass
@@ -197,7 +199,8 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
         row = first.row
         out.append(RankRow(user_id=row.user_id, raw_user_id=row.raw_user_id, split=row.split,
                            target=row.target, candidates=first.candidates, scores=merged, source=source,
-                           history_length=row.history_length, parsed=parsed))
+                           history_length=row.history_length, parsed=parsed,
+                           retrieved_n=len(first.candidates)))
     return out
 
 
