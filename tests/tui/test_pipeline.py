@@ -94,6 +94,23 @@ def test_skip_when_unchanged_and_rerun_downstream_when_config_changes(tmp_path: 
     assert manifest(runs / "tiny", "data")["figures"]["users"] == 45  # type: ignore[index]
 
 
+def test_an_output_cut_after_the_stage_is_rerun_not_built_on(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    config = tiny_config(tmp_path)
+    assert ulmrec("run", str(config), "--runs", str(runs)).returncode == 0
+    texts = runs / "tiny" / "users" / "user_texts.jsonl"
+    os.utime(texts)                                   # touched, same content: still unchanged
+    again = ulmrec("run", str(config), "--runs", str(runs))
+    assert "users     skipped: unchanged" in again.stderr, again.stderr
+    lines = texts.read_text(encoding="utf-8").splitlines(keepends=True)
+    texts.write_text("".join(lines[: len(lines) // 2]), encoding="utf-8")
+    cut = ulmrec("run", str(config), "--runs", str(runs))
+    assert cut.returncode == 0, cut.stderr
+    assert "data      skipped: unchanged" in cut.stderr
+    assert "users     running: output changed since it was written: user_texts.jsonl" in cut.stderr, cut.stderr
+    assert len(texts.read_text(encoding="utf-8").splitlines()) == len(lines)
+
+
 def test_changed_external_input_reruns_the_stage(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     assert ulmrec("data", "synthetic", "--out", str(raw), "--users", "30", "--items", "30").returncode == 0

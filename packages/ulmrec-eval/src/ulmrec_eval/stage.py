@@ -29,8 +29,20 @@ MANIFEST_NAME = "manifest.json"
 Status = Literal["pending", "running", "done", "failed", "stopped"]
 STATUSES: tuple[Status, ...] = ("pending", "running", "done", "failed", "stopped")
 #: Distributions whose versions every manifest records.
+#: Output files up to this size get a content hash in :attr:`StageManifest.output_files`.
+OUTPUT_HASH_LIMIT = 512 * 1024 * 1024
 TRACKED_PACKAGES = ("ulmrec", "ulmrec-eval", "ulmrec-index", "ulmrec-align", "torch", "transformers", "peft",
                     "sentence-transformers", "numpy", "pydantic")
+
+
+class FileStamp(BaseModel):
+    """Size, modification time and (under a size limit) content hash of one output file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(description="Bytes.")
+    mtime_ns: int = Field(description="Modification time, ns since the epoch.")
+    sha256: str | None = Field(default=None, description="Content hash (None: file above the hash limit).")
 
 
 class StageManifest(BaseModel):
@@ -46,6 +58,9 @@ class StageManifest(BaseModel):
     input_hashes: dict[str, str] = Field(default_factory=dict,
                                          description="sha256 per input: upstream outputs, files.")
     output_hash: str | None = Field(default=None, description="sha256 over the stage's outputs, once done.")
+    output_files: dict[str, FileStamp] = Field(
+        default_factory=dict, description="Each output file (relative to the stage) as written, checked "
+                                          "before a later stage uses it (empty in older manifests).")
     commands: list[list[str]] = Field(default_factory=list, description="The `ulmrec …` argv lists it runs.")
     outputs: list[str] = Field(default_factory=list, description="Output paths, relative to the stage.")
     package_versions: dict[str, str] = Field(default_factory=dict, description="Installed distributions.")
@@ -153,6 +168,58 @@ def sha256_path(path: str | Path, *, skip: tuple[str, ...] = ()) -> str:
         digest.update(rel.encode("utf-8") + b"\0")
         _update_file(digest, file)
     return digest.hexdigest()
+
+
+def _output_files(folder: Path, outputs: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in outputs:
+        path = folder / name
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files.extend(p for p in sorted(path.rglob("*")) if p.is_file()
+                         and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return files
+
+
+def stamp_outputs(folder: str | Path, outputs: list[str], *,
+                  hash_limit: int = OUTPUT_HASH_LIMIT) -> dict[str, FileStamp]:
+    """:class:`FileStamp` of every file of ``outputs`` (files or folders under ``folder``; hidden entries
+    left out); content hashed for files of at most ``hash_limit`` bytes."""
+    root = Path(folder)
+    stamps: dict[str, FileStamp] = {}
+    for file in _output_files(root, outputs):
+        st = file.stat()
+        sha = None
+        if st.st_size <= hash_limit:
+            digest = hashlib.sha256()
+            _update_file(digest, file)
+            sha = digest.hexdigest()
+        stamps[file.relative_to(root).as_posix()] = FileStamp(size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                                              sha256=sha)
+    return stamps
+
+
+def changed_outputs(folder: str | Path, stamps: dict[str, FileStamp], outputs: list[str]) -> list[str]:
+    """Output files that differ from ``stamps``: missing, added, another size, or touched with other content
+    (a file whose mtime moved is re-hashed when its hash was recorded; otherwise it counts as changed).
+    Cheap when nothing changed: one ``stat`` per file."""
+    root = Path(folder)
+    now = {f.relative_to(root).as_posix(): f for f in _output_files(root, outputs)}
+    changed = sorted(set(now) ^ set(stamps))
+    for name in sorted(set(now) & set(stamps)):
+        stamp, st = stamps[name], now[name].stat()
+        if st.st_size != stamp.size:
+            changed.append(name)
+        elif st.st_mtime_ns != stamp.mtime_ns:
+            if stamp.sha256 is None:
+                changed.append(name)
+                continue
+            digest = hashlib.sha256()
+            _update_file(digest, now[name])
+            if digest.hexdigest() != stamp.sha256:
+                changed.append(name)
+    return sorted(changed)
 
 
 def _update_file(digest: Any, file: Path) -> None:

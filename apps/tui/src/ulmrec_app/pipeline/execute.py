@@ -61,6 +61,7 @@ from ulmrec_eval.stage import (  # noqa: E402
     process_start_time,
     sha256_json,
     sha256_path,
+    stamp_outputs,
 )
 
 PLAN_FILE = "plan.json"
@@ -198,6 +199,7 @@ def execute(folder: Path) -> int:
             status, error = "failed", f"the commands ended but did not write {', '.join(missing)}"
     if status == "done":
         manifest.output_hash = sha256_json({name: sha256_path(folder / name) for name in job.outputs})
+        manifest.output_files = stamp_outputs(folder, job.outputs)
         manifest.figures = stage_figures(job.stage, folder)
     manifest.status, manifest.exit_code, manifest.error = status, code or None, error  # type: ignore[assignment]
     manifest.finished = time.time()

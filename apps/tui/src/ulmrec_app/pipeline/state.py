@@ -3,7 +3,8 @@
 
 A stage is unchanged when its ``config_hash`` (its commands and options, minus paths) and its
 ``input_hashes`` (each upstream stage's ``output_hash``, the content of each external input file) equal the
-ones in its manifest and its outputs exist.
+ones in its manifest and its outputs are as it wrote them (size and mtime of each file; a file whose mtime
+moved is re-hashed), so a stage never builds on an output cut or edited since.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 
 from ulmrec_app.pipeline.stages import CONTENT_HASH_LIMIT, StagePlan
 from ulmrec_eval.io import atomic_write_text, read_json_model
-from ulmrec_eval.stage import StageManifest, sha256_json, sha256_path
+from ulmrec_eval.stage import StageManifest, changed_outputs, sha256_json, sha256_path
 
 Action = Literal["skip", "run", "resume", "reuse", "wait"]
 RUN_INFO = "run.json"
@@ -84,6 +85,14 @@ def outputs_exist(plan: StagePlan, folder: Path | None = None) -> bool:
     return all((base / name).exists() for name in plan.outputs)
 
 
+def outputs_changed(plan: StagePlan, manifest: StageManifest, folder: Path | None = None) -> list[str]:
+    """Output files changed since the stage wrote them (a file cut or edited by hand): empty when intact or
+    when ``manifest`` predates the record of its files."""
+    if not manifest.output_files:
+        return []
+    return changed_outputs(folder or plan.folder, manifest.output_files, plan.outputs)
+
+
 def _matches(manifest: StageManifest | None, chash: str, ihashes: dict[str, str]) -> bool:
     return manifest is not None and manifest.config_hash == chash and manifest.input_hashes == ihashes
 
@@ -102,7 +111,7 @@ def find_reusable(plan: StagePlan, runs_dir: Path, chash: str, ihashes: dict[str
         except Exception:
             continue
         if manifest is not None and manifest.status == "done" and _matches(manifest, chash, ihashes) \
-                and outputs_exist(plan, candidate):
+                and outputs_exist(plan, candidate) and not outputs_changed(plan, manifest, candidate):
             return candidate
     return None
 
@@ -121,7 +130,8 @@ def decide(plan: StagePlan, upstream: dict[str, StageManifest], runs_dir: Path, 
     if forced:
         return Decision("run", "forced", chash, ihashes, manifest=manifest)
     same = _matches(manifest, chash, ihashes)
-    if same and status == "done" and outputs_exist(plan):
+    tampered = outputs_changed(plan, manifest) if manifest is not None and status == "done" else []
+    if same and status == "done" and outputs_exist(plan) and not tampered:
         return Decision("skip", "unchanged", chash, ihashes, manifest=manifest)
     if same and status in ("failed", "stopped") and plan.resume_option and plan.has_checkpoint():
         return Decision("resume", f"{status} attempt left a checkpoint", chash, ihashes, manifest=manifest)
@@ -131,6 +141,9 @@ def decide(plan: StagePlan, upstream: dict[str, StageManifest], runs_dir: Path, 
                         reuse_from=reusable)
     if manifest is None:
         reason = "not run yet"
+    elif tampered and same:
+        shown = ", ".join(tampered[:3]) + (f" and {len(tampered) - 3} more" if len(tampered) > 3 else "")
+        reason = f"output changed since it was written: {shown}"
     elif manifest.config_hash != chash:
         reason = "config changed"
     elif manifest.input_hashes != ihashes:
