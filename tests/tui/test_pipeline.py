@@ -107,7 +107,8 @@ def test_an_output_cut_after_the_stage_is_rerun_not_built_on(tmp_path: Path) -> 
     cut = ulmrec("run", str(config), "--runs", str(runs))
     assert cut.returncode == 0, cut.stderr
     assert "data      skipped: unchanged" in cut.stderr
-    assert "users     running: output changed since it was written: user_texts.jsonl" in cut.stderr, cut.stderr
+    expected = "users     running: output changed since it was written: user_texts.jsonl"
+    assert expected in cut.stderr, cut.stderr
     assert len(texts.read_text(encoding="utf-8").splitlines()) == len(lines)
 
 

@@ -1,5 +1,5 @@
 """Defects that gave silent wrong results (issue 15): ranking a tuned model with another index, two
-`align rank` runs writing the same file, duplicate candidate ids in predictions."""
+`align rank` runs writing the same file, duplicate candidate ids in predictions, a damaged adapter."""
 
 from __future__ import annotations
 
@@ -90,3 +90,49 @@ def test_a_large_pool_ranks_the_same_whatever_its_order(pipeline: Pipeline, tiny
     assert [r.item_id for r in doubled] == [r.item_id for r in base]
     with pytest.raises(Exception, match="at least 1"):
         rec.recommend(history=history, candidates=pool, k=-1)
+
+
+@pytest.mark.parametrize(("damage", "named", "message"), [
+    ("truncate", "adapter_model.safetensors", "truncated or corrupt"),
+    ("drop_weights", "adapter_model.safetensors", "missing"),
+    ("bad_config", "adapter_config.json", "malformed JSON"),
+    ("drop_config", "adapter_config.json", "missing"),
+])
+def test_a_damaged_adapter_is_one_line_naming_its_file(tuned_with_index: Path, tmp_path: Path, damage: str,
+                                                       named: str, message: str) -> None:
+    import shutil
+
+    from ulmrec_align.tuning.artifact import load_tuned_model
+    from ulmrec_eval.errors import InputError
+
+    copy = tmp_path / "T"
+    shutil.copytree(tuned_with_index, copy)
+    file = copy / "adapter" / named
+    if damage == "truncate":
+        file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    elif damage == "bad_config":
+        file.write_text('{"peft_type": "LORA", ', encoding="utf-8")
+    else:
+        file.unlink()
+    with pytest.raises(InputError, match=message) as caught:
+        load_tuned_model(copy)
+    assert str(file) in str(caught.value)
+
+
+def test_align_rank_with_a_truncated_adapter_prints_one_line(pipeline: Pipeline, tuned_with_index: Path,
+                                                            tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "T"
+    shutil.copytree(tuned_with_index, copy)
+    weights = copy / "adapter" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    proc = _run("align", "rank", "--model", copy, "--data", pipeline.data, "--index", pipeline.index,
+                "--candidates", pipeline.candidates, "--out", tmp_path / "p.jsonl", "--no-progress")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert str(weights) in lines[0]
+    assert "truncated or corrupt" in lines[0]
+    assert not (tmp_path / "p.jsonl").exists()

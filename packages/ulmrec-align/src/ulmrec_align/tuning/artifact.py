@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,50 @@ from ulmrec_eval.errors import InputError
 
 if TYPE_CHECKING:
     from ulmrec_align.ranking.ranker import RankingModel
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def check_safetensors(path: Path) -> None:
+    """Refuse a ``.safetensors`` file that is missing, truncated or has an unreadable header, naming it.
+
+    Reads only the header: ``size == 8 + header_length + max(end of every tensor's data_offsets)``.
+    """
+    if not path.is_file():
+        raise InputError("missing: the tuned folder is incomplete", path=path)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise InputError(f"truncated safetensors file ({size} bytes)", path=path)
+        (length,) = struct.unpack("<Q", head)
+        if length > size - 8:
+            raise InputError(f"truncated or not a safetensors file (header of {length} bytes in a file of "
+                             f"{size})", path=path)
+        try:
+            header = json.loads(handle.read(length))
+            ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            raise InputError("not a safetensors file (unreadable header)", path=path) from None
+    expected = 8 + length + max(ends, default=0)
+    if size != expected:
+        raise InputError(f"truncated or corrupt: {size} bytes, its header describes {expected}", path=path)
+
+
+def check_adapter(folder: Path) -> None:
+    """Refuse a LoRA adapter folder whose config or weights are missing or unreadable (before any model
+    is loaded), each error naming the file."""
+    config = folder / ADAPTER_CONFIG
+    if not config.is_file():
+        raise InputError("missing: the tuned folder is incomplete", path=config)
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"malformed JSON ({exc})", path=config) from None
+    if not isinstance(data, dict) or "peft_type" not in data:
+        raise InputError("not a PEFT adapter config (no 'peft_type')", path=config)
+    check_safetensors(folder / ADAPTER_WEIGHTS)
 
 
 
@@ -26,6 +72,7 @@ def load_tuned_model(folder: str | Path, *, device: str = "cpu", quantization: s
 
     root = Path(folder)
     manifest = read_train_manifest(root)
+    check_adapter(root / ADAPTER_DIR)
     base = manifest.base_model
     resolved = resolve_model(base.path if Path(base.path).exists() else base.name)
     if check_base and model_identity(resolved) != base.identity:
@@ -41,7 +88,11 @@ def load_tuned_model(folder: str | Path, *, device: str = "cpu", quantization: s
     model = load_causal_lm(resolved, quantization=quantization, device=device)
     if len(tokenizer) != model.get_input_embeddings().weight.shape[0]:  # type: ignore[index]
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # rows come from the adapter
-    tuned = PeftModel.from_pretrained(model, str(root / ADAPTER_DIR), is_trainable=False)
+    try:
+        tuned = PeftModel.from_pretrained(model, str(root / ADAPTER_DIR), is_trainable=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot load the LoRA adapter ({first})", path=root / ADAPTER_DIR) from None
     tuned.eval()
     return tuned, tokenizer, manifest
 
