@@ -272,6 +272,23 @@ def test_runner_survives_a_hangup(tmp_path: Path) -> None:
     assert "eval      done" in (runs / "h" / "run.log").read_text()
 
 
+@pytest.mark.parametrize(("name", "body", "expected"), [
+    ("dup.toml", 'name = "x"\n[index]\nlevels = 3\nlevels = 4\n',
+     r"dup.toml:4: invalid TOML: a key or table given twice"),
+    ("dup2.toml", 'name = "x"\n[index]\nlevels = 3\n[index]\nseed = 1\n', r"dup2.toml:4: .*given twice"),
+    ("dup.yaml", "name: x\nindex:\n  levels: 3\n  seed: 1\n  levels: 4\n",
+     r"dup.yaml:5: key 'levels' given twice \(first on line 3\)"),
+    ("bad.yaml", "name: x\nindex:\n  levels: [3\n  seed: 1\n", r"bad.yaml:4: invalid YAML: expected ','"),
+])
+def test_config_syntax_errors_and_repeated_keys_name_the_line(tmp_path: Path, name: str, body: str,
+                                                             expected: str) -> None:
+    if name.endswith(".yaml"):
+        pytest.importorskip("yaml", reason="PyYAML is not installed")
+    (tmp_path / name).write_text(body, encoding="utf-8")
+    with pytest.raises(PipelineError, match=expected):
+        load_config(tmp_path / name)
+
+
 def test_yaml_config_reads_like_toml(tmp_path: Path) -> None:
     pytest.importorskip("yaml", reason="PyYAML is not installed")
     toml = tiny_config(tmp_path, "same")

@@ -70,13 +70,10 @@ def _read_file(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     if path.suffix in (".yaml", ".yml"):
         try:
-            import yaml
+            import yaml  # noqa: F401 - only to say what is missing
         except ImportError:
             raise PipelineError(f"{path}: YAML needs PyYAML (pip install pyyaml); or use TOML") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PipelineError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+        data = _load_yaml(path, text)
     else:
         if sys.version_info >= (3, 11):
             import tomllib
@@ -85,10 +82,47 @@ def _read_file(path: Path) -> dict[str, Any]:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise PipelineError(f"{path}: invalid TOML: {exc}") from None
+            raise PipelineError(_toml_error(path, str(exc))) from None
     if not isinstance(data, dict):
         raise PipelineError(f"{path}: expected a table of keys at the top level")
     return data
+
+
+def _toml_error(path: Path, message: str) -> str:
+    """``file:line: …`` of a TOML error (tomllib puts the place in parentheses at the end)."""
+    import re
+
+    found = re.search(r"\s*\(at line (\d+), column \d+\)$", message)
+    if found is None:
+        return f"{path}: invalid TOML: {message}"
+    what = message[: found.start()]
+    if what.startswith(("Cannot overwrite a value", "Cannot declare")):
+        what = f"a key or table given twice ({what})"
+    return f"{path}:{found.group(1)}: invalid TOML: {what}"
+
+
+def _load_yaml(path: Path, text: str) -> Any:
+    """Parse YAML safely, refusing a repeated key; errors are ``file:line: …``."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise PipelineError(f"{path}:{line}: key {key!r} given twice (first on line {seen[key]})")
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise PipelineError(f"{where}: invalid YAML: {problem}") from None
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
