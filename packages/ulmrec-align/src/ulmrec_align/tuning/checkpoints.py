@@ -3,10 +3,11 @@
 :class:`SafeTrainer` is a Hugging Face ``Trainer`` whose ``checkpoint-N`` folders are written under
 ``.staging-checkpoint-N`` and renamed into place only when every process has written its part, so a
 ``kill -9`` leaves either no ``checkpoint-N`` or a complete one. A checkpoint holds the LoRA adapter
-(``adapter_model.safetensors``), ``optimizer.pt`` / ``scheduler.pt`` / ``rng_state*.pth`` (read back by
-``Trainer`` with ``torch.load(..., weights_only=True)`` only), ``trainer_state.json`` and
-``ulmrec_progress.json`` (:class:`Progress`); the pickled ``training_args.bin`` that ``Trainer`` writes is
-deleted before the rename (nothing reads it).
+(``adapter_model.safetensors``), the optimizer, scheduler and RNG states as safetensors + JSON
+(:mod:`ulmrec_align.tuning.state_files`, instead of ``Trainer``'s pickled ``optimizer.pt`` /
+``scheduler.pt`` / ``rng_state*.pth``), ``trainer_state.json`` and ``ulmrec_progress.json``
+(:class:`Progress`); the pickled ``training_args.bin`` that ``Trainer`` writes is deleted before the rename
+(nothing reads it).
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import Trainer
 
+from ulmrec_align.tuning import state_files
 from ulmrec_align.tuning.config import BEST_PREFIX, CurvePoint, ValidationPoint
+from ulmrec_eval.errors import InputError
 from ulmrec_eval.io import atomic_write_text, read_json_model
 
 PROGRESS_FILE = "ulmrec_progress.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _BEST = re.compile(rf"^{BEST_PREFIX}(\d+)$")
 _PICKLED = ("training_args.bin",)
+#: What older checkpoints held instead of :mod:`state_files` (refused: reading them needs ``torch.load``).
+_OLD_STATE = ("optimizer.pt", "scheduler.pt", "rng_state.pth")
 
 
 class Progress(BaseModel):
@@ -109,6 +114,13 @@ def prune(run_dir: Path, *, keep: int, current_best: int | None) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _refuse_old_state(folder: Path) -> None:
+    old = [name for name in _OLD_STATE if (folder / name).is_file()]
+    if old and not (folder / state_files.OPTIMIZER_FILE).is_file():
+        raise InputError(f"a checkpoint of an older ulmrec (its {', '.join(old)} would need torch.load); "
+                         "start over with --force", path=folder)
+
+
 class SafeTrainer(Trainer):
     """``Trainer`` with whole-or-nothing checkpoints, no pickle files, and :class:`Progress` in each one.
 
@@ -136,6 +148,39 @@ class SafeTrainer(Trainer):
         save_adapter(self.accelerator.unwrap_model(self.model), folder)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(folder)
+
+    # -------------------------------------------------- optimizer, scheduler, RNG: safetensors + JSON
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:  # pragma: no cover - not used by ulmrec
+            raise NotImplementedError("ulmrec checkpoints support plain and DDP training only")
+        if self.args.should_save:
+            optimizer: Any = self.optimizer
+            state_files.save_optimizer(optimizer, Path(output_dir) / state_files.OPTIMIZER_FILE)
+            state_files.save_scheduler(self.lr_scheduler, Path(output_dir) / state_files.SCHEDULER_FILE)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        if checkpoint is None:
+            return
+        folder = Path(checkpoint)
+        _refuse_old_state(folder)
+        device = self.args.device if self.args.world_size > 1 and self.args.device.type != "cpu" else "cpu"
+        optimizer: Any = self.optimizer
+        scheduler: Any = self.lr_scheduler
+        state = state_files.load_optimizer_state(folder / state_files.OPTIMIZER_FILE, device)
+        optimizer.load_state_dict(state)
+        scheduler.load_state_dict(state_files.load_scheduler_state(folder / state_files.SCHEDULER_FILE))
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        os.makedirs(output_dir, exist_ok=True)
+        name = state_files.rng_file(self.args.process_index, self.args.world_size)
+        state_files.save_rng_state(Path(output_dir) / name)
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        if checkpoint is None:
+            return
+        _refuse_old_state(Path(checkpoint))
+        state_files.load_rng_state(Path(checkpoint) / state_files.rng_file(self.args.process_index,
+                                                                            self.args.world_size))
 
     def _get_output_dir(self, trial: Any) -> str:
         return self._staging if self._staging is not None else str(super()._get_output_dir(trial))
