@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -247,3 +247,120 @@ def test_cli_maps_options_to_the_manifest(samples_dir: Path, tiny_llama: Path, t
     assert sorted(config["target_modules"]) == ["k_proj", "q_proj"]
     assert config["r"] == 4
     assert np.isfinite(manifest.best_ndcg_at_10 or np.nan)
+
+
+# --------------------------------------------------------------- issue 15: inputs first, nothing left behind
+@pytest.mark.parametrize(("damage", "message"), [
+    ("malformed", r"train.jsonl:3: "),
+    ("empty", r"train.jsonl: no training samples"),
+    ("max_length", r"--max-length 16 leaves no room for the prompt: the longest response is \d+ tokens"),
+])
+def test_bad_inputs_are_refused_before_a_model_loads_and_leave_nothing(
+        samples_dir: Path, tiny_llama: Path, tmp_path: Path, damage: str, message: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from ulmrec_align.models import loading
+    from ulmrec_eval.errors import InputError
+
+    samples = tmp_path / "A"
+    shutil.copytree(samples_dir, samples)
+    lines = (samples / "train.jsonl").read_text().splitlines()
+    if damage == "malformed":
+        lines[2] = lines[2][:40]
+    elif damage == "empty":
+        lines = []
+    (samples / "train.jsonl").write_text("".join(f"{line}\n" for line in lines))
+
+    def no_model(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(loading, "load_causal_lm", no_model)
+    out = tmp_path / "T"
+    settings = {"max_length": 16} if damage == "max_length" else {}
+    with pytest.raises(InputError, match=message):
+        run_training(request(samples, tiny_llama, out, **settings))
+    assert not out.exists()
+    assert not partial_dir(out).exists()
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_partial(
+        samples_dir: Path, tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ulmrec_align.models import loading
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(loading, "load_causal_lm", broken)
+    out = tmp_path / "T"
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_training(request(samples_dir, tiny_llama, out))
+    assert not partial_dir(out).exists()
+    assert not out.exists()
+
+
+def test_sigint_saves_a_checkpoint_at_the_step_it_stops_and_resume_finishes_the_same(
+        samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from transformers import TrainerCallback
+
+    from ulmrec_align.tuning.callbacks import TrainingInterrupted
+
+    class Final(TrainerCallback):
+        weights: ClassVar[dict[str, torch.Tensor]] = {}
+
+        def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            Final.weights = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+    class InterruptAtStep3(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 3:
+                os.kill(os.getpid(), signal.SIGINT)   # as Ctrl-C, or the pipeline's stop
+
+    settings = {"max_steps": 6, "save_steps": 100, "eval_steps": 100}
+    run_training(request(samples_dir, tiny_llama, tmp_path / "whole", **settings), callbacks=[Final()])
+    reference = dict(Final.weights)
+
+    out = tmp_path / "T"
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        run_training(request(samples_dir, tiny_llama, out, **settings), callbacks=[InterruptAtStep3()])
+    assert signal.getsignal(signal.SIGINT) is before
+    assert stopped.value.step == 4                    # the step running when the signal came finished
+    assert sorted(p.name for p in partial_dir(out).iterdir() if p.name.startswith("checkpoint-")) == \
+        ["checkpoint-4"]                              # saved on the signal (save_steps is 100)
+    again = request(samples_dir, tiny_llama, out, **settings).model_copy(update={"resume": True})
+    resumed = run_training(again, callbacks=[Final()])
+    assert resumed.steps == 6
+    for name, value in reference.items():
+        assert torch.equal(Final.weights[name], value), name
+
+
+def test_ctrl_c_of_the_command_says_which_checkpoint_it_saved(samples_dir: Path, tiny_llama: Path,
+                                                              tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    events, out = tmp_path / "events.jsonl", tmp_path / "T"
+    env = {**os.environ, "ULMREC_EVENTS": str(events), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ulmrec_app.main", "align", "train", "--samples",
+                             str(samples_dir), "--model", str(tiny_llama), "--out", str(out), "--max-steps",
+                             "100000", "--save-steps", "100000", "--eval-steps", "100000", "--no-progress"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (events.is_file() and any(
+            json.loads(line).get("step", 0) >= 2 for line in events.read_text().splitlines())):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    line = stderr.strip().splitlines()[-1]            # after the model loader's progress bar
+    step = int(line.split("Interrupted at step ")[1].split(":")[0])
+    assert f"saved checkpoint-{step} in {partial_dir(out)}; continue with the same command and --resume" in line
+    assert (partial_dir(out) / f"checkpoint-{step}").is_dir()

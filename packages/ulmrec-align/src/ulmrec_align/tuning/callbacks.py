@@ -4,8 +4,11 @@ prior), early stopping, a training-time budget, the loss/learning-rate curve, an
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,47 @@ class ValidationScores:
 
 #: ``validate(model) -> ValidationScores`` (or a bare float) on the validation ranking samples.
 Validator = Callable[[Any], "ValidationScores | float"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint at ``step``."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"interrupted at step {step}")
+        self.step = step
+
+
+class StopRequest:
+    """SIGINT/SIGTERM while training: the first asks for a checkpoint at the end of the current step and a
+    stop (:class:`TuningCallback` does both); a second interrupts at once (``KeyboardInterrupt``)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        _emit(message="stop requested: saving a checkpoint after this step (again to stop at once)")
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """Handle SIGINT and SIGTERM inside the block (main thread only; elsewhere nothing changes)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, self._handle)
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _emit(**fields: Any) -> None:
@@ -58,7 +102,8 @@ class TuningCallback(TrainerCallback):
 
     def __init__(self, *, run_dir: Path, validate: Validator | None, every: int, patience: int | None,
                  max_seconds: float | None, is_main: bool, samples_counter: Callable[[], int],
-                 world_size: int = 1, task_losses: Callable[[], dict[str, float]] | None = None) -> None:
+                 world_size: int = 1, task_losses: Callable[[], dict[str, float]] | None = None,
+                 stop: StopRequest | None = None) -> None:
         self.run_dir = run_dir
         self.validate = validate
         self.every = every
@@ -68,6 +113,7 @@ class TuningCallback(TrainerCallback):
         self.samples_counter = samples_counter
         self.world_size = world_size
         self.task_losses = task_losses
+        self.stop = stop
         self.progress = Progress()
         self._base_samples = 0
         self._start = time.monotonic()
@@ -96,6 +142,13 @@ class TuningCallback(TrainerCallback):
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> None:
         step = state.global_step
+        if self.stop is not None and _all_agree(self.stop.requested):
+            self.progress.stop_reason = "interrupted"
+            control.should_save = True           # the Trainer saves checkpoint-<step> right after this
+            control.should_training_stop = True
+            if self.is_main:
+                _emit(step=step, total=state.max_steps, message=f"interrupted: saving checkpoint-{step}")
+            return
         out_of_time = self.max_seconds is not None and _all_agree(self.elapsed() >= self.max_seconds)
         last = step >= state.max_steps or out_of_time
         if self.validate is not None and (step % self.every == 0 or last):

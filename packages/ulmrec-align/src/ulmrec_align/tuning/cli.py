@@ -91,17 +91,24 @@ def train_command(
                             gradient_checkpointing=checkpointing))
     try:
         manifest = run_training(request)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stopped:
+        from ulmrec_align.tuning.callbacks import TrainingInterrupted
         from ulmrec_align.tuning.checkpoints import checkpoints
 
         saved = checkpoints(partial_dir(out))
+        if isinstance(stopped, TrainingInterrupted) and saved and saved[-1][0] == stopped.step:
+            raise CommandInterruptedError(
+                f"Interrupted at step {stopped.step}: saved checkpoint-{stopped.step} in {partial_dir(out)}; "
+                "continue with the same command and --resume.") from None
         if saved:
             raise CommandInterruptedError(
                 f"Interrupted: the last checkpoint (step {saved[-1][0]}) is in {partial_dir(out)}; later "
                 "steps are trained again; continue with the same command and --resume.") from None
-        raise CommandInterruptedError(
-            f"Interrupted before the first checkpoint (every --save-steps {save_steps}): no step was kept; "
-            "--resume starts from step 0.") from None
+        if partial_dir(out).exists():
+            raise CommandInterruptedError(
+                "Interrupted before the first checkpoint: no step was kept; --resume starts from step 0."
+            ) from None
+        raise CommandInterruptedError("Interrupted before training started: nothing was kept.") from None
     best = ("no validation samples (kept the last adapter)" if manifest.best_ndcg_at_10 is None else
             f"best validation NDCG@10 {manifest.best_ndcg_at_10:.4f} at step {manifest.best_step}")
     rate = manifest.tokens_seen / manifest.elapsed_seconds if manifest.elapsed_seconds else 0.0

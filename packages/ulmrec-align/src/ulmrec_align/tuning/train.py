@@ -133,10 +133,13 @@ def _check_resumable(planned: TrainManifest, previous: TrainManifest, run: Path)
 def prepare_run(request: TrainRequest) -> TrainManifest:
     """Step 1: check inputs and the output folders; create or check ``T.partial``. Returns the plan."""
     from ulmrec_align.tuning.checkpoints import remove_staging
+    from ulmrec_align.tuning.inputs import check_training_inputs
 
     planned = plan(request)
     run = partial_dir(request.out)
     check_writable(request.out, force=request.force or request.resume)
+    check_training_inputs(Path(request.samples), model_path=planned.base_model.path,
+                          index_tokens=planned.index_tokens, max_length=request.train.max_length)
     if request.resume:
         if not (run / RUN_FILE).is_file():
             raise InputError(f"nothing to resume: no interrupted run at {run}; run without --resume")
@@ -226,11 +229,10 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import PrinterCallback, TrainingArguments, set_seed
 
-    from ulmrec_align.models.loading import load_causal_lm, load_tokenizer
+    from ulmrec_align.models.loading import load_causal_lm
     from ulmrec_align.prompts.encoding import letter_token_ids
-    from ulmrec_align.prompts.index_tokens import add_index_tokens
-    from ulmrec_align.tasks.schema import read_manifest, read_samples
-    from ulmrec_align.tuning.callbacks import TuningCallback
+    from ulmrec_align.tasks.schema import read_samples
+    from ulmrec_align.tuning.callbacks import StopRequest, TrainingInterrupted, TuningCallback
     from ulmrec_align.tuning.checkpoints import (
         best_adapters,
         checkpoints,
@@ -239,20 +241,15 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
         save_adapter_atomically,
     )
     from ulmrec_align.tuning.data import PadCollator, encode_samples
+    from ulmrec_align.tuning.inputs import prepared_tokenizer
     from ulmrec_align.tuning.schedule import BudgetSchedule
     from ulmrec_align.tuning.trainer import LlmTuner
 
     settings, run = request.train, partial_dir(request.out)
     rank, local_rank, world = _distributed()
     is_main = rank == 0
-    samples_manifest = read_manifest(request.samples)
-    tokenizer = load_tokenizer(planned.base_model.path)
-    added: list[int] = []
-    if planned.index_tokens == "added":
-        if not samples_manifest.token_format or not samples_manifest.codebook_sizes:
-            raise InputError("samples use added index tokens but the manifest has no "
-                             "token_format/codebook_sizes", path=request.samples)
-        added = add_index_tokens(tokenizer, samples_manifest.token_format, samples_manifest.codebook_sizes)
+    tokenizer, added = prepared_tokenizer(planned.base_model.path, Path(request.samples),
+                                          planned.index_tokens)
     train_rows = read_samples(request.samples, "train")
     if not train_rows:
         raise InputError("no training samples in train.jsonl", path=request.samples)
@@ -309,10 +306,11 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
 
     trainer: Any = None
     max_seconds = None if settings.max_minutes is None else settings.max_minutes * 60
+    stop = StopRequest()
     callback = TuningCallback(run_dir=run, validate=validator or None, every=settings.validate_every,
                               patience=settings.patience, max_seconds=max_seconds, is_main=is_main,
                               samples_counter=lambda: trainer.samples_local, world_size=world,
-                              task_losses=lambda: trainer.pop_task_losses())
+                              task_losses=lambda: trainer.pop_task_losses(), stop=stop)
     schedule = BudgetSchedule(kind=settings.scheduler, max_steps=1, warmup_steps=settings.warmup_steps,
                               budget_seconds=max_seconds, clock=callback.elapsed)
     trainer = LlmTuner(model=model, args=args, train_dataset=dataset,
@@ -336,7 +334,10 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
         elif is_main:
             for path in best_adapters(run).values():  # killed before the first checkpoint: start over
                 shutil.rmtree(path, ignore_errors=True)
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    with stop.installed():
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if stop.requested:
+        raise TrainingInterrupted(trainer.state.global_step)
 
     final = callback.snapshot(trainer.state.global_step)
     if not final.stop_reason:
@@ -392,10 +393,22 @@ def run_training(request: TrainRequest, *, callbacks: Sequence[Any] = (),
             return read_json_model(complete, TrainManifest)  # killed after finishing: nothing left to do
         planned = prepare_run(request)
         if not (request.resume and (run / RESULT_FILE).is_file()):  # else: killed while finalizing
-            if request.train.num_processes > 1:
-                from ulmrec_align.tuning.launch import launch_workers
+            try:
+                if request.train.num_processes > 1:
+                    from ulmrec_align.tuning.launch import launch_workers
 
-                launch_workers(request)
-            else:
-                train_in_process(request, planned, callbacks=callbacks, validator=validator)
+                    launch_workers(request)
+                else:
+                    train_in_process(request, planned, callbacks=callbacks, validator=validator)
+            except BaseException:
+                _discard_if_nothing_kept(run, resumed=request.resume)
+                raise
         return finalize(request)
+
+
+def _discard_if_nothing_kept(run: Path, *, resumed: bool) -> None:
+    """Remove ``T.partial`` of a fresh run that ended before its first checkpoint (nothing to resume)."""
+    from ulmrec_align.tuning.checkpoints import checkpoints
+
+    if not resumed and not checkpoints(run):
+        shutil.rmtree(run, ignore_errors=True)
