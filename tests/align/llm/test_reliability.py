@@ -136,3 +136,15 @@ def test_align_rank_with_a_truncated_adapter_prints_one_line(pipeline: Pipeline,
     assert str(weights) in lines[0]
     assert "truncated or corrupt" in lines[0]
     assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_align_build_with_every_training_sample_weighted_out_writes_nothing(
+        pipeline: Pipeline, tiny_llm: Path, tmp_path: Path) -> None:
+    out = tmp_path / "A"
+    proc = _run("align", "build", "--data", pipeline.data, "--index", pipeline.index, "--candidates",
+                pipeline.candidates, "--out", out, "--model", tiny_llm, "--tasks", "next_item",
+                "--task-weight", "next_item=0", "--max-users", "4", "--no-progress")
+    assert proc.returncode == 1
+    assert "no training samples would be written" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()

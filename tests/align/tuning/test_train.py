@@ -362,5 +362,6 @@ def test_ctrl_c_of_the_command_says_which_checkpoint_it_saved(samples_dir: Path,
     assert "Traceback" not in stderr
     line = stderr.strip().splitlines()[-1]            # after the model loader's progress bar
     step = int(line.split("Interrupted at step ")[1].split(":")[0])
-    assert f"saved checkpoint-{step} in {partial_dir(out)}; continue with the same command and --resume" in line
+    expected = f"saved checkpoint-{step} in {partial_dir(out)}; continue with the same command and --resume"
+    assert expected in line
     assert (partial_dir(out) / f"checkpoint-{step}").is_dir()
