@@ -39,7 +39,7 @@ def write_shuffled(source: Path, target: Path, *, seed: int, n: int) -> None:
     """The test rows of ``source`` with each user's first ``n`` candidates (the ones the LLM ranks; scores
     along) in a seeded random order."""
     from ulmrec_align.retrieval.candidates import read_candidates
-    from ulmrec_eval.io import atomic_write_jsonl
+    from ulmrec_eval.runtime.io import atomic_write_jsonl
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -83,8 +83,8 @@ def main() -> None:
     from ulmrec_align.retrieval.candidates import read_candidates
     from ulmrec_eval import compare_ranks
     from ulmrec_eval.evaluation import load_predictions, prediction_ranks
-    from ulmrec_eval.io import atomic_write_json
     from ulmrec_eval.metrics import compute_metrics
+    from ulmrec_eval.runtime.io import atomic_write_json
 
     variant = "" if args.index else "-noindex"
     variant += "" if args.index_permute is None else f"-permuted{args.index_permute}"

@@ -49,7 +49,7 @@ def main() -> None:
 
     from ulmrec_eval import compare_ranks
     from ulmrec_eval.evaluation import load_predictions, prediction_ranks
-    from ulmrec_eval.io import atomic_write_json
+    from ulmrec_eval.runtime.io import atomic_write_json
 
     pa, pb = load_predictions(a, split="test"), load_predictions(b, split="test")
     if [p.user_id for p in pa] != [p.user_id for p in pb]:

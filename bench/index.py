@@ -131,7 +131,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ulmrec_eval.io import atomic_write_json
+    from ulmrec_eval.runtime.io import atomic_write_json
     from ulmrec_index.cli import parse_settings
     from ulmrec_index.encoders import TextEncoder
     from ulmrec_index.indexer import IndexerConfig, UserIndexer, read_reference

@@ -44,7 +44,7 @@ def main() -> None:
     from ulmrec_align.ranking.run import rank_split
     from ulmrec_align.retrieval.candidates import read_candidates
     from ulmrec_eval import evaluate
-    from ulmrec_eval.io import atomic_write_json
+    from ulmrec_eval.runtime.io import atomic_write_json
     from ulmrec_eval.schemas import RankedPrediction
     from ulmrec_index.artifact import load_index
 

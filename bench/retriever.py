@@ -78,7 +78,7 @@ def main() -> None:
 
     from ulmrec_align.retrieval.api import train_retriever
     from ulmrec_align.retrieval.config import LRURecConfig, RetrieverConfig, TrainConfig
-    from ulmrec_eval.io import atomic_write_json
+    from ulmrec_eval.runtime.io import atomic_write_json
 
     torch.set_num_threads(args.threads)
     started = time.monotonic()

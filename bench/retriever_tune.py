@@ -165,7 +165,7 @@ def main() -> None:
     wall = (time.monotonic() - started) / 60
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after; wall {wall:.1f} min")
-    from ulmrec_eval.io import atomic_write_json
+    from ulmrec_eval.runtime.io import atomic_write_json
 
     atomic_write_json(ROOT / "runs" / "bench" / "retriever-tune.json",
                       {"date": time.strftime("%Y-%m-%d"), "seeds": {str(k): v for k, v in rows.items()},

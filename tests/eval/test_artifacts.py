@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ulmrec_eval import artifacts
-from ulmrec_eval.artifacts import (
+from ulmrec_eval.runtime import artifacts
+from ulmrec_eval.runtime.artifacts import (
     ArtifactExistsError,
     ArtifactLockedError,
     atomic_dir,
@@ -21,7 +21,7 @@ from ulmrec_eval.artifacts import (
     clean_orphans,
     folder_lock,
 )
-from ulmrec_eval.errors import is_user_error
+from ulmrec_eval.runtime.errors import is_user_error
 
 FILES = ("a.bin", "b.bin", "c.json")
 
@@ -182,7 +182,7 @@ def test_clean_orphans_restores_the_old_folder_after_a_kill_between_renames(tmp_
 _HOLDER = textwrap.dedent(
     """
     import sys, time
-    from ulmrec_eval.artifacts import folder_lock
+    from ulmrec_eval.runtime.artifacts import folder_lock
     with folder_lock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(60)
@@ -222,7 +222,7 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from ulmrec_eval.artifacts import atomic_dir
+    from ulmrec_eval.runtime.artifacts import atomic_dir
     out = Path(sys.argv[1])
     files = ("a.bin", "b.bin", "c.json")
     print("ready", flush=True)

@@ -160,7 +160,7 @@ def test_umbrella_command_mounts_eval(predictions: Path) -> None:
 
 def test_import_never_loads_torch() -> None:
     code = ("import sys, ulmrec_eval, ulmrec_eval.cli, ulmrec_eval.metrics, ulmrec_eval.evaluation, "
-            "ulmrec_eval.writer, ulmrec_eval.arrays, ulmrec_eval.compare, ulmrec_eval.schemas\n"
+            "ulmrec_eval.predictions, ulmrec_eval.arrays, ulmrec_eval.compare, ulmrec_eval.schemas\n"
             "from ulmrec_eval import compute_metrics, target_ranks\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -179,7 +179,7 @@ def test_a_missing_input_file_is_one_plain_line(tmp_path: Path) -> None:
     """A command that opens a file that does not exist ends in one line naming it, not ``[Errno 2] ...``."""
     missing = tmp_path / "nowhere" / "candidates.jsonl"
     script = ("import pathlib, typer\n"
-              "from ulmrec_eval.cli_runner import run_app\n"
+              "from ulmrec_eval.runtime.cli import run_app\n"
               "app = typer.Typer()\n"
               "@app.command()\n"
               "def read(path: str) -> None:\n"
@@ -192,7 +192,7 @@ def test_a_missing_input_file_is_one_plain_line(tmp_path: Path) -> None:
 
 
 def test_one_line_formats_file_system_errors() -> None:
-    from ulmrec_eval.errors import InputError, one_line
+    from ulmrec_eval.runtime.errors import InputError, one_line
 
     assert one_line(FileNotFoundError(2, "No such file or directory", "/x/y.jsonl")) == (
         "/x/y.jsonl: no such file or directory")
@@ -209,7 +209,7 @@ def test_ctrl_c_in_a_command_is_one_line_and_status_130(tmp_path: Path) -> None:
     import time
 
     script = ("import time, typer\n"
-              "from ulmrec_eval.cli_runner import run_app\n"
+              "from ulmrec_eval.runtime.cli import run_app\n"
               "app = typer.Typer()\n"
               "@app.command()\n"
               "def slow(n: int = 1) -> None:\n"
@@ -234,8 +234,8 @@ def test_ctrl_c_in_a_command_is_one_line_and_status_130(tmp_path: Path) -> None:
 def test_a_commands_own_ctrl_c_line_is_the_only_line() -> None:
     """A command that kept its work raises CommandInterruptedError: its message alone, status 130."""
     script = ("import typer\n"
-              "from ulmrec_eval.cli_runner import run_app\n"
-              "from ulmrec_eval.errors import CommandInterruptedError\n"
+              "from ulmrec_eval.runtime.cli import run_app\n"
+              "from ulmrec_eval.runtime.errors import CommandInterruptedError\n"
               "app = typer.Typer()\n"
               "@app.command()\n"
               "def work(n: int = 1) -> None:\n"
@@ -258,7 +258,7 @@ def test_third_party_warnings_are_quiet_unless_debugging() -> None:
     import sys
 
     script = ("import logging, warnings, sys\n"
-              "from ulmrec_eval.cli_runner import quiet_third_party\n"
+              "from ulmrec_eval.runtime.cli import quiet_third_party\n"
               "logging.basicConfig()\n"
               "quiet_third_party()\n"
               "logging.getLogger('bitsandbytes.backends.cpu.ops').warning('Failed to load CPU gemm')\n"

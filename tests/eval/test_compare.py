@@ -16,7 +16,7 @@ from ulmrec_eval.compare import (
     paired_comparison,
     randomisation_p_value,
 )
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.schemas import RankedPrediction
 
 

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["ulmrec_eval.metrics", "ulmrec_eval.evaluation", "ulmrec_eval.compare", "ulmrec_eval.writer"]
+MODULES = ["ulmrec_eval.metrics", "ulmrec_eval.evaluation", "ulmrec_eval.compare", "ulmrec_eval.predictions"]
 
 
 @pytest.mark.parametrize("name", MODULES)

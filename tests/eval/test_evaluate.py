@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from ulmrec_eval.errors import InputError
 from ulmrec_eval.evaluation import evaluate, evaluate_ranks, load_predictions, prediction_ranks
+from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.schemas import SCHEMA_VERSION, EvalResult, MetricReport, RankedPrediction
 
 
@@ -222,7 +222,7 @@ def test_rows_that_disagree_on_retrieved_n_are_refused(tmp_path: Path) -> None:
 
 
 def test_npz_and_jsonl_writers_record_retrieved_n(tmp_path: Path) -> None:
-    from ulmrec_eval.writer import write_predictions
+    from ulmrec_eval.predictions import write_predictions
 
     for name in ("p.jsonl", "p.npz"):
         path = write_predictions(tmp_path / name, [1, 2], [7, 9], candidates=np.array([[7, 8], [8, 5]]),

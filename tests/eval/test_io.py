@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import read_json_model
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import read_json_model
 
 
 class _Config(BaseModel):
@@ -37,7 +37,7 @@ def test_invalid_field_names_file_and_field(tmp_path: Path) -> None:
 
 
 def test_iter_jsonl_names_the_line_that_is_not_utf8(tmp_path: Path) -> None:
-    from ulmrec_eval.io import iter_jsonl
+    from ulmrec_eval.runtime.io import iter_jsonl
 
     path = tmp_path / "rows.jsonl"
     path.write_bytes(b'{"a": 1}\n\n{"a": "caf\xe9"}\n')
@@ -48,7 +48,7 @@ def test_iter_jsonl_names_the_line_that_is_not_utf8(tmp_path: Path) -> None:
 
 
 def test_iter_jsonl_skips_blank_lines_and_keeps_line_numbers(tmp_path: Path) -> None:
-    from ulmrec_eval.io import iter_jsonl
+    from ulmrec_eval.runtime.io import iter_jsonl
 
     path = tmp_path / "rows.jsonl"
     path.write_text('{"a": "é"}\n   \n{"a": 2}\n', encoding="utf-8")
@@ -71,11 +71,11 @@ def test_killed_writers_temporary_is_removed_by_the_next_write(tmp_path: Path) -
     import subprocess
     import sys
 
-    from ulmrec_eval.io import atomic_write_text
+    from ulmrec_eval.runtime.io import atomic_write_text
 
     target = tmp_path / "metrics.json"
     # a real writer killed with SIGKILL while its temporary file is open
-    code = ("import sys, time\nfrom ulmrec_eval.io import atomic_path\n"
+    code = ("import sys, time\nfrom ulmrec_eval.runtime.io import atomic_path\n"
             f"with atomic_path({str(target)!r}) as tmp:\n"
             "    tmp.write_text('partial')\n    print('ready', flush=True)\n    time.sleep(60)\n")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -96,7 +96,7 @@ def test_killed_writers_temporary_is_removed_by_the_next_write(tmp_path: Path) -
 def test_a_live_writers_temporary_is_kept(tmp_path: Path) -> None:
     import os
 
-    from ulmrec_eval.io import atomic_write_text, remove_dead_temporaries
+    from ulmrec_eval.runtime.io import atomic_write_text, remove_dead_temporaries
 
     live = tmp_path / f".x.json.tmp-{os.getppid()}-abcd1234"  # our parent is alive
     dead = tmp_path / f".x.json.tmp-{_dead_pid()}-abcd1234"
@@ -114,7 +114,7 @@ def test_atomic_file_gets_the_usual_mode(tmp_path: Path) -> None:
     import os
     import stat
 
-    from ulmrec_eval.io import atomic_write_text
+    from ulmrec_eval.runtime.io import atomic_write_text
 
     mask = os.umask(0o022)
     try:

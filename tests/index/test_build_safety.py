@@ -95,7 +95,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_index(
 _HOLD = textwrap.dedent(
     """
     import sys, time
-    from ulmrec_eval.artifacts import folder_lock
+    from ulmrec_eval.runtime.artifacts import folder_lock
     with folder_lock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(60)

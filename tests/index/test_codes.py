@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 from ulmrec_index.codes import default_token_format, format_code, parse_code, validate_token_format
 
 

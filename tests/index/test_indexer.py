@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 from ulmrec_index import IndexerConfig, UserIndexer, UserText, load_index, parse_code
 from ulmrec_index.artifact import FUSION_FILE, INDEX_FILE, QUANTIZER_FILE, REPORT_FILE, TEXTS_FILE
 
@@ -188,7 +188,7 @@ def test_load_index_names_the_file_of_a_corrupt_artifact(tmp_path: Path) -> None
 
 def test_a_build_reports_pipeline_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Under `ulmrec run` ($ULMREC_EVENTS set) encoding reports texts done, and each later phase a line."""
-    from ulmrec_eval.events import read_events
+    from ulmrec_eval.runtime.events import read_events
 
     events_file = tmp_path / "events.jsonl"
     monkeypatch.setenv("ULMREC_EVENTS", str(events_file))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 from ulmrec_index.users import UserText, check_unique_ids, read_user_texts
 
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 from ulmrec_index import IndexerConfig, UserIndexer, UserText
 from ulmrec_index.artifact import load_index
 from ulmrec_index.cli import app

@@ -1,4 +1,5 @@
-"""ulmrec_eval.events and ulmrec_eval.stage: the progress-event stream and the stage manifest."""
+"""The progress-event stream (ulmrec_eval.runtime.events) and the stage manifest
+(ulmrec_app.pipeline.manifest)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.events import EVENTS_ENV, STAGE_ENV, emit, read_events, tail_events
-from ulmrec_eval.stage import StageManifest, process_alive, process_start_time, sha256_path
+from ulmrec_app.pipeline.manifest import StageManifest, process_alive, process_start_time, sha256_path
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.events import EVENTS_ENV, STAGE_ENV, emit, read_events, tail_events
 
 
 def test_emit_is_a_no_op_without_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -67,7 +68,7 @@ def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
 
 def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    code = ("import sys\nfrom ulmrec_eval.events import emit\n"
+    code = ("import sys\nfrom ulmrec_eval.runtime.events import emit\n"
             "for i in range(300): emit(step=i, message=sys.argv[1] * 200)\n")
     env = {**os.environ, EVENTS_ENV: str(path)}
     procs = [subprocess.Popen([sys.executable, "-c", code, c], env=env) for c in "ab"]

@@ -212,14 +212,14 @@ def test_resume_after_sigkill_and_second_runner_refused(tmp_path: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
-    from ulmrec_eval.stage import process_alive
+    from ulmrec_app.pipeline.manifest import process_alive
 
     return process_alive(pid)
 
 
 def test_detach_stop_and_resume(tmp_path: Path) -> None:
+    from ulmrec_app.pipeline.manifest import StageManifest
     from ulmrec_app.pipeline.runner import stop_stage
-    from ulmrec_eval.stage import StageManifest
 
     runs = tmp_path / "runs"
     config = write_config(tmp_path / "d.toml", 'name = "d"' + RETRIEVE.format(epochs=40))
@@ -302,8 +302,8 @@ def test_yaml_config_reads_like_toml(tmp_path: Path) -> None:
 
 def test_stop_right_after_launch_is_stopped_not_failed(tmp_path: Path) -> None:
     """A stop that reaches the stage process while it is still starting is recorded as stopped."""
+    from ulmrec_app.pipeline.manifest import StageManifest
     from ulmrec_app.pipeline.runner import stop_stage
-    from ulmrec_eval.stage import StageManifest
 
     runs = tmp_path / "runs"
     config = write_config(tmp_path / "q.toml", 'name = "q"' + RETRIEVE.format(epochs=40))

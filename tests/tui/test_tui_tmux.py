@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline_helpers import BIN, ENV, manifest, ulmrec, write_config
 
-from ulmrec_eval.stage import process_alive
+from ulmrec_app.pipeline.manifest import process_alive
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (apt-get install -y tmux)")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ulmrec_app.pipeline.manifest import StageManifest
 from ulmrec_app.pipeline.state import RunInfo
 from ulmrec_eval.evaluation import evaluate
-from ulmrec_eval.events import StageEvent
-from ulmrec_eval.stage import StageManifest
+from ulmrec_eval.runtime.events import StageEvent
 
 T0 = 1_796_000_000.0
 STAGES = ["data", "users", "index", "retrieve", "align", "train", "rank", "eval"]

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ulmrec_align.data.cli import app
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 ULMREC = Path(sys.executable).with_name("ulmrec")
 runner = CliRunner()

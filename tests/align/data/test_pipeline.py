@@ -15,7 +15,7 @@ from ulmrec_align.data.config import PrepareConfig
 from ulmrec_align.data.pipeline import prepare_dataset
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.data.split import leave_one_out, split_sha256
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 K2 = PrepareConfig(k_core=2)
 

@@ -7,7 +7,7 @@ import pytest
 from ulmrec_align.data.config import PrepareConfig
 from ulmrec_align.data.pipeline import prepare_dataset
 from ulmrec_align.data.users import user_texts_records, write_users_jsonl
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 from .conftest import write_atomic
 

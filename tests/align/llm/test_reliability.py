@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import Pipeline, ulmrec
 
-from ulmrec_eval.artifacts import folder_lock
+from ulmrec_eval.runtime.artifacts import folder_lock
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -103,7 +103,7 @@ def test_a_damaged_adapter_is_one_line_naming_its_file(tuned_with_index: Path, t
     import shutil
 
     from ulmrec_align.tuning.artifact import load_tuned_model
-    from ulmrec_eval.errors import InputError
+    from ulmrec_eval.runtime.errors import InputError
 
     copy = tmp_path / "T"
     shutil.copytree(tuned_with_index, copy)

@@ -20,7 +20,7 @@ from ulmrec_align.retrieval.candidates import read_candidates
 from ulmrec_align.tasks.build import build_samples, load_inputs
 from ulmrec_align.tasks.registry import DEFAULT_TASKS, available_tasks
 from ulmrec_align.tasks.schema import AlignConfig, read_manifest, read_samples
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 from ulmrec_index.artifact import load_index
 
 

@@ -20,7 +20,7 @@ from ulmrec_align.retrieval.api import evaluate_retriever, load_retriever, train
 from ulmrec_align.retrieval.config import LRURecConfig, RetrieverConfig, TrainConfig
 from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_align.retrieval.trainer import CHECKPOINT_NAME
-from ulmrec_eval.artifacts import ArtifactLockedError
+from ulmrec_eval.runtime.artifacts import ArtifactLockedError
 
 from .conftest import make_dataset
 
@@ -152,7 +152,7 @@ def test_pool_size_zero_is_refused(tiny: PreparedDataset, tmp_path: Path) -> Non
 _HOLD = textwrap.dedent(
     """
     import sys, time
-    from ulmrec_eval.artifacts import folder_lock
+    from ulmrec_eval.runtime.artifacts import folder_lock
     with folder_lock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(60)

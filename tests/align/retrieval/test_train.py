@@ -222,7 +222,7 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_checkpoint(tmp_path: Path) 
 
 def test_every_epoch_is_a_pipeline_progress_event(tiny: PreparedDataset, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from ulmrec_eval.events import read_events
+    from ulmrec_eval.runtime.events import read_events
 
     events_file = tmp_path / "events.jsonl"
     monkeypatch.setenv("ULMREC_EVENTS", str(events_file))

@@ -19,7 +19,7 @@ from ulmrec_align.retrieval.tune import (
     trial_settings,
     tune_retriever,
 )
-from ulmrec_eval.artifacts import ArtifactExistsError
+from ulmrec_eval.runtime.artifacts import ArtifactExistsError
 
 SPACE = {"dropout": (0.1, 0.4), "lr": (1e-3, 3e-3), "hidden_size": (8, 16)}
 

@@ -41,7 +41,7 @@ def make_samples(folder: Path, *, n_train: int = 24, n_valid: int = 8, n_candida
     from ulmrec_align.prompts.config import PromptConfig
     from ulmrec_align.prompts.letters import letter
     from ulmrec_align.tasks.schema import AlignConfig, AlignManifest, AlignmentSample, InputHashes
-    from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl
+    from ulmrec_eval.runtime.io import atomic_write_json, atomic_write_jsonl
 
     rng = random.Random(seed)
     items = list(range(len(COLOURS) * len(THINGS)))

@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from ulmrec_align.tuning.config import LoraSettings, TrainSettings
-from ulmrec_align.tuning.train import TrainRequest, run_training
+from ulmrec_align.tuning.request import TrainRequest
+from ulmrec_align.tuning.run import run_training
 
 #: Tolerance on the adapter weights: the two runs pad batches differently (per process vs. global), so float
 #: sums differ in the last bits (measured: max |Δ| 7.5e-9 on weights of size ~2e-3 after 4 AdamW steps at

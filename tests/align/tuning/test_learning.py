@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from ulmrec_align.tuning.config import LoraSettings, TrainSettings
+from ulmrec_align.tuning.request import TrainRequest
+from ulmrec_align.tuning.run import run_training
 from ulmrec_align.tuning.schedule import BudgetSchedule
-from ulmrec_align.tuning.train import TrainRequest, run_training
 
 from .conftest import make_samples
 

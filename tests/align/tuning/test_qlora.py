@@ -86,7 +86,8 @@ def test_nf4_lora_gradients_after_eval_match_a_dequantized_fp32_reference(tiny_l
 def test_training_with_nf4_on_cpu_runs_end_to_end(samples_dir: Path, tiny_llama: Path, tmp_path: Path,
                                                   bnb: Any) -> None:
     from ulmrec_align.tuning.config import TrainSettings
-    from ulmrec_align.tuning.train import TrainRequest, run_training
+    from ulmrec_align.tuning.request import TrainRequest
+    from ulmrec_align.tuning.run import run_training
 
     manifest = run_training(TrainRequest(
         samples=samples_dir, model=str(tiny_llama), out=tmp_path / "T", progress=False,

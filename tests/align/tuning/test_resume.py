@@ -16,7 +16,8 @@ import torch
 from transformers import TrainerCallback
 
 from ulmrec_align.tuning.config import TrainSettings
-from ulmrec_align.tuning.train import TrainRequest, partial_dir, run_training
+from ulmrec_align.tuning.request import TrainRequest, partial_dir
+from ulmrec_align.tuning.run import run_training
 
 SETTINGS = {"max_steps": 8, "save_steps": 2, "eval_steps": 2, "batch_size": 4, "lr": 1e-3, "patience": None,
             "keep_checkpoints": 2}
@@ -37,7 +38,8 @@ CHILD = textwrap.dedent("""
     from pathlib import Path
     from transformers import TrainerCallback
     from ulmrec_align.tuning.config import TrainSettings
-    from ulmrec_align.tuning.train import TrainRequest, run_training
+    from ulmrec_align.tuning.request import TrainRequest
+    from ulmrec_align.tuning.run import run_training
 
     class KillAfterSave(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -115,8 +117,9 @@ def test_resume_refuses_sample_files_replaced_under_the_same_manifest(samples_di
     import shutil
 
     from ulmrec_align.tuning.config import TrainSettings
-    from ulmrec_align.tuning.train import TrainRequest, prepare_run
-    from ulmrec_eval.errors import InputError
+    from ulmrec_align.tuning.request import TrainRequest
+    from ulmrec_align.tuning.run import prepare_run
+    from ulmrec_eval.runtime.errors import InputError
 
     samples = tmp_path / "A"
     shutil.copytree(samples_dir, samples)

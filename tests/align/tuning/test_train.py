@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from ulmrec_align.prompts.encoding import IGNORE_INDEX
 from ulmrec_align.tuning.config import LoraSettings, TrainSettings, read_train_manifest
-from ulmrec_align.tuning.train import TrainRequest, partial_dir, run_training
+from ulmrec_align.tuning.request import TrainRequest, partial_dir
+from ulmrec_align.tuning.run import run_training
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle")
 
@@ -176,8 +177,8 @@ def test_time_budget_stops_training(samples_dir: Path, tiny_llama: Path, tmp_pat
 
 
 def test_refusals_are_one_clear_line(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
-    from ulmrec_eval.artifacts import ArtifactExistsError
-    from ulmrec_eval.errors import InputError
+    from ulmrec_eval.runtime.artifacts import ArtifactExistsError
+    from ulmrec_eval.runtime.errors import InputError
 
     out = tmp_path / "T"
     with pytest.raises(InputError, match="nothing to resume"):
@@ -192,8 +193,8 @@ def test_refusals_are_one_clear_line(samples_dir: Path, tiny_llama: Path, tmp_pa
 
 
 def test_resume_refuses_changed_settings(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
-    from ulmrec_align.tuning.train import prepare_run
-    from ulmrec_eval.errors import InputError
+    from ulmrec_align.tuning.run import prepare_run
+    from ulmrec_eval.runtime.errors import InputError
 
     out = tmp_path / "T"
     prepare_run(request(samples_dir, tiny_llama, out))
@@ -261,7 +262,7 @@ def test_bad_inputs_are_refused_before_a_model_loads_and_leave_nothing(
     import shutil
 
     from ulmrec_align.models import loading
-    from ulmrec_eval.errors import InputError
+    from ulmrec_eval.runtime.errors import InputError
 
     samples = tmp_path / "A"
     shutil.copytree(samples_dir, samples)

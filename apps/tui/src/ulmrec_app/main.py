@@ -14,7 +14,7 @@ import typer
 
 from ulmrec_app import __version__
 from ulmrec_app.run_cli import register
-from ulmrec_eval.cli_runner import run_app
+from ulmrec_eval.runtime.cli import run_app
 
 ENTRY_POINT_GROUP = "ulmrec.cli"
 

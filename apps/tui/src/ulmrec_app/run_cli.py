@@ -48,7 +48,7 @@ def run_command(
 
 def _check_unlocked(run_dir: Path, name: str) -> None:
     from ulmrec_app.pipeline.errors import PipelineError
-    from ulmrec_eval.artifacts import ArtifactLockedError, folder_lock
+    from ulmrec_eval.runtime.artifacts import ArtifactLockedError, folder_lock
 
     try:
         with folder_lock(run_dir):

@@ -22,7 +22,7 @@ def _index_arg(value: str | None) -> Path | None:
 def _progress_bar(total: int, label: str, enabled: bool):  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
-    from ulmrec_eval.events import emit
+    from ulmrec_eval.runtime.events import emit
 
     bar = tqdm(total=total, desc=label, disable=not enabled, leave=False, unit="user")
     state = {"done": 0, "last": 0.0}
@@ -86,8 +86,8 @@ def build(
     from ulmrec_align.tasks.build import build_samples, load_inputs, parse_task_weights, write_samples
     from ulmrec_align.tasks.registry import DEFAULT_TASKS
     from ulmrec_align.tasks.schema import AlignConfig
-    from ulmrec_eval.artifacts import check_writable
-    from ulmrec_eval.errors import InputError
+    from ulmrec_eval.runtime.artifacts import check_writable
+    from ulmrec_eval.runtime.errors import InputError
 
     check_writable(out, force=force)
     if index_tokens not in ("plain", "added"):
@@ -171,7 +171,7 @@ def rank(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Rank each user's retrieved candidates with the LLM; write ulmrec-eval predictions."""
-    from ulmrec_eval.errors import InputError
+    from ulmrec_eval.runtime.errors import InputError
 
     if split not in ("test", "valid"):
         raise InputError(f"--split must be 'test' or 'valid', got {split!r}")
@@ -179,7 +179,7 @@ def rank(
         raise InputError(f"--method must be 'logits' or 'generate', got {method!r}")
     if calibration not in ("prior", "none"):
         raise InputError(f"--calibration must be 'prior' or 'none', got {calibration!r}")
-    from ulmrec_eval.artifacts import folder_lock
+    from ulmrec_eval.runtime.artifacts import folder_lock
 
     with folder_lock(out):   # a second `align rank --out` of the same file is refused while this one runs
         if out.exists() and not force:
@@ -199,7 +199,7 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     from ulmrec_align.ranking.run import rank_split, write_rankings
     from ulmrec_align.retrieval.candidates import read_candidates
     from ulmrec_align.tasks.build import load_inputs
-    from ulmrec_eval.errors import InputError
+    from ulmrec_eval.runtime.errors import InputError
 
     index_path = _index_arg(index)
     dataset, artifact, _, hashes = load_inputs(data, index_path, None)
@@ -244,7 +244,7 @@ def inspect(
 ) -> None:
     """Counts per split and task, what was skipped and why, and example samples."""
     from ulmrec_align.tasks.schema import read_manifest, read_samples
-    from ulmrec_eval.errors import InputError
+    from ulmrec_eval.runtime.errors import InputError
 
     manifest = read_manifest(samples)
     for split, counts in manifest.counts.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ulmrec_eval.cli_runner import run_app
+from ulmrec_eval.runtime.cli import run_app
 
 
 def build_app() -> typer.Typer:

@@ -49,8 +49,8 @@ _EXPORTS: dict[str, str] = {
     "compare_predictions": "ulmrec_eval.compare",
     "compare_ranks": "ulmrec_eval.compare",
     # arrays from other models
-    "write_predictions": "ulmrec_eval.writer",
-    "read_prediction_arrays": "ulmrec_eval.arrays",
+    "write_predictions": "ulmrec_eval.predictions",
+    "read_prediction_arrays": "ulmrec_eval.predictions",
 }
 
 __all__ = [
@@ -87,7 +87,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ulmrec_eval.arrays import read_prediction_arrays
     from ulmrec_eval.compare import compare_predictions, compare_ranks, paired_comparison
     from ulmrec_eval.evaluation import evaluate, evaluate_ranks, load_predictions, prediction_ranks
     from ulmrec_eval.metrics import (
@@ -105,6 +104,7 @@ if TYPE_CHECKING:
         recall_at_k_per_user,
         target_ranks,
     )
+    from ulmrec_eval.predictions import read_prediction_arrays, write_predictions
     from ulmrec_eval.schemas import (
         SCHEMA_VERSION,
         BucketReport,
@@ -114,7 +114,6 @@ if TYPE_CHECKING:
         MetricReport,
         RankedPrediction,
     )
-    from ulmrec_eval.writer import write_predictions
 
 
 def __getattr__(name: str) -> Any:

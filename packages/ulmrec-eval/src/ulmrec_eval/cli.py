@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ulmrec_eval.cli_runner import run_app
+from ulmrec_eval.runtime.cli import run_app
 
 if TYPE_CHECKING:
     from ulmrec_eval.schemas import ComparisonReport, EvalResult
@@ -80,7 +80,7 @@ def _print_result(result: EvalResult) -> None:
 
 def _emit(text: str, *, out: Path | None, as_json: bool, show: Callable[[], None]) -> None:
     """Write the JSON ``text`` to ``out`` (atomically) if given; print it with ``--json``, else ``show()``."""
-    from ulmrec_eval.io import atomic_write_text
+    from ulmrec_eval.runtime.io import atomic_write_text
 
     if out is not None:
         atomic_write_text(out, text + "\n")

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ulmrec_eval.arrays import as_numpy
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.schemas import ComparisonReport, MetricComparison, RankedPrediction
 
 #: Default number of bootstrap resamples and of randomisation sign flips.

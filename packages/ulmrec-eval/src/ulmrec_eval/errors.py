@@ -1,53 +1,15 @@
-"""Errors that are the user's to fix: the command line shows them as one line and exits non-zero."""
+"""Deprecated: moved to :mod:`ulmrec_eval.runtime.errors`; this path goes in the next release."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import ClassVar
+import warnings
+from typing import Any
+
+from ulmrec_eval.runtime import errors as _moved
+
+warnings.warn("ulmrec_eval.errors moved to ulmrec_eval.runtime.errors; import it from there",
+              DeprecationWarning, stacklevel=2)
 
 
-class UlmrecError(Exception):
-    """Base of all known ULMRec errors (bad input, missing files, inconsistent artifacts).
-
-    Other packages mark their own error bases with ``user_error = True`` instead of subclassing this one, so
-    that ``ulmrec-index`` needs no dependency on ``ulmrec-eval``; :func:`is_user_error` checks the marker.
-    """
-
-    user_error: ClassVar[bool] = True
-
-
-class InputError(UlmrecError, ValueError):
-    """A malformed input record; the message names the file and the 1-based line number when known."""
-
-    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None) -> None:
-        self.path = None if path is None else str(path)
-        self.line = line
-        where = ""
-        if self.path is not None:
-            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
-        super().__init__(f"{where}{message}")
-
-
-
-class CommandInterruptedError(UlmrecError):
-    """Ctrl-C inside a command that kept its work: the message says what was kept and how to continue;
-    :func:`ulmrec_eval.cli_runner.run_app` prints it as the only line and exits with status 130."""
-
-def is_user_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a known error to be shown as one line rather than a traceback."""
-    if getattr(type(exc), "user_error", False):
-        return True
-    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
-                        FileExistsError)):
-        return True
-    return type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic")
-
-
-def one_line(exc: BaseException) -> str:
-    """The one line shown for a user error: ``PATH: no such file or directory`` for a file-system error
-    (instead of Python's ``[Errno 2] No such file or directory: 'PATH'``), else ``str(exc)``."""
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror and not getattr(
-            type(exc), "user_error", False):
-        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
-        return f"{where}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
-    return str(exc)
+def __getattr__(name: str) -> Any:
+    return getattr(_moved, name)

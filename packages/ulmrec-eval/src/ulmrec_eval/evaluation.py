@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ulmrec_eval.arrays import PredictionArrays, as_numpy, read_prediction_arrays
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import iter_jsonl_models
+from ulmrec_eval.arrays import as_numpy
 from ulmrec_eval.metrics import (
     DEFAULT_KS,
     MISS,
@@ -27,6 +25,9 @@ from ulmrec_eval.metrics import (
     ranks_from_candidates,
     ranks_from_lists,
 )
+from ulmrec_eval.predictions import PredictionArrays, read_prediction_arrays
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import iter_jsonl_models
 from ulmrec_eval.schemas import BucketReport, EvalResult, ItemId, MetricReport, RankedPrediction, Scope
 
 #: Default history-length bucket edges: ``<5``, ``5-9``, ``10-19``, ``20-49``, ``50+``.

@@ -1,7 +1,7 @@
 """The saved index: ``IndexArtifact`` (JSON, with ``schema_version``) plus safetensors weights, in one folder.
 
 Folder layout (the folder is written whole or not at all: built in a sibling temporary folder and swapped
-into place, see :func:`ulmrec_eval.artifacts.atomic_dir`)::
+into place, see :func:`ulmrec_eval.runtime.artifacts.atomic_dir`)::
 
     index.json             IndexArtifact: config, levels, codebook sizes, token format, user_id -> code
     quantizer.safetensors  the quantizer's state_dict
@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import read_json_model, validation_message
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import read_json_model, validation_message
 from ulmrec_index.codes import format_code
 from ulmrec_index.report import IndexReport
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from ulmrec_eval.io import atomic_path
+from ulmrec_eval.runtime.io import atomic_path
 
 MAX_SHARDS = 16
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ulmrec_eval.cli_runner import run_app
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.events import show_progress
+from ulmrec_eval.runtime.cli import run_app
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.events import show_progress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -132,7 +132,7 @@ def build(
     while one runs is refused.
     """
     _setup_logging()
-    from ulmrec_eval.artifacts import check_writable, folder_lock
+    from ulmrec_eval.runtime.artifacts import check_writable, folder_lock
     from ulmrec_index.encoders import check_device
     from ulmrec_index.indexer import IndexerConfig, UserIndexer, read_reference
     from ulmrec_index.report import render_report
@@ -194,7 +194,7 @@ def _quantizer_config(kind: str, settings: list[str], **fixed: object) -> Quanti
     """The quantizer config from --quantizer and --set; a bad field is one line naming the option."""
     from pydantic import ValidationError
 
-    from ulmrec_eval.io import validation_message
+    from ulmrec_eval.runtime.io import validation_message
     from ulmrec_index.quantizers.registry import get_quantizer_config_class, parse_quantizer_config
 
     try:
@@ -236,7 +236,7 @@ def lookup(
     limit: int = typer.Option(10, "--limit", min=0, help="Users sharing the prefix to list."),
 ) -> None:
     """Print a user's code, their texts and the users sharing the longest shared prefix of their code."""
-    from ulmrec_eval.io import iter_jsonl
+    from ulmrec_eval.runtime.io import iter_jsonl
     from ulmrec_index.artifact import TEXTS_FILE, load_index
 
     artifact = load_index(folder)

@@ -11,7 +11,7 @@ import re
 import string
 from collections.abc import Sequence
 
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 TokenFormat = list[str]
 

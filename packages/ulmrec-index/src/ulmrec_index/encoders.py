@@ -33,9 +33,9 @@ from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ulmrec_eval.errors import UlmrecError
-from ulmrec_eval.events import emit
-from ulmrec_eval.io import atomic_write_json
+from ulmrec_eval.runtime.errors import UlmrecError
+from ulmrec_eval.runtime.events import emit
+from ulmrec_eval.runtime.io import atomic_write_json
 from ulmrec_index.cache import EmbeddingCache, text_sha256
 
 log = logging.getLogger(__name__)

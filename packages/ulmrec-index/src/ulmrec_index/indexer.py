@@ -37,10 +37,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 from safetensors.torch import load_file, save_file
 
-from ulmrec_eval.artifacts import atomic_dir
-from ulmrec_eval.errors import InputError, UlmrecError
-from ulmrec_eval.events import emit
-from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl
+from ulmrec_eval.runtime.artifacts import atomic_dir
+from ulmrec_eval.runtime.errors import InputError, UlmrecError
+from ulmrec_eval.runtime.events import emit
+from ulmrec_eval.runtime.io import atomic_write_json, atomic_write_jsonl
 from ulmrec_index import __version__
 from ulmrec_index.artifact import (
     FUSION_FILE,
@@ -545,7 +545,8 @@ class UserIndexer:
         """Write the index folder (see :mod:`ulmrec_index.artifact`) whole or not at all.
 
         The files are written into a sibling temporary folder that then replaces ``folder``
-        (:func:`ulmrec_eval.artifacts.atomic_dir`, under a lock); a non-empty ``folder`` needs ``force``.
+        (:func:`ulmrec_eval.runtime.artifacts.atomic_dir`, under a lock); a non-empty ``folder`` needs
+        ``force``.
         """
         artifact, quantizer, fusion = self._require()
         out = Path(folder)

@@ -44,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - only without the test tools
 import torch
 from safetensors.torch import load_file, save_file
 
-from ulmrec_eval.errors import UlmrecError
+from ulmrec_eval.runtime.errors import UlmrecError
 from ulmrec_index.quantizers.base import Quantizer, QuantizerConfig
 from ulmrec_index.quantizers.registry import (
     available_quantizers,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import validation_message
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import validation_message
 
 
 class UserText(BaseModel):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 __all__ = ["as_user_id", "as_user_ids", "as_vectors", "read_ids", "read_vectors"]
 

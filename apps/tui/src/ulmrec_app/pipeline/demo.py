@@ -22,7 +22,7 @@ from ulmrec_app.pipeline.config import RunConfig, load_config
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.results import TABLE_METRICS, Row, eval_result, retriever_on_users, rows_of
 from ulmrec_app.pipeline.runner import Runner
-from ulmrec_eval.io import read_json_model
+from ulmrec_eval.runtime.io import read_json_model
 from ulmrec_eval.schemas import ComparisonReport
 
 COMPARE_METRICS = TABLE_METRICS
@@ -101,7 +101,7 @@ def _compare(a: Path, b: Path, out: Path, split: str) -> ComparisonReport:
 def retriever_predictions(candidates: Path, predictions: Path, out: Path, *, split: str, n: int) -> Path:
     """The retriever's own order for the users of ``predictions``, cut to the ``n`` candidates the LLM saw
     (so a paired comparison ranks the same candidates); rewritten when either input changes."""
-    from ulmrec_eval.io import atomic_write_jsonl, read_jsonl_models
+    from ulmrec_eval.runtime.io import atomic_write_jsonl, read_jsonl_models
     from ulmrec_eval.schemas import RankedPrediction
 
     if out.is_file() and out.stat().st_mtime >= max(candidates.stat().st_mtime, predictions.stat().st_mtime):
@@ -136,7 +136,7 @@ def demo_rows(ours_dir: Path, base_dir: Path) -> tuple[list[Row], dict[str, Comp
              "no index − LRURec": (order, base_predictions)}
     reports = {label: _compare(a, b, ours_dir / "compare" / f"{i}.json", split)
                for i, (label, (a, b)) in enumerate(pairs.items())}
-    from ulmrec_eval.io import atomic_write_text
+    from ulmrec_eval.runtime.io import atomic_write_text
 
     atomic_write_text(ours_dir / DEMO_COMPARE,
                       DemoComparisons(comparisons=reports).model_dump_json(indent=2) + "\n")

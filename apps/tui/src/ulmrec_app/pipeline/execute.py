@@ -52,17 +52,16 @@ from pathlib import Path  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from ulmrec_app.pipeline.figures import stage_figures  # noqa: E402
-from ulmrec_eval.events import EVENTS_ENV, STAGE_ENV, emit  # noqa: E402
-from ulmrec_eval.io import atomic_write_text, read_json_model  # noqa: E402
-from ulmrec_eval.stage import (  # noqa: E402
+from ulmrec_app.pipeline.manifest import (  # noqa: E402
     StageManifest,
-    host_name,
-    package_versions,
     process_start_time,
     sha256_json,
     sha256_path,
     stamp_outputs,
 )
+from ulmrec_eval.runtime.environment import host_name, package_versions  # noqa: E402
+from ulmrec_eval.runtime.events import EVENTS_ENV, STAGE_ENV, emit  # noqa: E402
+from ulmrec_eval.runtime.io import atomic_write_text, read_json_model  # noqa: E402
 
 PLAN_FILE = "plan.json"
 LOG_FILE = "log.txt"

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ulmrec_eval.events import read_events
+from ulmrec_eval.runtime.events import read_events
 
 Figures = dict[str, float | int | str]
 
@@ -27,7 +27,7 @@ def _count_lines(path: Path) -> int:
 
 def eval_figures(path: Path, prefix: str = "") -> Figures:
     """``subset/ndcg@10``, ``overall/recall@10`` … of an ``ulmrec eval metrics --out`` file."""
-    from ulmrec_eval.io import read_json_model
+    from ulmrec_eval.runtime.io import read_json_model
     from ulmrec_eval.schemas import EvalResult
 
     result = read_json_model(path, EvalResult)

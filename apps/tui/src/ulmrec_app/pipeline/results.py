@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ulmrec_eval.io import read_json_model, read_jsonl_models
+from ulmrec_eval.runtime.io import read_json_model, read_jsonl_models
 from ulmrec_eval.schemas import EvalResult, RankedPrediction
 
 TABLE_METRICS = ("ndcg@5", "ndcg@10", "ndcg@20", "recall@5", "recall@10", "recall@20")

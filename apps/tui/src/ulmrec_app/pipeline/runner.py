@@ -23,11 +23,11 @@ from typing import IO
 from ulmrec_app.pipeline.config import RunConfig
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.execute import EVENTS_FILE, LOG_FILE, StageJob, block_stop_signals, write_job
+from ulmrec_app.pipeline.manifest import StageManifest, process_alive, process_start_time
 from ulmrec_app.pipeline.stages import StagePlan, active_stages, build_plans
 from ulmrec_app.pipeline.state import Decision, RunInfo, decide, link_reused
-from ulmrec_eval.artifacts import ArtifactLockedError, folder_lock
-from ulmrec_eval.events import StageEvent, tail_events
-from ulmrec_eval.stage import StageManifest, process_alive, process_start_time
+from ulmrec_eval.runtime.artifacts import ArtifactLockedError, folder_lock
+from ulmrec_eval.runtime.events import StageEvent, tail_events
 
 POLL_SECONDS = 0.5
 #: Without a terminal, at most one progress line per stage this often.
@@ -318,7 +318,7 @@ def _quote(arg: str) -> str:
 
 
 def _lock_holder(run_dir: Path) -> str:
-    from ulmrec_eval.artifacts import lock_path
+    from ulmrec_eval.runtime.artifacts import lock_path
 
     try:
         return lock_path(run_dir.absolute()).read_text().strip() or "?"

@@ -17,9 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from ulmrec_app.pipeline.manifest import StageManifest, changed_outputs, sha256_json, sha256_path
 from ulmrec_app.pipeline.stages import CONTENT_HASH_LIMIT, StagePlan
-from ulmrec_eval.io import atomic_write_text, read_json_model
-from ulmrec_eval.stage import StageManifest, changed_outputs, sha256_json, sha256_path
+from ulmrec_eval.runtime.io import atomic_write_text, read_json_model
 
 Action = Literal["skip", "run", "resume", "reuse", "wait"]
 RUN_INFO = "run.json"

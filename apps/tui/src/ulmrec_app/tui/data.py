@@ -17,9 +17,9 @@ from pathlib import Path
 
 from ulmrec_app.pipeline.config import STAGES
 from ulmrec_app.pipeline.execute import EVENTS_FILE, LOG_FILE
+from ulmrec_app.pipeline.manifest import StageManifest, Status
 from ulmrec_app.pipeline.state import RunInfo
-from ulmrec_eval.events import StageEvent, read_events
-from ulmrec_eval.stage import StageManifest, Status
+from ulmrec_eval.runtime.events import StageEvent, read_events
 
 #: One glyph per status, for compact stage strips.
 GLYPH = {"done": "✓", "running": "▶", "failed": "✗", "stopped": "■", "pending": "·", "missing": " "}

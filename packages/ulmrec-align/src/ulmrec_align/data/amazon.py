@@ -16,7 +16,7 @@ from typing import Any
 
 from ulmrec_align.data.lines import finite, iter_lines, raw_id
 from ulmrec_align.data.raw import RawData, RawInteraction, SourceFormat
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 REVIEW_KEYS = ("reviewerID", "asin", "unixReviewTime")
 _ASIN = re.compile(r"""['"]asin['"]\s*:\s*['"]([^'"]+)['"]""")

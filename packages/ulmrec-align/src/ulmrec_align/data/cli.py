@@ -37,7 +37,7 @@ def prepare(
 
     from ulmrec_align.data.config import PrepareConfig
     from ulmrec_align.data.pipeline import prepare_dataset
-    from ulmrec_eval.errors import InputError
+    from ulmrec_eval.runtime.errors import InputError
 
     if source not in ("amazon", "recbole"):
         raise InputError(f"--source must be 'amazon' or 'recbole', got {source!r}")
@@ -105,7 +105,7 @@ def download(
 ) -> None:
     """Fetch the public Amazon 2014 review + meta files (resumable, verified where a checksum is known)."""
     from ulmrec_align.data.download import DEFAULT_BASE_URL, download_dataset
-    from ulmrec_eval.errors import InputError
+    from ulmrec_eval.runtime.errors import InputError
 
     checksums: dict[str, str] = {}
     for pair in sha256:
@@ -130,7 +130,7 @@ def users(
     """Write the per-user texts as JSON lines for `ulmrec index build`."""
     from ulmrec_align.data.prepared import PreparedDataset, refuse_dataset_file
     from ulmrec_align.data.users import write_users_jsonl
-    from ulmrec_eval.artifacts import ArtifactExistsError
+    from ulmrec_eval.runtime.artifacts import ArtifactExistsError
 
     refuse_dataset_file(out)
     if out.exists() and not force:

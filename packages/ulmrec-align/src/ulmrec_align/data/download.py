@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Literal
 
 from ulmrec_align.data.lines import file_sha256
-from ulmrec_eval.errors import UlmrecError
-from ulmrec_eval.io import atomic_write_text
+from ulmrec_eval.runtime.errors import UlmrecError
+from ulmrec_eval.runtime.io import atomic_write_text
 
 #: The public per-category files of the 2014 crawl, at the path LlamaRec downloads them from.
 DEFAULT_BASE_URL = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"

@@ -40,7 +40,7 @@ from ulmrec_align.data.schema import (
 )
 from ulmrec_align.data.split import leave_one_out
 from ulmrec_align.data.text import normalize_text
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 Source = Literal["amazon", "recbole"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from ulmrec_align.data.schema import ItemRecord, PreparedManifest, UserRecord, UserSequence
 from ulmrec_align.data.split import UserSplit, leave_one_out, split_sha256
-from ulmrec_eval.artifacts import atomic_dir, check_writable
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl, read_json_model, read_jsonl_models
+from ulmrec_eval.runtime.artifacts import atomic_dir, check_writable
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import atomic_write_json, atomic_write_jsonl, read_json_model, read_jsonl_models
 
 MANIFEST = "manifest.json"
 ITEMS = "items.jsonl"
@@ -117,8 +117,8 @@ class PreparedDataset:
                 raise InputError(f"user {seq.user_id}: item id out of range [0, {self.n_items})", path=where)
 
     def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
-        """Write the folder whole or not at all (:func:`ulmrec_eval.artifacts.atomic_dir`: built beside
-        ``out_dir`` under a lock, then swapped in); a non-empty ``out_dir`` needs ``force``."""
+        """Write the folder whole or not at all (:func:`ulmrec_eval.runtime.artifacts.atomic_dir`: built
+        beside ``out_dir`` under a lock, then swapped in); a non-empty ``out_dir`` needs ``force``."""
         out = Path(out_dir)
         with atomic_dir(out, force=force) as tmp:
             atomic_write_jsonl(tmp / ITEMS, self.items)

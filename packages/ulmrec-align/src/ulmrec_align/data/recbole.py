@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ulmrec_align.data.lines import finite, iter_lines, raw_id
 from ulmrec_align.data.raw import RawData, RawInteraction
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
 

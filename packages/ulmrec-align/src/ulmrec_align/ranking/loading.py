@@ -9,7 +9,7 @@ from pathlib import Path
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.ranking.ranker import RankingModel
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 TRAIN_MANIFEST = "train_manifest.json"
 

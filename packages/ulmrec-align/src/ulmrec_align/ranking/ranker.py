@@ -7,9 +7,10 @@ letters the model listed, in its order, and 0 for letters it did not list (ranke
 pessimistically in ``ulmrec-eval``).
 
 **Letter prior** (``calibrate``, the default when the tuned model has one): each prompt's letter logits become
-log-probabilities over its ``n`` letters and the model's content-free preference for each letter (estimated
-on shuffled-letter validation prompts at training time, :func:`ulmrec_align.tuning.train.letter_prior`) is
-subtracted: ``s_j = log softmax(z)_j − prior_j`` (PriDe-style debiasing, one pass, no labels).
+log-probabilities over its ``n`` letters and the model's content-free preference for each letter
+(estimated on shuffled-letter validation prompts at training time,
+:func:`ulmrec_align.tuning.validation.letter_prior`) is subtracted: ``s_j = log softmax(z)_j − prior_j``
+(PriDe-style debiasing, one pass, no labels).
 
 **Letter orders** (``permutations = K > 1``): an LLM prefers some letters whatever they stand for (a tuned
 model often picks ``A``, the retriever's top-1). Each user is then prompted with ``K`` orders of the same

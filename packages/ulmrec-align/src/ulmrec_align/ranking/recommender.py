@@ -36,7 +36,7 @@ from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
 from ulmrec_align.prompts.templates import TEMPLATES
 from ulmrec_align.ranking.ranker import RankingModel, calibrate_letters, letter_orders, merge_letter_orders
 from ulmrec_align.ranking.scorer import last_logits
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 from ulmrec_index.artifact import IndexArtifact, load_index
 
 
@@ -79,7 +79,7 @@ class Recommender:
         The index must be the one the model was tuned with (its ``index.json`` hash; no index for a model
         tuned without one) unless ``any_index``."""
         from ulmrec_align.ranking.loading import load_ranking_model
-        from ulmrec_eval.artifacts import sha256_file
+        from ulmrec_eval.runtime.artifacts import sha256_file
         from ulmrec_index.artifact import INDEX_FILE
 
         ranker = load_ranking_model(model, device=device)

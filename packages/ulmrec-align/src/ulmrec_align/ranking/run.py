@@ -11,8 +11,8 @@ from ulmrec_align.prompts.builder import PromptBuilder
 from ulmrec_align.ranking.ranker import Method, RankingModel, RankRow, rank_prompts, ranking_prompts
 from ulmrec_align.retrieval.candidates import CandidateRow
 from ulmrec_align.tasks.build import check_candidates, permute_codes, user_codes
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import atomic_write_jsonl
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import atomic_write_jsonl
 from ulmrec_index.artifact import IndexArtifact
 
 

@@ -34,8 +34,8 @@ from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_align.retrieval.lru import LRURec, count_parameters
 from ulmrec_align.retrieval.sasrec import SASRec
 from ulmrec_align.retrieval.trainer import CHECKPOINT_NAME, Progress, Trainer
-from ulmrec_eval.artifacts import atomic_update, folder_lock
-from ulmrec_eval.io import atomic_path, atomic_write_json, validation_message
+from ulmrec_eval.runtime.artifacts import atomic_update, folder_lock
+from ulmrec_eval.runtime.io import atomic_path, atomic_write_json, validation_message
 from ulmrec_index.encoders import check_device
 
 MODEL_FILE = "model.safetensors"
@@ -89,7 +89,7 @@ def train_retriever(dataset: PreparedDataset, out_dir: str | Path, config: Retri
 
     The folder is locked for the whole run (a second trainer is refused); the checkpoint is rewritten
     atomically at boundaries, and the outputs (model, config, candidates, metrics) replace the previous
-    ones together (:func:`ulmrec_eval.artifacts.atomic_update`): a kill never mixes two runs' outputs.
+    ones together (:func:`ulmrec_eval.runtime.artifacts.atomic_update`): a kill never mixes two runs' outputs.
     """
     config = config or RetrieverConfig()
     out = Path(out_dir)

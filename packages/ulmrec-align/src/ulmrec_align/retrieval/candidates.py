@@ -22,9 +22,9 @@ from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.retrieval.base import Retriever
 from ulmrec_align.retrieval.config import CandidateConfig
 from ulmrec_align.retrieval.data import EvalInputs, history_mask_indices
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import atomic_write_jsonl, iter_jsonl_models
 from ulmrec_eval.metrics import compute_metrics, target_ranks
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import atomic_write_jsonl, iter_jsonl_models
 
 CANDIDATES_SCHEMA_VERSION = 1
 

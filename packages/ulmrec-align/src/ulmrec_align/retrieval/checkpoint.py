@@ -25,7 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ulmrec_align.retrieval.errors import RetrieverError
-from ulmrec_eval.io import atomic_path, atomic_write_json
+from ulmrec_eval.runtime.io import atomic_path, atomic_write_json
 
 CHECKPOINT_FORMAT = "ulmrec-retriever-checkpoint"
 CHECKPOINT_SCHEMA_VERSION = 1

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ulmrec_eval.errors import CommandInterruptedError
-from ulmrec_eval.events import show_progress
+from ulmrec_eval.runtime.errors import CommandInterruptedError
+from ulmrec_eval.runtime.events import show_progress
 
 app = typer.Typer(name="retrieve", help="Train the LRURec retriever; write candidates and metrics.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -45,7 +45,7 @@ def _load_config(path: Path | None) -> Any:
     if path is None:
         return RetrieverConfig()
     from ulmrec_align.retrieval.errors import RetrieverError
-    from ulmrec_eval.io import read_json_model
+    from ulmrec_eval.runtime.io import read_json_model
 
     try:
         return read_json_model(path, RetrieverConfig)
@@ -79,7 +79,7 @@ def train(
     from ulmrec_align.data.prepared import PreparedDataset
     from ulmrec_align.retrieval.api import train_retriever
     from ulmrec_align.retrieval.errors import RetrieverError
-    from ulmrec_eval.io import validation_message
+    from ulmrec_eval.runtime.io import validation_message
 
     settings = _load_config(config)
     train_updates = {k: v for k, v in {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,

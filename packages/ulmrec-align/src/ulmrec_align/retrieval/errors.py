@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 
 class RetrieverError(InputError):

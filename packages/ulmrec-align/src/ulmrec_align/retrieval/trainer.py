@@ -34,7 +34,7 @@ from ulmrec_align.retrieval.config import RetrieverConfig
 from ulmrec_align.retrieval.data import EvalInputs, TrainWindows
 from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_align.retrieval.lru import parameter_groups
-from ulmrec_eval.events import emit
+from ulmrec_eval.runtime.events import emit
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 StopReason = Literal["early_stopping", "max_epochs", "time_limit"]

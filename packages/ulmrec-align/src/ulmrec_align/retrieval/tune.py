@@ -42,8 +42,8 @@ from ulmrec_align.retrieval.api import (
 from ulmrec_align.retrieval.config import RETRIEVER_SCHEMA_VERSION, RetrieverConfig
 from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_align.retrieval.trainer import CHECKPOINT_NAME
-from ulmrec_eval.artifacts import atomic_dir, check_writable, folder_lock
-from ulmrec_eval.io import atomic_write_json, read_json_model
+from ulmrec_eval.runtime.artifacts import atomic_dir, check_writable, folder_lock
+from ulmrec_eval.runtime.io import atomic_write_json, read_json_model
 from ulmrec_index.encoders import check_device
 
 TUNE_FILE = "tune.json"

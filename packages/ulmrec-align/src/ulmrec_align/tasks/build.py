@@ -26,9 +26,9 @@ from ulmrec_align.tasks.base import BuildContext
 from ulmrec_align.tasks.registry import get_task
 from ulmrec_align.tasks.schema import MANIFEST, AlignConfig, AlignManifest, AlignmentSample, InputHashes
 from ulmrec_align.tasks.summarise import ExtractiveSummariser, Summariser
-from ulmrec_eval.artifacts import atomic_dir, sha256_file
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import atomic_write_json, atomic_write_jsonl
+from ulmrec_eval.runtime.artifacts import atomic_dir, sha256_file
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import atomic_write_json, atomic_write_jsonl
 from ulmrec_index.artifact import INDEX_FILE, IndexArtifact, load_index
 
 

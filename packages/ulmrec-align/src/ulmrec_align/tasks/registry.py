@@ -14,7 +14,7 @@ from ulmrec_align.tasks.builders import (
     PreferenceToIndex,
     RatingPrediction,
 )
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 ENTRY_POINT_GROUP = "ulmrec.tasks"
 #: The paper's six tasks, in the paper's order.

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import read_json_model, read_jsonl_models
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import read_json_model, read_jsonl_models
 
 ALIGN_SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ulmrec_align.tuning.config import ADAPTER_DIR, TrainManifest, read_train_manifest
-from ulmrec_align.tuning.train import TOKENIZER_DIR
-from ulmrec_eval.errors import InputError
+from ulmrec_align.tuning.request import TOKENIZER_DIR
+from ulmrec_eval.runtime.errors import InputError
 
 if TYPE_CHECKING:
     from ulmrec_align.ranking.ranker import RankingModel

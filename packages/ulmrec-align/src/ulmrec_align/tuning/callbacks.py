@@ -77,7 +77,7 @@ class StopRequest:
 
 def _emit(**fields: Any) -> None:
     try:
-        from ulmrec_eval.events import emit
+        from ulmrec_eval.runtime.events import emit
     except ImportError:  # an older ulmrec-eval without events
         return
     emit(**fields)

@@ -23,8 +23,8 @@ from transformers import Trainer
 
 from ulmrec_align.tuning import state_files
 from ulmrec_align.tuning.config import BEST_PREFIX, CurvePoint, ValidationPoint
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import atomic_write_text, read_json_model
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import atomic_write_text, read_json_model
 
 PROGRESS_FILE = "ulmrec_progress.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")

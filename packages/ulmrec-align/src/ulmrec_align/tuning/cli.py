@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ulmrec_eval.errors import CommandInterruptedError
+from ulmrec_eval.runtime.errors import CommandInterruptedError
 
 
 def train_command(
@@ -67,8 +67,9 @@ def train_command(
     import sys
 
     from ulmrec_align.tuning.config import LoraSettings, TrainSettings
-    from ulmrec_align.tuning.train import TrainRequest, partial_dir, run_training
-    from ulmrec_eval.errors import InputError
+    from ulmrec_align.tuning.request import TrainRequest, partial_dir
+    from ulmrec_align.tuning.run import run_training
+    from ulmrec_eval.runtime.errors import InputError
 
     targets = [t.strip() for t in lora_targets.split(",") if t.strip()]
     if scheduler not in ("cosine", "linear", "constant"):

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
-from ulmrec_eval.errors import InputError
-from ulmrec_eval.io import read_json_model
+from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import read_json_model
 
 TRAIN_SCHEMA_VERSION = 2
 TRAIN_MANIFEST = "train_manifest.json"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ulmrec_eval.errors import InputError
+from ulmrec_eval.runtime.errors import InputError
 
 #: The fewest prompt tokens a sample keeps under ``--max-length`` (the prompt is cut from the left).
 MIN_PROMPT_TOKENS = 16

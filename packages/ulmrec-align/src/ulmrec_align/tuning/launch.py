@@ -12,9 +12,9 @@ import socket
 import subprocess
 import sys
 
-from ulmrec_align.tuning.train import WORKER_ENV, TrainRequest, partial_dir
-from ulmrec_eval.errors import UlmrecError
-from ulmrec_eval.io import atomic_write_text
+from ulmrec_align.tuning.request import WORKER_ENV, TrainRequest, partial_dir
+from ulmrec_eval.runtime.errors import UlmrecError
+from ulmrec_eval.runtime.io import atomic_write_text
 
 REQUEST_FILE = "launch_request.json"
 

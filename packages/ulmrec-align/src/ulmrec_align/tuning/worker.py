@@ -7,9 +7,10 @@ import os
 import sys
 
 from ulmrec_align.tuning.config import TrainManifest
-from ulmrec_align.tuning.train import RUN_FILE, TrainRequest, partial_dir, train_in_process
-from ulmrec_eval.errors import is_user_error
-from ulmrec_eval.io import read_json_model
+from ulmrec_align.tuning.request import RUN_FILE, TrainRequest, partial_dir
+from ulmrec_align.tuning.train import train_in_process
+from ulmrec_eval.runtime.errors import is_user_error
+from ulmrec_eval.runtime.io import read_json_model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ulmrec_eval.errors import UlmrecError
+from ulmrec_eval.runtime.errors import UlmrecError
 
 
 class QuantizerError(UlmrecError, ValueError):

@@ -30,7 +30,7 @@ from ulmrec_app.tui.data import (
 )
 from ulmrec_app.tui.screens.base import PollingScreen
 from ulmrec_app.tui.screens.runs import STATUS_STYLE
-from ulmrec_eval.events import StageEvent
+from ulmrec_eval.runtime.events import StageEvent
 
 ARROW = "→"
 

@@ -11,16 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import socket
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ulmrec_eval.io import atomic_write_text, read_json_model
+from ulmrec_eval.runtime.io import atomic_write_text, read_json_model
 
 #: Version of :class:`StageManifest`; bump it on any incompatible change.
 MANIFEST_SCHEMA_VERSION = 1
@@ -226,19 +223,3 @@ def _update_file(digest: Any, file: Path) -> None:
     with file.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-
-
-def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
-    """Installed versions of ``names`` (those not installed are left out)."""
-    found: dict[str, str] = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
-def host_name() -> str:
-    """This machine's host name."""
-    return socket.gethostname() or platform.node()
