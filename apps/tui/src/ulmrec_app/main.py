@@ -8,15 +8,14 @@ nothing heavy at module level, which keeps
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 import typer
 
 from ulmrec_app import __version__
-from ulmrec_app.run_cli import register
+from ulmrec_app.cli import register
+from ulmrec_app.cli_tree import ENTRY_POINT_GROUP, build_tree
 from ulmrec_eval.runtime.cli import run_app
 
-ENTRY_POINT_GROUP = "ulmrec.cli"
+__all__ = ["ENTRY_POINT_GROUP", "build_app", "main"]
 
 
 def _version_callback(value: bool) -> None:
@@ -26,14 +25,9 @@ def _version_callback(value: bool) -> None:
 
 
 def build_app() -> typer.Typer:
-    """The root app with every registered sub-app mounted under its entry-point name."""
-    app = typer.Typer(
-        name="ulmrec",
-        help="ULMRec: user-centric LLM sequential recommendation.",
-        no_args_is_help=True,
-        add_completion=False,
-        pretty_exceptions_enable=False,
-    )
+    """The root app: every registered sub-app (:func:`~ulmrec_app.cli_tree.build_tree`) plus ``run``,
+    ``demo`` and ``tui``."""
+    app = build_tree()
 
     @app.callback()
     def _root(
@@ -43,9 +37,6 @@ def build_app() -> typer.Typer:
     ) -> None:
         """ULMRec: user-centric LLM sequential recommendation."""
 
-    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        sub_app = entry.load()
-        app.add_typer(sub_app, name=entry.name)
     register(app)
     return app
 

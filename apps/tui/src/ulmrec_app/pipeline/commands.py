@@ -55,9 +55,9 @@ class CommandSpec:
 def _root() -> Any:
     import typer.main
 
-    from ulmrec_app.main import build_app
+    from ulmrec_app.cli_tree import build_tree
 
-    return typer.main.get_command(build_app())
+    return typer.main.get_command(build_tree())
 
 
 def command_spec(path: tuple[str, ...]) -> CommandSpec | None:

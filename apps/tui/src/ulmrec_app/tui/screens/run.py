@@ -29,7 +29,7 @@ from ulmrec_app.tui.data import (
     stop,
 )
 from ulmrec_app.tui.screens.base import PollingScreen
-from ulmrec_app.tui.screens.runs import STATUS_STYLE
+from ulmrec_app.tui.style import STATUS_STYLE
 from ulmrec_eval.runtime.events import StageEvent
 
 ARROW = "→"

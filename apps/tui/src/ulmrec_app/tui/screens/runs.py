@@ -12,9 +12,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from ulmrec_app.tui.data import RunView, human_seconds, list_runs, start_config
 from ulmrec_app.tui.screens.base import PollingScreen
-
-STATUS_STYLE = {"done": "green", "running": "bold yellow", "failed": "bold red", "stopped": "magenta",
-                "pending": "cyan", "new": "dim"}
+from ulmrec_app.tui.style import STATUS_STYLE
 
 
 class RunsScreen(PollingScreen):

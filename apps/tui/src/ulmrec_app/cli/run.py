@@ -1,4 +1,4 @@
-"""``ulmrec run``, ``ulmrec demo`` and ``ulmrec tui``: the commands of this app (heavy imports inside)."""
+"""``ulmrec run CONFIG``: a config's stages in order (skip, resume, reuse; heavy imports inside)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-RunsOpt = Annotated[Path, typer.Option("--runs", help="Runs folder: each run is runs/<name>/<stage>/.")]
+from ulmrec_app.cli.options import RunsOpt
 
 
 def run_command(
@@ -56,36 +56,3 @@ def _check_unlocked(run_dir: Path, name: str) -> None:
     except ArtifactLockedError:
         raise PipelineError(f"run {name} is already being run by another `ulmrec run`; wait for it, or stop "
                             f"it from `ulmrec tui`") from None
-
-
-def demo_command(
-    runs: RunsOpt = Path("runs"),
-    data: Annotated[Path | None, typer.Option(
-        "--data", help="Real data, not the synthetic set: a RecBole folder (*.inter) or raw Amazon files.")
-    ] = None,
-    users: Annotated[int | None, typer.Option("--users", min=5, help="Synthetic users, or with --data: users "
-                                                                     "to align and rank.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="The synthetic world's seed (default 0; its runs "
-                                                            "are named demo-seedN).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rerun every stage.")] = False,
-) -> None:
-    """The main job on CPU: ULMRec against the no-index baseline and the retriever alone, in one table."""
-    from ulmrec_app.pipeline.demo import run_demo
-
-    run_demo(runs, data=data, users=users, force=force, seed=seed)
-
-
-def tui_command(
-    runs: Annotated[Path, typer.Argument(metavar="RUNS_DIR", help="Runs folder to show.")] = Path("runs"),
-) -> None:
-    """Terminal app: runs, stages (launch/stop/resume), logs, results, the user index, the system."""
-    from ulmrec_app.tui.app import UlmrecApp
-
-    UlmrecApp(runs).run()
-
-
-def register(app: typer.Typer) -> None:
-    """Mount ``run``, ``demo`` and ``tui`` on the root ``ulmrec`` app."""
-    app.command("run")(run_command)
-    app.command("demo")(demo_command)
-    app.command("tui")(tui_command)
