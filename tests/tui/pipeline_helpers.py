@@ -33,7 +33,7 @@ def tiny_config(folder: Path, name: str = "tiny", *, users: int = 40, extra: str
 
 
 def manifest(run_dir: Path, stage: str) -> dict[str, object]:
-    data: dict[str, object] = json.loads((run_dir / stage / "manifest.json").read_text())
+    data: dict[str, object] = json.loads((run_dir / stage / "stage.json").read_text())
     return data
 
 

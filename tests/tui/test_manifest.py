@@ -32,8 +32,8 @@ def test_manifest_round_trip_and_dead_process_is_failed(tmp_path: Path) -> None:
 
 
 def test_bad_manifest_is_one_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "manifest.json").write_text('{"stage": "x", "status": "sleeping"}')
-    with pytest.raises(InputError, match=r"manifest.json: invalid StageManifest: status"):
+    (tmp_path / "stage.json").write_text('{"stage": "x", "status": "sleeping"}')
+    with pytest.raises(InputError, match=r"stage.json: invalid StageManifest: status"):
         StageManifest.load(tmp_path)
 
 
@@ -49,3 +49,17 @@ def test_sha256_path_changes_with_content_and_names(tmp_path: Path) -> None:
     assert sha256_path(folder / "a.txt") != sha256_path(folder / "sub" / "b.txt")
     with pytest.raises(FileNotFoundError):
         sha256_path(tmp_path / "nope")
+
+
+def test_a_run_made_before_the_rename_is_read_from_manifest_json_and_rewritten_as_stage_json(
+        tmp_path: Path) -> None:
+    old = StageManifest(stage="users", run="r", status="done", config_hash="c")
+    (tmp_path / "manifest.json").write_text(old.model_dump_json())
+    assert StageManifest.load(tmp_path).config_hash == "c"
+    StageManifest.load(tmp_path).save(tmp_path)
+    assert (tmp_path / "stage.json").is_file()
+    assert not (tmp_path / "manifest.json").exists()
+    dataset_manifest = tmp_path / "d"
+    dataset_manifest.mkdir()
+    (dataset_manifest / "manifest.json").write_text('{"kind": "prepared"}')   # not a stage record
+    assert StageManifest.load_or_none(dataset_manifest) is None

@@ -261,7 +261,7 @@ def test_runner_survives_a_hangup(tmp_path: Path) -> None:
     config = write_config(tmp_path / "h.toml", 'name = "h"' + RETRIEVE.format(epochs=6).replace(
         '"retrieve"]', '"retrieve", "eval"]'))
     runner = _start_run(config, runs)
-    assert wait_for(lambda: (runs / "h" / "retrieve" / "manifest.json").is_file(), timeout=120)
+    assert wait_for(lambda: (runs / "h" / "retrieve" / "stage.json").is_file(), timeout=120)
     os.kill(runner.pid, signal.SIGHUP)
     assert runner.stdout is not None
     assert runner.stderr is not None
@@ -310,7 +310,7 @@ def test_stop_right_after_launch_is_stopped_not_failed(tmp_path: Path) -> None:
     assert ulmrec("run", str(config), "--runs", str(runs), "--stage", "data").returncode == 0
     assert ulmrec("run", str(config), "--runs", str(runs), "--detach").returncode == 0
     folder = runs / "q" / "retrieve"
-    assert wait_for(lambda: (folder / "manifest.json").is_file(), timeout=60, step=0.01)
+    assert wait_for(lambda: (folder / "stage.json").is_file(), timeout=60, step=0.01)
     assert stop_stage(StageManifest.load(folder))
     assert wait_for(lambda: StageManifest.load(folder).effective_status() != "running", timeout=90)
     assert StageManifest.load(folder).status == "stopped"

@@ -29,6 +29,7 @@ class OptionSpec:
     multiple: bool
     required: bool
     positional: bool
+    default: Any = None              # the command's own default (JSON-able: Paths and enums as text)
 
     @property
     def is_path(self) -> bool:
@@ -41,6 +42,9 @@ class CommandSpec:
 
     path: tuple[str, ...]
     options: dict[str, OptionSpec]
+    #: ``resolve(options) -> {setting: value}``: what the command resolves from its options (library defaults
+    #: included), when it declares it as ``<callback>.resolved_settings``; recorded with the stage.
+    resolve: Any = None
 
     @property
     def title(self) -> str:
@@ -84,8 +88,35 @@ def command_spec(path: tuple[str, ...]) -> CommandSpec | None:
             multiple=bool(param.multiple),
             required=bool(param.required),
             positional=positional,
+            default=_plain(getattr(param, "default", None)),
         )
-    return CommandSpec(path=path, options=options)
+    resolve = getattr(getattr(command, "callback", None), "resolved_settings", None)
+    return CommandSpec(path=path, options=options, resolve=resolve)
+
+
+def _plain(value: Any) -> Any:
+    """A default as plain JSON data (so that it can be recorded and compared across versions)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if callable(value):
+        return None
+    return str(value)
+
+
+def producing_package(command: str) -> tuple[str, str] | None:
+    """``(distribution, version)`` of the package that registers ``ulmrec <command>`` (None: not found)."""
+    from importlib.metadata import entry_points
+
+    from ulmrec_app.cli_tree import ENTRY_POINT_GROUP
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name == command and entry.dist is not None:
+            return entry.dist.name, entry.dist.version
+    return None
 
 
 def normalise_key(key: str) -> str:

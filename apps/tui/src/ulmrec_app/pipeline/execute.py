@@ -1,7 +1,7 @@
 """The process that runs one stage: ``python -m ulmrec_app.pipeline.execute runs/<name>/<stage>/plan.json``.
 
 It is started in its own session (so it outlives the terminal, the SSH connection, the runner and the TUI),
-writes the stage's ``manifest.json`` as ``running`` with its pid, runs the stage's ``ulmrec`` commands one
+writes the stage's ``stage.json`` as ``running`` with its pid, runs the stage's ``ulmrec`` commands one
 after another with their output appended to ``log.txt`` and ``ULMREC_EVENTS`` pointing at ``events.jsonl``,
 and ends by writing the manifest ``done`` (with the hash of the outputs and key figures), ``failed`` or
 ``stopped``.
@@ -48,6 +48,7 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from pydantic import BaseModel, Field  # noqa: E402
 
@@ -84,6 +85,8 @@ class StageJob(BaseModel):
     outputs: list[str] = Field(description="Paths (relative to the stage folder) that must exist at the end.")
     config_hash: str
     input_hashes: dict[str, str]
+    effective_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    code_versions: dict[str, str] = Field(default_factory=dict)
     resumed: bool = False
     device: str = "cpu"
 
@@ -162,7 +165,8 @@ def execute(folder: Path) -> int:
         stopper.requested = True
     manifest = StageManifest(
         stage=job.stage, run=job.run, status="running", config_hash=job.config_hash,
-        input_hashes=job.input_hashes, commands=job.commands, outputs=job.outputs,
+        input_hashes=job.input_hashes, effective_options=job.effective_options,
+        code_versions=job.code_versions, commands=job.commands, outputs=job.outputs,
         package_versions=package_versions(), host=host_name(), device=job.device, pid=os.getpid(),
         pid_start=process_start_time(os.getpid()), started=time.time(), resumed=job.resumed)
     manifest.save(folder)

@@ -1,4 +1,7 @@
-"""The manifest of one pipeline stage: ``runs/<name>/<stage>/manifest.json``, one model for every stage.
+"""The record of one pipeline stage: ``runs/<name>/<stage>/stage.json``, one model for every stage.
+
+(Runs made before 2026-12-04 wrote it as ``manifest.json``, the name a prepared dataset's own manifest also
+has; it is read from there when ``stage.json`` is absent, and the next write uses the new name.)
 
 The runner writes it when a stage starts (``running``, with the pid of the stage's process group) and the
 stage's own wrapper process rewrites it when the stage ends, so the record survives the terminal that
@@ -21,7 +24,9 @@ from ulmrec_eval.runtime.io import atomic_write_text, read_json_model
 
 #: Version of :class:`StageManifest`; bump it on any incompatible change.
 MANIFEST_SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = "stage.json"
+#: Where runs written before the rename keep their stage record.
+LEGACY_MANIFEST_NAME = "manifest.json"
 
 Status = Literal["pending", "running", "done", "failed", "stopped"]
 STATUSES: tuple[Status, ...] = ("pending", "running", "done", "failed", "stopped")
@@ -54,6 +59,11 @@ class StageManifest(BaseModel):
     config_hash: str = Field(default="", description="sha256 of the stage's settings (its options).")
     input_hashes: dict[str, str] = Field(default_factory=dict,
                                          description="sha256 per input: upstream outputs, files.")
+    effective_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per command, every option's value as run, defaults included "
+                                          "(empty in manifests older than this record).")
+    code_versions: dict[str, str] = Field(
+        default_factory=dict, description="Versions of the packages whose commands the stage ran.")
     output_hash: str | None = Field(default=None, description="sha256 over the stage's outputs, once done.")
     output_files: dict[str, FileStamp] = Field(
         default_factory=dict, description="Each output file (relative to the stage) as written, checked "
@@ -88,21 +98,42 @@ class StageManifest(BaseModel):
         return self.status
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``folder/manifest.json`` atomically; returns its path."""
+        """Write ``folder/stage.json`` atomically (and drop a legacy ``manifest.json`` record); returns its
+        path."""
         path = Path(folder) / MANIFEST_NAME
         atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+        legacy = Path(folder) / LEGACY_MANIFEST_NAME
+        if legacy.is_file() and _is_stage_record(legacy):
+            legacy.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def path_in(cls, folder: str | Path) -> Path:
+        """``folder/stage.json``, or the legacy ``manifest.json`` of an older run when only that exists."""
+        path = Path(folder) / MANIFEST_NAME
+        legacy = Path(folder) / LEGACY_MANIFEST_NAME
+        if not path.is_file() and legacy.is_file() and _is_stage_record(legacy):
+            return legacy
         return path
 
     @classmethod
     def load(cls, folder: str | Path) -> StageManifest:
-        """Read ``folder/manifest.json`` (errors name the file and the field)."""
-        return read_json_model(Path(folder) / MANIFEST_NAME, cls)
+        """Read the stage record of ``folder`` (errors name the file and the field)."""
+        return read_json_model(cls.path_in(folder), cls)
 
     @classmethod
     def load_or_none(cls, folder: str | Path) -> StageManifest | None:
-        """Like :meth:`load`, but None when the folder has no manifest."""
-        path = Path(folder) / MANIFEST_NAME
-        return cls.load(folder) if path.is_file() else None
+        """Like :meth:`load`, but None when the folder has no stage record."""
+        return cls.load(folder) if cls.path_in(folder).is_file() else None
+
+
+def _is_stage_record(path: Path) -> bool:
+    """Whether a ``manifest.json`` is a stage record (it has ``stage``), not some other manifest."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True   # unreadable: let the reader report it with the file named
+    return isinstance(data, dict) and "stage" in data
 
 
 def process_start_time(pid: int) -> float | None:

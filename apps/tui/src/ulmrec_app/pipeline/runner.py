@@ -255,12 +255,15 @@ class Runner:
         device = next((str(c.settings["device"]) for c in plan.commands if "device" in c.settings), "cpu")
         write_job(plan.folder, StageJob(run=self.config.name, stage=name, commands=commands,
                                         outputs=plan.outputs, config_hash=decision.config_hash,
-                                        input_hashes=decision.input_hashes, resumed=resume, device=device))
+                                        input_hashes=decision.input_hashes,
+                                        effective_options=decision.effective_options,
+                                        code_versions=decision.code_versions, resumed=resume, device=device))
         self.reporter.line(f"{name:<9} {'resuming' if resume else 'running'}: {decision.reason}")
         process = spawn_stage(plan.folder)
         StageManifest(stage=name, run=self.config.name, status="running", pid=process.pid,
                       pid_start=process_start_time(process.pid), started=time.time(),
                       config_hash=decision.config_hash, input_hashes=decision.input_hashes,
+                      effective_options=decision.effective_options, code_versions=decision.code_versions,
                       commands=commands, outputs=plan.outputs, resumed=resume).save(plan.folder)
         return self._watch(plan, lambda: process.poll() is None, process=process)
 

@@ -17,16 +17,22 @@ own options (checked against the command, see :mod:`ulmrec_app.pipeline.commands
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ulmrec_app.pipeline.commands import CommandSpec, command_spec, to_argv, validate_settings
+from ulmrec_app.pipeline.commands import (
+    CommandSpec,
+    command_spec,
+    producing_package,
+    to_argv,
+    validate_settings,
+)
 from ulmrec_app.pipeline.config import STAGES, RunConfig
 from ulmrec_app.pipeline.errors import PipelineError
 
-#: Main output of each stage, relative to its folder (not ``users.jsonl``: beside a manifest.json,
-#: `data users` takes that name for a prepared dataset's own file and refuses to write it).
+#: Main output of each stage, relative to its folder.
 OUTPUT = {"data": "dataset", "users": "user_texts.jsonl", "index": "index", "retrieve": "retriever",
           "align": "samples", "train": "model", "rank": "predictions.jsonl", "eval": "metrics.json"}
 #: Options that name paths but are not inputs of the stage.
@@ -38,6 +44,8 @@ RESUMABLE: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 #: Above this many bytes an external input is fingerprinted by names, sizes and times instead of content.
 CONTENT_HASH_LIMIT = 512 * 1024 * 1024
+#: Options that never change what a stage produces (display and control switches).
+_NOT_IDENTITY = frozenset({"progress", "force", "resume"})
 
 
 @dataclass
@@ -61,6 +69,24 @@ class Invocation:
             argv += [f"--{name.replace('_', '-')}", str(value)] if value is not True else [
                 f"--{name.replace('_', '-')}"]
         return argv
+
+    def effective_options(self) -> dict[str, Any]:
+        """Every option's value as the command will see it: the config's setting, else the command's own
+        default (paths, the pipeline's wiring and progress/force/resume switches left out)."""
+        if self.spec is None:
+            return {}
+        values: dict[str, Any] = {}
+        for name, option in sorted(self.spec.options.items()):
+            if name in self.wired or name in self.inputs or name in _NOT_IDENTITY or option.is_path:
+                continue
+            values[name] = self.settings.get(name, option.default)
+        if self.spec.resolve is not None:
+            try:
+                resolved = self.spec.resolve(dict(self.settings))
+            except Exception:
+                resolved = {}
+            values.update({f"{k}": v for k, v in resolved.items() if k not in values})
+        return json.loads(json.dumps(values, default=str))
 
     def identity(self) -> dict[str, Any]:
         """What the config hash covers: the command and every option except paths inside the run and the
@@ -96,6 +122,20 @@ class StagePlan:
         for command in self.commands:
             for name, path in command.inputs.items():
                 found[f"{' '.join(command.path)} --{name.replace('_', '-')}"] = path
+        return found
+
+    def effective_options(self) -> dict[str, dict[str, Any]]:
+        """``{"align build": {option: effective value}}`` for each command (see
+        :meth:`Invocation.effective_options`)."""
+        return {" ".join(c.path): c.effective_options() for c in self.commands}
+
+    def code_versions(self) -> dict[str, str]:
+        """``{distribution: version}`` of the packages whose commands this stage runs."""
+        found: dict[str, str] = {}
+        for command in self.commands:
+            producer = producing_package(command.path[0])
+            if producer is not None:
+                found[producer[0]] = producer[1]
         return found
 
     def has_checkpoint(self) -> bool:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -51,6 +51,33 @@ class Decision:
     input_hashes: dict[str, str]
     reuse_from: Path | None = None
     manifest: StageManifest | None = None
+    effective_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    code_versions: dict[str, str] = field(default_factory=dict)
+
+
+def staleness(manifest: StageManifest, effective: dict[str, dict[str, Any]],
+              versions: dict[str, str]) -> str | None:
+    """Why a stage whose config and inputs are unchanged must still rerun: the code that produced it has
+    another version now (``code changed: ulmrec-align 0.1.0 → 0.2.0``) or an option the config leaves at
+    its default has another default (``default changed: align build --n-candidates 20 → 10``); None when
+    neither. Manifests written before these records are compared on what they hold (``package_versions``)."""
+    recorded = manifest.code_versions or {k: v for k, v in manifest.package_versions.items() if k in versions}
+    moved = [f"{name} {recorded[name]} → {now}" for name, now in sorted(versions.items())
+             if name in recorded and recorded[name] != now]
+    if moved:
+        return "code changed: " + ", ".join(moved)
+    changed = []
+    for command, options in effective.items():
+        before = manifest.effective_options.get(command)
+        if before is None:
+            continue
+        for name, value in options.items():
+            if name in before and before[name] != value:
+                changed.append(f"{command} --{name.replace('_', '-')} {before[name]} → {value}")
+    if changed:
+        shown = "; ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        return "default changed: " + shown
+    return None
 
 
 def fingerprint(path: Path) -> str:
@@ -97,7 +124,9 @@ def _matches(manifest: StageManifest | None, chash: str, ihashes: dict[str, str]
     return manifest is not None and manifest.config_hash == chash and manifest.input_hashes == ihashes
 
 
-def find_reusable(plan: StagePlan, runs_dir: Path, chash: str, ihashes: dict[str, str]) -> Path | None:
+def find_reusable(plan: StagePlan, runs_dir: Path, chash: str, ihashes: dict[str, str],
+                  effective: dict[str, dict[str, Any]] | None = None,
+                  versions: dict[str, str] | None = None) -> Path | None:
     """A done stage folder of another run with the same config and inputs (the real folder, not a link)."""
     own = plan.folder.resolve() if plan.folder.exists() else None
     if not runs_dir.is_dir():
@@ -111,7 +140,8 @@ def find_reusable(plan: StagePlan, runs_dir: Path, chash: str, ihashes: dict[str
         except Exception:
             continue
         if manifest is not None and manifest.status == "done" and _matches(manifest, chash, ihashes) \
-                and outputs_exist(plan, candidate) and not outputs_changed(plan, manifest, candidate):
+                and outputs_exist(plan, candidate) and not outputs_changed(plan, manifest, candidate) \
+                and staleness(manifest, effective or {}, versions or {}) is None:
             return candidate
     return None
 
@@ -120,6 +150,16 @@ def decide(plan: StagePlan, upstream: dict[str, StageManifest], runs_dir: Path, 
     """The :class:`Decision` for ``plan`` given its upstream stages' (done) manifests."""
     chash = config_hash(plan)
     ihashes = input_hashes(plan, upstream)
+    effective, versions = plan.effective_options(), plan.code_versions()
+    decision = _decide(plan, upstream, runs_dir, forced=forced, chash=chash, ihashes=ihashes,
+                       effective=effective, versions=versions)
+    decision.effective_options, decision.code_versions = effective, versions
+    return decision
+
+
+def _decide(plan: StagePlan, upstream: dict[str, StageManifest], runs_dir: Path, *, forced: bool, chash: str,
+            ihashes: dict[str, str], effective: dict[str, dict[str, Any]],
+            versions: dict[str, str]) -> Decision:
     try:
         manifest = StageManifest.load_or_none(plan.folder)
     except Exception:
@@ -131,11 +171,14 @@ def decide(plan: StagePlan, upstream: dict[str, StageManifest], runs_dir: Path, 
         return Decision("run", "forced", chash, ihashes, manifest=manifest)
     same = _matches(manifest, chash, ihashes)
     tampered = outputs_changed(plan, manifest) if manifest is not None and status == "done" else []
-    if same and status == "done" and outputs_exist(plan) and not tampered:
+    stale = staleness(manifest, effective, versions) if manifest is not None and same else None
+    if same and status == "done" and outputs_exist(plan) and not tampered and stale is None:
         return Decision("skip", "unchanged", chash, ihashes, manifest=manifest)
+    if stale is not None and status == "done":
+        return Decision("run", stale, chash, ihashes, manifest=manifest)
     if same and status in ("failed", "stopped") and plan.resume_option and plan.has_checkpoint():
         return Decision("resume", f"{status} attempt left a checkpoint", chash, ihashes, manifest=manifest)
-    reusable = find_reusable(plan, runs_dir, chash, ihashes)
+    reusable = find_reusable(plan, runs_dir, chash, ihashes, effective, versions)
     if reusable is not None:
         return Decision("reuse", f"same config and inputs as {reusable.parent.name}", chash, ihashes,
                         reuse_from=reusable)

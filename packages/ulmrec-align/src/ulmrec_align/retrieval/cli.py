@@ -53,6 +53,44 @@ def _load_config(path: Path | None) -> Any:
         raise RetrieverError("config file not found", path=path) from None
 
 
+def _train_settings(config: Path | None, *, epochs: int | None = None, seed: int | None = None,
+                    batch_size: int | None = None, lr: float | None = None, patience: int | None = None,
+                    max_minutes: float | None = None, threads: int | None = None,
+                    pool_size: int | None = None, model: str | None = None) -> Any:
+    """The :class:`RetrieverConfig` ``retrieve train`` runs with: the ``--config`` file (or the defaults),
+    then the flags that were given."""
+    settings = _load_config(config)
+    train_updates = {k: v for k, v in {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
+                                       "patience": patience, "max_minutes": max_minutes,
+                                       "num_threads": threads}.items() if v is not None}
+    settings = settings.model_copy(update={"train": settings.train.model_copy(update=train_updates)})
+    if pool_size is not None:
+        settings = settings.model_copy(update={"candidates": settings.candidates.model_copy(
+            update={"pool_size": pool_size})})
+    if model is not None and model != settings.model.kind:
+        settings = settings.model_copy(update={"model": {"kind": model}})
+    return type(settings).model_validate(settings.model_dump())    # re-validate the overrides
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def resolved_train_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """Every setting ``retrieve train`` resolves from ``options`` (its defaults included), flattened as
+    ``model.dropout`` …: what the pipeline records so that a changed library default reruns the stage."""
+    known = ("epochs", "seed", "batch_size", "lr", "patience", "max_minutes", "threads", "pool_size", "model")
+    config = options.get("config")
+    settings = _train_settings(Path(config) if config else None,
+                               **{k: options[k] for k in known if options.get(k) is not None})
+    return _flatten("", settings.model_dump(mode="json"), {})
+
+
 @app.command("train")
 def train(
     data: DataOpt,
@@ -78,23 +116,16 @@ def train(
 
     from ulmrec_align.data.prepared import PreparedDataset
     from ulmrec_align.retrieval.api import train_retriever
+    from ulmrec_align.retrieval.config import RetrieverConfig
     from ulmrec_align.retrieval.errors import RetrieverError
     from ulmrec_eval.runtime.io import validation_message
 
-    settings = _load_config(config)
-    train_updates = {k: v for k, v in {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
-                                       "patience": patience, "max_minutes": max_minutes,
-                                       "num_threads": threads}.items() if v is not None}
-    settings = settings.model_copy(update={"train": settings.train.model_copy(update=train_updates)})
-    if pool_size is not None:
-        settings = settings.model_copy(update={"candidates": settings.candidates.model_copy(
-            update={"pool_size": pool_size})})
-    if model is not None and model != settings.model.kind:
-        settings = settings.model_copy(update={"model": {"kind": model}})
     try:
-        settings = type(settings).model_validate(settings.model_dump())    # re-validate the overrides
+        settings = _train_settings(config, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
+                                   patience=patience, max_minutes=max_minutes, threads=threads,
+                                   pool_size=pool_size, model=model)
     except ValidationError as exc:
-        raise RetrieverError(validation_message(type(settings), exc)) from None
+        raise RetrieverError(validation_message(RetrieverConfig, exc)) from None
     dataset = PreparedDataset.load(data)
     try:
         run = train_retriever(dataset, out, settings, device=device, resume=resume, force=force,
@@ -108,6 +139,9 @@ def train(
                f"{p.elapsed_seconds:.0f}s", err=True)
     _print_metrics(run.metrics)
     typer.echo(f"wrote {out}/model.safetensors, config.json, candidates.jsonl, metrics.json", err=True)
+
+
+train.resolved_settings = resolved_train_settings  # type: ignore[attr-defined]
 
 
 @app.command("tune")
