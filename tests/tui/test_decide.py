@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ulmrec_app.pipeline.config import load_config
+from ulmrec_app.pipeline.decide import config_hash, decide, input_hashes
 from ulmrec_app.pipeline.manifest import StageManifest, stamp_outputs
 from ulmrec_app.pipeline.stages import StagePlan, build_plans
-from ulmrec_app.pipeline.state import config_hash, decide, input_hashes
 
 CONFIG = 'name = "t"\nstages = ["data", "retrieve"]\n[data.synthetic]\nusers = 40\n[retrieve]\nepochs = 2\n'
 

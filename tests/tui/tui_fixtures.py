@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ulmrec_app.pipeline.manifest import StageManifest
-from ulmrec_app.pipeline.state import RunInfo
+from ulmrec_app.pipeline.run_info import RunInfo
 from ulmrec_eval.evaluation import evaluate
 from ulmrec_eval.runtime.events import StageEvent
 

@@ -18,7 +18,7 @@ from ulmrec_align.retrieval.api import evaluate_retriever, load_retriever, train
 from ulmrec_align.retrieval.cli import app
 from ulmrec_align.retrieval.config import LRURecConfig, RetrieverConfig, TrainConfig
 from ulmrec_align.retrieval.errors import RetrieverError
-from ulmrec_align.retrieval.trainer import CHECKPOINT_NAME, Progress
+from ulmrec_align.retrieval.trainer import CHECKPOINT_NAME, RetrieverProgress
 
 
 def _config(**train: object) -> RetrieverConfig:
@@ -45,7 +45,7 @@ class _StopAt:
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def __call__(self, progress: Progress) -> None:
+    def __call__(self, progress: RetrieverProgress) -> None:
         if progress.global_step == self.step:
             raise KeyboardInterrupt
 

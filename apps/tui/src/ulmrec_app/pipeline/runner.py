@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import IO
 
 from ulmrec_app.pipeline.config import RunConfig
+from ulmrec_app.pipeline.decide import Decision, decide, link_reused
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.execute import EVENTS_FILE, LOG_FILE, StageJob, block_stop_signals, write_job
 from ulmrec_app.pipeline.manifest import StageManifest, process_alive, process_start_time
+from ulmrec_app.pipeline.run_info import RunInfo
 from ulmrec_app.pipeline.stages import StagePlan, active_stages, build_plans
-from ulmrec_app.pipeline.state import Decision, RunInfo, decide, link_reused
 from ulmrec_eval.runtime.artifacts import ArtifactLockedError, folder_lock
 from ulmrec_eval.runtime.events import StageEvent, tail_events
 

@@ -190,99 +190,137 @@ def active_stages(config: RunConfig) -> list[str]:
     return chosen
 
 
-def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
-    """One :class:`StagePlan` per active stage, in order; config problems raise :class:`PipelineError`."""
-    stages = active_stages(config)
-    base = Path(config.base_dir)
-    folder: dict[str, Path] = {s: run_dir / s for s in STAGES}
-    out: dict[str, Path] = {s: folder[s] / OUTPUT[s] for s in STAGES}
-    index_value: Any = out["index"] if config.uses_index else "none"
-    index_deps = ["index"] if config.uses_index else []
-    plans: list[StagePlan] = []
+@dataclass(frozen=True)
+class _Context:
+    """What every stage builder sees: the config, where each stage writes, and how to name a setting."""
 
-    def add(name: str, commands: list[Invocation], depends: list[str],
-            outputs: list[str] | None = None) -> None:
+    config: RunConfig
+    stages: list[str]
+    folder: dict[str, Path]
+    out: dict[str, Path]
+    base: Path
+    where: str
+
+    @property
+    def index_value(self) -> Any:
+        return self.out["index"] if self.config.uses_index else "none"
+
+    @property
+    def index_deps(self) -> list[str]:
+        return ["index"] if self.config.uses_index else []
+
+    def invocation(self, path: tuple[str, ...], settings: dict[str, Any], wired: dict[str, Any], key: str,
+                   defaults: dict[str, Any] | None = None) -> Invocation:
+        return _invocation(path, settings, wired, where=self.where + key, base=self.base, defaults=defaults)
+
+
+#: ``(commands, depends, outputs or None)`` of one stage.
+_Built = tuple[list[Invocation], list[str], list[str] | None]
+
+
+def _data_stage(c: _Context, s: dict[str, Any]) -> _Built:
+    commands: list[Invocation] = []
+    raw = c.folder["data"] / "raw"
+    wired: dict[str, Any] = {"out": c.out["data"]}
+    if "synthetic" in c.config.data:
+        commands.append(c.invocation(("data", "synthetic"), c.config.data["synthetic"], {"out": raw},
+                                     "data.synthetic"))
+        wired.update(source="amazon", path=raw)
+    elif "download" in c.config.data:
+        commands.append(c.invocation(("data", "download"), c.config.data["download"],
+                                     {"out": raw, "quiet": True}, "data.download"))
+        wired.update(source="amazon", path=raw)
+    commands.append(c.invocation(("data", "prepare"), dict(c.config.data.get("prepare", {})), wired,
+                                 "data.prepare"))
+    return commands, [], None
+
+
+def _users_stage(c: _Context, s: dict[str, Any]) -> _Built:
+    return [c.invocation(("data", "users"), s, {"folder": c.out["data"], "out": c.out["users"]}, "users")], \
+        ["data"], None
+
+
+def _index_stage(c: _Context, s: dict[str, Any]) -> _Built:
+    return [c.invocation(("index", "build"), s, {"users": c.out["users"], "out": c.out["index"]}, "index")], \
+        ["users"], None
+
+
+def _retrieve_stage(c: _Context, s: dict[str, Any]) -> _Built:
+    wired = {"data": c.out["data"], "out": c.out["retrieve"]}
+    if "tune" not in s:
+        return [c.invocation(("retrieve", "train"), s, wired, "retrieve")], ["data"], None
+    tune = s["tune"]   # [retrieve.tune]: `retrieve tune` (validation-only search) instead of `train`
+    if not isinstance(tune, dict) or len(s) > 1:
+        raise PipelineError(f"{c.where}retrieve.tune: give `ulmrec retrieve tune` options in a "
+                            "[retrieve.tune] table and nothing else in [retrieve] (a base "
+                            "RetrieverConfig goes in retrieve.tune.config)")
+    return [c.invocation(("retrieve", "tune"), tune, wired, "retrieve.tune")], ["data"], None
+
+
+def _align_stage(c: _Context, s: dict[str, Any]) -> _Built:
+    if "index" in s and str(s["index"]).lower() != "none":
+        raise PipelineError(f"{c.config.source}: align.index: only \"none\" (the no-index baseline) "
+                            f"may be set; otherwise the pipeline passes its own index stage")
+    settings = {k: v for k, v in s.items() if k != "index"}
+    wired = {"data": c.out["data"], "index": c.index_value,
+             "candidates": c.out["retrieve"] / "candidates.jsonl", "out": c.out["align"]}
+    return [c.invocation(("align", "build"), settings, wired, "align")], \
+        ["data", "retrieve", *c.index_deps], None
+
+
+def _train_stage(c: _Context, s: dict[str, Any]) -> _Built:
+    wired = {"samples": c.out["align"], "out": c.out["train"]}
+    return [c.invocation(("align", "train"), s, wired, "train")], ["align"], None
+
+
+def _rank_stage(c: _Context, s: dict[str, Any]) -> _Built:
+    wired = {"model": c.out["train"], "data": c.out["data"], "index": c.index_value,
+             "candidates": c.out["retrieve"] / "candidates.jsonl", "out": c.out["rank"]}
+    return [c.invocation(("align", "rank"), s, wired, "rank", defaults={"split": "test"})], \
+        ["train", "data", "retrieve", *c.index_deps], None
+
+
+def _eval_stage(c: _Context, s: dict[str, Any]) -> _Built:
+    config = c.config
+    pool = config.retrieve.get("pool_size", config.retrieve.get("pool-size", 20))
+    # the LLM ranks the first n_candidates of the retriever's pool: that is the N of its subset
+    llm_pool = config.align.get("n_candidates", config.align.get("n-candidates", 20))
+    defaults = {"split": config.rank.get("split", "test"), "retrieved_n": min(int(pool), int(llm_pool))}
+    commands, outputs = [], []
+    ranked = "rank" in c.stages
+    if ranked:
+        wired = {"predictions": c.out["rank"], "out": c.out["eval"]}
+        commands.append(c.invocation(("eval", "metrics"), s, wired, "eval", defaults=defaults))
+        outputs.append(OUTPUT["eval"])
+    retriever = {"predictions": c.out["retrieve"] / "candidates.jsonl",
+                 "out": c.folder["eval"] / "retriever.json"}
+    commands.append(c.invocation(("eval", "metrics"), s, retriever, "eval", defaults=defaults))
+    outputs.append("retriever.json")
+    return commands, ["retrieve", *(["rank"] if ranked else [])], outputs
+
+
+#: The stages, in order: each builds its commands from its settings and names the stages it needs.
+STAGE_BUILDERS: dict[str, Any] = {
+    "data": _data_stage, "users": _users_stage, "index": _index_stage, "retrieve": _retrieve_stage,
+    "align": _align_stage, "train": _train_stage, "rank": _rank_stage, "eval": _eval_stage,
+}
+
+
+def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
+    """One :class:`StagePlan` per active stage, in order (:data:`STAGE_BUILDERS`); config problems raise
+    :class:`PipelineError`."""
+    stages = active_stages(config)
+    folder: dict[str, Path] = {s: run_dir / s for s in STAGES}
+    context = _Context(config=config, stages=stages, folder=folder,
+                       out={s: folder[s] / OUTPUT[s] for s in STAGES}, base=Path(config.base_dir),
+                       where=f"{config.source}: ")
+    plans: list[StagePlan] = []
+    for name in stages:
+        commands, depends, outputs = STAGE_BUILDERS[name](context, config.settings(name))
         for dep in depends:
             if dep not in stages:
                 raise PipelineError(f"{config.source}: stages: {name} needs {dep}, which is not in stages")
         option, globs = RESUMABLE.get(name, (None, ()))
         plans.append(StagePlan(name=name, folder=folder[name], commands=commands, depends=depends,
                                outputs=outputs or [OUTPUT[name]], resume_option=option, resume_globs=globs))
-
-    where = f"{config.source}: "
-    for stage in stages:
-        s = config.settings(stage)
-        if stage == "data":
-            commands: list[Invocation] = []
-            raw = folder["data"] / "raw"
-            prepare = dict(config.data.get("prepare", {}))
-            wired: dict[str, Any] = {"out": out["data"]}
-            if "synthetic" in config.data:
-                commands.append(_invocation(("data", "synthetic"), config.data["synthetic"], {"out": raw},
-                                            where=where + "data.synthetic", base=base))
-                wired.update(source="amazon", path=raw)
-            elif "download" in config.data:
-                commands.append(_invocation(("data", "download"), config.data["download"],
-                                            {"out": raw, "quiet": True}, where=where + "data.download",
-                                            base=base))
-                wired.update(source="amazon", path=raw)
-            commands.append(_invocation(("data", "prepare"), prepare, wired, where=where + "data.prepare",
-                                        base=base))
-            add("data", commands, [])
-        elif stage == "users":
-            add("users", [_invocation(("data", "users"), s, {"folder": out["data"], "out": out["users"]},
-                                      where=where + "users", base=base)], ["data"])
-        elif stage == "index":
-            add("index", [_invocation(("index", "build"), s, {"users": out["users"], "out": out["index"]},
-                                      where=where + "index", base=base)], ["users"])
-        elif stage == "retrieve":
-            wired = {"data": out["data"], "out": out["retrieve"]}
-            if "tune" in s:   # [retrieve.tune]: `retrieve tune` (validation-only search) instead of `train`
-                tune = s["tune"]
-                if not isinstance(tune, dict) or len(s) > 1:
-                    raise PipelineError(f"{where}retrieve.tune: give `ulmrec retrieve tune` options in a "
-                                        "[retrieve.tune] table and nothing else in [retrieve] (a base "
-                                        "RetrieverConfig goes in retrieve.tune.config)")
-                add("retrieve", [_invocation(("retrieve", "tune"), tune, wired, where=where + "retrieve.tune",
-                                             base=base)], ["data"])
-            else:
-                add("retrieve", [_invocation(("retrieve", "train"), s, wired, where=where + "retrieve",
-                                             base=base)], ["data"])
-        elif stage == "align":
-            if "index" in s and str(s["index"]).lower() != "none":
-                raise PipelineError(f"{config.source}: align.index: only \"none\" (the no-index baseline) "
-                                    f"may be set; otherwise the pipeline passes its own index stage")
-            settings = {k: v for k, v in s.items() if k != "index"}
-            wired = {"data": out["data"], "index": index_value,
-                     "candidates": out["retrieve"] / "candidates.jsonl", "out": out["align"]}
-            add("align", [_invocation(("align", "build"), settings, wired, where=where + "align", base=base)],
-                ["data", "retrieve", *index_deps])
-        elif stage == "train":
-            add("train", [_invocation(("align", "train"), s, {"samples": out["align"], "out": out["train"]},
-                                      where=where + "train", base=base)], ["align"])
-        elif stage == "rank":
-            wired = {"model": out["train"], "data": out["data"], "index": index_value,
-                     "candidates": out["retrieve"] / "candidates.jsonl", "out": out["rank"]}
-            add("rank", [_invocation(("align", "rank"), s, wired, where=where + "rank", base=base,
-                                     defaults={"split": "test"})],
-                ["train", "data", "retrieve", *index_deps])
-        elif stage == "eval":
-            pool = config.retrieve.get("pool_size", config.retrieve.get("pool-size", 20))
-            # the LLM ranks the first n_candidates of the retriever's pool: that is the N of its subset
-            llm_pool = config.align.get("n_candidates", config.align.get("n-candidates", 20))
-            defaults = {"split": config.rank.get("split", "test"),
-                        "retrieved_n": min(int(pool), int(llm_pool))}
-            commands = []
-            outputs = []
-            if "rank" in stages:
-                commands.append(_invocation(("eval", "metrics"), s, {"predictions": out["rank"],
-                                                                     "out": out["eval"]},
-                                            where=where + "eval", base=base, defaults=defaults))
-                outputs.append(OUTPUT["eval"])
-            commands.append(_invocation(("eval", "metrics"), s,
-                                        {"predictions": out["retrieve"] / "candidates.jsonl",
-                                         "out": folder["eval"] / "retriever.json"},
-                                        where=where + "eval", base=base, defaults=defaults))
-            outputs.append("retriever.json")
-            add("eval", commands, ["retrieve", *(["rank"] if "rank" in stages else [])], outputs)
     return plans

@@ -18,7 +18,7 @@ from pathlib import Path
 from ulmrec_app.pipeline.config import STAGES
 from ulmrec_app.pipeline.execute import EVENTS_FILE, LOG_FILE
 from ulmrec_app.pipeline.manifest import StageManifest, Status
-from ulmrec_app.pipeline.state import RunInfo
+from ulmrec_app.pipeline.run_info import RunInfo
 from ulmrec_eval.runtime.events import StageEvent, read_events
 
 #: One glyph per status, for compact stage strips.

@@ -33,7 +33,7 @@ from ulmrec_align.retrieval.data import eval_inputs, train_windows
 from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_align.retrieval.lru import LRURec, count_parameters
 from ulmrec_align.retrieval.sasrec import SASRec
-from ulmrec_align.retrieval.trainer import CHECKPOINT_NAME, Progress, Trainer
+from ulmrec_align.retrieval.trainer import CHECKPOINT_NAME, RetrieverProgress, RetrieverTrainer
 from ulmrec_eval.runtime.artifacts import atomic_update, folder_lock
 from ulmrec_eval.runtime.io import atomic_path, atomic_write_json, validation_message
 from ulmrec_index.encoders import check_device
@@ -49,7 +49,7 @@ class RetrieverRun:
     """What :func:`train_retriever` produced."""
 
     out_dir: Path
-    progress: Progress
+    progress: RetrieverProgress
     metrics: dict[str, Any]
 
 
@@ -76,7 +76,7 @@ def build_model(n_items: int, config: RetrieverConfig) -> SequenceModel:
 def train_retriever(dataset: PreparedDataset, out_dir: str | Path, config: RetrieverConfig | None = None, *,
                     device: str = "cpu", resume: bool = False, force: bool = False,
                     show_progress: bool = True,
-                    on_step: Callable[[Progress], None] | None = None,
+                    on_step: Callable[[RetrieverProgress], None] | None = None,
                     epoch_log: Callable[[str], None] | None = None,
                     write_outputs: bool = True) -> RetrieverRun:
     """Train (or resume) into ``out_dir``, then write the model, candidates and metrics.
@@ -111,7 +111,7 @@ def _check_out(out: Path, *, resume: bool, force: bool) -> None:
 
 
 def _train(dataset: PreparedDataset, out: Path, config: RetrieverConfig, *, device: str, resume: bool,
-           show_progress: bool, on_step: Callable[[Progress], None] | None,
+           show_progress: bool, on_step: Callable[[RetrieverProgress], None] | None,
            epoch_log: Callable[[str], None] | None, write_outputs: bool) -> RetrieverRun:
     if config.train.num_threads is not None:
         torch.set_num_threads(config.train.num_threads)
@@ -121,8 +121,9 @@ def _train(dataset: PreparedDataset, out: Path, config: RetrieverConfig, *, devi
     windows = train_windows(splits, max_len=config.model.max_len, stride=config.train.window_stride)
     valid = eval_inputs(splits, "valid", max_len=config.model.max_len)
     identity = {k: v for k, v in _dataset_identity(dataset).items() if k != "path"}
-    trainer = Trainer(model=model, config=config, windows=windows, valid=valid, out_dir=out, device=device,
-                      show_progress=show_progress, epoch_log=epoch_log, dataset=identity)
+    trainer = RetrieverTrainer(model=model, config=config, windows=windows, valid=valid, out_dir=out,
+                               device=device, show_progress=show_progress, epoch_log=epoch_log,
+                               dataset=identity)
     progress = trainer.fit(resume=resume, on_step=on_step)
     model.load_state_dict(trainer.best_weights())
     summary = {

@@ -41,7 +41,7 @@ StopReason = Literal["early_stopping", "max_epochs", "time_limit"]
 
 
 @dataclass
-class Progress:
+class RetrieverProgress:
     """Where training stands (saved as JSON in the checkpoint)."""
 
     config_hash: str
@@ -95,7 +95,7 @@ def _deferred_sigint() -> Iterator[_StopFlag]:
         signal.signal(signal.SIGINT, previous)
 
 
-class Trainer:
+class RetrieverTrainer:
     """Trains a sequence model (LRURec, SASRec) on packed windows; validates on the validation split."""
 
     def __init__(self, *, model: SequenceModel, config: RetrieverConfig, windows: TrainWindows,
@@ -116,7 +116,7 @@ class Trainer:
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(parameter_groups(model, self.tc.weight_decay), lr=self.tc.lr,
                                            betas=self.tc.adam_betas, eps=self.tc.adam_eps)
-        self.progress = Progress(config_hash=config.training_hash(), dataset=dataset)
+        self.progress = RetrieverProgress(config_hash=config.training_hash(), dataset=dataset)
         self.best_state: dict[str, torch.Tensor] | None = None
         self._mid_step = False
         self._clock = time.monotonic()
@@ -149,7 +149,7 @@ class Trainer:
         """Resume from the checkpoint in ``out_dir`` (the training config must be the same)."""
         tensors, state = load_checkpoint(self.checkpoint_path)
         try:
-            progress = Progress(**state["progress"])
+            progress = RetrieverProgress(**state["progress"])
         except (KeyError, TypeError) as exc:
             raise RetrieverError(f"corrupt checkpoint state ({exc})", path=self.checkpoint_path) from None
         if progress.config_hash != self.progress.config_hash:
@@ -212,8 +212,9 @@ class Trainer:
         return None
 
     def fit(self, *, resume: bool = False,
-            on_step: Callable[[Progress], None] | None = None) -> Progress:
-        """Train until early stopping, ``epochs`` or the time budget; returns the final :class:`Progress`.
+            on_step: Callable[[RetrieverProgress], None] | None = None) -> RetrieverProgress:
+        """Train until early stopping, ``epochs`` or the time budget; returns the final
+        :class:`RetrieverProgress`.
 
         ``on_step`` is called at every step boundary (it may raise :class:`KeyboardInterrupt`, which, like
         Ctrl-C, leaves a checkpoint there). ``resume`` continues from ``out_dir``'s checkpoint.
@@ -250,7 +251,7 @@ class Trainer:
         return RetrieverError(f"training diverged: {what} at {where} (lr {self.tc.lr:g}); stopped, {kept}; "
                               "lower --lr and start again (--force)")
 
-    def _run(self, flag: _StopFlag, on_step: Callable[[Progress], None] | None) -> None:
+    def _run(self, flag: _StopFlag, on_step: Callable[[RetrieverProgress], None] | None) -> None:
         p = self.progress
         n_steps = self.steps_per_epoch
         while not p.finished:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from ulmrec_align.tuning.checkpoints import BEST_PREFIX, Progress, save_adapter_atomically
+from ulmrec_align.tuning.checkpoints import BEST_PREFIX, TuningProgress, save_adapter_atomically
 from ulmrec_align.tuning.config import CurvePoint, ValidationPoint
 
 
@@ -93,8 +93,8 @@ def _all_agree(flag: bool) -> bool:
 
 
 class TuningCallback(TrainerCallback):
-    """Validation, best adapter, early stopping, time budget and events; its :class:`Progress` is saved in
-    each checkpoint (``SafeTrainer.progress_source``) and restored with :meth:`restore`.
+    """Validation, best adapter, early stopping, time budget and events; its :class:`TuningProgress` is saved
+    in each checkpoint (``SafeTrainer.progress_source``) and restored with :meth:`restore`.
 
     Every process validates the same (identical) weights, so stop decisions agree without communication;
     only the main process writes the best adapter (``run_dir/best-adapter-step-N``).
@@ -114,19 +114,19 @@ class TuningCallback(TrainerCallback):
         self.world_size = world_size
         self.task_losses = task_losses
         self.stop = stop
-        self.progress = Progress()
+        self.progress = TuningProgress()
         self._base_samples = 0
         self._start = time.monotonic()
         self._last_validated = -1
 
-    def restore(self, progress: Progress) -> None:
+    def restore(self, progress: TuningProgress) -> None:
         """Continue from a checkpoint's progress."""
         self.progress = progress.model_copy(deep=True)
         self._base_samples = progress.samples_seen
         validated_last = bool(progress.history) and progress.history[-1].step == progress.step
         self._last_validated = progress.step if validated_last else -1
 
-    def snapshot(self, step: int) -> Progress:
+    def snapshot(self, step: int) -> TuningProgress:
         """The progress as of now (for a checkpoint or the manifest)."""
         return self.progress.model_copy(update={
             "step": step, "elapsed_seconds": self.elapsed(),

@@ -6,8 +6,8 @@
 (``adapter_model.safetensors``), the optimizer, scheduler and RNG states as safetensors + JSON
 (:mod:`ulmrec_align.tuning.state_files`, instead of ``Trainer``'s pickled ``optimizer.pt`` /
 ``scheduler.pt`` / ``rng_state*.pth``), ``trainer_state.json`` and ``ulmrec_progress.json``
-(:class:`Progress`); the pickled ``training_args.bin`` that ``Trainer`` writes is deleted before the rename
-(nothing reads it).
+(:class:`TuningProgress`); the pickled ``training_args.bin`` that ``Trainer`` writes is deleted before the
+rename (nothing reads it).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ _PICKLED = ("training_args.bin",)
 _OLD_STATE = ("optimizer.pt", "scheduler.pt", "rng_state.pth")
 
 
-class Progress(BaseModel):
+class TuningProgress(BaseModel):
     """The tuner's state saved with each checkpoint (validation, early stopping, time and sample counts)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -69,9 +69,9 @@ def best_adapters(run_dir: str | Path) -> dict[int, Path]:
     return {int(m[1]): p for p in folder.iterdir() if (m := _BEST.match(p.name)) and p.is_dir()}
 
 
-def read_progress(checkpoint: str | Path) -> Progress:
+def read_progress(checkpoint: str | Path) -> TuningProgress:
     path = Path(checkpoint) / PROGRESS_FILE
-    return read_json_model(path, Progress) if path.is_file() else Progress()
+    return read_json_model(path, TuningProgress) if path.is_file() else TuningProgress()
 
 
 def remove_staging(run_dir: str | Path) -> None:
@@ -122,15 +122,16 @@ def _refuse_old_state(folder: Path) -> None:
 
 
 class SafeTrainer(Trainer):
-    """``Trainer`` with whole-or-nothing checkpoints, no pickle files, and :class:`Progress` in each one.
+    """``Trainer`` with whole-or-nothing checkpoints, no pickle files, and a :class:`TuningProgress` in each.
 
-    ``progress_source()`` returns the :class:`Progress` to store at save time (set by the tuning callback).
+    ``progress_source()`` returns the :class:`TuningProgress` to store at save time (set by the tuning
+    callback).
     """
 
     def __init__(self, *args: Any, keep_checkpoints: int = 2, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.keep_checkpoints = keep_checkpoints
-        self.progress_source: Any = lambda: Progress()
+        self.progress_source: Any = lambda: TuningProgress()
         self.samples_local = 0
         self._staging: str | None = None
 
@@ -199,7 +200,7 @@ class SafeTrainer(Trainer):
             written = staging / name
             for file in _PICKLED:
                 (written / file).unlink(missing_ok=True)
-            progress: Progress = self.progress_source()
+            progress: TuningProgress = self.progress_source()
             atomic_write_text(written / PROGRESS_FILE, progress.model_dump_json(indent=2) + "\n")
             final = run_dir / name
             if final.exists():
