@@ -80,6 +80,37 @@ def test_runs_screen_lists_runs_with_stage_status(runs: Path) -> None:
     asyncio.run(go())
 
 
+def test_a_keymap_remaps_bindings_by_id(runs: Path, tmp_path: Path) -> None:
+    from ulmrec_app.tui.keys import binding_table, read_keymap
+    from ulmrec_eval.runtime.errors import InputError
+
+    ids = [row[0] for row in binding_table()]
+    assert len(ids) == len(set(ids))
+    assert {"run.launch", "run.stop", "runs.results"} <= set(ids)
+    keys = tmp_path / "keys.toml"
+    keys.write_text('"runs.results" = "R"\n"app.toggle_theme" = "ctrl+t"\n')
+    keymap = read_keymap(keys)
+    (tmp_path / "bad.toml").write_text('"run.lunch" = "L"\n')
+    with pytest.raises(InputError, match=r"bad.toml: 'run.lunch' is not a binding id"):
+        read_keymap(tmp_path / "bad.toml")
+
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.2, keymap=keymap)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
+            await pilot.press("t")                       # remapped away: nothing
+            assert app.theme == "textual-dark"
+            await pilot.press("ctrl+t")
+            assert app.theme == "textual-light"
+            await pilot.press("r")
+            await pilot.pause(0.3)
+            assert isinstance(app.screen, RunsScreen)
+            await pilot.press("R")
+            await until(pilot, lambda: isinstance(app.screen, ResultsScreen))
+
+    asyncio.run(go())
+
+
 def test_run_screen_shows_a_failed_stage_with_its_last_log_lines(runs: Path) -> None:
     async def go() -> None:
         app = UlmrecApp(runs, refresh_seconds=0.2)

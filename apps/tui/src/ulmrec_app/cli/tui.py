@@ -10,8 +10,20 @@ import typer
 
 def tui_command(
     runs: Annotated[Path, typer.Argument(metavar="RUNS_DIR", help="Runs folder to show.")] = Path("runs"),
+    keys: Annotated[Path | None, typer.Option(
+        "--keys", help="TOML file remapping keys by binding id, e.g. `\"run.launch\" = \"ctrl+l\"` "
+                       "(ids: `ulmrec tui --list-keys`).")] = None,
+    list_keys: Annotated[bool, typer.Option("--list-keys", help="Print every binding id and its key, "
+                                                                "then exit.")] = False,
 ) -> None:
     """Terminal app: runs, stages (launch/stop/resume), logs, results, the user index, the system."""
+    from ulmrec_app.tui.keys import binding_table, read_keymap
+
+    if list_keys:
+        for binding_id, key, description in binding_table():
+            typer.echo(f"{binding_id:<20} {key:<8} {description}")
+        return
+    keymap = read_keymap(keys) if keys is not None else None
     from ulmrec_app.tui.app import UlmrecApp
 
-    UlmrecApp(runs).run()
+    UlmrecApp(runs, keymap=keymap).run()

@@ -17,20 +17,24 @@ class UlmrecApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "ULMRec"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit"),
-        Binding("s", "system", "System"),
-        Binding("t", "toggle_theme", "Theme"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("s", "system", "System", id="app.system"),
+        Binding("t", "toggle_theme", "Theme", id="app.toggle_theme"),
     ]
     #: Seconds between refreshes of the files a screen shows.
     REFRESH_SECONDS = 1.0
 
-    def __init__(self, runs_dir: Path | str = "runs", *, refresh_seconds: float | None = None) -> None:
+    def __init__(self, runs_dir: Path | str = "runs", *, refresh_seconds: float | None = None,
+                 keymap: dict[str, str] | None = None) -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
         if refresh_seconds is not None:
             self.REFRESH_SECONDS = refresh_seconds
+        self.keymap = dict(keymap or {})
 
     def on_mount(self) -> None:
+        if self.keymap:
+            self.set_keymap(self.keymap)   # {binding id: keys}, e.g. {"run.launch": "ctrl+l"}
         self.theme = "textual-dark"
         self.push_screen(RunsScreen())
 

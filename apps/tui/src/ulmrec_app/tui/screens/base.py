@@ -18,7 +18,7 @@ class PollingScreen(Screen[None]):
     """A screen whose :meth:`refresh_data` runs at mount and then every ``REFRESH_SECONDS`` (in a worker);
     Escape goes back (except on the first screen)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back", id="screen.back")]
 
     @property
     def ulmrec(self) -> UlmrecApp:

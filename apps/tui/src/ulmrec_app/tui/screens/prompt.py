@@ -14,7 +14,7 @@ from textual.widgets import Input, Static
 class ConfigPrompt(ModalScreen[str | None]):
     """Returns the config path typed (None on Escape)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt-box"):

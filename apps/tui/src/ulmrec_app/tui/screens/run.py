@@ -58,13 +58,13 @@ class RunScreen(PollingScreen):
     """One run."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back"),
-        Binding("l", "launch", "Launch"),
-        Binding("x", "stop", "Stop"),
-        Binding("u", "resume", "Resume"),
-        Binding("f", "rerun", "Rerun"),
-        Binding("r", "results", "Results"),
-        Binding("i", "index", "Index"),
+        Binding("escape", "back", "Back", id="run.back"),
+        Binding("l", "launch", "Launch", id="run.launch"),
+        Binding("x", "stop", "Stop", id="run.stop"),
+        Binding("u", "resume", "Resume", id="run.resume"),
+        Binding("f", "rerun", "Rerun", id="run.rerun"),
+        Binding("r", "results", "Results", id="run.results"),
+        Binding("i", "index", "Index", id="run.index"),
     ]
 
     def __init__(self, folder: Path) -> None:

@@ -19,11 +19,11 @@ class RunsScreen(PollingScreen):
     """All runs under the runs folder."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", show=False),
-        Binding("enter", "open", "Open", show=True),
-        Binding("n", "new_run", "New run"),
-        Binding("r", "results", "Results"),
-        Binding("i", "index", "Index"),
+        Binding("escape", "back", "Back", show=False, id="runs.back"),
+        Binding("enter", "open", "Open", show=True, id="runs.open"),
+        Binding("n", "new_run", "New run", id="runs.new_run"),
+        Binding("r", "results", "Results", id="runs.results"),
+        Binding("i", "index", "Index", id="runs.index"),
     ]
 
     def __init__(self) -> None:
