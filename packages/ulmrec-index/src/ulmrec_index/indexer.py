@@ -262,40 +262,56 @@ class UserIndexer:
     def _build(self, ids: list[str], bank: TextBank, fusion: FusionMode, encoder_info: EncoderInfo,
                enc_stats: Any, reference: Mapping[str, Any] | None, timings: dict[str, float],
                start: float) -> UserIndexer:
-        """Steps 2-6 of the pipeline on ``bank`` (row ``u`` of its users is ``ids[u]``)."""
-        cfg = self.config
-        n_users = len(ids)
+        """Steps 2-6 of the pipeline on ``bank`` (row ``u`` of its users is ``ids[u]``): fit, encode,
+        make codes distinct, report, artifact."""
         n_no_text = int((bank.counts == 0).sum())
         if n_no_text:
-            log.warning(
-                "%d of %d users have no text: indexed from the user-ID path alone", n_no_text, n_users
-            )
+            log.warning("%d of %d users have no text: indexed from the user-ID path alone", n_no_text,
+                        len(ids))
+        quantizer, fusion_module, effective, epochs, notes = self._fit(bank, fusion, timings, len(ids))
+        x, raw, unique = self._encode_distinct(quantizer, fusion_module, bank, epochs, timings)
+        final = unique.codes.to(torch.int64).cpu().numpy()
 
+        t = time.perf_counter()
+        levels, k = raw.shape[1], self.config.quantizer.codebook_size
+        sizes = [k] * final.shape[1]
+        token_format = (validate_token_format(self.config.token_format) if self.config.token_format
+                        else default_token_format(len(sizes)))
+        if len(token_format) < len(sizes):
+            raise IndexerError(f"token_format has {len(token_format)} levels; the codes have {len(sizes)}")
+        report = self._report(bank, quantizer, x, raw, unique, final, sizes, ids=ids, n_no_text=n_no_text,
+                              enc_stats=enc_stats, fusion=fusion, effective=effective, notes=notes,
+                              reference=reference)
+        timings["report"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - start
+        report.timings = timings
+
+        self.quantizer, self.fusion, self.report, self.fused = quantizer, fusion_module, report, x
+        self.artifact = self._artifact(ids, final, sizes, levels, token_format, encoder_info, fusion,
+                                       effective, epochs, unique)
+        return self
+
+    def _fit(self, bank: TextBank, fusion: FusionMode, timings: dict[str, float],
+             n_users: int) -> tuple[Quantizer, UserFusion, FusionMode, int, list[str]]:
+        """The quantizer fitted on the fused users (and, for ``attention``, trained jointly with the fusion);
+        returns ``(quantizer, fusion module, effective fusion mode, joint epochs, notes)``."""
+        cfg = self.config
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)
         quantizer = create_quantizer(cfg.quantizer)
-        trainable = _is_trainable(quantizer)
         effective: FusionMode = fusion
         notes: list[str] = []
-        if fusion == "attention" and not trainable:
+        if fusion == "attention" and not _is_trainable(quantizer):
             effective = "mean"
-            notes.append(
-                f"fusion 'attention' ran as 'mean': quantizer {cfg.quantizer.kind!r} is not trainable"
-            )
+            notes.append(f"fusion 'attention' ran as 'mean': quantizer {cfg.quantizer.kind!r} is not "
+                         "trainable")
             log.warning(notes[-1])
-        fusion_module = UserFusion(
-            mode=effective,
-            num_users=n_users,
-            text_dim=bank.dim,
-            id_dim=cfg.id_dim,
-            attn_dim=cfg.attn_dim,
-            id_weight=cfg.id_weight,
-            max_texts=cfg.max_texts,
-            seed=cfg.seed,
-        )
+        fusion_module = UserFusion(mode=effective, num_users=n_users, text_dim=bank.dim,
+                                   id_dim=cfg.id_dim, attn_dim=cfg.attn_dim, id_weight=cfg.id_weight,
+                                   max_texts=cfg.max_texts, seed=cfg.seed)
         fusion_module.init_null(bank)
         x0 = fusion_module.fuse_all(bank)
-        emit(message=f"fitting {cfg.quantizer.kind} on {n_users} users")  # pipeline progress (no-op outside)
+        emit(message=f"fitting {cfg.quantizer.kind} on {n_users} users")  # pipeline progress
         quantizer.fit(x0)
         timings["quantizer_fit"] = time.perf_counter() - t
 
@@ -305,7 +321,11 @@ class UserIndexer:
             emit(message=f"joint training of the fusion and the quantizer ({cfg.joint_epochs} epochs)")
             epochs = self._joint_train(fusion_module, quantizer, bank)
         timings["joint_train"] = time.perf_counter() - t
+        return quantizer, fusion_module, effective, epochs, notes
 
+    def _encode_distinct(self, quantizer: Quantizer, fusion_module: UserFusion, bank: TextBank, epochs: int,
+                         timings: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """``(fused users (U, d), raw codes (U, L), the distinct codes)``."""
         t = time.perf_counter()
         _set_eval(quantizer)
         fusion_module.eval()
@@ -318,8 +338,6 @@ class UserIndexer:
                 calibrate(x)
         with torch.no_grad():
             raw = quantizer.encode(x)
-        levels = raw.shape[1]
-        k = cfg.quantizer.codebook_size
         timings["encode"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -328,22 +346,15 @@ class UserIndexer:
         emit(message="making every code distinct")
         with torch.no_grad():
             unique = make_unique_for_quantizer(quantizer, x, raw)
-        final = unique.codes.to(torch.int64).cpu().numpy()
         timings["repair"] = time.perf_counter() - t
+        return x, raw, unique
 
-        t = time.perf_counter()
-        n_extra_levels = final.shape[1] - levels
-        sizes = [k] * (levels + n_extra_levels)
-        extra = ExtraLevelInfo()
-        if n_extra_levels:
-            extra = ExtraLevelInfo(
-                used=True, levels=n_extra_levels, codebook_size=k, n_users=int(unique.n_extra_level)
-            )
-        token_format = (
-            validate_token_format(cfg.token_format) if cfg.token_format else default_token_format(len(sizes))
-        )
-        if len(token_format) < len(sizes):
-            raise IndexerError(f"token_format has {len(token_format)} levels; the codes have {len(sizes)}")
+    def _report(self, bank: TextBank, quantizer: Quantizer, x: torch.Tensor, raw: torch.Tensor, unique: Any,
+                final: Any, sizes: list[int], *, ids: list[str], n_no_text: int, enc_stats: Any,
+                fusion: FusionMode, effective: FusionMode, notes: list[str],
+                reference: Mapping[str, Any] | None) -> IndexReport:
+        """Code usage, collisions before and after the repair, reconstruction error, reference agreement."""
+        levels, k = raw.shape[1], self.config.quantizer.codebook_size
         with torch.no_grad():
             recon = quantizer.decode(torch.from_numpy(final[:, :levels]))
         err = ((x - recon) ** 2).sum(1)
@@ -351,13 +362,13 @@ class UserIndexer:
         text = bank.means().numpy()
         raw_np = raw.to(torch.int64).cpu().numpy()
         report = IndexReport(
-            n_users=n_users,
+            n_users=len(ids),
             n_users_without_text=n_no_text,
             n_texts=int(bank.embeddings.shape[0]),
             n_texts_truncated=enc_stats.n_truncated if enc_stats else 0,
             n_texts_encoded=enc_stats.n_encoded if enc_stats else 0,
             fusion=effective if effective == fusion else f"{fusion} (ran as {effective})",
-            quantizer=f"{cfg.quantizer.kind} {levels}x{k}",
+            quantizer=f"{self.config.quantizer.kind} {levels}x{k}",
             ours=code_stats(final, sizes, text),
             before_repair=code_stats(raw_np, [k] * levels, text),
             repair=Repair(
@@ -373,15 +384,21 @@ class UserIndexer:
             notes=notes,
         )
         if reference is not None:
-            report.reference, report.reference_users_matched = reference_stats(
-                reference, ids, text
-            )
-        timings["report"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - start
-        report.timings = timings
+            report.reference, report.reference_users_matched = reference_stats(reference, ids, text)
+        return report
 
-        self.quantizer, self.fusion, self.report, self.fused = quantizer, fusion_module, report, x
-        self.artifact = IndexArtifact(
+    def _artifact(self, ids: list[str], final: Any, sizes: list[int], levels: int, token_format: list[str],
+                  encoder_info: EncoderInfo, fusion: FusionMode, effective: FusionMode, epochs: int,
+                  unique: Any) -> IndexArtifact:
+        """The :class:`IndexArtifact` of the distinct codes and the settings that made them."""
+        cfg = self.config
+        k = cfg.quantizer.codebook_size
+        n_extra_levels = len(sizes) - levels
+        extra = ExtraLevelInfo()
+        if n_extra_levels:
+            extra = ExtraLevelInfo(used=True, levels=n_extra_levels, codebook_size=k,
+                                   n_users=int(unique.n_extra_level))
+        return IndexArtifact(
             package_version=__version__,
             quantizer_kind=cfg.quantizer.kind,
             quantizer_config=cfg.quantizer.model_dump(mode="json"),
@@ -389,20 +406,12 @@ class UserIndexer:
             codebook_sizes=sizes,
             token_format=token_format[: len(sizes)],
             encoder=encoder_info,
-            fusion=FusionInfo(
-                mode=fusion,
-                effective=effective,
-                id_dim=cfg.id_dim,
-                attn_dim=cfg.attn_dim,
-                id_weight=cfg.id_weight,
-                max_texts=cfg.max_texts,
-                joint_epochs=epochs,
-            ),
+            fusion=FusionInfo(mode=fusion, effective=effective, id_dim=cfg.id_dim, attn_dim=cfg.attn_dim,
+                              id_weight=cfg.id_weight, max_texts=cfg.max_texts, joint_epochs=epochs),
             extra_level=extra,
             seed=cfg.seed,
             codes={uid: [int(c) for c in row] for uid, row in zip(ids, final, strict=True)},
         )
-        return self
 
     def _joint_train(self, fusion: UserFusion, quantizer: Quantizer, bank: TextBank) -> int:
         """Adam on fusion + quantizer: ``forward(fusion(u)).loss + uniformity_weight * uniformity``."""
