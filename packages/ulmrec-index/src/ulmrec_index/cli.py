@@ -9,7 +9,7 @@ import enum
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -134,10 +134,29 @@ def build(
     _setup_logging()
     from ulmrec_eval.runtime.artifacts import check_writable, folder_lock
     from ulmrec_index.encoders import check_device
-    from ulmrec_index.indexer import IndexerConfig, UserIndexer, read_reference
+    from ulmrec_index.indexer import read_reference
     from ulmrec_index.report import render_report
-    from ulmrec_index.users import read_user_texts
 
+    _check_sources(users=users, vectors=vectors, ids=ids, reference=reference, out=out)
+    check_device(device)
+    config = _indexer_config(
+        _quantizer_config(quantizer, settings, levels=levels, codebook_size=codebook_size, seed=seed),
+        encoder=encoder, fusion=fusion, seed=seed, device=device, workers=workers, batch_size=batch_size,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()), progress=progress,
+        joint_epochs=joint_epochs, id_weight=id_weight)
+    with folder_lock(out):  # held from the check to the swap: a second build of OUT stops here
+        check_writable(out, force=force)
+        ref = read_reference(reference) if reference is not None else None
+        indexer, n_users = _fit(config, users=users, vectors=vectors, ids=ids, fusion=fusion, reference=ref)
+        folder = indexer.save(out, force=force)
+    assert indexer.report is not None
+    _console().print(render_report(indexer.report))
+    typer.echo(f"wrote {folder} ({n_users} users, {indexer.report.timings['total']:.1f}s)")
+
+
+def _check_sources(*, users: Path | None, vectors: Path | None, ids: Path | None, reference: Path | None,
+                   out: Path) -> None:
+    """One input form (texts, or vectors with their ids), none of them inside OUT."""
     if (users is None) == (vectors is None):
         raise InputError("give --users USERS.jsonl or --vectors FILE.npy|.safetensors --ids FILE")
     if (vectors is None) != (ids is None):
@@ -145,49 +164,45 @@ def build(
     for source in (users, vectors, ids, reference):
         if source is not None and out.resolve() in source.resolve().parents:
             raise InputError(f"--out {out} holds the input {source}; choose another --out")
-    check_device(device)
-    quantizer_config = _quantizer_config(quantizer, settings, levels=levels, codebook_size=codebook_size,
-                                         seed=seed)
+
+
+def _indexer_config(quantizer_config: QuantizerConfig, *, encoder: str | None, fusion: Fusion | None,
+                    seed: int, device: str, workers: int, batch_size: int, cache_dir: Path | None,
+                    progress: bool | None, joint_epochs: int | None, id_weight: float | None) -> Any:
+    """The :class:`IndexerConfig` of the command's options (unset tuning options keep their defaults)."""
+    from ulmrec_index.indexer import IndexerConfig
+
     overrides: dict[str, object] = {}
     if joint_epochs is not None:
         overrides["joint_epochs"] = joint_epochs
     if id_weight is not None:
         overrides["id_weight"] = id_weight
-    config = IndexerConfig(
-        quantizer=quantizer_config,
-        encoder=encoder,
-        fusion=(fusion or Fusion.attention).value,
-        seed=seed,
-        device=device,
-        workers=workers,
-        encode_batch_size=batch_size,
-        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-        show_progress=show_progress(progress),
-        **overrides,
-    )
-    with folder_lock(out):  # held from the check to the swap: a second build of OUT stops here
-        check_writable(out, force=force)
-        ref = read_reference(reference) if reference is not None else None
-        if vectors is not None and ids is not None:
-            from ulmrec_index.vectors import read_ids, read_vectors
+    return IndexerConfig(quantizer=quantizer_config, encoder=encoder,
+                         fusion=(fusion or Fusion.attention).value, seed=seed, device=device,
+                         workers=workers, encode_batch_size=batch_size, cache_dir=cache_dir,
+                         show_progress=show_progress(progress), **overrides)
 
-            matrix, user_ids = read_vectors(vectors), read_ids(ids)
-            if matrix.shape[0] != len(user_ids):
-                raise InputError(f"--vectors {vectors} has {matrix.shape[0]} rows but --ids {ids} has "
-                                 f"{len(user_ids)} ids")
-            indexer = UserIndexer(config).fit_vectors(user_ids, matrix, fusion=(fusion or Fusion.none).value,
-                                                      reference=ref)
-            n_users = len(user_ids)
-        else:
-            assert users is not None
-            records = read_user_texts(users)
-            indexer = UserIndexer(config).fit(records, reference=ref)
-            n_users = len(records)
-        folder = indexer.save(out, force=force)
-    console = _console()
-    assert indexer.report is not None
-    console.print(render_report(indexer.report))
-    typer.echo(f"wrote {folder} ({n_users} users, {indexer.report.timings['total']:.1f}s)")
+
+def _fit(config: Any, *, users: Path | None, vectors: Path | None, ids: Path | None, fusion: Fusion | None,
+         reference: Any) -> tuple[Any, int]:
+    """The fitted :class:`UserIndexer` (from texts, or from vectors and ids) and its number of users."""
+    from ulmrec_index.indexer import UserIndexer
+
+    if vectors is not None and ids is not None:
+        from ulmrec_index.vectors import read_ids, read_vectors
+
+        matrix, user_ids = read_vectors(vectors), read_ids(ids)
+        if matrix.shape[0] != len(user_ids):
+            raise InputError(f"--vectors {vectors} has {matrix.shape[0]} rows but --ids {ids} has "
+                             f"{len(user_ids)} ids")
+        fitted = UserIndexer(config).fit_vectors(user_ids, matrix, fusion=(fusion or Fusion.none).value,
+                                                 reference=reference)
+        return fitted, len(user_ids)
+    from ulmrec_index.users import read_user_texts
+
+    assert users is not None
+    records = read_user_texts(users)
+    return UserIndexer(config).fit(records, reference=reference), len(records)
 
 
 def _quantizer_config(kind: str, settings: list[str], **fixed: object) -> QuantizerConfig:
