@@ -127,17 +127,43 @@ def _user_subset(interactions: list[RawInteraction], config: PrepareConfig,
 
 def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
                   name: str | None = None) -> PreparedDataset:
-    """Turn what a reader found into a :class:`PreparedDataset` (in memory; nothing is written)."""
+    """Turn what a reader found into a :class:`PreparedDataset` (in memory; nothing is written): filter the
+    interactions (:func:`_filter_interactions`), then give users and items dense ids in sorted raw-id order
+    (:func:`_records`)."""
     config = config or PrepareConfig()
     stats: dict[str, int] = {"raw_interactions": len(raw.interactions),
                              "raw_users": len({x.user for x in raw.interactions}),
                              "raw_items": len({x.item for x in raw.interactions})}
     titles = {item: normalize_text(title) for item, title in raw.titles.items()}
     titles = {item: title for item, title in titles.items() if title}
+    interactions = _user_subset(_filter_interactions(raw, titles, config, stats), config, stats)
+    text_source = resolve_text_source(raw, config.text_source)
+    has_ratings = all(x.rating is not None for x in interactions)
+    items, users, sequences = _records(raw, interactions, titles, config, text_source, has_ratings)
+    manifest = PreparedManifest(
+        name=name or raw.name,
+        source_format=raw.source_format,
+        counts=DatasetCounts(users=len(users), items=len(items), interactions=len(interactions)),
+        sources=[SourceFile(path=str(p.resolve()), sha256=file_sha256(p), size=p.stat().st_size)
+                 for p in raw.sources],
+        config=config.model_dump(mode="json"),
+        text_source=text_source,
+        has_ratings=has_ratings,
+        split_sha256="",
+        ulmrec_version=__version__,
+        stats=stats,
+    )
+    dataset = PreparedDataset(manifest=manifest, items=items, users=users, sequences=sequences)
+    dataset.manifest.split_sha256 = dataset.compute_split_sha256()
+    return dataset
 
+
+def _filter_interactions(raw: RawData, titles: dict[str, str], config: PrepareConfig,
+                         stats: dict[str, int]) -> list[RawInteraction]:
+    """Drop interactions on untitled items, below ``min_rating``, repeated, and outside the k-core; each
+    count goes into ``stats``."""
     interactions = [x for x in raw.interactions if x.item in titles]
     stats["dropped_untitled"] = len(raw.interactions) - len(interactions)
-
     if config.min_rating is not None:
         if not raw.has_ratings:
             raise InputError("min_rating is set but the source has no ratings",
@@ -159,17 +185,19 @@ def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
         raise InputError(f"no interactions survive the {config.k_core}-core filter "
                          f"(read {stats['raw_interactions']}, {stats['dropped_untitled']} on untitled items)",
                          path=raw.sources[0] if raw.sources else None)
+    return interactions
 
-    interactions = _user_subset(interactions, config, stats)
+
+def _records(raw: RawData, interactions: list[RawInteraction], titles: dict[str, str], config: PrepareConfig,
+             text_source: str, has_ratings: bool
+             ) -> tuple[list[ItemRecord], list[UserRecord], list[UserSequence]]:
+    """Items, users (their texts from the training part of the history only) and time-ordered sequences."""
     raw_users = sorted({x.user for x in interactions})
     raw_items = sorted({x.item for x in interactions})
     item_id = {raw_id: dense for dense, raw_id in enumerate(raw_items)}
     by_user: dict[str, list[RawInteraction]] = defaultdict(list)
     for x in interactions:
         by_user[x.user].append(x)
-
-    text_source = resolve_text_source(raw, config.text_source)
-    has_ratings = all(x.rating is not None for x in interactions)
     has_reviews = any(x.review for x in interactions)
     has_summaries = any(x.summary for x in interactions)
     items = [ItemRecord(item_id=dense, raw_id=raw_id, title=titles[raw_id])
@@ -192,23 +220,7 @@ def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
         users.append(UserRecord(user_id=dense, raw_id=raw_id,
                                 texts=_user_texts(history[:n_train], text_source, preference, config),
                                 preference=normalize_text(preference) or None if preference else None))
-
-    manifest = PreparedManifest(
-        name=name or raw.name,
-        source_format=raw.source_format,
-        counts=DatasetCounts(users=len(users), items=len(items), interactions=len(interactions)),
-        sources=[SourceFile(path=str(p.resolve()), sha256=file_sha256(p), size=p.stat().st_size)
-                 for p in raw.sources],
-        config=config.model_dump(mode="json"),
-        text_source=text_source,
-        has_ratings=has_ratings,
-        split_sha256="",
-        ulmrec_version=__version__,
-        stats=stats,
-    )
-    dataset = PreparedDataset(manifest=manifest, items=items, users=users, sequences=sequences)
-    dataset.manifest.split_sha256 = dataset.compute_split_sha256()
-    return dataset
+    return items, users, sequences
 
 
 def prepare_dataset(*, source: Source, path: Path, out: Path | None = None,
