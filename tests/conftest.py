@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from support.cli import OFFLINE_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+for _key, _value in OFFLINE_ENV.items():     # before any test module builds an environment from os.environ
+    os.environ.setdefault(_key, _value)
 #: Real benchmark data lives beside the checkout (never committed); override with ULMREC_SHARED_DATA.
 SHARED_DATA = Path(os.environ.get("ULMREC_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
@@ -25,13 +28,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_slow)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _few_threads() -> None:
-    """Keep torch to few threads so parallel test workers do not oversubscribe a small CI machine."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny ``LlamaForCausalLM`` (tied embeddings) with a small byte-level BPE tokenizer, as a local
+    folder (no hub)."""
+    from ulmrec_align.models.testing import write_tiny_llama
+
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llm") / "model")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["ulmrec_align.ranking.scorer", "ulmrec_align.ranking.ranker", "ulmrec_align.tasks.builders",
+MODULES = ["ulmrec_align.ranking.scorer", "ulmrec_align.ranking.ranker", "ulmrec_align.ranking.fusion", "ulmrec_align.tasks.builders",
            "ulmrec_align.tasks.build"]
 
 

@@ -9,14 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+from support.cli import OFFLINE_ENV, run_ulmrec
+
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, **OFFLINE_ENV}
 
 
 def ulmrec(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """Run the installed `ulmrec` command; returns the completed process (never raises on failure)."""
-    return subprocess.run([str(BIN / "ulmrec"), *args], capture_output=True, text=True, check=False,
-                          env=ENV, cwd=cwd, timeout=timeout)
+    """Run the `ulmrec` command; returns the completed process (never raises on failure)."""
+    return run_ulmrec(*args, cwd=cwd, timeout=timeout)
 
 
 def write_config(path: Path, text: str) -> Path:

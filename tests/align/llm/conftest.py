@@ -3,13 +3,12 @@ candidates, built once per test session with the real commands; plus tiny local 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.cli import run_ulmrec
 
 
 @dataclass(frozen=True)
@@ -21,13 +20,8 @@ class Pipeline:
 
 
 def ulmrec(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run the real ``ulmrec`` command (in this interpreter's environment); fail the test with its stderr."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "ulmrec_app.main", *map(str, args)], capture_output=True,
-                          text=True, env=env, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"ulmrec {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
+    """Run the real ``ulmrec`` command; fail the test with its stderr."""
+    return run_ulmrec(*args, check=True)
 
 
 @pytest.fixture(scope="session")
@@ -42,11 +36,3 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
            "--no-progress")
     return Pipeline(data=root / "data", index=root / "index",
                     candidates=root / "retrieve" / "candidates.jsonl", root=root)
-
-
-@pytest.fixture(scope="session")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random tiny Llama with a small byte-level (GPT-2-style) BPE tokenizer, as a local folder."""
-    from ulmrec_align.models.testing import write_tiny_llama
-
-    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +11,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import Pipeline, ulmrec
+from support.cli import run_ulmrec
 
 from ulmrec_eval.runtime.artifacts import folder_lock
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "ulmrec_app.main", *map(str, args)], capture_output=True,
-                          text=True, env=env, check=False)
+    return run_ulmrec(*args)
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,17 @@ ATOL = 1e-6
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_with_the_same_global_batch(samples_dir: Path, tiny_llama: Path,
+def test_two_processes_match_one_with_the_same_global_batch(samples_dir: Path, tiny_llm: Path,
                                                             tmp_path: Path) -> None:
     # No LoRA dropout (each process draws its own dropout masks) and no length grouping (its mega-batches
     # depend on the per-process batch size); everything else as usual. One validation, at the last step, so
     # the kept adapter is the final one.
     common = {"max_steps": 4, "save_steps": 2, "eval_steps": 4, "lr": 1e-3, "group_by_length": False}
     lora = LoraSettings(dropout=0.0)
-    one = run_training(TrainRequest(samples=samples_dir, model=str(tiny_llama), out=tmp_path / "one",
+    one = run_training(TrainRequest(samples=samples_dir, model=str(tiny_llm), out=tmp_path / "one",
                                     progress=False, lora=lora,
                                     train=TrainSettings(batch_size=4, num_processes=1, **common)))
-    two = run_training(TrainRequest(samples=samples_dir, model=str(tiny_llama), out=tmp_path / "two",
+    two = run_training(TrainRequest(samples=samples_dir, model=str(tiny_llm), out=tmp_path / "two",
                                     progress=False, lora=lora,
                                     train=TrainSettings(batch_size=2, num_processes=2, **common)))
     assert two.world_size == 2

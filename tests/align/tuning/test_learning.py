@@ -42,9 +42,9 @@ def test_time_budget_ends_the_decay_long_before_the_planned_steps() -> None:
     assert seen[-1] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_logged_learning_rate_reaches_the_peak(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+def test_logged_learning_rate_reaches_the_peak(samples_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
     manifest = run_training(TrainRequest(
-        samples=samples_dir, model=str(tiny_llama), out=tmp_path / "T", progress=False,
+        samples=samples_dir, model=str(tiny_llm), out=tmp_path / "T", progress=False,
         train=TrainSettings(max_steps=6, batch_size=4, lr=1e-3, eval_steps=2, save_steps=100, seed=0)))
     rates = [c.lr for c in manifest.curve]
     assert [c.step for c in manifest.curve] == [2, 4, 6]
@@ -52,13 +52,13 @@ def test_logged_learning_rate_reaches_the_peak(samples_dir: Path, tiny_llama: Pa
     assert rates == sorted(rates, reverse=True)
 
 
-def test_a_learnable_rule_is_learned_above_chance(tiny_llama: Path, tmp_path: Path) -> None:
+def test_a_learnable_rule_is_learned_above_chance(tiny_llm: Path, tmp_path: Path) -> None:
     """The target is always the red candidate: after 120 steps the ranking loss is below ln 5 and the
     calibrated validation NDCG@10 of the tuned tiny model is well above chance (0.590 for 5 candidates in
     random letter order; 0.83 measured)."""
     samples = make_samples(tmp_path / "A", n_train=400, n_valid=40)
     manifest = run_training(TrainRequest(
-        samples=samples, model=str(tiny_llama), out=tmp_path / "T", progress=False,
+        samples=samples, model=str(tiny_llm), out=tmp_path / "T", progress=False,
         lora=LoraSettings(r=8, alpha=16, dropout=0.0, targets=["all-linear"]),
         train=TrainSettings(max_steps=120, batch_size=8, lr=1e-2, eval_steps=40, save_steps=1000,
                             valid_users=40, patience=None, seed=0)))

@@ -21,9 +21,9 @@ from ulmrec_align.models.resolve import find_smollm2_gguf, materialise_smollm2
 from ulmrec_align.models.testing import write_tiny_llama
 
 
-def test_local_folder_resolves_to_absolute_path(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tiny_llama.parent)
-    assert resolve_model(tiny_llama.name) == tiny_llama.absolute()
+def test_local_folder_resolves_to_absolute_path(tiny_llm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tiny_llm.parent)
+    assert resolve_model(tiny_llm.name) == tiny_llm.absolute()
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -66,32 +66,32 @@ def test_unknown_quantization_is_refused() -> None:
         resolve_quantization("int8", "cpu")
 
 
-def test_full_precision_on_cpu(tiny_llama: Path) -> None:
-    model = load_causal_lm(tiny_llama, quantization="auto", device="cpu")
+def test_full_precision_on_cpu(tiny_llm: Path) -> None:
+    model = load_causal_lm(tiny_llm, quantization="auto", device="cpu")
     assert next(model.parameters()).dtype == torch.float32
     assert model(torch.tensor([[1, 5, 9]])).logits.shape[-1] == model.config.vocab_size
 
 
-def test_nf4_on_cpu_disables_the_bf16_repack(tiny_llama: Path) -> None:
+def test_nf4_on_cpu_disables_the_bf16_repack(tiny_llm: Path) -> None:
     bnb = pytest.importorskip("bitsandbytes")
-    model = load_causal_lm(tiny_llama, quantization="nf4", device="cpu")
+    model = load_causal_lm(tiny_llm, quantization="nf4", device="cpu")
     linear4 = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(linear4) == 2 * 7  # q, k, v, o, gate, up, down per layer
     assert all(m.support_avx512bf16_for_cpu is False for m in linear4)
 
 
-def test_missing_bitsandbytes_names_the_extra(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_bitsandbytes_names_the_extra(tiny_llm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # makes `import bitsandbytes` raise ImportError
     with pytest.raises(ModelError, match=r"bitsandbytes") as info:
-        load_causal_lm(tiny_llama, quantization="nf4", device="cpu")
+        load_causal_lm(tiny_llm, quantization="nf4", device="cpu")
     assert TRAIN_EXTRA in str(info.value)
 
 
-def test_cuda_without_a_gpu_is_one_clear_error(tiny_llama: Path) -> None:
+def test_cuda_without_a_gpu_is_one_clear_error(tiny_llm: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     with pytest.raises(ModelError, match="no CUDA device"):
-        load_causal_lm(tiny_llama, device="cuda")
+        load_causal_lm(tiny_llm, device="cuda")
 
 
 def test_smollm2_file_is_found_without_importing_its_package() -> None:

@@ -65,12 +65,12 @@ def _batch() -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
 
 
-def test_nf4_lora_gradients_after_eval_match_a_dequantized_fp32_reference(tiny_llama: Path, bnb: Any) -> None:
-    quantized = load_causal_lm(tiny_llama, quantization="nf4", device="cpu")
+def test_nf4_lora_gradients_after_eval_match_a_dequantized_fp32_reference(tiny_llm: Path, bnb: Any) -> None:
+    quantized = load_causal_lm(tiny_llm, quantization="nf4", device="cpu")
     linear4 = [m for m in quantized.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert linear4
     assert all(m.support_avx512bf16_for_cpu is False for m in linear4)
-    reference = _dequantized_reference(tiny_llama, quantized, bnb)
+    reference = _dequantized_reference(tiny_llm, quantized, bnb)
     quantized, reference = _lora(quantized), _lora(reference)
     _set_lora(quantized, 0)
     _set_lora(reference, 0)
@@ -83,14 +83,14 @@ def test_nf4_lora_gradients_after_eval_match_a_dequantized_fp32_reference(tiny_l
 
 
 @pytest.mark.slow
-def test_training_with_nf4_on_cpu_runs_end_to_end(samples_dir: Path, tiny_llama: Path, tmp_path: Path,
+def test_training_with_nf4_on_cpu_runs_end_to_end(samples_dir: Path, tiny_llm: Path, tmp_path: Path,
                                                   bnb: Any) -> None:
     from ulmrec_align.tuning.config import TrainSettings
     from ulmrec_align.tuning.request import TrainRequest
     from ulmrec_align.tuning.run import run_training
 
     manifest = run_training(TrainRequest(
-        samples=samples_dir, model=str(tiny_llama), out=tmp_path / "T", progress=False,
+        samples=samples_dir, model=str(tiny_llm), out=tmp_path / "T", progress=False,
         train=TrainSettings(max_steps=2, save_steps=2, batch_size=4, quantization="nf4", lr=1e-3)))
     assert manifest.quantization == "nf4"
     assert manifest.steps == 2

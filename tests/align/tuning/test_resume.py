@@ -53,17 +53,17 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_resume_after_sigkill_equals_an_uninterrupted_run(samples_dir: Path, tiny_llama: Path, tmp_path: Path,
+def test_resume_after_sigkill_equals_an_uninterrupted_run(samples_dir: Path, tiny_llm: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     settings = TrainSettings(**SETTINGS)
     reference = CaptureFinal()
-    whole = run_training(TrainRequest(samples=samples_dir, model=str(tiny_llama), out=tmp_path / "whole",
+    whole = run_training(TrainRequest(samples=samples_dir, model=str(tiny_llm), out=tmp_path / "whole",
                                       progress=False, train=settings), callbacks=[reference])
 
     out = tmp_path / "killed"
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    child = subprocess.run([sys.executable, str(script), str(samples_dir), str(tiny_llama), str(out),
+    child = subprocess.run([sys.executable, str(script), str(samples_dir), str(tiny_llm), str(out),
                             settings.model_dump_json()], capture_output=True, text=True, timeout=300)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     run = partial_dir(out)
@@ -90,7 +90,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(samples_dir: Path, tin
     monkeypatch.setattr(pickle, "load", no_pickle)
     monkeypatch.setattr(pickle, "loads", no_pickle)
     resumed_final = CaptureFinal()
-    resumed = run_training(TrainRequest(samples=samples_dir, model=str(tiny_llama), out=out, progress=False,
+    resumed = run_training(TrainRequest(samples=samples_dir, model=str(tiny_llm), out=out, progress=False,
                                         train=settings, resume=True), callbacks=[resumed_final])
     assert loads == []      # optimizer, scheduler and RNG state came from safetensors + JSON
 
@@ -111,7 +111,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(samples_dir: Path, tin
     assert not run.exists()
 
 
-def test_resume_refuses_sample_files_replaced_under_the_same_manifest(samples_dir: Path, tiny_llama: Path,
+def test_resume_refuses_sample_files_replaced_under_the_same_manifest(samples_dir: Path, tiny_llm: Path,
                                                                       tmp_path: Path) -> None:
     """Issue 15: the manifest's hash alone let a rewritten train.jsonl resume on the mix."""
     import shutil
@@ -123,7 +123,7 @@ def test_resume_refuses_sample_files_replaced_under_the_same_manifest(samples_di
 
     samples = tmp_path / "A"
     shutil.copytree(samples_dir, samples)
-    first = TrainRequest(samples=samples, model=str(tiny_llama), out=tmp_path / "T", progress=False,
+    first = TrainRequest(samples=samples, model=str(tiny_llm), out=tmp_path / "T", progress=False,
                          train=TrainSettings(max_steps=4, seed=0))
     prepare_run(first)
     lines = (samples / "train.jsonl").read_text().splitlines()

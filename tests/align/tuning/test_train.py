@@ -27,7 +27,7 @@ def request(samples: Path, model: Path, out: Path, *, lora: dict[str, Any] | Non
                         lora=LoraSettings(**(lora or {})), train=TrainSettings(**settings))
 
 
-def test_artifact_is_complete_and_reloads_to_the_validated_scores(samples_dir: Path, tiny_llama: Path,
+def test_artifact_is_complete_and_reloads_to_the_validated_scores(samples_dir: Path, tiny_llm: Path,
                                                                    tmp_path: Path) -> None:
     from ulmrec_align.models import load_tokenizer
     from ulmrec_align.prompts.letters import letter_index
@@ -37,7 +37,7 @@ def test_artifact_is_complete_and_reloads_to_the_validated_scores(samples_dir: P
     from ulmrec_align.tuning.data import encode_samples
 
     out = tmp_path / "T"
-    manifest = run_training(request(samples_dir, tiny_llama, out))
+    manifest = run_training(request(samples_dir, tiny_llm, out))
     assert not partial_dir(out).exists()
     assert {p.name for p in out.iterdir()} == {"adapter", "tokenizer", "train_manifest.json"}
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
@@ -51,7 +51,7 @@ def test_artifact_is_complete_and_reloads_to_the_validated_scores(samples_dir: P
     assert manifest.best_step == manifest.history[scores.index(max(scores))].step
     # 24 samples, batch 4, 6 steps = exactly one epoch: every sample and token seen once.
     train = read_samples(samples_dir, "train")
-    encoded, _ = encode_samples(load_tokenizer(tiny_llama), train, index_tokens="plain", max_length=2048)
+    encoded, _ = encode_samples(load_tokenizer(tiny_llm), train, index_tokens="plain", max_length=2048)
     lengths = encoded.lengths
     assert manifest.samples_seen == len(train) == 24
     assert manifest.tokens_seen == sum(lengths)
@@ -73,7 +73,7 @@ def test_artifact_is_complete_and_reloads_to_the_validated_scores(samples_dir: P
     assert ranker.prompt.n_candidates == 5
 
 
-def test_loss_is_on_response_tokens_only(samples_dir: Path, tiny_llama: Path) -> None:
+def test_loss_is_on_response_tokens_only(samples_dir: Path, tiny_llm: Path) -> None:
     """Left-padded batches, logits only on the last positions: the same loss as the full-logit
     cross-entropy of the response tokens; ``letters`` is the cross-entropy over the candidate letters."""
     from ulmrec_align.models import load_causal_lm, load_tokenizer
@@ -82,7 +82,7 @@ def test_loss_is_on_response_tokens_only(samples_dir: Path, tiny_llama: Path) ->
     from ulmrec_align.tuning.data import PadCollator, encode_samples
     from ulmrec_align.tuning.loss import alignment_loss
 
-    tokenizer = load_tokenizer(tiny_llama)
+    tokenizer = load_tokenizer(tiny_llm)
     samples = read_samples(samples_dir, "train")[:3]
     data, report = encode_samples(tokenizer, samples, index_tokens="plain", max_length=2048)
     assert report.cut == 0
@@ -96,7 +96,7 @@ def test_loss_is_on_response_tokens_only(samples_dir: Path, tiny_llama: Path) ->
     assert lengths == data.lengths
     assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
     assert (batch["attention_mask"][:, -1] == 1).all()  # left-padded: every row ends at the last position
-    model = load_causal_lm(tiny_llama)
+    model = load_causal_lm(tiny_llm)
     letters = letter_token_ids(tokenizer, 5)
     with torch.no_grad():
         full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -153,7 +153,7 @@ def test_added_index_tokens_train_only_their_rows(added_samples_dir: Path, tiny_
         assert torch.equal(embed(new)[0], delta)  # new rows are the trained ones
 
 
-def test_early_stopping_keeps_the_best_adapter(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+def test_early_stopping_keeps_the_best_adapter(samples_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
     seen: list[int] = []
 
     def falling(model: Any) -> float:  # a validator whose figure only gets worse after the first check
@@ -161,7 +161,7 @@ def test_early_stopping_keeps_the_best_adapter(samples_dir: Path, tiny_llama: Pa
         return 1.0 / len(seen)
 
     out = tmp_path / "T"
-    manifest = run_training(request(samples_dir, tiny_llama, out, max_steps=20, eval_steps=1, patience=2),
+    manifest = run_training(request(samples_dir, tiny_llm, out, max_steps=20, eval_steps=1, patience=2),
                             validator=falling)
     assert manifest.steps == 3
     assert manifest.best_step == 1
@@ -169,48 +169,48 @@ def test_early_stopping_keeps_the_best_adapter(samples_dir: Path, tiny_llama: Pa
     assert [h.step for h in manifest.history] == [1, 2, 3]
 
 
-def test_time_budget_stops_training(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
-    manifest = run_training(request(samples_dir, tiny_llama, tmp_path / "T", max_steps=50, max_minutes=1e-5))
+def test_time_budget_stops_training(samples_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
+    manifest = run_training(request(samples_dir, tiny_llm, tmp_path / "T", max_steps=50, max_minutes=1e-5))
     assert manifest.steps == 1
     assert manifest.stop_reason.startswith("time budget")
     assert [h.step for h in manifest.history] == [1]  # validated once when stopping
 
 
-def test_refusals_are_one_clear_line(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+def test_refusals_are_one_clear_line(samples_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
     from ulmrec_eval.runtime.artifacts import ArtifactExistsError
     from ulmrec_eval.runtime.errors import InputError
 
     out = tmp_path / "T"
     with pytest.raises(InputError, match="nothing to resume"):
-        run_training(request(samples_dir, tiny_llama, out).model_copy(update={"resume": True}))
+        run_training(request(samples_dir, tiny_llm, out).model_copy(update={"resume": True}))
     partial_dir(out).mkdir(parents=True)
     (partial_dir(out) / "junk").write_text("x")
     with pytest.raises(InputError, match="--resume"):
-        run_training(request(samples_dir, tiny_llama, out))
-    run_training(request(samples_dir, tiny_llama, out, max_steps=2).model_copy(update={"force": True}))
+        run_training(request(samples_dir, tiny_llm, out))
+    run_training(request(samples_dir, tiny_llm, out, max_steps=2).model_copy(update={"force": True}))
     with pytest.raises(ArtifactExistsError, match="--force"):
-        run_training(request(samples_dir, tiny_llama, out, max_steps=2))
+        run_training(request(samples_dir, tiny_llm, out, max_steps=2))
 
 
-def test_resume_refuses_changed_settings(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+def test_resume_refuses_changed_settings(samples_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
     from ulmrec_align.tuning.run import prepare_run
     from ulmrec_eval.runtime.errors import InputError
 
     out = tmp_path / "T"
-    prepare_run(request(samples_dir, tiny_llama, out))
-    changed = request(samples_dir, tiny_llama, out, lr=5e-4).model_copy(update={"resume": True})
+    prepare_run(request(samples_dir, tiny_llm, out))
+    changed = request(samples_dir, tiny_llm, out, lr=5e-4).model_copy(update={"resume": True})
     with pytest.raises(InputError, match="cannot resume: --lr differ"):
         prepare_run(changed)
-    longer = request(samples_dir, tiny_llama, out, max_steps=12).model_copy(update={"resume": True})
+    longer = request(samples_dir, tiny_llm, out, max_steps=12).model_copy(update={"resume": True})
     assert prepare_run(longer).train.max_steps == 12  # more steps is a legitimate continuation
 
 
-def test_events_report_progress_and_validation(samples_dir: Path, tiny_llama: Path, tmp_path: Path,
+def test_events_report_progress_and_validation(samples_dir: Path, tiny_llm: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     events = tmp_path / "events.jsonl"
     monkeypatch.setenv("ULMREC_EVENTS", str(events))
     monkeypatch.setenv("ULMREC_STAGE", "train")
-    run_training(request(samples_dir, tiny_llama, tmp_path / "T", max_steps=4))
+    run_training(request(samples_dir, tiny_llm, tmp_path / "T", max_steps=4))
     rows = [json.loads(line) for line in events.read_text().splitlines()]
     assert {r["stage"] for r in rows} == {"train"}
     validations = [r["step"] for r in rows if "valid/ndcg@10" in (r.get("metric") or {})]
@@ -221,7 +221,7 @@ def test_events_report_progress_and_validation(samples_dir: Path, tiny_llama: Pa
     assert any("loss" in r for r in rows)
 
 
-def test_cli_maps_options_to_the_manifest(samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+def test_cli_maps_options_to_the_manifest(samples_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
@@ -232,7 +232,7 @@ def test_cli_maps_options_to_the_manifest(samples_dir: Path, tiny_llama: Path, t
     app.command("noop")(lambda: None)  # two commands: `train` stays a sub-command
     out = tmp_path / "T"
     result = CliRunner().invoke(app, [
-        "train", "--samples", str(samples_dir), "--model", str(tiny_llama), "--out", str(out),
+        "train", "--samples", str(samples_dir), "--model", str(tiny_llm), "--out", str(out),
         "--max-steps", "2", "--save-steps", "1", "--eval-steps", "2", "--lora-r", "4", "--lora-alpha", "8",
         "--lora-dropout", "0", "--lora-targets", "q_proj,k_proj", "--quantization", "none", "--seed", "3",
         "--batch-size", "2", "--grad-accum", "2", "--valid-users", "3", "--no-progress"])
@@ -257,7 +257,7 @@ def test_cli_maps_options_to_the_manifest(samples_dir: Path, tiny_llama: Path, t
     ("max_length", r"--max-length 16 leaves no room for the prompt: the longest response is \d+ tokens"),
 ])
 def test_bad_inputs_are_refused_before_a_model_loads_and_leave_nothing(
-        samples_dir: Path, tiny_llama: Path, tmp_path: Path, damage: str, message: str,
+        samples_dir: Path, tiny_llm: Path, tmp_path: Path, damage: str, message: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
@@ -280,13 +280,13 @@ def test_bad_inputs_are_refused_before_a_model_loads_and_leave_nothing(
     out = tmp_path / "T"
     settings = {"max_length": 16} if damage == "max_length" else {}
     with pytest.raises(InputError, match=message):
-        run_training(request(samples, tiny_llama, out, **settings))
+        run_training(request(samples, tiny_llm, out, **settings))
     assert not out.exists()
     assert not partial_dir(out).exists()
 
 
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_partial(
-        samples_dir: Path, tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        samples_dir: Path, tiny_llm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ulmrec_align.models import loading
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -295,13 +295,13 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_partial(
     monkeypatch.setattr(loading, "load_causal_lm", broken)
     out = tmp_path / "T"
     with pytest.raises(RuntimeError, match="out of memory"):
-        run_training(request(samples_dir, tiny_llama, out))
+        run_training(request(samples_dir, tiny_llm, out))
     assert not partial_dir(out).exists()
     assert not out.exists()
 
 
 def test_sigint_saves_a_checkpoint_at_the_step_it_stops_and_resume_finishes_the_same(
-        samples_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
+        samples_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
     import os
     import signal
 
@@ -321,25 +321,25 @@ def test_sigint_saves_a_checkpoint_at_the_step_it_stops_and_resume_finishes_the_
                 os.kill(os.getpid(), signal.SIGINT)   # as Ctrl-C, or the pipeline's stop
 
     settings = {"max_steps": 6, "save_steps": 100, "eval_steps": 100}
-    run_training(request(samples_dir, tiny_llama, tmp_path / "whole", **settings), callbacks=[Final()])
+    run_training(request(samples_dir, tiny_llm, tmp_path / "whole", **settings), callbacks=[Final()])
     reference = dict(Final.weights)
 
     out = tmp_path / "T"
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(TrainingInterrupted) as stopped:
-        run_training(request(samples_dir, tiny_llama, out, **settings), callbacks=[InterruptAtStep3()])
+        run_training(request(samples_dir, tiny_llm, out, **settings), callbacks=[InterruptAtStep3()])
     assert signal.getsignal(signal.SIGINT) is before
     assert stopped.value.step == 4                    # the step running when the signal came finished
     assert sorted(p.name for p in partial_dir(out).iterdir() if p.name.startswith("checkpoint-")) == \
         ["checkpoint-4"]                              # saved on the signal (save_steps is 100)
-    again = request(samples_dir, tiny_llama, out, **settings).model_copy(update={"resume": True})
+    again = request(samples_dir, tiny_llm, out, **settings).model_copy(update={"resume": True})
     resumed = run_training(again, callbacks=[Final()])
     assert resumed.steps == 6
     for name, value in reference.items():
         assert torch.equal(Final.weights[name], value), name
 
 
-def test_ctrl_c_of_the_command_says_which_checkpoint_it_saved(samples_dir: Path, tiny_llama: Path,
+def test_ctrl_c_of_the_command_says_which_checkpoint_it_saved(samples_dir: Path, tiny_llm: Path,
                                                               tmp_path: Path) -> None:
     import os
     import signal
@@ -350,7 +350,7 @@ def test_ctrl_c_of_the_command_says_which_checkpoint_it_saved(samples_dir: Path,
     events, out = tmp_path / "events.jsonl", tmp_path / "T"
     env = {**os.environ, "ULMREC_EVENTS": str(events), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ulmrec_app.main", "align", "train", "--samples",
-                             str(samples_dir), "--model", str(tiny_llama), "--out", str(out), "--max-steps",
+                             str(samples_dir), "--model", str(tiny_llm), "--out", str(out), "--max-steps",
                              "100000", "--save-steps", "100000", "--eval-steps", "100000", "--no-progress"],
                             stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120

@@ -168,6 +168,9 @@ def rank(
         "`align build --index-permute`).")] = None,
     any_index: Annotated[bool, typer.Option(
         "--any-index", help="Rank with an index other than the one the model was tuned with.")] = False,
+    fuse_retriever: Annotated[str | None, typer.Option(
+        "--fuse-retriever", help="auto | W: add W times the retriever's standardised score to the LLM's "
+        "(auto: W chosen by NDCG@10 on validation users, ranked first); default: the LLM alone")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Rank each user's retrieved candidates with the LLM; write ulmrec-eval predictions."""
@@ -179,6 +182,7 @@ def rank(
         raise InputError(f"--method must be 'logits' or 'generate', got {method!r}")
     if calibration not in ("prior", "none"):
         raise InputError(f"--calibration must be 'prior' or 'none', got {calibration!r}")
+    fusion = _fusion_arg(fuse_retriever, split)
     from ulmrec_eval.runtime.artifacts import folder_lock
 
     with folder_lock(out):   # a second `align rank --out` of the same file is refused while this one runs
@@ -187,12 +191,33 @@ def rank(
         _rank(model=model, data=data, candidates=candidates, out=out, index=index, split=split, method=method,
               limit=limit, batch_size=batch_size, device=device, quantization=quantization,
               permutations=permutations, calibration=calibration, index_permute=index_permute,
-              any_index=any_index, progress=progress)
+              any_index=any_index, progress=progress, fusion=fusion)
+
+
+def _fusion_arg(value: str | None, split: str) -> float | str | None:
+    """``None`` (the LLM alone), ``"auto"`` or a weight >= 0."""
+    from ulmrec_eval.runtime.errors import InputError
+
+    if value is None:
+        return None
+    if value.strip().lower() == "auto":
+        if split == "valid":
+            raise InputError("--fuse-retriever auto chooses W on the validation users; rank --split test "
+                             "(or give W)")
+        return "auto"
+    try:
+        weight = float(value)
+    except ValueError:
+        raise InputError(f"--fuse-retriever must be 'auto' or a number >= 0, got {value!r}") from None
+    if weight < 0 or weight != weight or weight == float("inf"):
+        raise InputError(f"--fuse-retriever must be 'auto' or a number >= 0, got {value!r}")
+    return weight
 
 
 def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, split: str, method: str,
           limit: int | None, batch_size: int, device: str, quantization: str, permutations: int,
-          calibration: str, index_permute: int | None, any_index: bool, progress: bool) -> None:
+          calibration: str, index_permute: int | None, any_index: bool, progress: bool,
+          fusion: float | str | None = None) -> None:
     import sys
 
     from ulmrec_align.ranking.loading import load_ranking_model
@@ -203,7 +228,7 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
 
     index_path = _index_arg(index)
     dataset, artifact, _, hashes = load_inputs(data, index_path, None)
-    rows = read_candidates(candidates, split=split)
+    rows = read_candidates(candidates, split=None if fusion == "auto" else split)
     ranker = load_ranking_model(model, device=device, quantization=quantization)
     if artifact is None and ranker.index_tokens == "added":
         raise InputError("the model was tuned with a user index (added code tokens): pass --index")
@@ -213,15 +238,33 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
         now = "no index" if hashes.index_sha256 is None else f"the index {hashes.index_sha256[:12]}…"
         raise InputError(f"the model was tuned with {then} but is asked to rank with {now}; give the index "
                          "it was tuned with, or --any-index to rank anyway", path=model)
-    n = min(limit or len(rows), len(rows))
+    n_split = sum(1 for (s, _) in rows if s == split)
+    n = min(limit or n_split, n_split)
+    settings = {"method": method, "limit": limit, "batch_size": batch_size, "candidates_path": candidates,
+                "permutations": permutations, "calibrate": calibration == "prior",
+                "index_permute": index_permute}
     start = time.perf_counter()
+    choice = None
+    if fusion == "auto":
+        from ulmrec_align.ranking.fusion import choose_weight
+
+        n_valid = min(limit or n_split, sum(1 for (s, _) in rows if s == "valid"))
+        bar, update = _progress_bar(n_valid * permutations, "align rank (valid, for W)",
+                                    progress and sys.stderr.isatty())
+        with bar:
+            valid = rank_split(ranker, dataset, rows, index=artifact, split="valid", progress=update,
+                               **settings)  # type: ignore[arg-type]
+        choice = choose_weight(valid, rows)
+        fusion = choice.weight
+        typer.echo(f"fused with the retriever: {choice.describe()}", err=True)
     bar, update = _progress_bar(n * permutations, "align rank", progress and sys.stderr.isatty())
     with bar:
-        ranked = rank_split(ranker, dataset, rows, index=artifact, split=split,
-                            method=method,  # type: ignore[arg-type]
-                            limit=limit, batch_size=batch_size, candidates_path=candidates, progress=update,
-                            permutations=permutations, calibrate=calibration == "prior",
-                            index_permute=index_permute)
+        ranked = rank_split(ranker, dataset, rows, index=artifact, split=split, progress=update,
+                            **settings)  # type: ignore[arg-type]
+    if fusion is not None:
+        from ulmrec_align.ranking.fusion import fuse
+
+        ranked = [fuse(row, rows[(split, row.user_id)], float(fusion)) for row in ranked]
     write_rankings(out, ranked)
     seconds = time.perf_counter() - start
     orders = f", {permutations} letter orders" if permutations > 1 else ""
@@ -233,8 +276,7 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
         parsed = sum(1 for r in ranked if r.parsed) / max(len(ranked), 1)
         line += f"; complete parsed rankings: {parsed:.1%}"
     typer.echo(line, err=True)
-    typer.echo(f"wrote {out}; score it with `ulmrec eval metrics {out} --split {split} "
-               f"--retrieved-n {ranker.prompt.n_candidates}`", err=True)
+    typer.echo(f"wrote {out}; score it with `ulmrec eval metrics {out} --split {split}`", err=True)
 
 
 @app.command("inspect")

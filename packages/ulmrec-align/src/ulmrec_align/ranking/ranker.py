@@ -61,6 +61,8 @@ class RankRow(BaseModel):
     parsed: bool | None = Field(default=None, description="generate: every candidate's letter was listed.")
     retrieved_n: int | None = Field(default=None, ge=1,
                                     description="The retriever's top-N these candidates are (subset's N).")
+    fusion_weight: float | None = Field(default=None, ge=0,
+                                        description="W of llm + W·z(retriever) when fused with it.")
 
 
 @dataclass

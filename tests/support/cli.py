@@ -1,0 +1,24 @@
+"""The one way tests run the real ``ulmrec`` command: this interpreter, offline, one thread."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: The environment of every command a test starts: no hub, no parallel tokenizers, one thread.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+               "TOKENIZERS_PARALLELISM": "false"}
+
+
+def run_ulmrec(*args: str | Path, check: bool = False, env: dict[str, str] | None = None,
+               cwd: Path | None = None, timeout: float | None = 600) -> subprocess.CompletedProcess[str]:
+    """``python -m ulmrec_app.main ARGS`` with :data:`OFFLINE_ENV`; with ``check`` a failure fails the test
+    with the command's stderr."""
+    proc = subprocess.run([sys.executable, "-m", "ulmrec_app.main", *map(str, args)], capture_output=True,
+                          text=True, check=False, cwd=cwd, timeout=timeout,
+                          env={**os.environ, **OFFLINE_ENV, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ulmrec {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
