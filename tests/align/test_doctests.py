@@ -7,8 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["ulmrec_align.ranking.scorer", "ulmrec_align.ranking.ranker", "ulmrec_align.ranking.fusion", "ulmrec_align.tasks.builders",
-           "ulmrec_align.tasks.build"]
+MODULES = ["ulmrec_align.ranking.scorer", "ulmrec_align.ranking.ranker", "ulmrec_align.ranking.fusion",
+           "ulmrec_align.tasks.builders", "ulmrec_align.tasks.build"]
 
 
 @pytest.mark.parametrize("name", MODULES)
