@@ -14,7 +14,7 @@ from ulmrec_align.retrieval.base import Retriever, SequenceRetriever
 from ulmrec_align.retrieval.config import RetrieverConfig, SASRecConfig, TrainConfig
 from ulmrec_align.retrieval.data import pack_histories
 from ulmrec_align.retrieval.sasrec import SASRec
-from ulmrec_align.retrieval.trainer import Progress
+from ulmrec_align.retrieval.trainer import RetrieverProgress
 
 
 def _config(**train: object) -> RetrieverConfig:
@@ -42,7 +42,7 @@ def test_sasrec_trains_saves_loads_and_resumes(tiny: PreparedDataset, tmp_path: 
     full = train_retriever(tiny, tmp_path / "a", _config(), show_progress=False)
     assert full.metrics["test"]["users"] == tiny.n_users
 
-    def stop(progress: Progress) -> None:
+    def stop(progress: RetrieverProgress) -> None:
         if progress.global_step == 3:
             raise KeyboardInterrupt
 
