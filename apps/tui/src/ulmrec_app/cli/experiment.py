@@ -1,0 +1,84 @@
+"""``ulmrec experiment ablate CONFIG`` and ``ulmrec experiment report RUNS... --out DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ulmrec_app.cli.options import RunsOpt
+
+app = typer.Typer(
+    help="Ablations that share unchanged stages, and their report.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _ints(text: str) -> list[int]:
+    from ulmrec_app.pipeline.errors import PipelineError
+
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise PipelineError(f"--seeds expects comma-separated integers, got {text!r}") from None
+
+
+@app.command("ablate")
+def ablate_command(
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="Base run config (TOML or YAML).")],
+    variants: Annotated[
+        str,
+        typer.Option(
+            "--variants", help="Comma-separated: full, noindex, permuted, no-<task>, added, rqkmeans."
+        ),
+    ] = "full,noindex,permuted",
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Comma-separated seeds (train and align seeds).")
+    ] = "0",
+    runs: RunsOpt = Path("runs"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write the variant configs; run nothing.")
+    ] = False,
+) -> None:
+    """One run per variant and seed; every stage a variant does not change is shared, none trained twice."""
+    from ulmrec_app.experiment.ablate import plan_experiment, run_experiment
+    from ulmrec_app.experiment.variants import VARIANTS
+    from ulmrec_app.pipeline.errors import PipelineError
+
+    chosen = [v.strip() for v in variants.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown or not chosen:
+        raise PipelineError(f"--variants: unknown {unknown or chosen}; known: {', '.join(VARIANTS)}")
+    manifest = plan_experiment(config, runs, chosen, _ints(seeds))
+    folder = Path(manifest.runs_dir) / f"{manifest.name}-experiment"
+    typer.echo(
+        f"experiment {manifest.name}: {len(manifest.runs)} runs "
+        f"({', '.join(chosen)} × seeds {seeds}); configs in {folder / 'configs'}",
+        err=True,
+    )
+    if dry_run:
+        return
+    run_experiment(manifest, line=lambda text: typer.echo(text, err=True))
+    typer.echo(f"done; report with `ulmrec experiment report {folder} --out {folder / 'report'}`", err=True)
+
+
+@app.command("report")
+def report_command(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(metavar="RUNS...", help="Experiment folders (runs/<name>-experiment) or run folders."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.md, report.json and the plots.")],
+) -> None:
+    """report.md with every variant's paired comparison against full ULMRec, plots, and report.json."""
+    from ulmrec_app.experiment.report import build_report, write_report
+
+    report, by_variant = build_report(paths)
+    path = write_report(report, by_variant, out)
+    typer.echo(
+        f"wrote {path} ({len(report.runs)} runs, {len(report.comparisons)} comparisons, "
+        f"{len(report.plots)} plots)",
+        err=True,
+    )

@@ -1,0 +1,108 @@
+"""``ulmrec experiment ablate CONFIG``: one run per (variant, seed), sharing every unchanged stage.
+
+Each run is a normal run folder (``runs/<name>-<variant>-s<seed>/``, shown by the TUI) whose config is written
+to ``runs/<name>-experiment/configs/`` as ``extends = CONFIG`` plus the variant's options; the experiment's
+record is ``runs/<name>-experiment/experiment.json`` (:class:`ExperimentManifest`), which
+``ulmrec experiment report`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ulmrec_app.experiment.variants import overrides
+from ulmrec_app.pipeline.config import load_config
+from ulmrec_eval.runtime.io import atomic_write_text, read_json_model
+
+EXPERIMENT_FILE = "experiment.json"
+
+
+class ExperimentRun(BaseModel):
+    variant: str
+    seed: int
+    run: str = Field(description="Run folder name under the runs folder.")
+    config: str = Field(description="The variant's config file.")
+
+
+class ExperimentManifest(BaseModel):
+    """What ``ulmrec experiment ablate`` ran: the base config, the variants and seeds, one run each."""
+
+    schema_version: int = 1
+    name: str
+    base_config: str
+    runs_dir: str
+    variants: list[str]
+    seeds: list[int]
+    runs: list[ExperimentRun]
+
+    def save(self, folder: Path) -> None:
+        atomic_write_text(folder / EXPERIMENT_FILE, self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> ExperimentManifest:
+        return read_json_model(folder / EXPERIMENT_FILE, cls)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def variant_config(base: Path, name: str, tables: dict[str, dict[str, Any]]) -> str:
+    """The TOML text of a config that extends ``base`` (absolute) with ``tables``."""
+    lines = [
+        f"extends = {json.dumps(str(base.resolve()))}",
+        f"name = {json.dumps(name)}",
+        f"description = {json.dumps('ablation variant ' + name)}",
+    ]
+    for table, options in tables.items():
+        lines.append(f"\n[{table}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in options.items()]
+    return "\n".join(lines) + "\n"
+
+
+def plan_experiment(
+    config: Path, runs_dir: Path, variants: list[str], seeds: list[int]
+) -> ExperimentManifest:
+    """Write the variant configs and the experiment record; run nothing."""
+    base = load_config(config)
+    tables = base.model_dump(include={"data", "users", "index", "retrieve", "align", "train", "rank", "eval"})
+    folder = runs_dir / f"{base.name}-experiment"
+    (folder / "configs").mkdir(parents=True, exist_ok=True)
+    runs = []
+    for seed in seeds:
+        for variant in variants:
+            name = f"{base.name}-{variant}-s{seed}"
+            path = folder / "configs" / f"{name}.toml"
+            atomic_write_text(path, variant_config(config, name, overrides(variant, seed, tables)))
+            runs.append(ExperimentRun(variant=variant, seed=seed, run=name, config=str(path.resolve())))
+    manifest = ExperimentManifest(
+        name=base.name,
+        base_config=str(config.resolve()),
+        runs_dir=str(runs_dir.resolve()),
+        variants=variants,
+        seeds=seeds,
+        runs=runs,
+    )
+    manifest.save(folder)
+    return manifest
+
+
+def run_experiment(manifest: ExperimentManifest, *, line: Callable[[str], None] = print) -> None:
+    """Run every variant's pipeline in turn (unchanged stages are skipped or reused)."""
+    from ulmrec_app.pipeline.runner import Runner
+
+    runs_dir = Path(manifest.runs_dir)
+    for i, run in enumerate(manifest.runs, 1):
+        line(f"== {i}/{len(manifest.runs)}: {run.run} (variant {run.variant}, seed {run.seed})")
+        Runner(load_config(Path(run.config)), runs_dir).run()

@@ -1,0 +1,406 @@
+"""``ulmrec experiment report RUNS... --out report/``: what each variant of an ablation buys, with paired
+comparisons, in ``report.md``, ``report.json`` (:class:`ExperimentReport`) and PNG plots.
+
+Inputs are experiment folders (``runs/<name>-experiment``, written by ``ulmrec experiment ablate``) or run
+folders (variant = the run name without its ``-s<seed>`` suffix). For every run it reads the LLM's test
+predictions (``rank/predictions.jsonl``), the retriever's order of the same candidates, the training
+curve, the index report and the stage records; then, over the LLM's subset (users whose target the
+retriever put among the candidates the LLM ranked):
+
+* metrics by K of each variant (mean over seeds) and of the retriever's own order;
+* each variant against ``full`` (and ``full`` against the retriever's order) as a paired difference over
+  (seed, user) pairs, with a 95 % bootstrap interval and a sign-flip p-value (``ulmrec_eval.compare_ranks``);
+* NDCG@10 by history length (1–4, 5–9, 10+ items);
+* whether the LLM learned: its last next-item training loss against ln(number of candidates);
+* training curves, index quality, wall time, hardware and versions.
+
+Published figures are never mixed with measured ones: the report lists none (the ULMRec paper's table is not
+transcribed, and the synthetic worlds have none).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ulmrec_app.experiment.ablate import EXPERIMENT_FILE, ExperimentManifest
+from ulmrec_app.experiment.measures import BUCKETS, KS
+from ulmrec_app.pipeline.errors import PipelineError
+from ulmrec_app.pipeline.manifest import StageManifest
+from ulmrec_eval.runtime.io import atomic_write_text, read_jsonl_models
+from ulmrec_eval.schemas import MetricComparison, RankedPrediction
+
+BASELINE = "full"
+RETRIEVER = "LRURec order"
+
+
+@dataclass
+class RunData:
+    """One run's test predictions (LLM and the retriever's order of the same candidates) and records."""
+
+    name: str
+    variant: str
+    seed: int
+    folder: Path
+    users: list[Any]
+    llm_ranks: np.ndarray
+    retriever_ranks: np.ndarray
+    in_subset: np.ndarray
+    history: np.ndarray
+    n_candidates: int
+    curve: list[dict[str, Any]]
+    validation: list[dict[str, Any]]
+    steps: int
+    stages: dict[str, StageManifest]
+
+
+class VariantRow(BaseModel):
+    variant: str
+    seeds: list[int]
+    n_users: int = Field(description="Subset users per seed (mean).")
+    subset: dict[str, float] = Field(description="Mean over seeds of the subset metrics.")
+    overall: dict[str, float] = Field(description="Mean over seeds of the overall metrics (K <= N).")
+    buckets: dict[str, float] = Field(description="Subset NDCG@10 by history length bucket.")
+    last_next_item_loss: float | None = None
+    steps: int = 0
+    wall_seconds: float = 0.0
+
+
+class ExperimentReport(BaseModel):
+    """Everything ``report.md`` says, as data."""
+
+    schema_version: int = 1
+    runs: list[str]
+    n_candidates: int
+    chance_loss: float = Field(
+        description="ln(number of candidates): a ranking loss above it learned nothing."
+    )
+    rows: list[VariantRow]
+    comparisons: dict[str, list[MetricComparison]] = Field(
+        description="'B − A' → paired comparisons over (seed, user) pairs of the subset."
+    )
+    learned: bool
+    index: dict[str, Any] = Field(default_factory=dict)
+    hardware: dict[str, str] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+    plots: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def _runs_of(paths: list[Path]) -> list[tuple[Path, str, int]]:
+    found: list[tuple[Path, str, int]] = []
+    for path in paths:
+        if (path / EXPERIMENT_FILE).is_file():
+            manifest = ExperimentManifest.load(path)
+            found += [(Path(manifest.runs_dir) / r.run, r.variant, r.seed) for r in manifest.runs]
+        elif (path / "rank").is_dir():
+            match = re.match(r"^(.*)-s(\d+)$", path.name)
+            found.append((path, match.group(1) if match else path.name, int(match.group(2)) if match else 0))
+        else:
+            raise PipelineError(
+                f"{path}: neither an experiment folder ({EXPERIMENT_FILE}) nor a run folder with a rank stage"
+            )
+    return found
+
+
+def _ranks(rows: list[RankedPrediction]) -> np.ndarray:
+    from ulmrec_eval.evaluation import prediction_ranks
+
+    return np.asarray(prediction_ranks(rows), dtype=np.int64)
+
+
+def read_run(folder: Path, variant: str, seed: int) -> RunData:
+    """The test predictions and records of one run (missing stages are a clear error)."""
+    import json
+
+    predictions = folder / "rank" / "predictions.jsonl"
+    candidates = folder / "retrieve" / "retriever" / "candidates.jsonl"
+    for needed in (predictions, candidates):
+        if not needed.is_file():
+            raise PipelineError(f"{needed}: missing; run the variant first (`ulmrec experiment ablate`)")
+    llm = sorted(
+        (p for p in read_jsonl_models(predictions, RankedPrediction) if p.split in (None, "test")),
+        key=lambda p: str(p.user_id),
+    )
+    n = llm[0].retrieved_n or len(llm[0].candidates or []) or 20
+    by_user = {p.user_id: p for p in read_jsonl_models(candidates, RankedPrediction) if p.split == "test"}
+    order = [
+        by_user[p.user_id].model_copy(
+            update={
+                "candidates": (by_user[p.user_id].candidates or [])[:n],
+                "scores": (by_user[p.user_id].scores or [])[:n],
+            }
+        )
+        for p in llm
+    ]
+    manifest_path = folder / "train" / "model" / "train_manifest.json"
+    train = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    stages = {}
+    for stage in ("data", "users", "index", "retrieve", "align", "train", "rank", "eval"):
+        record = StageManifest.load_or_none(folder / stage) if (folder / stage).exists() else None
+        if record is not None:
+            stages[stage] = record
+    return RunData(
+        name=folder.name,
+        variant=variant,
+        seed=seed,
+        folder=folder,
+        users=[p.user_id for p in llm],
+        llm_ranks=_ranks(llm),
+        retriever_ranks=_ranks(order),
+        in_subset=np.array([p.target in (p.candidates or []) for p in llm]),
+        history=np.array([p.history_length or 0 for p in llm]),
+        n_candidates=n,
+        curve=train.get("curve", []),
+        validation=train.get("history", []),
+        steps=int(train.get("steps", 0)),
+        stages=stages,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ figures
+def _metrics(ranks: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
+    from ulmrec_eval.metrics import compute_metrics
+
+    return {k: float(v) for k, v in compute_metrics(ranks, ks=ks).items()} if len(ranks) else {}
+
+
+def _bucket_ndcg(ranks: np.ndarray, history: np.ndarray) -> dict[str, float]:
+    out = {}
+    for low, high, label in BUCKETS:
+        mask = (history >= low) & (history <= (high if high is not None else 10**9))
+        if mask.any():
+            out[label] = _metrics(ranks[mask], (10,))["ndcg@10"]
+    return out
+
+
+def _pairs(
+    a: list[RunData], b: list[RunData], *, b_retriever: bool = False, a_retriever: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks of A and B over the (seed, user) pairs both have, in the subset of both."""
+    ra, rb = [], []
+    by_seed = {r.seed: r for r in b}
+    for run_a in a:
+        run_b = by_seed.get(run_a.seed)
+        if run_b is None:
+            continue
+        index_b = {u: i for i, u in enumerate(run_b.users)}
+        for i, user in enumerate(run_a.users):
+            j = index_b.get(user)
+            if j is None or not (run_a.in_subset[i] and run_b.in_subset[j]):
+                continue
+            ra.append(run_a.retriever_ranks[i] if a_retriever else run_a.llm_ranks[i])
+            rb.append(run_b.retriever_ranks[j] if b_retriever else run_b.llm_ranks[j])
+    return np.array(ra, dtype=np.int64), np.array(rb, dtype=np.int64)
+
+
+def _wall(run: RunData) -> float:
+    return float(sum(m.elapsed or 0.0 for m in run.stages.values() if m.reused_from is None))
+
+
+def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[RunData]]]:
+    """Read every run and compute the report (no files written)."""
+    from ulmrec_eval.compare import compare_ranks
+
+    runs = [read_run(folder, variant, seed) for folder, variant, seed in _runs_of(paths)]
+    if not runs:
+        raise PipelineError("no runs to report")
+    by_variant: dict[str, list[RunData]] = {}
+    for run in runs:
+        by_variant.setdefault(run.variant, []).append(run)
+    n = runs[0].n_candidates
+    rows = []
+    for variant, group in [(RETRIEVER, by_variant.get(BASELINE) or runs[:1]), *by_variant.items()]:
+        retriever = variant == RETRIEVER
+        subsets = [_metrics((r.retriever_ranks if retriever else r.llm_ranks)[r.in_subset]) for r in group]
+        overalls = [
+            _metrics(r.retriever_ranks if retriever else r.llm_ranks, tuple(k for k in KS if k <= n))
+            for r in group
+        ]
+        buckets = [
+            _bucket_ndcg(
+                (r.retriever_ranks if retriever else r.llm_ranks)[r.in_subset], r.history[r.in_subset]
+            )
+            for r in group
+        ]
+        losses = [r.curve[-1].get("task_loss", {}).get("next_item") for r in group if r.curve]
+        losses = [x for x in losses if x is not None]
+        rows.append(
+            VariantRow(
+                variant=variant,
+                seeds=sorted(r.seed for r in group),
+                n_users=round(float(np.mean([int(r.in_subset.sum()) for r in group]))),
+                subset=_mean_dicts(subsets),
+                overall=_mean_dicts(overalls),
+                buckets=_mean_dicts(buckets),
+                last_next_item_loss=None if retriever or not losses else float(np.mean(losses)),
+                steps=0 if retriever else int(np.mean([r.steps for r in group])),
+                wall_seconds=0.0 if retriever else float(np.mean([_wall(r) for r in group])),
+            )
+        )
+    comparisons: dict[str, list[MetricComparison]] = {}
+    metrics = ["ndcg@10", "recall@1"]
+    base = by_variant.get(BASELINE)
+    if base:
+        ra, rb = _pairs(base, base, a_retriever=True)
+        if len(ra):
+            comparisons[f"{BASELINE} − {RETRIEVER}"] = compare_ranks(ra, rb, metrics=metrics).comparisons
+        for variant, group in by_variant.items():
+            if variant == BASELINE:
+                continue
+            ra, rb = _pairs(base, group)
+            if len(ra):
+                comparisons[f"{variant} − {BASELINE}"] = compare_ranks(ra, rb, metrics=metrics).comparisons
+    chance = math.log(n)
+    full_row = next((r for r in rows if r.variant == BASELINE), None)
+    vs_retriever = comparisons.get(f"{BASELINE} − {RETRIEVER}", [])
+    learned = bool(
+        full_row
+        and full_row.last_next_item_loss is not None
+        and full_row.last_next_item_loss < chance
+        and vs_retriever
+        and vs_retriever[0].difference > 0
+        and vs_retriever[0].p_value < 0.05
+    )
+    first = runs[0]
+    index_report = _index_summary(first.folder)
+    train_record = first.stages.get("train")
+    report = ExperimentReport(
+        runs=[r.name for r in runs],
+        n_candidates=n,
+        chance_loss=chance,
+        rows=rows,
+        comparisons=comparisons,
+        learned=learned,
+        index=index_report,
+        hardware={"host": train_record.host, "device": train_record.device} if train_record else {},
+        versions=dict(train_record.package_versions) if train_record else {},
+        notes=[
+            "Cold-start users (held out of LLM training) are not reported: the split option is not built "
+            "yet.",
+            "Published figures: none transcribed for these data; every figure here is measured.",
+        ],
+    )
+    return report, by_variant
+
+
+def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
+    keys = sorted({k for d in dicts for k in d})
+    return {k: float(np.mean([d[k] for d in dicts if k in d])) for k in keys}
+
+
+def _index_summary(folder: Path) -> dict[str, Any]:
+    import json
+
+    path = folder / "index" / "index" / "report.json"
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    ours = data.get("ours", {})
+    return {
+        "quantizer": data.get("quantizer"),
+        "users": data.get("n_users"),
+        "codes used per level": [lv.get("used") for lv in ours.get("levels", [])],
+        "perplexity per level": [round(lv.get("perplexity", 0.0), 2) for lv in ours.get("levels", [])],
+        "collisions after repair": data.get("repair", {}).get("collisions_after"),
+        "text coherence ratio by prefix": [round(c.get("ratio", 0.0), 3) for c in ours.get("coherence", [])],
+    }
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def write_report(report: ExperimentReport, by_variant: dict[str, list[RunData]], out: Path) -> Path:
+    """``out/report.md``, ``out/report.json`` and the PNG plots (skipped with a note without matplotlib)."""
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        from ulmrec_app.experiment.plots import draw_all
+
+        report.plots = draw_all(report, by_variant, out)
+    except ImportError:
+        report.notes.append("Plots skipped: matplotlib is not installed (pip install matplotlib).")
+    atomic_write_text(out / "report.json", report.model_dump_json(indent=2) + "\n")
+    atomic_write_text(out / "report.md", render_markdown(report))
+    return out / "report.md"
+
+
+def render_markdown(report: ExperimentReport) -> str:
+    n = report.n_candidates
+    lines = ["# Ablation report", ""]
+    verdict = (
+        "The LLM learned: full ULMRec ranks above the retriever's own order (paired, p < 0.05) and its "
+        "next-item loss is below ln(n)."
+        if report.learned
+        else "**The LLM has not learned to rank here**: either its last next-item training loss is not "
+        f"below ln({n}) = {report.chance_loss:.3f} or it does not rank above the retriever's own order "
+        "(paired, p < 0.05). Differences between variants below are then differences between "
+        "untrained rankers."
+    )
+    lines += [
+        verdict,
+        "",
+        f"Runs: {', '.join(report.runs)}. Each LLM ranks the retriever's top {n}; subset = "
+        "test users whose target is among them; paired comparisons over (seed, user) pairs of the "
+        "subset, 95 % bootstrap interval, two-sided sign-flip p-value.",
+        "",
+    ]
+    ks = [f"ndcg@{k}" for k in KS] + ["recall@1", "recall@10"]
+    lines += [
+        "## Metrics (subset, mean over seeds)",
+        "",
+        "| variant | seeds | users | " + " | ".join(ks) + " | NDCG@10 overall | next-item loss | steps |"
+        " wall s |",
+        "|---" * (len(ks) + 7) + "|",
+    ]
+    for row in report.rows:
+        loss = "—" if row.last_next_item_loss is None else f"{row.last_next_item_loss:.3f}"
+        lines.append(
+            f"| {row.variant} | {','.join(map(str, row.seeds))} | {row.n_users} | "
+            + " | ".join(f"{row.subset.get(k, float('nan')):.4f}" for k in ks)
+            + f" | {row.overall.get('ndcg@10', float('nan')):.4f} | {loss} | {row.steps or '—'} | "
+            + (f"{row.wall_seconds:.0f}" if row.wall_seconds else "—")
+            + " |"
+        )
+    lines += [
+        "",
+        f"ln({n}) = {report.chance_loss:.3f}: a next-item (ranking) loss at or above it learned nothing.",
+        "",
+        "## Paired differences (B − A)",
+        "",
+        "| B − A | metric | users | A | B | B − A | 95 % CI | p |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, comps in report.comparisons.items():
+        for c in comps:
+            lines.append(
+                f"| {label} | {c.metric} | {c.n_users} | {c.mean_a:.4f} | {c.mean_b:.4f} | "
+                f"{c.difference:+.4f} | [{c.ci_low:+.4f}, {c.ci_high:+.4f}] | {c.p_value:.3g} |"
+            )
+    lines += [
+        "",
+        "## NDCG@10 by history length (subset)",
+        "",
+        "| variant | " + " | ".join(b[2] for b in BUCKETS) + " |",
+        "|---" * (len(BUCKETS) + 1) + "|",
+    ]
+    for row in report.rows:
+        lines.append(
+            f"| {row.variant} | "
+            + " | ".join(f"{row.buckets[b[2]]:.4f}" if b[2] in row.buckets else "—" for b in BUCKETS)
+            + " |"
+        )
+    if report.index:
+        lines += ["", "## User index (of the first run)", ""]
+        lines += [f"- {key}: {value}" for key, value in report.index.items()]
+    lines += ["", "## Machine and versions", ""]
+    lines += [f"- {k}: {v}" for k, v in {**report.hardware, **report.versions}.items()]
+    if report.plots:
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in report.plots]
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
+    return "\n".join(lines) + "\n"

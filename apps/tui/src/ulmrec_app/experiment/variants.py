@@ -1,0 +1,56 @@
+"""The ablation variants: each is the base config with a few stage options changed (nothing else), so every
+stage a variant does not change is shared with the others through the pipeline's stage reuse.
+
+* ``full`` — the config as given (ULMRec);
+* ``noindex`` — ``align.index = "none"``: no user index in any prompt (LlamaRec-style);
+* ``permuted`` — the codes shuffled among users (``--index-permute``) in training and ranking;
+* ``no-<task>`` — that auxiliary task's training weight set to 0 (``index_to_pref``, ``pref_to_index``,
+  ``history_to_index``, ``rating``, ``intent``);
+* ``added`` — the code tokens added to the vocabulary (``--index-tokens added``) instead of plain text;
+* ``rqkmeans`` — the index quantized with residual k-means instead of RQ-VAE.
+
+Every variant also gets ``train.seed`` and ``align.seed`` = the seed, and a time budget far above its steps
+(``train.max_minutes``), so variants train for equal steps, not equal minutes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ulmrec_app.pipeline.errors import PipelineError
+
+AUX_TASKS = ("index_to_pref", "pref_to_index", "history_to_index", "rating", "intent")
+VARIANTS = ("full", "noindex", "permuted", *(f"no-{t}" for t in AUX_TASKS), "added", "rqkmeans")
+DEFAULT_VARIANTS = ("full", "noindex", "permuted")
+#: Minutes of the time budget of every variant: far above any CPU run, so that max_steps ends training.
+EQUAL_STEPS_MINUTES = 100_000
+
+
+def _task_weights(base: dict[str, Any], task: str) -> list[str]:
+    weights = base.get("align", {}).get("task_weight", [])
+    if isinstance(weights, str):
+        weights = [weights]
+    kept = [w for w in weights if str(w).split("=", 1)[0].strip() != task]
+    return [*kept, f"{task}=0"]
+
+
+def overrides(variant: str, seed: int, base: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The stage options ``variant`` (with ``seed``) sets on top of ``base`` (the base config's tables)."""
+    if variant not in VARIANTS:
+        raise PipelineError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    out: dict[str, dict[str, Any]] = {
+        "align": {"seed": seed},
+        "train": {"seed": seed, "max_minutes": EQUAL_STEPS_MINUTES},
+    }
+    if variant == "noindex":
+        out["align"]["index"] = "none"
+    elif variant == "permuted":
+        out["align"]["index_permute"] = 1000 + seed
+        out["rank"] = {"index_permute": 1000 + seed}
+    elif variant.startswith("no-"):
+        out["align"]["task_weight"] = _task_weights(base, variant[3:])
+    elif variant == "added":
+        out["align"]["index_tokens"] = "added"
+    elif variant == "rqkmeans":
+        out["index"] = {"quantizer": "rqkmeans"}
+    return out

@@ -1,0 +1,94 @@
+"""`ulmrec experiment`: variant configs that share stages, and a report whose paired comparisons and plots
+come from the runs' own predictions (fixture runs written with the real schemas; no LLM is trained here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ulmrec_app.experiment.ablate import plan_experiment
+from ulmrec_app.experiment.report import build_report, render_markdown, write_report
+from ulmrec_app.experiment.variants import overrides
+from ulmrec_app.pipeline.config import load_config
+from ulmrec_app.pipeline.errors import PipelineError
+from ulmrec_app.pipeline.stages import build_plans
+from ulmrec_eval.runtime.io import atomic_write_jsonl
+
+N = 5
+
+
+def _run(root: Path, name: str, *, seed: int, skill: float, users: int = 60) -> Path:
+    """A run folder with test predictions whose LLM puts the target first with probability ``skill``."""
+    rng = np.random.default_rng(seed * 100 + int(skill * 10))
+    folder = root / name
+    rank_rows, cand_rows = [], []
+    for user in range(users):
+        items = list(range(100 + user, 100 + user + N + 3))
+        target = items[int(rng.integers(N))] if user % 6 else 9999          # one in six: not retrieved
+        retriever_scores = sorted(rng.normal(size=len(items)).tolist(), reverse=True)
+        cand_rows.append({"user_id": user, "raw_user_id": f"u{user}", "split": "test", "candidates": items,
+                          "scores": retriever_scores, "target": target,
+                          "target_in_candidates": target in items,
+                          "history_length": 2 + user % 12})
+        llm = rng.normal(size=N)
+        if target in items[:N] and rng.random() < skill:
+            llm[items.index(target)] = 10.0
+        rank_rows.append({"user_id": user, "raw_user_id": f"u{user}", "split": "test", "target": target,
+                          "candidates": items[:N], "scores": llm.tolist(), "source": "logits:m",
+                          "history_length": 2 + user % 12, "retrieved_n": N})
+    atomic_write_jsonl(folder / "rank" / "predictions.jsonl", rank_rows)
+    atomic_write_jsonl(folder / "retrieve" / "retriever" / "candidates.jsonl", cand_rows)
+    curve = [{"step": s, "loss": 2.0 - s / 20, "lr": 1e-3, "task_loss": {"next_item": 1.9 - s / 20}}
+             for s in range(10, 41, 10)]
+    (folder / "train" / "model").mkdir(parents=True)
+    (folder / "train" / "model" / "train_manifest.json").write_text(json.dumps(
+        {"curve": curve, "history": [{"step": 20, "ndcg_at_10": 0.5}, {"step": 40, "ndcg_at_10": 0.6}],
+         "steps": 40}))
+    return folder
+
+
+def test_variants_change_only_their_options_and_share_the_rest(tmp_path: Path) -> None:
+    config = Path(__file__).resolve().parents[2] / "configs" / "demo-cpu.toml"
+    variants = ["full", "noindex", "permuted", "no-intent"]
+    manifest = plan_experiment(config, tmp_path / "runs", variants, [0, 1])
+    assert [r.run for r in manifest.runs[:4]] == ["demo-full-s0", "demo-noindex-s0", "demo-permuted-s0",
+                                                  "demo-no-intent-s0"]
+    plans = {r.run: {p.name: p for p in build_plans(load_config(Path(r.config)), tmp_path / "runs" / r.run)}
+             for r in manifest.runs}
+    full, permuted = plans["demo-full-s0"], plans["demo-permuted-s0"]
+    for stage in ("data", "users", "index", "retrieve"):   # shared: the same command lines
+        assert full[stage].commands[0].identity() == permuted[stage].commands[0].identity()
+    assert "index" not in plans["demo-noindex-s0"]
+    assert permuted["rank"].commands[0].settings["index_permute"] == 1000
+    assert "intent=0" in plans["demo-no-intent-s1"]["align"].commands[0].settings["task_weight"]
+    assert full["train"].commands[0].settings["max_minutes"] == 100_000     # equal steps, not minutes
+    with pytest.raises(PipelineError, match="unknown variant"):
+        overrides("nope", 0, {})
+
+
+def test_report_compares_each_variant_with_full_over_seed_user_pairs(tmp_path: Path) -> None:
+    runs = [_run(tmp_path, f"x-{variant}-s{seed}", seed=seed, skill=skill)
+            for seed in (0, 1) for variant, skill in (("full", 0.9), ("noindex", 0.1))]
+    report, by_variant = build_report(runs)
+    assert [r.variant for r in report.rows] == ["LRURec order", "x-full", "x-noindex"]
+    # the run names carry no "full": the variant is the name without its seed suffix
+    report, by_variant = build_report([_run(tmp_path / "b", f"full-s{s}", seed=s, skill=0.9) for s in (0, 1)]
+                                      + [_run(tmp_path / "b", f"noindex-s{s}", seed=s, skill=0.1)
+                                         for s in (0, 1)])
+    noindex = next(c for c in report.comparisons["noindex − full"] if c.metric == "recall@1")
+    assert noindex.n_users == 2 * 50                     # the subset of both seeds, paired
+    assert noindex.difference < -0.5
+    assert noindex.p_value < 0.01
+    assert "full − LRURec order" in report.comparisons
+    assert report.learned is False or report.rows[1].last_next_item_loss < report.chance_loss
+    out = write_report(report, by_variant, tmp_path / "report")
+    text = out.read_text()
+    assert "| noindex − full | recall@1 | 100 |" in text
+    assert "## NDCG@10 by history length" in text
+    assert {Path(p).name for p in report.plots} == {"metrics_by_k.png", "forest.png", "curves.png",
+                                                   "buckets.png"}
+    assert all(Path(p).stat().st_size > 1000 for p in report.plots)
+    assert render_markdown(report) == text
