@@ -80,6 +80,23 @@ def test_runs_screen_lists_runs_with_stage_status(runs: Path) -> None:
     asyncio.run(go())
 
 
+def test_tables_refresh_in_place_and_keep_the_cursor(runs: Path) -> None:
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.1)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
+            table = app.screen.query_one("#runs-table")
+            cleared: list[int] = []
+            real_clear = table.clear
+            table.clear = lambda *a, **k: (cleared.append(1), real_clear(*a, **k))[1]  # type: ignore[method-assign]
+            await pilot.press("down")
+            await pilot.pause(0.6)                       # several refreshes of unchanged runs
+            assert cleared == []
+            assert table.cursor_row == 1
+
+    asyncio.run(go())
+
+
 def test_a_keymap_remaps_bindings_by_id(runs: Path, tmp_path: Path) -> None:
     from ulmrec_app.tui.keys import binding_table, read_keymap
     from ulmrec_eval.runtime.errors import InputError

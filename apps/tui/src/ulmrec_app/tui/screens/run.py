@@ -30,6 +30,7 @@ from ulmrec_app.tui.data import (
 )
 from ulmrec_app.tui.screens.base import PollingScreen
 from ulmrec_app.tui.style import STATUS_STYLE
+from ulmrec_app.tui.widgets.table_sync import sync_rows
 from ulmrec_eval.runtime.events import StageEvent
 
 ARROW = "→"
@@ -109,14 +110,14 @@ class RunScreen(PollingScreen):
         self.query_one("#stage-graph", Static).update(stage_graph(run))
         table = self.query_one("#stages-table", DataTable)
         current = self.selected_stage() or detail.stage
-        table.clear()
+        rows = []
         for row in run.stages:
             style = STATUS_STYLE.get(str(row.status), "dim")
             status = "reused" if row.reused_from and row.status == "done" else str(row.status)
-            table.add_row(row.name, f"[{style}]{status}[/]", human_seconds(row.elapsed), row.key_figure,
-                          key=row.name)
+            rows.append((row.name, (row.name, f"[{style}]{status}[/]", human_seconds(row.elapsed),
+                                    row.key_figure)))
         names = [s.name for s in run.stages]
-        if current in names:
+        if sync_rows(table, rows) and current in names:
             table.move_cursor(row=names.index(current))
         self._show_stage(detail)
 

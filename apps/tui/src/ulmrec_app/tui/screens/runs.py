@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Static
 from ulmrec_app.tui.data import RunView, human_seconds, list_runs, start_config
 from ulmrec_app.tui.screens.base import PollingScreen
 from ulmrec_app.tui.style import STATUS_STYLE
+from ulmrec_app.tui.widgets.table_sync import sync_rows
 
 
 class RunsScreen(PollingScreen):
@@ -50,14 +51,14 @@ class RunsScreen(PollingScreen):
         self.runs = runs
         table = self.query_one("#runs-table", DataTable)
         selected = self.selected_name()
-        table.clear()
+        rows = []
         for run in runs:
             style = STATUS_STYLE.get(run.status, "")
             figure = next((s.key_figure for s in reversed(run.stages) if s.key_figure), "")
-            table.add_row(run.name, run.strip, f"[{style}]{run.status}[/]", human_seconds(run.elapsed) or "-",
-                          figure, key=run.name)
+            rows.append((run.name, (run.name, run.strip, f"[{style}]{run.status}[/]",
+                                    human_seconds(run.elapsed) or "-", figure)))
         names = [r.name for r in runs]
-        if selected in names:
+        if sync_rows(table, rows) and selected in names:
             table.move_cursor(row=names.index(selected))
         hint = self.query_one("#runs-hint", Static)
         hint.update("stages: data users index retrieve align train rank eval  (✓ done ▶ running ✗ failed "
