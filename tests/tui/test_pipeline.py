@@ -219,7 +219,6 @@ def _alive(pid: int) -> bool:
 
 def test_detach_stop_and_resume(tmp_path: Path) -> None:
     from ulmrec_app.pipeline.manifest import StageManifest
-    from ulmrec_app.pipeline.runner import stop_stage
 
     runs = tmp_path / "runs"
     config = write_config(tmp_path / "d.toml", 'name = "d"' + RETRIEVE.format(epochs=40))
@@ -231,7 +230,9 @@ def test_detach_stop_and_resume(tmp_path: Path) -> None:
         (runs / "d" / "run.log").read_text()
     running = StageManifest.load(folder)
     assert running.effective_status() == "running"
-    assert stop_stage(running)
+    stop = ulmrec("run", str(config), "--runs", str(runs), "--stop", "--stage=retrieve")   # as the TUI's x
+    assert stop.returncode == 0, stop.stderr
+    assert f"stopping retrieve (pid {running.pid}); it can be resumed" in stop.stdout
     assert wait_for(lambda: StageManifest.load(folder).status != "running", timeout=60)
     stopped = StageManifest.load(folder)
     assert stopped.status == "stopped", stopped
@@ -240,6 +241,8 @@ def test_detach_stop_and_resume(tmp_path: Path) -> None:
     assert wait_for(lambda: "stage retrieve was stopped" in (runs / "d" / "run.log").read_text(), timeout=30)
     result = Runner(load_config(config), runs).dry_run()
     assert "retrieve  resume" in result
+    idle = ulmrec("run", str(config), "--runs", str(runs), "--stop")
+    assert idle.stdout.strip() == "run d: nothing is running"
 
 
 def test_unknown_stage_option_of_runner(tmp_path: Path) -> None:

@@ -21,6 +21,9 @@ def run_command(
                                                           "output to runs/<name>/run.log.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and check the inputs; run "
                                                             "nothing.")] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop this run's running stages (or --stage's): they "
+                                                      "save what they can and resume on the next run.")]
+    = False,
     runs: RunsOpt = Path("runs"),
 ) -> None:
     """Run a config's stages in order: unchanged stages are skipped, killed ones resume."""
@@ -30,6 +33,13 @@ def run_command(
 
     loaded = load_config(config)
     runner = Runner(loaded, runs)
+    if stop:
+        from ulmrec_app.pipeline.runner import stop_running
+
+        lines = stop_running(runner.run_dir, stage)
+        typer.echo("\n".join(lines) if lines else f"run {loaded.name}: nothing is running"
+                   + (f" in {stage}" if stage else ""))
+        return
     if dry_run:
         typer.echo(runner.dry_run(stage=stage, from_stage=from_stage, force=force))
         return

@@ -338,6 +338,22 @@ def spawn_stage(folder: Path) -> subprocess.Popen[bytes]:
                                 start_new_session=True, close_fds=True, preexec_fn=block_stop_signals)
 
 
+def stop_running(run_dir: Path, stage: str | None = None) -> list[str]:
+    """Stop the running stages of ``run_dir`` (or only ``stage``): SIGTERM to each stage's process group,
+    which saves what it can and records ``stopped``. Returns a line per stage stopped."""
+    stopped = []
+    for folder in sorted(p for p in run_dir.iterdir() if p.is_dir()) if run_dir.is_dir() else []:
+        if stage is not None and folder.name != stage:
+            continue
+        try:
+            manifest = StageManifest.load_or_none(folder)
+        except Exception:
+            continue
+        if manifest is not None and manifest.effective_status() == "running" and stop_stage(manifest):
+            stopped.append(f"stopping {folder.name} (pid {manifest.pid}); it can be resumed")
+    return stopped
+
+
 def stop_stage(manifest: StageManifest) -> bool:
     """SIGTERM to the stage's process group (its process stops the command gracefully); False if gone."""
     if not manifest.pid or not process_alive(manifest.pid, manifest.pid_start):

@@ -189,16 +189,14 @@ def start_config(config: Path, runs_dir: Path) -> tuple[bool, str]:
     return _result(_ulmrec("run", str(config), "--runs", str(runs_dir), "--detach"))
 
 
-def stop(run: RunView, stage: str) -> tuple[bool, str]:
-    """SIGTERM to the stage's process group (it stops gracefully and can be resumed)."""
-    from ulmrec_app.pipeline.runner import stop_stage
-
+def stop(run: RunView, runs_dir: Path, stage: str) -> tuple[bool, str]:
+    """``ulmrec run CONFIG --stop --stage STAGE``: the same command path as :func:`launch`."""
     row = run.stage(stage)
-    if row is None or row.manifest is None or row.status != "running":
+    if row is None or row.status != "running":
         return False, f"{stage} is not running"
-    if stop_stage(row.manifest):
-        return True, f"stopping {stage} (pid {row.pid}); it can be resumed"
-    return False, f"{stage}: its process is gone"
+    if run.info is None:
+        return False, f"{run.folder}/run.json is missing: start this run once with `ulmrec run CONFIG`"
+    return _result(_ulmrec("run", run.info.config, "--runs", str(runs_dir), "--stop", f"--stage={stage}"))
 
 
 def human_bytes(n: float) -> str:

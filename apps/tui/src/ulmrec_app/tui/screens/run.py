@@ -183,7 +183,7 @@ class RunScreen(PollingScreen):
     @work(thread=True, group="actions")
     def _action(self, kind: str, run: RunView, stage: str) -> None:
         if kind == "stop":
-            ok, line = stop(run, stage)
+            ok, line = stop(run, self.runs_dir, stage)
         else:
             ok, line = launch(run, self.runs_dir, stage, force=kind == "rerun")
             if ok:
