@@ -82,7 +82,7 @@ def zero_registered() -> Iterator[None]:
 
 def _run_all(suite: QuantizerConformance) -> dict[str, BaseException | None]:
     """Every ``test_*`` of the class on ``suite``: name -> the exception it raised (None: passed)."""
-    fitted = suite._fit()
+    fitted = suite.fit_default()
     outcome: dict[str, BaseException | None] = {}
     for name, method in inspect.getmembers(suite, predicate=inspect.ismethod):
         if not name.startswith("test_"):

@@ -33,7 +33,7 @@ def test_encode_normalises_dedups_and_caches(tmp_path: Path) -> None:
     third = TextEncoder(cache_dir=tmp_path)
     third.encode(TEXTS)
     assert third.last_stats.n_encoded == 0
-    assert third._model is None  # a full cache hit never loads the model
+    assert not third.loaded  # a full cache hit never loads the model
 
 
 def test_long_texts_are_truncated_and_counted(tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ class TestThirdPartyConformance(QuantizerConformance):
     @pytest.fixture(scope="class")
     @classmethod
     def fitted(cls, _register: None) -> Quantizer:
-        return cls()._fit()
+        return cls().fit_default()
 
 
 # ---------------------------------------------------------------- registry behaviour

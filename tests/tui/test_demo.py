@@ -11,22 +11,23 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline_helpers import ulmrec
-from tui_fixtures import _predictions
+from tui_fixtures import fixture_predictions
 
 from ulmrec_app.pipeline.demo import demo_rows, with_data
 from ulmrec_eval.evaluation import evaluate
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
+def write_jsonl_rows(path: Path, rows: list[dict[str, object]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _finished_run(folder: Path, shift: int, *, ranked_users: int, all_users: int) -> None:
-    _write_jsonl(folder / "rank" / "predictions.jsonl", _predictions(ranked_users, shift))
-    _write_jsonl(folder / "retrieve" / "retriever" / "candidates.jsonl", _predictions(all_users, 5))
+    write_jsonl_rows(folder / "rank" / "predictions.jsonl", fixture_predictions(ranked_users, shift))
+    candidates = folder / "retrieve" / "retriever" / "candidates.jsonl"
+    write_jsonl_rows(candidates, fixture_predictions(all_users, 5))
     (folder / "eval").mkdir(parents=True)
-    result = evaluate(_predictions(ranked_users, shift), retrieved_n=20, split="test")
+    result = evaluate(fixture_predictions(ranked_users, shift), retrieved_n=20, split="test")
     (folder / "eval" / "metrics.json").write_text(result.model_dump_json())
 
 
@@ -42,7 +43,7 @@ def test_demo_table_rows_and_paired_comparison(tmp_path: Path) -> None:
     # the retriever row covers exactly the 30 ranked users, not all 50 of candidates.jsonl
     retriever_overall = rows[1]
     assert retriever_overall.n_users == 30
-    expected = evaluate(_predictions(30, 5), retrieved_n=20).scope("overall").metrics["ndcg@10"]
+    expected = evaluate(fixture_predictions(30, 5), retrieved_n=20).scope("overall").metrics["ndcg@10"]
     assert retriever_overall.metrics["ndcg@10"] == pytest.approx(expected)
     assert set(reports) == {"ULMRec − no index", "ULMRec − LRURec", "no index − LRURec"}
     report = reports["ULMRec − no index"]

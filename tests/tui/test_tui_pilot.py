@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline_helpers import manifest, maybe_manifest, tiny_config, ulmrec, write_config
-from tui_fixtures import _predictions, build_runs
+from tui_fixtures import build_runs, fixture_predictions
 
 from ulmrec_app.tui.app import UlmrecApp
 from ulmrec_app.tui.screens.index import IndexScreen
@@ -35,10 +35,9 @@ async def until(pilot: object, check: Callable[[], bool], timeout: float = 20.0)
             return
         await pilot.pause(0.2)  # type: ignore[attr-defined]
     app = pilot.app  # type: ignore[attr-defined]
-    notes = [n.message for n in app._notifications]
     status = app.screen.query_one("#stage-status").render() if isinstance(app.screen, RunScreen) else ""
     raise AssertionError(f"condition not met in {timeout}s; screen {type(app.screen).__name__}, "
-                         f"status {status!s}, notifications {notes}")
+                         f"status {status!s}")
 
 
 def _cells(table: object) -> list[list[str]]:
@@ -152,7 +151,7 @@ def test_run_screen_shows_a_failed_stage_with_its_last_log_lines(runs: Path) -> 
 
 
 def test_results_screen_metric_table_published_column_and_curves(runs: Path) -> None:
-    expected = evaluate(_predictions(40, 0), retrieved_n=20).scope("overall").metrics["ndcg@10"]
+    expected = evaluate(fixture_predictions(40, 0), retrieved_n=20).scope("overall").metrics["ndcg@10"]
 
     async def go() -> None:
         app = UlmrecApp(runs, refresh_seconds=0.2)

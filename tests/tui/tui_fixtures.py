@@ -19,7 +19,7 @@ T0 = 1_796_000_000.0
 STAGES = ["data", "users", "index", "retrieve", "align", "train", "rank", "eval"]
 
 
-def _predictions(n_users: int, shift: int) -> list[dict[str, object]]:
+def fixture_predictions(n_users: int, shift: int) -> list[dict[str, object]]:
     """Candidates 0..19 per user; the target's position cycles (and ``shift`` moves it)."""
     rows = []
     for u in range(n_users):
@@ -34,7 +34,7 @@ def _predictions(n_users: int, shift: int) -> list[dict[str, object]]:
     return rows
 
 
-def _write_eval(folder: Path, name: str, rows: list[dict[str, object]]) -> None:
+def write_eval_result(folder: Path, name: str, rows: list[dict[str, object]]) -> None:
     result = evaluate(rows, retrieved_n=20)
     (folder / name).write_text(result.model_dump_json(indent=2) + "\n")
 
@@ -90,8 +90,8 @@ def build_runs(root: Path, n_users: int = 40) -> Path:
                                             exclude_none=True) + "\n")
     (demo / "data" / "dataset").mkdir()
     (demo / "data" / "dataset" / "manifest.json").write_text(json.dumps({"name": "amazon-beauty"}))
-    _write_eval(demo / "eval", "metrics.json", _predictions(n_users, 0))
-    _write_eval(demo / "eval", "retriever.json", _predictions(n_users, 3))
+    write_eval_result(demo / "eval", "metrics.json", fixture_predictions(n_users, 0))
+    write_eval_result(demo / "eval", "retriever.json", fixture_predictions(n_users, 3))
     _index(demo / "index" / "index", n_users)
     RunInfo(name="demo", config="/nonexistent/demo.toml", description="fixture run",
             stages=STAGES).save(demo)

@@ -282,6 +282,11 @@ class TextEncoder:
         self.last_stats = EncodeStats()
 
     @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded (a full cache hit never loads it)."""
+        return self._model is not None
+
+    @property
     def model(self) -> Any:
         """The loaded ``SentenceTransformer`` (loaded on first use, offline)."""
         if self._model is None:

@@ -142,7 +142,9 @@ class QuantizerConformance:
         if isinstance(quantizer, torch.nn.Module):
             quantizer.eval()
 
-    def _fit(self, **overrides: Any) -> Quantizer:
+    def fit_default(self, **overrides: Any) -> Quantizer:
+        """A quantizer of :meth:`make_quantizer` (with ``overrides``) fitted on :meth:`train_data`, in eval
+        mode."""
         torch.manual_seed(0)
         quantizer = self.make_quantizer(**overrides)
         quantizer.fit(self.train_data())
@@ -167,7 +169,7 @@ class QuantizerConformance:
     def fitted(cls) -> Quantizer:
         """The quantizer fitted once on :meth:`train_data` (shared by the tests of one subclass)."""
         torch.set_num_threads(1)
-        return cls()._fit()
+        return cls().fit_default()
 
     # ---------------------------------------------------------------- the contract
     def test_config_and_registry(self) -> None:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 #: Special tokens of the tiny tokenizer (ids 0..3, in this order).
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
 
-_CORPUS = (
+TOKENIZER_CORPUS = (
     "Below is an instruction that describes a task, paired with an input that provides further context.",
     "Write a response that appropriately completes the request.",
     "### Instruction: Given the user's history, rank the candidate items. ### Input: ### Response:",
@@ -37,7 +37,7 @@ def tiny_tokenizer(*, vocab_size: int = 384) -> PreTrainedTokenizerFast:
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    core.train_from_iterator(list(_CORPUS) * 4, trainer=trainer)
+    core.train_from_iterator(list(TOKENIZER_CORPUS) * 4, trainer=trainer)
     pad, bos, eos, unk = SPECIAL_TOKENS
     return PreTrainedTokenizerFast(tokenizer_object=core, pad_token=pad, bos_token=bos, eos_token=eos,
                                    unk_token=unk, padding_side="right")
