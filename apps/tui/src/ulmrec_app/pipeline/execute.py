@@ -7,7 +7,8 @@ and ends by writing the manifest ``done`` (with the hash of the outputs and key 
 ``stopped``.
 
 Stopping: SIGTERM (or SIGINT/SIGHUP) to this process group asks the running command to stop gracefully:
-it gets SIGINT (the trainers save a checkpoint on it), then SIGTERM after :data:`GRACE_SECONDS`, then
+it gets SIGINT (the trainers save a checkpoint on it), then SIGTERM after the job's ``grace_seconds``
+(:data:`GRACE_SECONDS`; longer for ``train``, whose running step must finish before its checkpoint), then
 SIGKILL. Each command runs in a process group of its own with a parent-death signal, so it also ends if
 this process is killed with SIGKILL (the manifest then still says ``running`` with a dead pid, which readers
 show as failed).
@@ -68,6 +69,8 @@ PLAN_FILE = "plan.json"
 LOG_FILE = "log.txt"
 EVENTS_FILE = "events.jsonl"
 GRACE_SECONDS = 30.0
+#: Grace of stages whose command saves at the end of the running step (a slow CPU step + its checkpoint).
+STAGE_GRACE_SECONDS = {"train": 180.0}
 KILL_SECONDS = 10.0
 #: Environment of every stage command: no progress bars (progress goes to events.jsonl), unbuffered output.
 QUIET_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -114,7 +117,8 @@ def _child_setup() -> None:  # pragma: no cover - runs in the child between fork
 class _Stopper:
     """Turns a stop request into SIGINT -> SIGTERM -> SIGKILL to the running command's process group."""
 
-    def __init__(self) -> None:
+    def __init__(self, grace_seconds: float = GRACE_SECONDS) -> None:
+        self.grace_seconds = grace_seconds
         self.requested = False
         self.child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
@@ -135,7 +139,7 @@ class _Stopper:
         return True
 
     def _escalate(self) -> None:
-        for sig, wait in ((signal.SIGINT, GRACE_SECONDS), (signal.SIGTERM, KILL_SECONDS),
+        for sig, wait in ((signal.SIGINT, self.grace_seconds), (signal.SIGTERM, KILL_SECONDS),
                           (signal.SIGKILL, 0.0)):
             if not self._signal(sig):
                 return
@@ -158,7 +162,7 @@ def execute(folder: Path) -> int:
     """Run the stage described by ``folder/plan.json``; returns the process exit status."""
     job = read_json_model(folder / PLAN_FILE, StageJob)
     log_path, events_path = folder / LOG_FILE, folder / EVENTS_FILE
-    stopper = _Stopper()
+    stopper = _Stopper(STAGE_GRACE_SECONDS.get(job.stage, GRACE_SECONDS))
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stopper.request)
     if _EARLY_STOP:

@@ -109,7 +109,8 @@ def train_command(
             raise CommandInterruptedError(
                 "Interrupted before the first checkpoint: no step was kept; --resume starts from step 0."
             ) from None
-        raise CommandInterruptedError("Interrupted before training started: nothing was kept.") from None
+        raise CommandInterruptedError("Interrupted before the first checkpoint was saved: nothing was kept; "
+                                      "the next run starts from step 0.") from None
     best = ("no validation samples (kept the last adapter)" if manifest.best_ndcg_at_10 is None else
             f"best validation NDCG@10 {manifest.best_ndcg_at_10:.4f} at step {manifest.best_step}")
     rate = manifest.tokens_seen / manifest.elapsed_seconds if manifest.elapsed_seconds else 0.0
