@@ -1,8 +1,9 @@
 """Benchmark: fusion with the retriever (``align rank --fuse-retriever auto``) against the LLM alone and the
 retriever's own order, on the users a finished run ranked; paired comparisons over the same users.
 
-Run: ``.venv/bin/python bench/fusion.py [--run runs/demo] [--limit N]`` after ``ulmrec demo`` (or any run
-with data, index, retrieve, train and rank stages).
+Run: ``.venv/bin/python bench/fusion.py [--run runs/demo] [--limit N]`` after ``ulmrec demo`` or
+``ulmrec experiment ablate`` (any run with data, index, retrieve, train and rank stages, e.g.
+``runs/demo-full-s0``).
 
 It ranks the run's first ``--limit`` validation users to choose W (NDCG@10 over the grid of
 ``ulmrec_align.ranking.fusion.WEIGHT_GRID``), then the same test users as the run's rank stage, and prints
