@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import run_console
 from typer.testing import CliRunner
 
 from ulmrec_eval.cli import app, main
@@ -125,10 +126,8 @@ def test_known_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert f"{missing}:1: invalid RankedPrediction: target: Field required" in capsys.readouterr().err
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ULMREC_DEBUG": ""}
-    env.pop("ULMREC_DEBUG")
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=120, env=env, check=False)
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_console(Path(script).name, *args, unset=("ULMREC_DEBUG",), timeout=120)
 
 
 def test_console_script_subprocess(predictions: Path, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from support.cli import run_console
 from typer.testing import CliRunner
 
 from ulmrec_index.cli import app
@@ -41,9 +42,7 @@ def _build(users: Path, out: Path, cache: Path, *extra: str) -> tuple[int, str]:
 
 def _one_line_error(args: list[str]) -> str:
     """Run the console script; assert exit 1 with a single stderr line and no traceback; return the line."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([str(Path(sys.executable).parent / "ulmrec-index"), *args], capture_output=True,
-                          text=True, check=False, env=env)
+    proc = run_console("ulmrec-index", *args)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0, proc.stderr

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.cli import run_console
 from typer.testing import CliRunner
 
 from ulmrec_index.cli import app
@@ -108,10 +108,7 @@ def test_bad_set_option(users_file: Path, tmp_path: Path) -> None:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [str(BIN / "ulmrec-index"), *args], capture_output=True, text=True, check=False, env=env
-    )
+    return run_console("ulmrec-index", *args)
 
 
 def test_console_script_builds_and_errors_are_one_line(users_file: Path, tmp_path: Path) -> None:

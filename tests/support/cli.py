@@ -22,3 +22,14 @@ def run_ulmrec(*args: str | Path, check: bool = False, env: dict[str, str] | Non
     if check and proc.returncode != 0:
         raise AssertionError(f"ulmrec {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def run_console(script: str, *args: str | Path, env: dict[str, str] | None = None,
+                unset: tuple[str, ...] = (), timeout: float | None = 600) -> subprocess.CompletedProcess[str]:
+    """An installed console script (``ulmrec``, ``ulmrec-eval``, ``ulmrec-index`` …) beside this interpreter,
+    with :data:`OFFLINE_ENV` (plus ``env``, minus the variables in ``unset``); never raises on failure."""
+    environment = {**os.environ, **OFFLINE_ENV, **(env or {})}
+    for name in unset:
+        environment.pop(name, None)
+    return subprocess.run([str(Path(sys.executable).parent / script), *map(str, args)], capture_output=True,
+                          text=True, check=False, timeout=timeout, env=environment)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.cli import run_console
 
 BIN = Path(sys.executable).parent
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, check=False,
-                          env={**os.environ, **(env or {})})
+    return run_console(args[0], *args[1:], env=env)
 
 
 def test_help_lists_every_registered_sub_command() -> None:

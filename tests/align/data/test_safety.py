@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.cli import run_console
 
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.data.split import canonical_split_text, split_sha256
@@ -17,8 +17,7 @@ ULMREC = Path(sys.executable).with_name("ulmrec")
 
 
 def _ulmrec(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ULMREC), *map(str, args)], capture_output=True, text=True, timeout=120,
-                          check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return run_console("ulmrec", *map(str, args), timeout=120)
 
 
 def _one_line_error(*args: object) -> str:
