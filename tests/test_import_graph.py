@@ -1,8 +1,9 @@
 """No import circles in any package, and each package imports from the others only what it declares.
 
-The graph is read from the source (AST), with imports inside functions included and ``if TYPE_CHECKING:``
-blocks left out (they never run). ``from pkg import name`` is an edge to ``pkg.name`` when that is a module,
-else to ``pkg``.
+The graph is read from the source (AST), with imports inside functions and ``if TYPE_CHECKING:`` blocks
+included (a type-only import still ties two modules' designs together), and package ``__init__`` faces left
+out (they re-export their modules), as ``../shared/tools/import-circles`` reads it. ``from pkg import name``
+is an edge to ``pkg.name`` when that is a module.
 """
 
 from __future__ import annotations
@@ -29,24 +30,12 @@ def _modules() -> dict[str, Path]:
     for package, root in PACKAGES.items():
         for file in root.rglob("*.py"):
             parts = [package, *file.relative_to(root).with_suffix("").parts]
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            found[".".join(parts)] = file
+            if parts[-1] != "__init__":
+                found[".".join(parts)] = file
     return found
 
 
 MODULES = _modules()
-
-
-def _type_checking_nodes(tree: ast.AST) -> set[int]:
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and (
-                (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
-                or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")):
-            for child in node.body:
-                skipped.update(id(n) for n in ast.walk(child))
-    return skipped
 
 
 def _known(name: str) -> str | None:
@@ -59,12 +48,9 @@ def imports_of(module: str) -> set[str]:
     """The project modules ``module`` imports (at module level or inside functions)."""
     file = MODULES[module]
     tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
-    skipped = _type_checking_nodes(tree)
-    package = module.split(".") if file.name == "__init__.py" else module.split(".")[:-1]
+    package = module.split(".")[:-1]
     found: set[str] = set()
     for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
         if isinstance(node, ast.Import):
             found.update(k for a in node.names if (k := _known(a.name)))
         elif isinstance(node, ast.ImportFrom):

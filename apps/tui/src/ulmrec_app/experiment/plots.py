@@ -4,10 +4,9 @@ differences, training curves, NDCG@10 by history length."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ulmrec_app.experiment.report import ExperimentReport, RunData
+from ulmrec_app.experiment.model import BUCKETS, KS, ExperimentReport, RunData
 
 
 def draw_all(report: ExperimentReport, by_variant: dict[str, list[RunData]], out: Path) -> list[str]:
@@ -34,7 +33,6 @@ def _save(fig: Any, path: Path) -> Path:
 def _by_k(report: ExperimentReport, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from ulmrec_app.experiment.measures import KS
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for row in report.rows:
@@ -111,7 +109,6 @@ def _buckets(report: ExperimentReport, out: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ulmrec_app.experiment.measures import BUCKETS
 
     labels = [b[2] for b in BUCKETS]
     fig, ax = plt.subplots(figsize=(6, 4))

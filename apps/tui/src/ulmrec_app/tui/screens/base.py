@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
 
-if TYPE_CHECKING:
-    from ulmrec_app.tui.app import UlmrecApp
+
+class RunsApp(Protocol):
+    """What screens read from the app (:class:`ulmrec_app.tui.app.UlmrecApp`), named here so that screens need
+    not import the app that imports them."""
+
+    runs_dir: Path
+    REFRESH_SECONDS: float
 
 
 class PollingScreen(Screen[None]):
@@ -21,8 +26,8 @@ class PollingScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back", id="screen.back")]
 
     @property
-    def ulmrec(self) -> UlmrecApp:
-        return self.app  # type: ignore[return-value]
+    def ulmrec(self) -> RunsApp:
+        return cast(RunsApp, self.app)
 
     @property
     def runs_dir(self) -> Path:
