@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
+from support.doctests import check_doctests
 
 MODULES = ["ulmrec_eval.metrics", "ulmrec_eval.evaluation", "ulmrec_eval.compare", "ulmrec_eval.predictions"]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_doctests(name: str) -> None:
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0, f"{name} has no doctests"
-    assert result.failed == 0
+    check_doctests(name)
