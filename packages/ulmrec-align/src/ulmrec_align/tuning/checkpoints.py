@@ -164,11 +164,9 @@ class SafeTrainer(Trainer):
             return
         folder = Path(checkpoint)
         _refuse_old_state(folder)
-        device = self.args.device if self.args.world_size > 1 and self.args.device.type != "cpu" else "cpu"
         optimizer: Any = self.optimizer
         scheduler: Any = self.lr_scheduler
-        state = state_files.load_optimizer_state(folder / state_files.OPTIMIZER_FILE, device)
-        optimizer.load_state_dict(state)
+        state_files.load_optimizer(optimizer, folder / state_files.OPTIMIZER_FILE)
         scheduler.load_state_dict(state_files.load_scheduler_state(folder / state_files.SCHEDULER_FILE))
 
     def _save_rng_state(self, output_dir: str) -> None:

@@ -3,7 +3,7 @@
 ``Trainer`` writes ``optimizer.pt``, ``scheduler.pt`` and ``rng_state*.pth`` with ``torch.save`` (pickle);
 :class:`~ulmrec_align.tuning.checkpoints.SafeTrainer` writes these instead:
 
-* ``optimizer.safetensors`` — every tensor of ``optimizer.state_dict()["state"]`` as ``state.<param>.<key>``;
+* ``optimizer.safetensors`` — every tensor of ``optimizer.state_dict()["state"]`` as ``optim.<param>.<key>``;
   the param groups and non-tensor state (e.g. a float ``step``) as JSON in the header's metadata;
 * ``scheduler.json`` — ``lr_scheduler.state_dict()`` (plain numbers and lists);
 * ``rng_state.safetensors`` (``rng_state_<rank>.safetensors`` with several processes) — the torch CPU and
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ulmrec_align.retrieval.checkpoint import optimizer_from_flat, optimizer_to_flat
 from ulmrec_eval.runtime.errors import InputError
 
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -54,29 +55,16 @@ def _load(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, tor
 
 
 def save_optimizer(optimizer: torch.optim.Optimizer, path: str | Path) -> None:
-    """``optimizer.state_dict()`` into one safetensors file (tensors) with JSON metadata (the rest)."""
-    state = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for param, values in state["state"].items():
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"state.{param}.{key}"] = value
-            else:
-                scalars.setdefault(str(param), {})[key] = value
-    _save(Path(path), tensors, {"param_groups": state["param_groups"], "scalars": scalars})
+    """``optimizer.state_dict()`` into one safetensors file: its tensors as ``optim.<param>.<key>``, the
+    rest as JSON metadata (the retriever's :func:`~ulmrec_align.retrieval.checkpoint.optimizer_to_flat`)."""
+    tensors, meta = optimizer_to_flat(optimizer)
+    _save(Path(path), tensors, meta)
 
 
-def load_optimizer_state(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """The ``state_dict`` :func:`save_optimizer` wrote, ready for ``optimizer.load_state_dict``."""
-    tensors, meta = _load(Path(path), device)
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        _, param, key = name.split(".", 2)
-        state.setdefault(int(param), {})[key] = value
-    for param, values in meta["scalars"].items():
-        state.setdefault(int(param), {}).update(values)
-    return {"state": state, "param_groups": meta["param_groups"]}
+def load_optimizer(optimizer: torch.optim.Optimizer, path: str | Path) -> None:
+    """Load what :func:`save_optimizer` wrote into ``optimizer`` (state follows the parameters' device)."""
+    tensors, meta = _load(Path(path))
+    optimizer_from_flat(optimizer, tensors, meta)
 
 
 def save_scheduler(scheduler: Any, path: str | Path) -> None:
