@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ulmrec_eval.runtime.artifacts import sha256_file
 from ulmrec_eval.runtime.io import atomic_write_text, read_json_model
 
 #: Version of :class:`StageManifest`; bump it on any incompatible change.
@@ -218,11 +219,7 @@ def stamp_outputs(folder: str | Path, outputs: list[str], *,
     stamps: dict[str, FileStamp] = {}
     for file in _output_files(root, outputs):
         st = file.stat()
-        sha = None
-        if st.st_size <= hash_limit:
-            digest = hashlib.sha256()
-            _update_file(digest, file)
-            sha = digest.hexdigest()
+        sha = sha256_file(file) if st.st_size <= hash_limit else None
         stamps[file.relative_to(root).as_posix()] = FileStamp(size=st.st_size, mtime_ns=st.st_mtime_ns,
                                                               sha256=sha)
     return stamps
@@ -243,9 +240,7 @@ def changed_outputs(folder: str | Path, stamps: dict[str, FileStamp], outputs: l
             if stamp.sha256 is None:
                 changed.append(name)
                 continue
-            digest = hashlib.sha256()
-            _update_file(digest, now[name])
-            if digest.hexdigest() != stamp.sha256:
+            if sha256_file(now[name]) != stamp.sha256:
                 changed.append(name)
     return sorted(changed)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ulmrec_align.data.lines import file_sha256
+from ulmrec_eval.runtime.artifacts import sha256_file
 from ulmrec_eval.runtime.errors import UlmrecError
 from ulmrec_eval.runtime.io import atomic_write_text
 
@@ -83,7 +83,7 @@ def download_file(url: str, dest: str | Path, *, sha256: str | None = None, forc
     dest.parent.mkdir(parents=True, exist_ok=True)
     expected = sha256.lower() if sha256 else None
     if dest.is_file() and not force:
-        actual = file_sha256(dest)
+        actual = sha256_file(dest)
         if expected is None or actual == expected:
             return DownloadResult(dest, dest.stat().st_size, actual, "present", expected is not None)
     part = dest.with_name(dest.name + ".part")
@@ -115,7 +115,7 @@ def download_file(url: str, dest: str | Path, *, sha256: str | None = None, forc
     if total is not None and received != total:
         raise DownloadError(f"{url}: truncated, got {received} of {total} bytes; "
                             "run the command again to resume")
-    actual = file_sha256(part)
+    actual = sha256_file(part)
     if expected is not None and actual != expected:
         part.unlink()
         raise DownloadError(f"{dest.name}: sha256 mismatch (expected {expected}, got {actual}); "

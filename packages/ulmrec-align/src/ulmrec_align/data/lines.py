@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 import zlib
 from collections.abc import Iterator
@@ -64,12 +63,3 @@ def raw_id(value: object, field: str, path: Path, line: int) -> str:
     if not text.strip():
         raise InputError(f"{field} is empty", path=path, line=line)
     return text
-
-
-def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    """sha256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -26,7 +26,6 @@ from ulmrec_align import __version__
 from ulmrec_align.data.amazon import read_amazon
 from ulmrec_align.data.config import PrepareConfig
 from ulmrec_align.data.kcore import k_core_mask
-from ulmrec_align.data.lines import file_sha256
 from ulmrec_align.data.prepared import PreparedDataset, check_prepare_output
 from ulmrec_align.data.raw import RawData, RawInteraction
 from ulmrec_align.data.recbole import read_recbole
@@ -40,6 +39,7 @@ from ulmrec_align.data.schema import (
 )
 from ulmrec_align.data.split import leave_one_out
 from ulmrec_align.data.text import normalize_text
+from ulmrec_eval.runtime.artifacts import sha256_file
 from ulmrec_eval.runtime.errors import InputError
 
 Source = Literal["amazon", "recbole"]
@@ -144,7 +144,7 @@ def build_dataset(raw: RawData, config: PrepareConfig | None = None, *,
         name=name or raw.name,
         source_format=raw.source_format,
         counts=DatasetCounts(users=len(users), items=len(items), interactions=len(interactions)),
-        sources=[SourceFile(path=str(p.resolve()), sha256=file_sha256(p), size=p.stat().st_size)
+        sources=[SourceFile(path=str(p.resolve()), sha256=sha256_file(p), size=p.stat().st_size)
                  for p in raw.sources],
         config=config.model_dump(mode="json"),
         text_source=text_source,
