@@ -92,3 +92,12 @@ def test_report_compares_each_variant_with_full_over_seed_user_pairs(tmp_path: P
                                                    "buckets.png"}
     assert all(Path(p).stat().st_size > 1000 for p in report.plots)
     assert render_markdown(report) == text
+
+
+def test_report_refuses_a_run_whose_stages_are_not_all_done(tmp_path: Path) -> None:
+    from ulmrec_app.pipeline.manifest import StageManifest
+
+    runs = [_run(tmp_path, f"full-s{s}", seed=s, skill=0.9) for s in (0, 1)]
+    StageManifest(stage="train", run="full-s1", status="stopped").save(runs[1] / "train")
+    with pytest.raises(PipelineError, match=r"full-s1: train is stopped: its predictions may not come"):
+        build_report(runs)

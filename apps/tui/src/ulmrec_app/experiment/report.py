@@ -92,6 +92,12 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
         record = StageManifest.load_or_none(folder / stage) if (folder / stage).exists() else None
         if record is not None:
             stages[stage] = record
+    unfinished = [f"{name} is {record.effective_status()}" for name, record in stages.items()
+                  if record.effective_status() != "done"]
+    if unfinished:
+        raise PipelineError(f"{folder}: {', '.join(unfinished)}: its predictions may not come from its "
+                            "current stages; finish the run first (`ulmrec run` its config, or "
+                            "`ulmrec experiment ablate` again)")
     return RunData(
         name=folder.name,
         variant=variant,
