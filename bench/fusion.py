@@ -87,7 +87,6 @@ def main() -> None:
     choice = next(line for line in proc.stderr.splitlines() if line.startswith("fused with the retriever"))
     print(choice)
 
-    sys.path.insert(0, str(ROOT / "apps" / "tui" / "src"))
     from ulmrec_app.pipeline.demo import retriever_predictions
     from ulmrec_eval.evaluation import load_predictions
 
