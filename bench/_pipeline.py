@@ -51,7 +51,7 @@ def synthetic_upstream(root: Path, *, users: int = 300, items: int = 150, seed: 
 def beauty_upstream(root: Path, *, retriever_minutes: float = 10.0) -> Upstream:
     """The real Amazon Beauty (RecBole files in ../shared/data) through the upstream stages."""
     beauty = SHARED / "amazon-beauty"
-    if not (beauty / "beauty.inter").is_file():
+    if not (root / "data" / "manifest.json").is_file() and not (beauty / "beauty.inter").is_file():
         sys.exit(f"Amazon Beauty not found at {beauty} (set ULMREC_SHARED_DATA)")
     up = Upstream(root=root, data=root / "data", index=root / "index",
                   candidates=root / "retrieve" / "candidates.jsonl")

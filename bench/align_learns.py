@@ -51,6 +51,11 @@ def write_shuffled(source: Path, target: Path, *, seed: int, n: int) -> None:
     atomic_write_jsonl(target, rows)
 
 
+def device_args(device: str) -> list[str]:
+    """``--device`` for train and rank; on CUDA without bitsandbytes' NF4 (bf16 weights: a 135M model fits)."""
+    return ["--device", device, "--quantization", "none"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,6 +64,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="Optimizer steps (equal across variants).")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--rank-batch-size", type=int, default=8, help="Prompts per forward pass when ranking.")
     parser.add_argument("--n-candidates", type=int, default=10)
     parser.add_argument("--lora-targets", default="q_proj,v_proj", help="q_proj,v_proj (paper) | all-linear")
     parser.add_argument("--tag", default="", help="Suffix of the output folder (another setting).")
@@ -71,6 +77,8 @@ def main() -> None:
     parser.add_argument("--max-users", type=int, default=None, help="Users whose samples are built.")
     parser.add_argument("--rank-users", type=int, default=None, help="Test users ranked (first N).")
     parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu | cuda (on CUDA: bf16 weights, no NF4, no activation recompute)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--shuffled", action="store_true",
                         help="Also rank the same candidates in a seeded random letter order.")
@@ -116,7 +124,7 @@ def main() -> None:
             "--eval-steps", max(1, args.steps // 5), "--save-steps", max(1, args.steps // 5),
             "--valid-users", 60,
             "--patience", 1000, "--loss", args.loss, "--lora-targets", args.lora_targets, "--force",
-            "--no-progress")
+            "--no-progress", *device_args(args.device), "--gradient-checkpointing", "off")
     # The letters follow the retriever's order; a second pass with the same candidates in a seeded random
     # order shows how much of the ranking is the model's own and how much is a bias towards early letters.
     shuffled = out / "candidates-test-shuffled.jsonl"
@@ -133,7 +141,7 @@ def main() -> None:
             continue
         rank = ["align", "rank", "--model", tuned, "--data", upstream.data, "--candidates", candidates,
                 "--index", upstream.index if args.index else "none", "--split", "test", "--out", target,
-                "--force", "--no-progress"]
+                "--force", "--no-progress", "--batch-size", args.rank_batch_size, *device_args(args.device)]
         if args.rank_users:
             rank += ["--limit", args.rank_users]
         if target == orders_file:
@@ -182,7 +190,7 @@ def main() -> None:
     summary = {
         "bench": "align_learns", "date": time.strftime("%Y-%m-%d"), "data": args.data, "index": args.index,
         "machine": platform.machine(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-        "model": args.model, "lr": args.lr, "minutes": args.minutes, "steps": args.steps, "loss": args.loss,
+        "model": args.model, "device": args.device, "lr": args.lr, "batch_size": args.batch_size, "minutes": args.minutes, "steps": args.steps, "loss": args.loss,
         "negatives": args.negatives, "signal": args.signal, "index_permute": args.index_permute,
         "lora_targets": args.lora_targets,
         "n_candidates": n, "timings": timings,

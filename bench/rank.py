@@ -1,7 +1,8 @@
 """Benchmark: ranking throughput of ``logits`` (one forward pass per prompt) against ``generate`` (greedy
 generation of the whole ranking, parsed), same model, same prompts, same batch size, in one run.
 
-Run: ``.venv/bin/python bench/rank.py [--model smollm2|FOLDER] [--users 48] [--batch-size 8] [--device cpu]``
+Run: ``.venv/bin/python bench/rank.py [--model smollm2|FOLDER] [--users 48] [--batch-size 8] [--device cpu]
+[--upstream DIR]`` (``--upstream``: a synthetic upstream folder already built, as bench/gpu_check.sh carries)
 
 Prints users/s of each method, their ratio, the share of generated rankings that list every candidate, and
 the subset NDCG@10 of both (on the synthetic set's test users); writes ``runs/bench-rank/summary.json``.
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-rank")
+    parser.add_argument("--upstream", type=Path, default=None,
+                        help="An upstream folder already built (default: OUT/upstream, built if missing).")
     args = parser.parse_args()
 
     import torch
@@ -50,7 +53,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    up = synthetic_upstream(args.out / "upstream")
+    up = synthetic_upstream(args.upstream or args.out / "upstream")
     dataset = PreparedDataset.load(up.data)
     rows = read_candidates(up.candidates, split="test")
     index = load_index(up.index)

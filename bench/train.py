@@ -74,6 +74,14 @@ def write_samples(folder: Path, tokenizer: Any, *, n: int, length: int) -> None:
     atomic_write_json(folder / "manifest.json", manifest.model_dump(mode="json"))
 
 
+def _synchronize() -> None:
+    """Wait for queued CUDA work, so that a wall-clock reading covers it (no-op without CUDA)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 class StepTimer:
     """TrainerCallback timing steps 2..N (the first step is warm-up)."""
 
@@ -84,6 +92,7 @@ class StepTimer:
 
         class _Callback(TrainerCallback):
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                _synchronize()
                 if state.global_step == 1:
                     outer.start, outer.tokens_start = time.perf_counter(), int(state.num_input_tokens_seen)
                 outer.end, outer.tokens_end = time.perf_counter(), int(state.num_input_tokens_seen)
@@ -97,14 +106,15 @@ class StepTimer:
         return (self.tokens_end - self.tokens_start) / max(self.end - self.start, 1e-9)
 
 
-def trainer_run(model_path: str, samples: Path, out: Path, *, batch: int, steps: int) -> dict[str, Any]:
+def trainer_run(model_path: str, samples: Path, out: Path, *, batch: int, steps: int,
+                device: str = "cpu") -> dict[str, Any]:
     from ulmrec_align.tuning.config import TrainSettings
     from ulmrec_align.tuning.request import TrainRequest
     from ulmrec_align.tuning.run import run_training
 
     timer = StepTimer()
     settings = TrainSettings(max_steps=steps, batch_size=batch, save_steps=10**6, quantization="none",
-                             loss="tokens", seed=0)
+                             loss="tokens", seed=0, device=device, gradient_checkpointing=False)
     manifest = run_training(TrainRequest(samples=samples, model=model_path, out=out, progress=False,
                                          train=settings), callbacks=[timer.callback], validator=False)
     return {"tokens_per_second": timer.tokens_per_second,
@@ -113,7 +123,8 @@ def trainer_run(model_path: str, samples: Path, out: Path, *, batch: int, steps:
             "tokens_seen": manifest.tokens_seen}
 
 
-def hand_loop(model_path: str, samples: Path, *, batch: int, steps: int, before: bool) -> dict[str, Any]:
+def hand_loop(model_path: str, samples: Path, *, batch: int, steps: int, before: bool,
+              device: str = "cpu") -> dict[str, Any]:
     """The peer: the same LoRA model and batches, a bare forward/backward/AdamW loop; ``before``: activation
     checkpointing and full-sequence logits (the model's own loss), else neither."""
     import torch
@@ -127,7 +138,7 @@ def hand_loop(model_path: str, samples: Path, *, batch: int, steps: int, before:
     torch.manual_seed(0)
     tokenizer = load_tokenizer(model_path)
     data, _ = encode_samples(tokenizer, read_samples(samples, "train"), index_tokens="plain", max_length=4096)
-    model = load_causal_lm(model_path, quantization="none")
+    model = load_causal_lm(model_path, quantization="none", device=device)  # bf16 on CUDA, else float32
     if before:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.05,
@@ -138,7 +149,7 @@ def hand_loop(model_path: str, samples: Path, *, batch: int, steps: int, before:
     start, tokens = 0.0, 0
     for step in range(steps):
         rows = [data[(step * batch + i) % len(data)] for i in range(batch)]
-        inputs = collate(rows)
+        inputs = {k: v.to(device) for k, v in collate(rows).items()}
         if before:
             model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                   position_ids=inputs["position_ids"], labels=inputs["labels"]).loss.backward()
@@ -146,6 +157,7 @@ def hand_loop(model_path: str, samples: Path, *, batch: int, steps: int, before:
             alignment_loss(model, inputs, kind="tokens", letter_ids=[])[0].backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        _synchronize()
         if step == 0:
             start = time.perf_counter()
         else:
@@ -163,6 +175,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per run (first not timed)")
     parser.add_argument("--tiny-steps", type=int, default=10, help="steps for the tiny model")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (bf16 weights on CUDA, float32 on CPU)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-train" / "summary.json")
     args = parser.parse_args()
 
@@ -177,7 +190,9 @@ def main() -> None:
     settings = {"python": platform.python_version(), "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(), "lora": "r=8 alpha=32 dropout=0.05 q_proj,v_proj",
-                "dtype": "float32", "steps": args.steps,
+                "device": args.device, "dtype": "bfloat16" if args.device.startswith("cuda") else "float32",
+                "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
+                "steps": args.steps,
                 "tiny_steps": args.tiny_steps, "load_before": _load_avg()}
     print(json.dumps(settings), file=sys.stderr)
     results = []
@@ -192,9 +207,10 @@ def main() -> None:
                 samples = work / f"samples-{name}-{shape}"
                 write_samples(samples, tokenizer, n=batch * steps, length=length)
                 print(f"{name} {shape}: {steps} steps ...", file=sys.stderr)
-                trainer = trainer_run(path, samples, work / f"out-{name}-{shape}", batch=batch, steps=steps)
-                old = hand_loop(path, samples, batch=batch, steps=steps, before=True)
-                peer = hand_loop(path, samples, batch=batch, steps=steps, before=False)
+                trainer = trainer_run(path, samples, work / f"out-{name}-{shape}", batch=batch, steps=steps,
+                                      device=args.device)
+                old = hand_loop(path, samples, batch=batch, steps=steps, before=True, device=args.device)
+                peer = hand_loop(path, samples, batch=batch, steps=steps, before=False, device=args.device)
                 row = {"model": name, "shape": shape, "batch": batch, "tokens_per_sample": length,
                        "steps": steps, "trainer": trainer, "hand_loop_before": old, "hand_loop": peer,
                        "ratio_after_over_before": peer["tokens_per_second"] / old["tokens_per_second"],
