@@ -52,7 +52,7 @@ def write_shuffled(source: Path, target: Path, *, seed: int, n: int) -> None:
 
 
 def device_args(device: str) -> list[str]:
-    """``--device`` for train and rank; on CUDA without bitsandbytes' NF4 (bf16 weights: a 135M model fits)."""
+    """``--device`` for train and rank; on CUDA without NF4 (bf16 weights: a 135M model fits)."""
     return ["--device", device, "--quantization", "none"]
 
 
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="Optimizer steps (equal across variants).")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--rank-batch-size", type=int, default=8, help="Prompts per forward pass when ranking.")
+    parser.add_argument("--rank-batch-size", type=int, default=8, help="Prompts per forward pass (ranking).")
     parser.add_argument("--n-candidates", type=int, default=10)
     parser.add_argument("--lora-targets", default="q_proj,v_proj", help="q_proj,v_proj (paper) | all-linear")
     parser.add_argument("--tag", default="", help="Suffix of the output folder (another setting).")
@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--signal", choices=("reviews", "none"), default="reviews")
     parser.add_argument("--index-permute", type=int, default=None,
                         help="Control: codes shuffled among users.")
+    parser.add_argument("--index-random", type=int, default=None,
+                        help="Control: every user a random distinct code.")
     parser.add_argument("--index", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--max-users", type=int, default=None, help="Users whose samples are built.")
     parser.add_argument("--rank-users", type=int, default=None, help="Test users ranked (first N).")
@@ -96,6 +98,7 @@ def main() -> None:
 
     variant = "" if args.index else "-noindex"
     variant += "" if args.index_permute is None else f"-permuted{args.index_permute}"
+    variant += "" if args.index_random is None else f"-random{args.index_random}"
     world = f"{args.data}-{args.signal}" if args.data == "synthetic" else args.data
     out = args.out or ROOT / "runs" / f"bench-align-{world}{variant}{args.tag}"
     up_root = out.parent / f"bench-align-{world}-upstream"
@@ -114,6 +117,8 @@ def main() -> None:
         build += ["--retriever", upstream.candidates.parent]
     if args.index_permute is not None:
         build += ["--index-permute", args.index_permute]
+    if args.index_random is not None:
+        build += ["--index-random", args.index_random]
     if args.max_users:
         build += ["--max-users", args.max_users]
     if not (args.reuse and (tuned / "train_manifest.json").is_file()):
@@ -148,6 +153,8 @@ def main() -> None:
             rank += ["--permutations", args.permutations]
         if args.index_permute is not None:
             rank += ["--index-permute", args.index_permute]
+        if args.index_random is not None:
+            rank += ["--index-random", args.index_random]
         timings[name] = ulmrec(*rank)
 
     predictions = load_predictions(ranked, split="test")
@@ -190,8 +197,9 @@ def main() -> None:
     summary = {
         "bench": "align_learns", "date": time.strftime("%Y-%m-%d"), "data": args.data, "index": args.index,
         "machine": platform.machine(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-        "model": args.model, "device": args.device, "lr": args.lr, "batch_size": args.batch_size, "minutes": args.minutes, "steps": args.steps, "loss": args.loss,
-        "negatives": args.negatives, "signal": args.signal, "index_permute": args.index_permute,
+        "model": args.model, "device": args.device, "lr": args.lr, "batch_size": args.batch_size,
+        "minutes": args.minutes, "steps": args.steps, "loss": args.loss, "negatives": args.negatives,
+        "signal": args.signal, "index_permute": args.index_permute, "index_random": args.index_random,
         "lora_targets": args.lora_targets,
         "n_candidates": n, "timings": timings,
         "train": {k: manifest.get(k) for k in ("steps", "samples_seen", "tokens_seen", "best_step",

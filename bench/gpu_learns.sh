@@ -2,7 +2,8 @@
 # Does the tuned LLM learn to rank when training is GPU-sized? bench/align_learns.py (real commands: align
 # build → align train → align rank → paired comparisons) with the pretrained SmolLM2-135M-Instruct, run
 # concurrently on one GPU for each variant at equal steps:
-#   synthetic `reviews` world: full ULMRec, no index, permuted index (codes shuffled among users);
+#   synthetic `reviews` world: full ULMRec, no index, permuted index (codes shuffled among users), random
+#   distinct codes;
 #   Amazon Beauty, 2,000 users: full ULMRec, no index.
 # Each writes runs/bench-align-<world>[-variant]-gpu/summary.json; copies go to $OUT (or --out).
 #
@@ -87,6 +88,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --f
 COMMON=(--model "$MODEL" --device "$DEVICE" --batch-size "$BATCH" --minutes "$MINUTES" --rank-batch-size 32
         --shuffled --tag=-gpu)
 PIDS=()
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # six processes share 16 cores; the work is on the GPU
 start_variant() {  # start_variant NAME ARGS...: one align_learns run in the background, its log in $DEST
     local name=$1; shift
     "$PYTHON" bench/align_learns.py "${COMMON[@]}" "$@" > "$DEST/$name.log" 2>&1 &
@@ -96,6 +98,7 @@ start_variant() {  # start_variant NAME ARGS...: one align_learns run in the bac
 start_variant synthetic-full --steps "$STEPS" --rank-users 300
 start_variant synthetic-noindex --steps "$STEPS" --rank-users 300 --no-index
 start_variant synthetic-permuted --steps "$STEPS" --rank-users 300 --index-permute 1
+start_variant synthetic-random --steps "$STEPS" --rank-users 300 --index-random 1
 if [ "$BEAUTY_STEPS" -gt 0 ]; then
     start_variant beauty-full --data beauty --max-users 2000 --steps "$BEAUTY_STEPS" --rank-users 1000
     start_variant beauty-noindex --data beauty --max-users 2000 --steps "$BEAUTY_STEPS" --rank-users 1000 \

@@ -181,3 +181,34 @@ def test_retriever_negatives_are_its_best_items_for_that_prefix_only(pipeline: P
         best = [int(i) for i in torch.argsort(scores, descending=True) if int(i) != sample.target]
         negatives = [c for c in sample.candidates or [] if c != sample.target]
         assert sorted(negatives) == sorted(best[: len(negatives)])
+
+
+def _codes_shown(samples: list[Any]) -> dict[int, str]:
+    """User -> the code span its history_to_index samples answer with."""
+    return {s.user_id: s.response.strip() for s in samples if s.task == "history_to_index"}
+
+
+def test_code_controls_keep_the_code_space_and_drop_the_user_information(pipeline: Pipeline) -> None:
+    """--index-permute: the same multiset of codes, moved between users; --index-random: distinct codes of
+    the index's length and vocabulary, not the users' own; both at once is refused."""
+    from ulmrec_index.codes import format_code
+
+    _, real = _build(pipeline)
+    _, permuted = _build(pipeline, index_permute=1)
+    _, drawn = _build(pipeline, index_random=1)
+    real_codes = _codes_shown(real.samples["train"])
+    permuted_codes = _codes_shown(permuted.samples["train"])
+    random_codes = _codes_shown(drawn.samples["train"])
+    assert len(real_codes) >= 10
+    assert set(real_codes) == set(permuted_codes) == set(random_codes)
+    assert sorted(permuted_codes.values()) == sorted(real_codes.values())
+    assert permuted_codes != real_codes
+    assert len(set(random_codes.values())) == len(random_codes)             # distinct, as real codes are
+    index = load_index(pipeline.index)
+    space = {format_code([a, b, c], index.token_format) for a in range(index.codebook_sizes[0])
+             for b in range(index.codebook_sizes[1]) for c in range(index.codebook_sizes[2])}
+    assert set(random_codes.values()) <= space
+    same = sum(random_codes[u] == real_codes[u] for u in real_codes)
+    assert same <= 1                                                      # not the users' own codes
+    with pytest.raises(InputError, match="two different controls"):
+        _build(pipeline, index_permute=1, index_random=1)

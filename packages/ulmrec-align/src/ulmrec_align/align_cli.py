@@ -72,6 +72,9 @@ def build(
     = None,
     index_permute: Annotated[int | None, typer.Option(
         "--index-permute", help="Control: shuffle the user codes among users with this seed.")] = None,
+    index_random: Annotated[int | None, typer.Option(
+        "--index-random", help="Control: give every user a random distinct code drawn with this seed.")]
+    = None,
     valid_users: Annotated[int | None, typer.Option("--valid-users", min=1,
                                                     help="Cap on validation samples.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing samples folder.")] = False,
@@ -98,15 +101,17 @@ def build(
         raise InputError(f"--negatives must be 'random' or 'retriever', got {negatives!r}")
     if negatives == "retriever" and retriever is None:
         raise InputError("--negatives retriever needs --retriever (the folder of `ulmrec retrieve train`)")
-    if index_permute is not None and _index_arg(index) is None:
-        raise InputError("--index-permute shuffles user codes: it needs --index")
+    if (index_permute is not None or index_random is not None) and _index_arg(index) is None:
+        raise InputError("--index-permute and --index-random replace user codes: they need --index")
+    if index_permute is not None and index_random is not None:
+        raise InputError("--index-permute and --index-random are two different controls: give one")
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else list(DEFAULT_TASKS)
     config = AlignConfig(
         tasks=names, task_weights=parse_task_weights(task_weight or []),
         index_tokens=index_tokens,
         model=model, max_users=max_users, seed=seed, prefixes=prefixes,
         max_prefixes=max_prefixes, negatives=negatives, valid_users=valid_users,
-        index_permute=index_permute,
+        index_permute=index_permute, index_random=index_random,
         prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items, title_tokens=title_tokens,
                             max_prompt_tokens=max_prompt_tokens, text_tokens=text_tokens))
     index_path = _index_arg(index)
@@ -166,6 +171,9 @@ def rank(
     index_permute: Annotated[int | None, typer.Option(
         "--index-permute", help="Control: the user codes shuffled among users with this seed (as in "
         "`align build --index-permute`).")] = None,
+    index_random: Annotated[int | None, typer.Option(
+        "--index-random", help="Control: every user a random distinct code drawn with this seed (as in "
+        "`align build --index-random`).")] = None,
     any_index: Annotated[bool, typer.Option(
         "--any-index", help="Rank with an index other than the one the model was tuned with.")] = False,
     fuse_retriever: Annotated[str | None, typer.Option(
@@ -191,6 +199,7 @@ def rank(
         _rank(model=model, data=data, candidates=candidates, out=out, index=index, split=split, method=method,
               limit=limit, batch_size=batch_size, device=device, quantization=quantization,
               permutations=permutations, calibration=calibration, index_permute=index_permute,
+              index_random=index_random,
               any_index=any_index, progress=progress, fusion=fusion)
 
 
@@ -217,6 +226,7 @@ def _fusion_arg(value: str | None, split: str) -> float | str | None:
 def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, split: str, method: str,
           limit: int | None, batch_size: int, device: str, quantization: str, permutations: int,
           calibration: str, index_permute: int | None, any_index: bool, progress: bool,
+          index_random: int | None = None,
           fusion: float | str | None = None) -> None:
     import sys
 
@@ -242,7 +252,7 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     n = min(limit or n_split, n_split)
     settings = {"method": method, "limit": limit, "batch_size": batch_size, "candidates_path": candidates,
                 "permutations": permutations, "calibrate": calibration == "prior",
-                "index_permute": index_permute}
+                "index_permute": index_permute, "index_random": index_random}
     start = time.perf_counter()
     choice = None
     if fusion == "auto":

@@ -4,6 +4,7 @@ stage a variant does not change is shared with the others through the pipeline's
 * ``full`` — the config as given (ULMRec);
 * ``noindex`` — ``align.index = "none"``: no user index in any prompt (LlamaRec-style);
 * ``permuted`` — the codes shuffled among users (``--index-permute``) in training and ranking;
+* ``random`` — every user a random distinct code (``--index-random``): an identity, nothing semantic;
 * ``no-<task>`` — that auxiliary task's training weight set to 0 (``index_to_pref``, ``pref_to_index``,
   ``history_to_index``, ``rating``, ``intent``);
 * ``added`` — the code tokens added to the vocabulary (``--index-tokens added``) instead of plain text;
@@ -20,7 +21,7 @@ from typing import Any
 from ulmrec_app.pipeline.errors import PipelineError
 
 AUX_TASKS = ("index_to_pref", "pref_to_index", "history_to_index", "rating", "intent")
-VARIANTS = ("full", "noindex", "permuted", *(f"no-{t}" for t in AUX_TASKS), "added", "rqkmeans")
+VARIANTS = ("full", "noindex", "permuted", "random", *(f"no-{t}" for t in AUX_TASKS), "added", "rqkmeans")
 DEFAULT_VARIANTS = ("full", "noindex", "permuted")
 #: Minutes of the time budget of every variant: far above any CPU run, so that max_steps ends training.
 EQUAL_STEPS_MINUTES = 100_000
@@ -47,6 +48,9 @@ def overrides(variant: str, seed: int, base: dict[str, Any]) -> dict[str, dict[s
     elif variant == "permuted":
         out["align"]["index_permute"] = 1000 + seed
         out["rank"] = {"index_permute": 1000 + seed}
+    elif variant == "random":
+        out["align"]["index_random"] = 2000 + seed
+        out["rank"] = {"index_random": 2000 + seed}
     elif variant.startswith("no-"):
         out["align"]["task_weight"] = _task_weights(base, variant[3:])
     elif variant == "added":

@@ -10,7 +10,7 @@ from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.builder import PromptBuilder
 from ulmrec_align.ranking.ranker import Method, RankingModel, RankRow, rank_prompts, ranking_prompts
 from ulmrec_align.retrieval.candidates import CandidateRow
-from ulmrec_align.tasks.build import check_candidates, permute_codes, user_codes
+from ulmrec_align.tasks.build import check_candidates, control_codes, user_codes
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.runtime.io import atomic_write_jsonl
 from ulmrec_index.artifact import IndexArtifact
@@ -27,10 +27,12 @@ def rank_split(ranker: RankingModel, dataset: PreparedDataset, rows: dict[tuple[
                index: IndexArtifact | None, split: str, method: Method = "logits", limit: int | None = None,
                batch_size: int = 8, candidates_path: str | Path = "candidates",
                progress: Callable[[int], None] | None = None, permutations: int = 1,
-               calibrate: bool = True, index_permute: int | None = None) -> list[RankRow]:
+               calibrate: bool = True, index_permute: int | None = None,
+               index_random: int | None = None) -> list[RankRow]:
     """Rank every user of ``split`` (the first ``limit`` by dense id) among their retrieved candidates;
     ``permutations > 1`` averages over that many letter orders, ``calibrate`` removes the model's letter
-    prior (:mod:`ulmrec_align.ranking.ranker`); ``index_permute`` shuffles the codes among users (control)."""
+    prior (:mod:`ulmrec_align.ranking.ranker`); ``index_permute`` shuffles the codes among users and
+    ``index_random`` gives every user a random distinct code (controls, as in ``align build``)."""
     check_candidates(dataset, rows, candidates_path)
     chosen = sorted((row for (s, _), row in rows.items() if s == split), key=lambda r: r.user_id)
     if not chosen:
@@ -43,7 +45,8 @@ def rank_split(ranker: RankingModel, dataset: PreparedDataset, rows: dict[tuple[
             raise InputError("the model was not tuned with added code tokens; use --index-tokens plain")
     builder = PromptBuilder(ranker.tokenizer, ranker.prompt, titles=dataset.titles(),
                             index_tokens=ranker.index_tokens if index is not None else "plain")
-    codes = permute_codes(user_codes(dataset, index), index_permute) if index is not None else None
+    codes = (control_codes(user_codes(dataset, index), index, permute=index_permute, random_seed=index_random)
+             if index is not None else None)
     prompts = ranking_prompts(dataset, chosen, builder, codes, permutations=permutations)
     return rank_prompts(ranker, prompts, method=method, batch_size=batch_size, progress=progress,
                         calibrate=calibrate)

@@ -67,6 +67,49 @@ def permute_codes(codes: dict[int, str], seed: int | None) -> dict[int, str]:
     return dict(zip(users, values, strict=True))
 
 
+def random_codes(codes: dict[int, str], seed: int | None, *, codebook_sizes: Sequence[int],
+                 token_format: Sequence[str]) -> dict[int, str]:
+    """Every user a distinct code drawn uniformly from the index's code space (``codebook_sizes``, rendered
+    with ``token_format``) with ``seed`` (None: unchanged): codes of the same length and vocabulary, and
+    as distinct as the real ones, that carry nothing about the user but an identity — the control that tells
+    semantic codes from an ID-like token.
+
+    >>> sorted(random_codes({0: "x", 1: "y"}, 3, codebook_sizes=[2, 2], token_format=["<a_{}>", "<b_{}>"])
+    ...        .values())
+    ['<a_0><b_1>', '<a_1><b_1>']
+    """
+    if seed is None:
+        return codes
+    from ulmrec_index.codes import format_code
+
+    space = math.prod(codebook_sizes)
+    if len(codes) > space:
+        raise InputError(f"{len(codes)} users cannot get distinct random codes from {space} codes")
+    rng = random.Random(seed)
+    drawn: set[tuple[int, ...]] = set()
+    out: dict[int, str] = {}
+    for user in sorted(codes):
+        while True:
+            code = tuple(rng.randrange(k) for k in codebook_sizes)
+            if code not in drawn:
+                break
+        drawn.add(code)
+        out[user] = format_code(list(code), token_format)
+    return out
+
+
+def control_codes(codes: dict[int, str], index: IndexArtifact, *, permute: int | None = None,
+                  random_seed: int | None = None) -> dict[int, str]:
+    """The codes the prompts show: the index's, or a control (``permute``: shuffled among users;
+    ``random_seed``: random distinct codes); at most one control."""
+    if permute is not None and random_seed is not None:
+        raise InputError("--index-permute and --index-random are two different controls: give one")
+    if random_seed is not None:
+        return random_codes(codes, random_seed, codebook_sizes=index.codebook_sizes,
+                            token_format=index.token_format)
+    return permute_codes(codes, permute)
+
+
 def retriever_negatives(dataset: PreparedDataset, retriever: Any, users: Sequence[int], config: AlignConfig,
                         *, batch: int = 256) -> dict[tuple[int, int], list[int]]:
     """``(user, prefix length) -> the retriever's best items for that prefix`` (items of the prefix masked),
@@ -140,8 +183,8 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
                             index_tokens=config.index_tokens if index is not None else "plain")
     codes = None
     if index is not None:
-        codes = permute_codes(user_codes(dataset, index, path=paths.get("index") or "index"),
-                              config.index_permute)
+        codes = control_codes(user_codes(dataset, index, path=paths.get("index") or "index"), index,
+                              permute=config.index_permute, random_seed=config.index_random)
     ctx = BuildContext(dataset=dataset, config=config, prompts=prompts, codes=codes,
                        candidates=candidates, summariser=summariser or ExtractiveSummariser())
     builders = []

@@ -78,6 +78,8 @@ class AlignConfig(BaseModel):
     valid_users: int | None = Field(default=None, ge=1, description="Cap on validation samples.")
     index_permute: int | None = Field(default=None, description="Control: user codes shuffled among users "
                                       "with this seed (same codes, no user information).")
+    index_random: int | None = Field(default=None, description="Control: every user a random distinct code "
+                                     "drawn with this seed (an identity, nothing semantic).")
 
     @model_validator(mode="before")
     @classmethod
