@@ -52,7 +52,7 @@ def _run(root: Path, name: str, *, seed: int, skill: float, users: int = 60) -> 
 
 def test_variants_change_only_their_options_and_share_the_rest(tmp_path: Path) -> None:
     config = Path(__file__).resolve().parents[2] / "configs" / "demo-cpu.toml"
-    variants = ["full", "noindex", "permuted", "no-intent"]
+    variants = ["full", "noindex", "permuted", "no-intent", "random", "nofusion"]
     manifest = plan_experiment(config, tmp_path / "runs", variants, [0, 1])
     assert [r.run for r in manifest.runs[:4]] == ["demo-full-s0", "demo-noindex-s0", "demo-permuted-s0",
                                                   "demo-no-intent-s0"]
@@ -63,6 +63,13 @@ def test_variants_change_only_their_options_and_share_the_rest(tmp_path: Path) -
         assert full[stage].commands[0].identity() == permuted[stage].commands[0].identity()
     assert "index" not in plans["demo-noindex-s0"]
     assert permuted["rank"].commands[0].settings["index_permute"] == 1000
+    drawn = plans["demo-random-s1"]
+    assert drawn["align"].commands[0].settings["index_random"] == 2001
+    assert drawn["rank"].commands[0].settings["index_random"] == 2001
+    assert drawn["index"].commands[0].identity() == full["index"].commands[0].identity()
+    unfused = plans["demo-nofusion-s0"]["index"].commands[0]
+    assert unfused.settings["fusion"] == "none"                            # its own index, the rest shared
+    assert unfused.identity() != full["index"].commands[0].identity()
     assert "intent=0" in plans["demo-no-intent-s1"]["align"].commands[0].settings["task_weight"]
     assert full["train"].commands[0].settings["max_minutes"] == 100_000     # equal steps, not minutes
     with pytest.raises(PipelineError, match="unknown variant"):

@@ -8,7 +8,9 @@ stage a variant does not change is shared with the others through the pipeline's
 * ``no-<task>`` — that auxiliary task's training weight set to 0 (``index_to_pref``, ``pref_to_index``,
   ``history_to_index``, ``rating``, ``intent``);
 * ``added`` — the code tokens added to the vocabulary (``--index-tokens added``) instead of plain text;
-* ``rqkmeans`` — the index quantized with residual k-means instead of RQ-VAE.
+* ``rqkmeans`` — the index quantized with residual k-means instead of RQ-VAE;
+* ``nofusion`` — the index built from the review embedding alone (``--fusion none``: no learned user-ID
+  embedding fused in).
 
 Every variant also gets ``train.seed`` and ``align.seed`` = the seed, and a time budget far above its steps
 (``train.max_minutes``), so variants train for equal steps, not equal minutes.
@@ -21,7 +23,8 @@ from typing import Any
 from ulmrec_app.pipeline.errors import PipelineError
 
 AUX_TASKS = ("index_to_pref", "pref_to_index", "history_to_index", "rating", "intent")
-VARIANTS = ("full", "noindex", "permuted", "random", *(f"no-{t}" for t in AUX_TASKS), "added", "rqkmeans")
+VARIANTS = ("full", "noindex", "permuted", "random", *(f"no-{t}" for t in AUX_TASKS), "added", "rqkmeans",
+            "nofusion")
 DEFAULT_VARIANTS = ("full", "noindex", "permuted")
 #: Minutes of the time budget of every variant: far above any CPU run, so that max_steps ends training.
 EQUAL_STEPS_MINUTES = 100_000
@@ -57,4 +60,6 @@ def overrides(variant: str, seed: int, base: dict[str, Any]) -> dict[str, dict[s
         out["align"]["index_tokens"] = "added"
     elif variant == "rqkmeans":
         out["index"] = {"quantizer": "rqkmeans"}
+    elif variant == "nofusion":
+        out["index"] = {"fusion": "none"}
     return out
