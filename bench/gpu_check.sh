@@ -80,6 +80,12 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 
 section "bundle"
 if [ -f .gpu/bundle.tar.xz ]; then tar --skip-old-files -xJf .gpu/bundle.tar.xz && echo "unpacked .gpu/bundle.tar.xz"; fi
+for up in runs/bench-align-*-upstream; do   # candidates on the CPU: the same bytes as where they were made
+    if [ -f "$up/retrieve/model.safetensors" ] && [ ! -f "$up/retrieve/candidates.jsonl" ]; then
+        "$PYTHON" -m ulmrec_app.main retrieve eval --data "$up/data" --model "$up/retrieve" --candidates \
+            --device cpu > /dev/null && echo "recomputed $up/retrieve/candidates.jsonl"
+    fi
+done
 
 section "model ($MODEL)"
 if [ "$MODEL" = random ]; then
@@ -124,9 +130,8 @@ else
         ulmrec align rank --model "$B/train" --data $UP/data --candidates $UP/retrieve/candidates.jsonl \
             --index $UP/index --split test --limit $RANK_USERS --device "$DEVICE" --batch-size 32 \
             --out "$B/rank-test.jsonl" --no-progress &&
-        ulmrec eval metrics "$B/rank-test.jsonl" --json > "$DEST/beauty-metrics.json" &&
-        cp "$B/train/train_manifest.json" "$DEST/beauty-train-manifest.json" &&
-        cat "$DEST/beauty-metrics.json"
+        ulmrec eval metrics "$B/rank-test.jsonl" --k 1,5,10 --out "$DEST/beauty-metrics.json" &&
+        cp "$B/train/train_manifest.json" "$DEST/beauty-train-manifest.json"
     }
     run_section beauty beauty
 fi

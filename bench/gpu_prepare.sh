@@ -4,9 +4,9 @@
 #   .whl/               wheels of pydantic (+ pydantic-core, annotated-types, typing-inspection,
 #                       typing-extensions), gguf and the project's four packages, for CPython 3.12 x86-64;
 #   .gpu/bundle.tar.xz  SmolLM2-135M's config and tokenizer (no weights) and the upstream stages of the
-#                       synthetic world and of Amazon Beauty (data, user index, LRURec candidates; built
-#                       here with the real commands when missing: Beauty's takes about half an hour on
-#                       2 cores), compressed (JSON lines shrink about 6x).
+#                       synthetic world and of Amazon Beauty (data, user texts, the index's codes, LRURec's
+#                       weights; built here with the real commands when missing: Beauty's takes about
+#                       15 minutes on 2 cores), compressed; bench/gpu_check.sh recomputes the candidates.
 # Both paths are ignored by git (.git/info/exclude). Then, on the device: carry .whl and .gpu, and run
 # `bash bench/gpu_check.sh`. Usage: `bash bench/gpu_prepare.sh [--no-beauty]`.
 set -euo pipefail
@@ -53,7 +53,10 @@ UPSTREAMS=(runs/bench-align-synthetic-reviews-upstream)
 [ $BEAUTY -eq 1 ] && UPSTREAMS+=(runs/bench-align-beauty-upstream)
 FILES=(.gpu/smollm2-shape)
 for up in "${UPSTREAMS[@]}"; do
-    FILES+=("$up/data" "$up/index" "$up/retrieve/candidates.jsonl")
+    # the index's codes (index.json) and the retriever's weights: candidates.jsonl (28 MB for Beauty, float
+    # scores that do not compress) is recomputed there on the CPU, byte for byte the same
+    FILES+=("$up/data" "$up/users.jsonl" "$up/index/index.json" "$up/index/report.json"
+            "$up/retrieve/model.safetensors" "$up/retrieve/config.json")
     [ -d "$up/raw" ] && FILES+=("$up/raw")
 done
 tar -cJf .gpu/bundle.tar.xz "${FILES[@]}"

@@ -10,7 +10,9 @@ stage a variant does not change is shared with the others through the pipeline's
 * ``added`` — the code tokens added to the vocabulary (``--index-tokens added``) instead of plain text;
 * ``rqkmeans`` — the index quantized with residual k-means instead of RQ-VAE;
 * ``nofusion`` — the index built from the review embedding alone (``--fusion none``: no learned user-ID
-  embedding fused in).
+  embedding fused in);
+* ``collab`` — collaborative codes: the index built from the retriever's user vectors (its hidden state
+  after each user's training prefix, ``retrieve user-vectors``) instead of review text.
 
 Every variant also gets ``train.seed`` and ``align.seed`` = the seed, and a time budget far above its steps
 (``train.max_minutes``), so variants train for equal steps, not equal minutes.
@@ -24,7 +26,7 @@ from ulmrec_app.pipeline.errors import PipelineError
 
 AUX_TASKS = ("index_to_pref", "pref_to_index", "history_to_index", "rating", "intent")
 VARIANTS = ("full", "noindex", "permuted", "random", *(f"no-{t}" for t in AUX_TASKS), "added", "rqkmeans",
-            "nofusion")
+            "nofusion", "collab")
 DEFAULT_VARIANTS = ("full", "noindex", "permuted")
 #: Minutes of the time budget of every variant: far above any CPU run, so that max_steps ends training.
 EQUAL_STEPS_MINUTES = 100_000
@@ -62,4 +64,6 @@ def overrides(variant: str, seed: int, base: dict[str, Any]) -> dict[str, dict[s
         out["index"] = {"quantizer": "rqkmeans"}
     elif variant == "nofusion":
         out["index"] = {"fusion": "none"}
+    elif variant == "collab":
+        out["index"] = {"vectors": "retriever"}
     return out

@@ -241,8 +241,25 @@ def _users_stage(c: _Context, s: dict[str, Any]) -> _Built:
 
 
 def _index_stage(c: _Context, s: dict[str, Any]) -> _Built:
-    return [c.invocation(("index", "build"), s, {"users": c.out["users"], "out": c.out["index"]}, "index")], \
-        ["users"], None
+    """``index build`` from the users' review texts; with ``vectors = "retriever"`` (collaborative codes),
+    from the retriever's user vectors instead (``retrieve user-vectors`` first; ``vectors_kind`` = state |
+    item-mean), so the stage then comes after ``retrieve``."""
+    source = s.get("vectors")
+    if source is None:
+        return [c.invocation(("index", "build"), s, {"users": c.out["users"], "out": c.out["index"]},
+                             "index")], ["users"], None
+    if source != "retriever":
+        raise PipelineError(f"{c.where}index.vectors: only \"retriever\" (the retriever's user vectors) is "
+                            f"known, got {source!r}")
+    vectors = c.folder["index"] / "user_vectors"
+    export = {"kind": s["vectors_kind"]} if "vectors_kind" in s else {}
+    settings = {k: v for k, v in s.items() if k not in ("vectors", "vectors_kind")}
+    return [c.invocation(("retrieve", "user-vectors"), export,
+                         {"data": c.out["data"], "retriever": c.out["retrieve"], "out": vectors, "force": True},
+                         "index"),
+            c.invocation(("index", "build"), settings,
+                         {"vectors": vectors / "vectors.safetensors", "ids": vectors / "ids.json",
+                          "out": c.out["index"]}, "index")], ["data", "retrieve"], None
 
 
 def _retrieve_stage(c: _Context, s: dict[str, Any]) -> _Built:
@@ -306,6 +323,20 @@ STAGE_BUILDERS: dict[str, Any] = {
 }
 
 
+def _dependency_order(c: _Context, stages: list[str]) -> list[str]:
+    """``stages`` in their usual order, except that a stage moves after the stages it needs (the index of
+    collaborative codes needs ``retrieve``)."""
+    needs = {name: [d for d in STAGE_BUILDERS[name](c, c.config.settings(name))[1] if d in stages]
+             for name in stages}
+    ordered: list[str] = []
+    while len(ordered) < len(stages):
+        ready = next((n for n in stages if n not in ordered and all(d in ordered for d in needs[n])), None)
+        if ready is None:
+            raise PipelineError(f"{c.config.source}: stages depend on each other in a circle")
+        ordered.append(ready)
+    return ordered
+
+
 def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
     """One :class:`StagePlan` per active stage, in order (:data:`STAGE_BUILDERS`); config problems raise
     :class:`PipelineError`."""
@@ -315,7 +346,7 @@ def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
                        out={s: folder[s] / OUTPUT[s] for s in STAGES}, base=Path(config.base_dir),
                        where=f"{config.source}: ")
     plans: list[StagePlan] = []
-    for name in stages:
+    for name in _dependency_order(context, stages):
         commands, depends, outputs = STAGE_BUILDERS[name](context, config.settings(name))
         for dep in depends:
             if dep not in stages:

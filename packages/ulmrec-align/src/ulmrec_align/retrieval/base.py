@@ -41,7 +41,18 @@ class SequenceRetriever:
 
     @torch.no_grad()
     def score_histories(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Each history becomes ``[0] + last max_len items`` (tokens = id + 1); all are packed in one row."""
+        """Each history becomes ``[0] + last max_len items`` (tokens = id + 1); all are packed in one row.
+        Returns ``(U, n_items)`` = :meth:`user_states` · E[1:]ᵀ + bias."""
+        return self.model.item_scores(self._last_hidden(histories)).float().cpu()
+
+    @torch.no_grad()
+    def user_states(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
+        """The model's representation of each user after their history: ``(U, d)`` float32, the vector its
+        next-item scores are dot products with (the collaborative user vector)."""
+        return self._last_hidden(histories).float().cpu()
+
+    def _last_hidden(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Hidden state at the last position of each history, ``(U, d)`` on the model's device."""
         was_training = self.model.training
         self.model.eval()
         try:
@@ -50,18 +61,16 @@ class SequenceRetriever:
                 # [0] + the last max_len tokens (left-padded with 0)
                 padded = left_pad(histories, self.config.max_len)
                 tokens = np.concatenate([np.zeros((len(histories), 1), dtype=np.int64), padded], axis=1)
-                scores = self.model.last_scores(torch.from_numpy(tokens).to(self.device))
-            else:
-                packed = pack_histories(histories, self.config.max_len)
+                return self.model(torch.from_numpy(tokens).to(self.device))[:, -1]
+            packed = pack_histories(histories, self.config.max_len)
 
-                def put(array: np.ndarray) -> torch.Tensor:
-                    return torch.from_numpy(array).to(self.device)
+            def put(array: np.ndarray) -> torch.Tensor:
+                return torch.from_numpy(array).to(self.device)
 
-                scores = self.model.packed_scores(put(packed.tokens).unsqueeze(0),
-                                                  put(packed.segments).unsqueeze(0), put(packed.last))
+            hidden = self.model(put(packed.tokens).unsqueeze(0), put(packed.segments).unsqueeze(0))
+            return hidden[0, put(packed.last)]
         finally:
             self.model.train(was_training)
-        return scores.float().cpu()
 
 
 #: Former name, kept for callers of the first version.

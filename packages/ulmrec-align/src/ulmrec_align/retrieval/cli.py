@@ -206,3 +206,34 @@ def evaluate(
         typer.echo(json.dumps({k: v for k, v in metrics.items() if k != "training"}, indent=2))
     else:
         _print_metrics(metrics)
+
+
+@app.command("user-vectors")
+def user_vectors_command(
+    data: DataOpt,
+    retriever: Annotated[Path, typer.Option("--retriever",
+                                            help="Run folder written by `ulmrec retrieve train`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for vectors.safetensors and ids.json.")],
+    kind: Annotated[str, typer.Option(
+        "--kind", help="state: the retriever's hidden state after the user's training prefix | item-mean: "
+        "the mean of its item embeddings over that prefix")] = "state",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing folder.")] = False,
+) -> None:
+    """Collaborative user vectors for `ulmrec index build --vectors OUT/vectors.safetensors --ids
+    OUT/ids.json` (an index built from behaviour instead of review text); validation and test targets are
+    never read."""
+    from ulmrec_align.data.prepared import PreparedDataset
+    from ulmrec_align.retrieval.user_vectors import IDS_FILE, KINDS, VECTORS_FILE, user_vectors, \
+        write_user_vectors
+    from ulmrec_eval.runtime.artifacts import check_writable
+    from ulmrec_eval.runtime.errors import InputError
+
+    if kind not in KINDS:
+        raise InputError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    check_writable(out, force=force)
+    dataset = PreparedDataset.load(data)
+    vectors = user_vectors(dataset, retriever, kind=kind, device=device)  # type: ignore[arg-type]
+    write_user_vectors(out, dataset, vectors, force=force)
+    typer.echo(f"wrote {vectors.shape[0]} user vectors of dimension {vectors.shape[1]} ({kind}) to "
+               f"{out / VECTORS_FILE} and {out / IDS_FILE}", err=True)
