@@ -16,7 +16,8 @@
 # packages in .whl/, SmolLM2's config and tokenizer in .gpu/smollm2-shape/, and the carried upstream
 # folders in runs/; this script installs the wheels into a private folder when pydantic or ulmrec is
 # missing, and unpacks .gpu/bundle.tar.xz. On the device: carry .whl and .gpu, run `bash bench/gpu_check.sh`.
-# Rehearsal on a CPU: `PYTHON=.venv/bin/python bash bench/gpu_check.sh --device cpu --small`.
+# Rehearsal on a CPU: `PYTHON=.venv/bin/python bash bench/gpu_check.sh --device cpu --small`;
+# `--sections train,rank,beauty` (the default) chooses what runs.
 #
 # Every figure goes to $OUT (or --out) as JSON beside gpu_check.log; a failing section is reported and the
 # next one still runs; the exit status is the number of failed sections.
@@ -29,6 +30,7 @@ DEVICE=cuda
 SMALL=0
 MODEL=random
 BEAUTY_STEPS=300
+SECTIONS=train,rank,beauty
 DEST=${OUT:-$ROOT/runs/gpu-check}
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
         --model) MODEL=$2; shift 2 ;;
         --beauty-steps) BEAUTY_STEPS=$2; shift 2 ;;
         --out) DEST=$2; shift 2 ;;
+        --sections) SECTIONS=$2; shift 2 ;;
         -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -100,21 +103,25 @@ fi
 if [ $SMALL -eq 1 ]; then SHAPES=2x128; STEPS=3; USERS=8; RANK_BATCH=4; else
     SHAPES=16x256,16x1024; STEPS=8; USERS=64; RANK_BATCH=16; fi
 
-section "training speed (bench/train.py, $SHAPES, $STEPS steps, first not timed)"
+wanted() { [[ ",$SECTIONS," == *",$1,"* ]]; }
+
+wanted train && section "training speed (bench/train.py, $SHAPES, $STEPS steps, first not timed)" &&
 run_section train "$PYTHON" bench/train.py --models "$MODEL_PATH" --shapes "$SHAPES" --steps "$STEPS" \
     --device "$DEVICE" --out "$DEST/train.json"
 
-section "ranking speed (bench/rank.py, $USERS users, batch $RANK_BATCH)"
+wanted rank && section "ranking speed (bench/rank.py, $USERS users, batch $RANK_BATCH)" &&
 run_section rank "$PYTHON" bench/rank.py --model "$MODEL_PATH" --device "$DEVICE" --users "$USERS" \
     --batch-size "$RANK_BATCH" --upstream runs/bench-align-synthetic-reviews-upstream --out "$WORK/rank"
 [ -f "$WORK/rank/summary.json" ] && cp "$WORK/rank/summary.json" "$DEST/rank.json"
 
-section "Beauty, LLM stages ($BEAUTY_STEPS steps)"
 UP=runs/bench-align-beauty-upstream
-if [ ! -f "$UP/retrieve/candidates.jsonl" ] || [ ! -f "$UP/index/index.json" ]; then
+if ! wanted beauty; then
+    :
+elif [ ! -f "$UP/retrieve/candidates.jsonl" ] || [ ! -f "$UP/index/index.json" ]; then
     echo "no Beauty upstream in $UP (bench/gpu_prepare.sh builds it): skipped"
     FAILED=$((FAILED + 1))
 else
+    section "Beauty, LLM stages ($BEAUTY_STEPS steps)"
     B=$WORK/beauty
     BEAUTY_USERS=2000; RANK_USERS=1000; VALID=100
     [ $SMALL -eq 1 ] && { BEAUTY_USERS=40; RANK_USERS=16; VALID=8; }

@@ -108,6 +108,18 @@ def _lora_model(request: TrainRequest, planned: TrainManifest, inputs: _Inputs, 
         raise ModelError(f"cannot apply LoRA to {planned.base_model.name}: {exc}") from None
 
 
+def _checkpointing_arguments(enabled: bool) -> dict[str, Any]:
+    """Activation recompute as this transformers names it: ``activation_checkpointing`` (5.2x and later) or
+    ``gradient_checkpointing`` (earlier 5.x, 4.x)."""
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    prefix = ("activation" if "activation_checkpointing" in {f.name for f in fields(TrainingArguments)}
+              else "gradient")
+    return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": _GC_KWARGS}
+
+
 def _training_arguments(request: TrainRequest, planned: TrainManifest, world: int) -> Any:
     """Step 2c: the ``TrainingArguments`` of these settings."""
     from transformers import TrainingArguments
@@ -120,8 +132,7 @@ def _training_arguments(request: TrainRequest, planned: TrainManifest, world: in
         num_train_epochs=settings.epochs, max_steps=settings.max_steps or -1,
         logging_steps=max(1, min(10, settings.validate_every)), save_strategy="steps",
         save_steps=settings.save_steps, save_total_limit=None, eval_strategy="no", report_to="none",
-        seed=settings.seed, data_seed=settings.seed, activation_checkpointing=settings.checkpointing,
-        activation_checkpointing_kwargs=_GC_KWARGS,
+        seed=settings.seed, data_seed=settings.seed, **_checkpointing_arguments(settings.checkpointing),
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         remove_unused_columns=False, include_num_input_tokens_seen="non_padding", use_cpu=on_cpu,
         bf16=not on_cpu and planned.quantization == "none",
