@@ -366,3 +366,24 @@ def test_ctrl_c_of_the_command_says_which_checkpoint_it_saved(samples_dir: Path,
     expected = f"saved checkpoint-{step} in {partial_dir(out)}; continue with the same command and --resume"
     assert expected in line
     assert (partial_dir(out) / f"checkpoint-{step}").is_dir()
+
+
+def test_a_diverged_loss_stops_training_with_one_clear_line(samples_dir: Path, tiny_llm: Path,
+                                                            tmp_path: Path) -> None:
+    """A NaN loss (seen on a GPU in bf16 at lr 1e-3) ends training at the first logged step with a message
+    naming the step and the learning rate, instead of training on and failing to write the manifest."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from ulmrec_align.tuning.callbacks import TrainingDiverged
+
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(tiny_llm, poisoned)
+    weights = load_file(str(poisoned / "model.safetensors"))
+    norm = next(k for k in weights if k.endswith("model.norm.weight"))
+    weights[norm] = torch.full_like(weights[norm], float("nan"))
+    save_file(weights, str(poisoned / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(TrainingDiverged, match=r"diverged at step \d+: loss is nan.*lower --lr"):
+        run_training(request(samples_dir, poisoned, tmp_path / "T", max_steps=4))
+    assert not (tmp_path / "T").exists()

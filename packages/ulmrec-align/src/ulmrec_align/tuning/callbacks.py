@@ -4,6 +4,7 @@ prior), early stopping, a training-time budget, the loss/learning-rate curve, an
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -18,6 +19,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from ulmrec_align.tuning.checkpoints import BEST_PREFIX, TuningProgress, save_adapter_atomically
 from ulmrec_align.tuning.config import CurvePoint, ValidationPoint
+from ulmrec_eval.runtime.errors import UlmrecError
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,16 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     def __init__(self, step: int) -> None:
         super().__init__(f"interrupted at step {step}")
+        self.step = step
+
+
+class TrainingDiverged(UlmrecError):
+    """The training loss became NaN or infinite: later steps would only train on garbage, and a manifest
+    cannot hold the value. Raised at the first logged step that shows it."""
+
+    def __init__(self, step: int, lr: float, what: str) -> None:
+        super().__init__(f"training diverged at step {step}: {what} (learning rate {lr:.2e}); lower --lr "
+                         "(bf16 on a GPU is less forgiving than float32) and start again with --force")
         self.step = step
 
 
@@ -194,6 +206,11 @@ class TuningCallback(TrainerCallback):
             return
         lr = float(logs.get("learning_rate", 0.0))
         tasks = self.task_losses() if self.task_losses is not None else {}
+        bad = {name: value for name, value in {"loss": float(logs["loss"]), **tasks}.items()
+               if not math.isfinite(value)}
+        if bad:
+            raise TrainingDiverged(state.global_step, lr,
+                                   ", ".join(f"{name} is {value}" for name, value in bad.items()))
         self.progress.curve.append(CurvePoint(step=state.global_step, loss=float(logs["loss"]), lr=lr,
                                               elapsed_seconds=round(self.elapsed(), 3),
                                               task_loss={k: round(v, 5) for k, v in tasks.items()}))
