@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="Training time budget (a safety cap).")
     parser.add_argument("--steps", type=int, default=200, help="Optimizer steps (equal across variants).")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--eval-steps", type=int, default=None,
+                        help="Validate every N steps (default: a fifth of --steps).")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--rank-batch-size", type=int, default=8, help="Prompts per forward pass (ranking).")
     parser.add_argument("--n-candidates", type=int, default=10)
@@ -126,7 +128,8 @@ def main() -> None:
         timings["align_train_s"] = ulmrec(
             "align", "train", "--samples", samples, "--model", args.model, "--out", tuned, "--max-minutes",
             args.minutes, "--max-steps", args.steps, "--lr", args.lr, "--batch-size", args.batch_size,
-            "--eval-steps", max(1, args.steps // 5), "--save-steps", max(1, args.steps // 5),
+            "--eval-steps", args.eval_steps or max(1, args.steps // 5),
+            "--save-steps", args.eval_steps or max(1, args.steps // 5),
             "--valid-users", 60,
             "--patience", 1000, "--loss", args.loss, "--lora-targets", args.lora_targets, "--force",
             "--no-progress", *device_args(args.device), "--gradient-checkpointing", "off")

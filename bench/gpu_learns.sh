@@ -11,9 +11,11 @@
 # two calls to the same warm machine: `bash bench/gpu_learns.sh --split` (here) writes .gguf-a/part and
 # .gguf-b/part (+ its sha256); the first call carries .gguf-a with .whl and .gpu (bench/gpu_prepare.sh) and
 # copies .gguf-a/part to /tmp/ulmrec-gguf-a/ before `bash bench/gpu_check.sh`; the second carries .gguf-b
-# and runs
-# `bash bench/gpu_learns.sh --steps S --beauty-steps B`, which joins the parts, checks the hash and installs
-# the file where `--model smollm2` finds it. Rehearsal on a CPU:
+# and runs `bash bench/gpu_learns.sh --steps S --beauty-steps B [--minutes M] [--lr 1e-3] [--eval-steps
+# 200]`, which joins the parts, checks the hash and installs the file where `--model smollm2` finds it.
+# The device commands of 2026-12-04 (docs/gpu.md) were, with PYTHONPATH=/tmp/ulmrec-site after installing
+# .whl there: call 1 `bash bench/gpu_check.sh --sections train`, call 2 `bash bench/gpu_learns.sh --steps
+# 4000 --beauty-steps 4000 --minutes 2.5` (lr 1e-3; validation at the end only). Rehearsal on a CPU:
 # `PYTHON=.venv/bin/python bash bench/gpu_learns.sh --device cpu --model FOLDER --steps 4 --beauty-steps 0`.
 set -uo pipefail
 
@@ -26,6 +28,8 @@ STEPS=1000
 BEAUTY_STEPS=600
 BATCH=16
 MINUTES=5
+LR=1e-3
+EVAL_STEPS=200
 DEST=${OUT:-$ROOT/runs/gpu-learns}
 SPLIT=0
 while [ $# -gt 0 ]; do
@@ -36,6 +40,8 @@ while [ $# -gt 0 ]; do
         --beauty-steps) BEAUTY_STEPS=$2; shift 2 ;;
         --batch-size) BATCH=$2; shift 2 ;;
         --minutes) MINUTES=$2; shift 2 ;;
+        --lr) LR=$2; shift 2 ;;
+        --eval-steps) EVAL_STEPS=$2; shift 2 ;;
         --out) DEST=$2; shift 2 ;;
         --split) SPLIT=1; shift ;;
         -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
@@ -86,6 +92,7 @@ fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
 COMMON=(--model "$MODEL" --device "$DEVICE" --batch-size "$BATCH" --minutes "$MINUTES" --rank-batch-size 32
+        --lr "$LR" --eval-steps "$EVAL_STEPS"
         --shuffled --tag=-gpu)
 PIDS=()
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # six processes share 16 cores; the work is on the GPU

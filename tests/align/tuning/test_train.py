@@ -376,7 +376,7 @@ def test_a_diverged_loss_stops_training_with_one_clear_line(samples_dir: Path, t
 
     from safetensors.torch import save_file
 
-    from ulmrec_align.tuning.callbacks import TrainingDiverged
+    from ulmrec_align.tuning.callbacks import TrainingDivergedError
 
     poisoned = tmp_path / "poisoned"
     shutil.copytree(tiny_llm, poisoned)
@@ -384,6 +384,6 @@ def test_a_diverged_loss_stops_training_with_one_clear_line(samples_dir: Path, t
     norm = next(k for k in weights if k.endswith("model.norm.weight"))
     weights[norm] = torch.full_like(weights[norm], float("nan"))
     save_file(weights, str(poisoned / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(TrainingDiverged, match=r"diverged at step \d+: loss is nan.*lower --lr"):
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step \d+: loss is nan.*lower --lr"):
         run_training(request(samples_dir, poisoned, tmp_path / "T", max_steps=4))
     assert not (tmp_path / "T").exists()

@@ -224,8 +224,13 @@ def user_vectors_command(
     OUT/ids.json` (an index built from behaviour instead of review text); validation and test targets are
     never read."""
     from ulmrec_align.data.prepared import PreparedDataset
-    from ulmrec_align.retrieval.user_vectors import IDS_FILE, KINDS, VECTORS_FILE, user_vectors, \
-        write_user_vectors
+    from ulmrec_align.retrieval.user_vectors import (
+        IDS_FILE,
+        KINDS,
+        VECTORS_FILE,
+        user_vectors,
+        write_user_vectors,
+    )
     from ulmrec_eval.runtime.artifacts import check_writable
     from ulmrec_eval.runtime.errors import InputError
 

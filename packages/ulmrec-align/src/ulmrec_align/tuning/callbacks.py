@@ -44,7 +44,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step = step
 
 
-class TrainingDiverged(UlmrecError):
+class TrainingDivergedError(UlmrecError):
     """The training loss became NaN or infinite: later steps would only train on garbage, and a manifest
     cannot hold the value. Raised at the first logged step that shows it."""
 
@@ -209,7 +209,7 @@ class TuningCallback(TrainerCallback):
         bad = {name: value for name, value in {"loss": float(logs["loss"]), **tasks}.items()
                if not math.isfinite(value)}
         if bad:
-            raise TrainingDiverged(state.global_step, lr,
+            raise TrainingDivergedError(state.global_step, lr,
                                    ", ".join(f"{name} is {value}" for name, value in bad.items()))
         self.progress.curve.append(CurvePoint(step=state.global_step, loss=float(logs["loss"]), lr=lr,
                                               elapsed_seconds=round(self.elapsed(), 3),

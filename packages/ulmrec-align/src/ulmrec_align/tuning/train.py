@@ -135,7 +135,7 @@ def _training_arguments(request: TrainRequest, planned: TrainManifest, world: in
         seed=settings.seed, data_seed=settings.seed, **_checkpointing_arguments(settings.checkpointing),
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         remove_unused_columns=False, include_num_input_tokens_seen="non_padding", use_cpu=on_cpu,
-        logging_nan_inf_filter=False,   # a NaN step must show in the logged loss (TrainingDiverged)
+        logging_nan_inf_filter=False,   # a NaN step must show in the logged loss (TrainingDivergedError)
         bf16=not on_cpu and planned.quantization == "none",
         ddp_backend=("gloo" if on_cpu else "nccl") if world > 1 else None,
         ddp_find_unused_parameters=False, disable_tqdm=not request.progress, dataloader_num_workers=0,
