@@ -26,3 +26,39 @@ def test_eval_subset_is_the_llm_pool(tmp_path: Path) -> None:
 def test_eval_subset_defaults_to_the_retriever_pool(tmp_path: Path) -> None:
     for argv in _eval_argv(tmp_path, 'model = "smollm2"'):
         assert argv[argv.index("--retrieved-n") + 1] == "20"
+
+
+def _plans(tmp_path: Path, index: str) -> list:  # type: ignore[type-arg]
+    config = tmp_path / "run.toml"
+    config.write_text(f'name = "x"\n[data.synthetic]\nusers = 30\n[index]\n{index}\n[retrieve]\nepochs = 1\n'
+                      '[align]\nmodel = "smollm2"\n[train]\nmodel = "smollm2"\nmax_steps = 1\n')
+    return build_plans(load_config(config), tmp_path / "runs" / "x")
+
+
+def test_collaborative_codes_build_the_index_from_the_retriever_after_it(tmp_path: Path) -> None:
+    """[index] vectors = "retriever": `retrieve user-vectors` then `index build --vectors`, and the index
+    stage moves after retrieve (the run executes plans in this order)."""
+    plans = _plans(tmp_path, 'vectors = "retriever"\nvectors_kind = "item-mean"\nlevels = 3')
+    names = [p.name for p in plans]
+    assert names.index("retrieve") < names.index("index") < names.index("align")
+    [index] = [p for p in plans if p.name == "index"]
+    assert index.depends == ["data", "retrieve"]
+    export, build = (c.argv() for c in index.commands)
+    assert export[1:3] == ["retrieve", "user-vectors"]
+    assert export[export.index("--kind") + 1] == "item-mean"
+    retriever = [p for p in plans if p.name == "retrieve"][0].commands[0].argv()
+    assert export[export.index("--retriever") + 1] == retriever[retriever.index("--out") + 1]
+    assert build[1:3] == ["index", "build"]
+    assert build[build.index("--vectors") + 1] == export[export.index("--out") + 1] + "/vectors.safetensors"
+    assert "--users" not in build and build[build.index("--levels") + 1] == "3"
+
+
+def test_text_codes_keep_the_usual_order_and_unknown_vectors_are_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from ulmrec_app.pipeline.errors import PipelineError
+
+    names = [p.name for p in _plans(tmp_path, "levels = 3")]
+    assert names[:4] == ["data", "users", "index", "retrieve"]
+    with pytest.raises(PipelineError, match="index.vectors"):
+        _plans(tmp_path, 'vectors = "sasrec"')
