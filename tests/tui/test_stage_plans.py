@@ -46,11 +46,12 @@ def test_collaborative_codes_build_the_index_from_the_retriever_after_it(tmp_pat
     export, build = (c.argv() for c in index.commands)
     assert export[1:3] == ["retrieve", "user-vectors"]
     assert export[export.index("--kind") + 1] == "item-mean"
-    retriever = [p for p in plans if p.name == "retrieve"][0].commands[0].argv()
+    retriever = next(p for p in plans if p.name == "retrieve").commands[0].argv()
     assert export[export.index("--retriever") + 1] == retriever[retriever.index("--out") + 1]
     assert build[1:3] == ["index", "build"]
     assert build[build.index("--vectors") + 1] == export[export.index("--out") + 1] + "/vectors.safetensors"
-    assert "--users" not in build and build[build.index("--levels") + 1] == "3"
+    assert "--users" not in build
+    assert build[build.index("--levels") + 1] == "3"
 
 
 def test_text_codes_keep_the_usual_order_and_unknown_vectors_are_refused(tmp_path: Path) -> None:
@@ -60,5 +61,5 @@ def test_text_codes_keep_the_usual_order_and_unknown_vectors_are_refused(tmp_pat
 
     names = [p.name for p in _plans(tmp_path, "levels = 3")]
     assert names[:4] == ["data", "users", "index", "retrieve"]
-    with pytest.raises(PipelineError, match="index.vectors"):
+    with pytest.raises(PipelineError, match=r"index\.vectors"):
         _plans(tmp_path, 'vectors = "sasrec"')

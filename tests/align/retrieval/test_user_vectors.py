@@ -38,7 +38,7 @@ def test_state_vectors_are_the_retrievers_scoring_vectors_of_the_training_prefix
     scores = torch.from_numpy(vectors) @ model.item_embedding.weight[1:].T.detach() + model.item_bias.detach()
     torch.testing.assert_close(scores, retriever.score_histories(prefixes), rtol=1e-4, atol=1e-4)
     # nothing after the training prefix: the state of the whole sequence (valid and test items read) differs
-    full = retriever.user_states([list(s.train) + [s.valid_target, s.test_target] for s in tiny.splits])
+    full = retriever.user_states([[*s.train, s.valid_target, s.test_target] for s in tiny.splits])
     assert not np.allclose(full.numpy(), vectors, atol=1e-4)
 
 

@@ -255,8 +255,8 @@ def _index_stage(c: _Context, s: dict[str, Any]) -> _Built:
     export = {"kind": s["vectors_kind"]} if "vectors_kind" in s else {}
     settings = {k: v for k, v in s.items() if k not in ("vectors", "vectors_kind")}
     return [c.invocation(("retrieve", "user-vectors"), export,
-                         {"data": c.out["data"], "retriever": c.out["retrieve"], "out": vectors, "force": True},
-                         "index"),
+                         {"data": c.out["data"], "retriever": c.out["retrieve"], "out": vectors,
+                          "force": True}, "index"),
             c.invocation(("index", "build"), settings,
                          {"vectors": vectors / "vectors.safetensors", "ids": vectors / "ids.json",
                           "out": c.out["index"]}, "index")], ["data", "retrieve"], None
