@@ -145,3 +145,32 @@ def test_cli_module_does_not_import_torch() -> None:
     code = "import sys, ulmrec_index, ulmrec_index.cli; assert 'torch' not in sys.modules, 'torch imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_cold_share_fits_without_the_cold_users_and_encodes_them_after(users_file: Path,
+                                                                       tmp_path: Path) -> None:
+    """--cold-share: exactly the users ulmrec_eval.cold_start names are held out of the fit and get their
+    codes afterwards (encode, no ID embedding), distinct from every other code, recorded in index.json."""
+    from ulmrec_eval.cold_start import is_cold
+    from ulmrec_index.artifact import load_index
+
+    out = tmp_path / "cold"
+    roomy = ["--levels", "2", "--codebook-size", "16", "--joint-epochs", "1", "--no-progress"]
+    result = CliRunner().invoke(app, ["build", "--users", str(users_file), "--out", str(out), *roomy,
+                                      "--cache-dir", str(tmp_path / "cache"), "--cold-share", "0.3",
+                                      "--cold-seed", "1"])
+    assert result.exit_code == 0, result.output
+    index = load_index(out)
+    ids = [json.loads(line)["user_id"] for line in users_file.read_text().splitlines()]
+    expected = [u for u in ids if is_cold(u, 0.3, seed=1)]
+    assert 0 < len(expected) < len(ids)
+    assert sorted(index.cold_users) == sorted(expected)
+    assert (index.cold_share, index.cold_seed) == (0.3, 1)
+    assert set(index.codes) == set(ids)
+    codes = [tuple(c) for c in index.codes.values()]
+    assert len(set(codes)) == len(codes)
+    assert f"{len(expected)} cold-start users encoded after the fit" in result.output
+    refused = CliRunner().invoke(app, ["build", "--users", str(users_file), "--out", str(tmp_path / "x"),
+                                       *SMALL, "--cold-share", "0.99"])
+    assert refused.exit_code != 0
+    assert "users on both sides" in str(refused.exception or refused.output)

@@ -20,8 +20,10 @@ from ulmrec_eval.runtime.io import atomic_write_jsonl
 N = 5
 
 
-def _run(root: Path, name: str, *, seed: int, skill: float, users: int = 60) -> Path:
-    """A run folder with test predictions whose LLM puts the target first with probability ``skill``."""
+def _run(root: Path, name: str, *, seed: int, skill: float, users: int = 60, cold_skill: float | None = None
+         ) -> Path:
+    """A run folder with test predictions whose LLM puts the target first with probability ``skill``; with
+    ``cold_skill``, every third user is a cold-start user (held out of training) ranked with that skill."""
     rng = np.random.default_rng(seed * 100 + int(skill * 10))
     folder = root / name
     rank_rows, cand_rows = [], []
@@ -34,11 +36,13 @@ def _run(root: Path, name: str, *, seed: int, skill: float, users: int = 60) -> 
                           "target_in_candidates": target in items,
                           "history_length": 2 + user % 12})
         llm = rng.normal(size=N)
-        if target in items[:N] and rng.random() < skill:
+        cold = cold_skill is not None and user % 3 == 0
+        if target in items[:N] and rng.random() < (cold_skill if cold else skill):
             llm[items.index(target)] = 10.0
         rank_rows.append({"user_id": user, "raw_user_id": f"u{user}", "split": "test", "target": target,
                           "candidates": items[:N], "scores": llm.tolist(), "source": "logits:m",
-                          "history_length": 2 + user % 12, "retrieved_n": N})
+                          "history_length": 2 + user % 12, "retrieved_n": N,
+                          **({"cold_start": cold} if cold_skill is not None else {})})
     atomic_write_jsonl(folder / "rank" / "predictions.jsonl", rank_rows)
     atomic_write_jsonl(folder / "retrieve" / "retriever" / "candidates.jsonl", cand_rows)
     curve = [{"step": s, "loss": 2.0 - s / 20, "lr": 1e-3, "task_loss": {"next_item": 1.9 - s / 20}}
@@ -108,3 +112,23 @@ def test_report_refuses_a_run_whose_stages_are_not_all_done(tmp_path: Path) -> N
     StageManifest(stage="train", run="full-s1", status="stopped").save(runs[1] / "train")
     with pytest.raises(PipelineError, match=r"full-s1: train is stopped: its predictions may not come"):
         build_report(runs)
+
+
+def test_report_compares_cold_start_users_separately(tmp_path: Path) -> None:
+    """Users held out of LLM training (rows with cold_start) get their own table and paired comparison: here
+    the index variant keeps its skill on them and the no-index one loses it."""
+    runs = [_run(tmp_path, f"full-s{s}", seed=s, skill=0.9, cold_skill=0.9) for s in (0, 1)] + \
+           [_run(tmp_path, f"noindex-s{s}", seed=s, skill=0.9, cold_skill=0.0) for s in (0, 1)]
+    report, _ = build_report(runs)
+    cold = next(c for c in report.comparisons["noindex − full, cold-start users"] if c.metric == "recall@1")
+    assert cold.n_users == 2 * sum(1 for u in range(0, 60, 3) if u % 6)      # cold users of the subset
+    assert cold.difference < -0.7
+    assert cold.p_value < 0.01
+    warm = next(c for c in report.comparisons["noindex − full"] if c.metric == "recall@1")
+    assert warm.difference > cold.difference
+    full = next(r for r in report.rows if r.variant == "full")
+    assert full.cold_users == 10
+    assert full.cold_subset["recall@1"] > 0.7
+    text = render_markdown(report)
+    assert "## Cold-start users (held out of LLM training; subset)" in text
+    assert "| noindex − full, cold-start users | recall@1 | 20 |" in text

@@ -211,3 +211,23 @@ def test_rank_with_letter_orders_averages_the_log_probabilities_of_each_order(  
             for letter, candidate in enumerate(prompt.shown):
                 expected[candidate] += log_probs[letter] / 3
         np.testing.assert_allclose(row.scores, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_rank_rows_say_whether_the_user_was_held_out_of_training() -> None:
+    """A model tuned with --cold-share marks each row cold or not by the same rule as the build; a model
+    that held none out leaves the field empty."""
+    from ulmrec_align.prompts.config import PromptConfig
+    from ulmrec_align.ranking.ranker import RankingModel
+    from ulmrec_align.tuning.artifact import _cold_start as cold_start_of
+    from ulmrec_eval.cold_start import is_cold
+
+    assert cold_start_of({"cold_share": 0.3, "cold_seed": 2}) == (0.3, 2)
+    assert cold_start_of({"cold_share": 0.0}) is None
+    assert cold_start_of({}) is None
+    held = RankingModel(model=None, tokenizer=None, prompt=PromptConfig(), index_tokens="plain", name="m",
+                        cold_start=(0.3, 2))
+    users = [f"U{i}" for i in range(40)]
+    assert [held.is_cold(u) for u in users] == [is_cold(u, 0.3, seed=2) for u in users]
+    assert any(held.is_cold(u) for u in users)
+    none = RankingModel(model=None, tokenizer=None, prompt=PromptConfig(), index_tokens="plain", name="m")
+    assert none.is_cold("U1") is None

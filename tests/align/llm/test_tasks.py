@@ -212,3 +212,26 @@ def test_code_controls_keep_the_code_space_and_drop_the_user_information(pipelin
     assert same <= 1                                                      # not the users' own codes
     with pytest.raises(InputError, match="two different controls"):
         _build(pipeline, index_permute=1, index_random=1)
+
+
+def test_cold_start_users_get_no_samples_and_the_index_must_agree(pipeline: Pipeline) -> None:
+    """--cold-share: the users ulmrec_eval.cold_start names get no sample of any task (train or valid);
+    an index that held out another share is refused."""
+    from ulmrec_eval.cold_start import is_cold
+
+    dataset, warm = _build(pipeline)
+    _, built = _build(pipeline, cold_share=0.3, cold_seed=2)
+    cold = {u.user_id for u in dataset.users if is_cold(u.raw_id, 0.3, seed=2)}
+    assert 0 < len(cold) < dataset.n_users
+    assert built.manifest.cold_users == len(cold)
+    seen = {s.user_id for split in built.samples.values() for s in split}
+    assert seen
+    assert not seen & cold
+    assert {s.user_id for s in warm.samples["train"]} & cold            # without the option they train
+    dataset, artifact, rows, inputs = load_inputs(pipeline.data, pipeline.index, pipeline.candidates)
+    assert artifact is not None
+    held = artifact.model_copy(update={"cold_users": ["x"], "cold_share": 0.2, "cold_seed": 2})
+    with pytest.raises(InputError, match="holds out 0.2 of the users"):
+        build_samples(dataset, AlignConfig(tasks=list(DEFAULT_TASKS), cold_share=0.3, cold_seed=2),
+                      tiny_tokenizer(), index=held, candidates=rows, inputs=inputs, paths={},
+                      tokenizer_name="tiny")

@@ -75,6 +75,10 @@ def build(
     index_random: Annotated[int | None, typer.Option(
         "--index-random", help="Control: give every user a random distinct code drawn with this seed.")]
     = None,
+    cold_share: Annotated[float, typer.Option(
+        "--cold-share", min=0.0, max=0.99, help="Cold start: hold this share of users (ulmrec_eval.cold_start, "
+        "the same choice as `index build --cold-share`) out of training and validation.")] = 0.0,
+    cold_seed: Annotated[int, typer.Option("--cold-seed", help="Seed of the cold-start choice.")] = 0,
     valid_users: Annotated[int | None, typer.Option("--valid-users", min=1,
                                                     help="Cap on validation samples.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing samples folder.")] = False,
@@ -111,7 +115,7 @@ def build(
         index_tokens=index_tokens,
         model=model, max_users=max_users, seed=seed, prefixes=prefixes,
         max_prefixes=max_prefixes, negatives=negatives, valid_users=valid_users,
-        index_permute=index_permute, index_random=index_random,
+        index_permute=index_permute, index_random=index_random, cold_share=cold_share, cold_seed=cold_seed,
         prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items, title_tokens=title_tokens,
                             max_prompt_tokens=max_prompt_tokens, text_tokens=text_tokens))
     index_path = _index_arg(index)
@@ -143,6 +147,8 @@ def build(
         typer.echo(f"{split}: {sum(counts.values())} samples ({shown})", err=True)
     for task, reason in m.skipped.items():
         typer.echo(f"skipped {task}: {reason}", err=True)
+    if m.cold_users:
+        typer.echo(f"held out {m.cold_users} cold-start users (no samples of any task)", err=True)
     typer.echo(f"wrote {out} in {time.perf_counter() - start:.1f}s", err=True)
 
 

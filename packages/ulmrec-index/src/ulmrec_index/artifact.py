@@ -96,6 +96,10 @@ class IndexArtifact(BaseModel):
     extra_level: ExtraLevelInfo = Field(default_factory=ExtraLevelInfo)
     seed: int
     codes: dict[str, list[int]] = Field(description="user_id -> code (levels integers), in row order.")
+    cold_users: list[str] = Field(default_factory=list, description="Users held out of the fit (cold "
+                                  "start, `--cold-share`) and given codes afterwards by `encode`.")
+    cold_share: float = Field(default=0.0, description="Share of users held out of the fit.")
+    cold_seed: int = Field(default=0, description="Seed of the cold-start choice (ulmrec_eval.cold_start).")
 
     @property
     def user_ids(self) -> list[str]:

@@ -123,6 +123,11 @@ def build(
         "--set",
         help="Quantizer config field KEY=VALUE (VALUE parsed as JSON when it can be); repeatable.",
     ),
+    cold_share: float = typer.Option(
+        0.0, "--cold-share", min=0.0, max=0.99, help="Cold start: hold this share of users (chosen by "
+        "ulmrec_eval.cold_start from their ids and --cold-seed) out of the fit and give them codes "
+        "afterwards, as to new users (texts only)."),
+    cold_seed: int = typer.Option(0, "--cold-seed", help="Seed of the cold-start choice."),
     force: bool = typer.Option(False, "--force", help="Replace an existing index at OUT."),
 ) -> None:
     """Build a user index from USERS.jsonl (or from --vectors and --ids) into OUT (index.json, weights,
@@ -147,11 +152,14 @@ def build(
     with folder_lock(out):  # held from the check to the swap: a second build of OUT stops here
         check_writable(out, force=force)
         ref = read_reference(reference) if reference is not None else None
-        indexer, n_users = _fit(config, users=users, vectors=vectors, ids=ids, fusion=fusion, reference=ref)
+        indexer, n_users = _fit(config, users=users, vectors=vectors, ids=ids, fusion=fusion, reference=ref,
+                                cold=(cold_share, cold_seed))
         folder = indexer.save(out, force=force)
     assert indexer.report is not None
     _console().print(render_report(indexer.report))
-    typer.echo(f"wrote {folder} ({n_users} users, {indexer.report.timings['total']:.1f}s)")
+    cold = len(indexer.artifact.cold_users) if indexer.artifact is not None else 0
+    held = f"; {cold} cold-start users encoded after the fit" if cold else ""
+    typer.echo(f"wrote {folder} ({n_users} users{held}, {indexer.report.timings['total']:.1f}s)")
 
 
 def _check_sources(*, users: Path | None, vectors: Path | None, ids: Path | None, reference: Path | None,
@@ -184,10 +192,15 @@ def _indexer_config(quantizer_config: QuantizerConfig, *, encoder: str | None, f
 
 
 def _fit(config: Any, *, users: Path | None, vectors: Path | None, ids: Path | None, fusion: Fusion | None,
-         reference: Any) -> tuple[Any, int]:
-    """The fitted :class:`UserIndexer` (from texts, or from vectors and ids) and its number of users."""
+         reference: Any, cold: tuple[float, int] = (0.0, 0)) -> tuple[Any, int]:
+    """The fitted :class:`UserIndexer` (from texts, or from vectors and ids) and its number of users; with a
+    cold-start share, the cold users' codes come from :meth:`UserIndexer.extend` after a fit without them."""
     from ulmrec_index.indexer import UserIndexer
 
+    share, seed = cold
+    if share > 0 and vectors is not None:
+        raise InputError("--cold-share works with --users (texts); with --vectors, encode new users with "
+                         "UserIndexer.encode_vectors")
     if vectors is not None and ids is not None:
         from ulmrec_index.vectors import read_ids, read_vectors
 
@@ -202,7 +215,17 @@ def _fit(config: Any, *, users: Path | None, vectors: Path | None, ids: Path | N
 
     assert users is not None
     records = read_user_texts(users)
-    return UserIndexer(config).fit(records, reference=reference), len(records)
+    if share <= 0:
+        return UserIndexer(config).fit(records, reference=reference), len(records)
+    from ulmrec_eval.cold_start import is_cold
+
+    warm = [r for r in records if not is_cold(r.user_id, share, seed=seed)]
+    if len(warm) < 2 or len(warm) == len(records):
+        raise InputError(f"--cold-share {share} holds out {len(records) - len(warm)} of {len(records)} users: "
+                         "choose a share that leaves users on both sides")
+    indexer = UserIndexer(config).fit(warm, reference=reference)
+    indexer.extend([r for r in records if is_cold(r.user_id, share, seed=seed)], share=share, seed=seed)
+    return indexer, len(records)
 
 
 def _quantizer_config(kind: str, settings: list[str], **fixed: object) -> QuantizerConfig:

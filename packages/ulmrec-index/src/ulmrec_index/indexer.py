@@ -486,6 +486,18 @@ class UserIndexer:
             for u in batch
         ]
 
+    def extend(self, users: Iterable[UserText | Mapping[str, Any]], *, share: float = 0.0,
+               seed: int = 0) -> dict[str, list[int]]:
+        """Encode users the fit never saw (:meth:`encode`) and keep their codes in the index, listed in
+        ``cold_users`` with the cold-start ``share``/``seed`` that chose them; returns their codes."""
+        artifact, _, _ = self._require()
+        batch = [u for u in _as_users(users) if u.user_id not in artifact.codes]
+        codes = dict(zip([u.user_id for u in batch], self.encode(batch), strict=True))
+        artifact.codes.update(codes)
+        artifact.cold_users.extend(codes)
+        artifact.cold_share, artifact.cold_seed = share, seed
+        return codes
+
     def encode_vectors(self, user_ids: Iterable[str | int] | np.ndarray | torch.Tensor,
                        vectors: Any) -> list[list[int]]:
         """Codes of users given by their vectors ``(N, D)`` (the cold-start form of :meth:`encode`, for an

@@ -32,6 +32,7 @@ class RunData:
     retriever_ranks: np.ndarray
     in_subset: np.ndarray
     history: np.ndarray
+    cold: np.ndarray  # (U,) bool: held out of LLM training (align build --cold-share)
     n_candidates: int
     curve: list[dict[str, Any]]
     validation: list[dict[str, Any]]
@@ -46,6 +47,9 @@ class VariantRow(BaseModel):
     subset: dict[str, float] = Field(description="Mean over seeds of the subset metrics.")
     overall: dict[str, float] = Field(description="Mean over seeds of the overall metrics (K <= N).")
     buckets: dict[str, float] = Field(description="Subset NDCG@10 by history length bucket.")
+    cold_users: int = Field(default=0, description="Subset users held out of LLM training, per seed (mean).")
+    cold_subset: dict[str, float] = Field(default_factory=dict,
+                                          description="Subset metrics over the cold-start users only.")
     last_next_item_loss: float | None = None
     steps: int = 0
     wall_seconds: float = 0.0

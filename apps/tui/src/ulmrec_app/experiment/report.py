@@ -108,12 +108,27 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
         retriever_ranks=_ranks(order),
         in_subset=np.array([p.target in (p.candidates or []) for p in llm]),
         history=np.array([p.history_length or 0 for p in llm]),
+        cold=_cold_flags(predictions, [p.user_id for p in llm]),
         n_candidates=n,
         curve=train.get("curve", []),
         validation=train.get("history", []),
         steps=int(train.get("steps", 0)),
         stages=stages,
     )
+
+
+def _cold_flags(predictions: Path, users: list[Any]) -> np.ndarray:
+    """Per user (in ``users`` order): held out of LLM training (the rows' ``cold_start``; absent = no)."""
+    import json
+
+    flags: dict[str, bool] = {}
+    with predictions.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                if row.get("split") in (None, "test"):
+                    flags[str(row["user_id"])] = bool(row.get("cold_start"))
+    return np.array([flags.get(str(u), False) for u in users], dtype=bool)
 
 
 # ------------------------------------------------------------------------------------------------ figures
@@ -133,9 +148,11 @@ def _bucket_ndcg(ranks: np.ndarray, history: np.ndarray) -> dict[str, float]:
 
 
 def _pairs(
-    a: list[RunData], b: list[RunData], *, b_retriever: bool = False, a_retriever: bool = False
+    a: list[RunData], b: list[RunData], *, b_retriever: bool = False, a_retriever: bool = False,
+    cold_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Ranks of A and B over the (seed, user) pairs both have, in the subset of both."""
+    """Ranks of A and B over the (seed, user) pairs both have, in the subset of both (``cold_only``: and
+    held out of A's training)."""
     ra, rb = [], []
     by_seed = {r.seed: r for r in b}
     for run_a in a:
@@ -146,6 +163,8 @@ def _pairs(
         for i, user in enumerate(run_a.users):
             j = index_b.get(user)
             if j is None or not (run_a.in_subset[i] and run_b.in_subset[j]):
+                continue
+            if cold_only and not run_a.cold[i]:
                 continue
             ra.append(run_a.retriever_ranks[i] if a_retriever else run_a.llm_ranks[i])
             rb.append(run_b.retriever_ranks[j] if b_retriever else run_b.llm_ranks[j])
@@ -181,6 +200,10 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
             )
             for r in group
         ]
+        colds = [
+            _metrics((r.retriever_ranks if retriever else r.llm_ranks)[r.in_subset & r.cold])
+            for r in group if (r.in_subset & r.cold).any()
+        ]
         losses = [r.curve[-1].get("task_loss", {}).get("next_item") for r in group if r.curve]
         losses = [x for x in losses if x is not None]
         rows.append(
@@ -191,6 +214,8 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
                 subset=_mean_dicts(subsets),
                 overall=_mean_dicts(overalls),
                 buckets=_mean_dicts(buckets),
+                cold_users=round(float(np.mean([int((r.in_subset & r.cold).sum()) for r in group]))),
+                cold_subset=_mean_dicts(colds),
                 last_next_item_loss=None if retriever or not losses else float(np.mean(losses)),
                 steps=0 if retriever else int(np.mean([r.steps for r in group])),
                 wall_seconds=0.0 if retriever else float(np.mean([_wall(r) for r in group])),
@@ -209,6 +234,10 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
             ra, rb = _pairs(base, group)
             if len(ra):
                 comparisons[f"{variant} − {BASELINE}"] = compare_ranks(ra, rb, metrics=metrics).comparisons
+            ra, rb = _pairs(base, group, cold_only=True)
+            if len(ra):
+                comparisons[f"{variant} − {BASELINE}, cold-start users"] = compare_ranks(
+                    ra, rb, metrics=metrics).comparisons
     chance = math.log(n)
     full_row = next((r for r in rows if r.variant == BASELINE), None)
     vs_retriever = comparisons.get(f"{BASELINE} − {RETRIEVER}", [])
@@ -234,8 +263,9 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
         hardware={"host": train_record.host, "device": train_record.device} if train_record else {},
         versions=dict(train_record.package_versions) if train_record else {},
         notes=[
-            "Cold-start users (held out of LLM training) are not reported: the split option is not built "
-            "yet.",
+            ("Cold-start users: held out of LLM training (`--cold-share`); their rows and comparisons are "
+             "reported separately." if any(r.cold.any() for r in runs) else
+             "Cold-start users: none held out in these runs (set `cold_share` in [index] and [align])."),
             "Published figures: none transcribed for these data; every figure here is measured.",
         ],
     )
@@ -345,6 +375,19 @@ def render_markdown(report: ExperimentReport) -> str:
             + " | ".join(f"{row.buckets[b[2]]:.4f}" if b[2] in row.buckets else "—" for b in BUCKETS)
             + " |"
         )
+    if any(row.cold_users for row in report.rows):
+        lines += [
+            "",
+            "## Cold-start users (held out of LLM training; subset)",
+            "",
+            "| variant | users | NDCG@10 | Recall@1 | Recall@10 |",
+            "|---|---|---|---|---|",
+        ]
+        for row in report.rows:
+            if row.cold_users:
+                lines.append(f"| {row.variant} | {row.cold_users} | "
+                             + " | ".join(f"{row.cold_subset.get(k, float('nan')):.4f}"
+                                          for k in ("ndcg@10", "recall@1", "recall@10")) + " |")
     if report.index:
         lines += ["", "## User index (of the first run)", ""]
         lines += [f"- {key}: {value}" for key, value in report.index.items()]

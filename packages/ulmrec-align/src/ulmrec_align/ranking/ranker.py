@@ -63,6 +63,8 @@ class RankRow(BaseModel):
                                     description="The retriever's top-N these candidates are (subset's N).")
     fusion_weight: float | None = Field(default=None, ge=0,
                                         description="W of llm + W·z(retriever) when fused with it.")
+    cold_start: bool | None = Field(default=None, description="The user was held out of the model's "
+                                    "training (align build --cold-share); None: the model held none out.")
 
 
 @dataclass
@@ -77,6 +79,15 @@ class RankingModel:
     letter_prior: list[float] | None = None
     index_sha256: str | None = None
     tuned: bool = False
+    cold_start: tuple[float, int] | None = None   # (share, seed) of the users held out of its training
+
+    def is_cold(self, raw_user_id: str) -> bool | None:
+        """Whether the user was held out of this model's training; None when it held none out."""
+        if self.cold_start is None:
+            return None
+        from ulmrec_eval.cold_start import is_cold
+
+        return is_cold(raw_user_id, self.cold_start[0], seed=self.cold_start[1])
 
 
 @dataclass(frozen=True)
@@ -203,7 +214,7 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
         out.append(RankRow(user_id=row.user_id, raw_user_id=row.raw_user_id, split=row.split,
                            target=row.target, candidates=first.candidates, scores=merged, source=source,
                            history_length=row.history_length, parsed=parsed,
-                           retrieved_n=len(first.candidates)))
+                           retrieved_n=len(first.candidates), cold_start=ranker.is_cold(row.raw_user_id)))
     return out
 
 

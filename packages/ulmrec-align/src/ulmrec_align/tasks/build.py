@@ -159,6 +159,20 @@ def _repeats(weight: float, rng: random.Random) -> int:
     return whole + (1 if rng.random() < weight - whole else 0)
 
 
+def cold_start_users(dataset: PreparedDataset, config: AlignConfig, index: IndexArtifact | None) -> set[int]:
+    """Dense ids of the users held out as cold-start (``config.cold_share``); an index that held out another
+    share or seed would make "cold" mean two different things, and is refused."""
+    if index is not None and index.cold_users and (index.cold_share, index.cold_seed) != (
+            config.cold_share, config.cold_seed):
+        raise InputError(f"the index holds out {index.cold_share:g} of the users as cold-start (seed "
+                         f"{index.cold_seed}); build with the same --cold-share and --cold-seed")
+    if config.cold_share <= 0:
+        return set()
+    from ulmrec_eval.cold_start import is_cold
+
+    return {u.user_id for u in dataset.users if is_cold(u.raw_id, config.cold_share, seed=config.cold_seed)}
+
+
 def select_users(n_users: int, max_users: int | None, seed: int) -> list[int]:
     """All users, or a seeded random subset of ``max_users`` (sorted)."""
     if max_users is None or max_users >= n_users:
@@ -203,6 +217,8 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
         skipped.setdefault("next_item:valid", "no validation candidates (--candidates not given)")
 
     users = select_users(dataset.n_users, config.max_users, config.seed)
+    cold = cold_start_users(dataset, config, index)
+    users = [u for u in users if u not in cold]
     if config.negatives == "retriever" and any(b.name == "next_item" for b in builders):
         ctx.hard_negatives = retriever_negatives(dataset, retriever, users, config)
     samples: dict[str, list[AlignmentSample]] = {"train": [], "valid": []}
@@ -235,7 +251,7 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
         candidates_path=paths.get("candidates"), tokenizer=tokenizer_name,
         token_format=list(index.token_format) if index else None,
         codebook_sizes=list(index.codebook_sizes) if index else None,
-        counts={split: dict(c) for split, c in counts.items()}, skipped=skipped,
+        counts={split: dict(c) for split, c in counts.items()}, skipped=skipped, cold_users=len(cold),
         prompt_tokens={task: {"mean": sum(v) / len(v), "max": float(max(v))}
                        for task, v in lengths.items()},
         ulmrec_version=__version__)

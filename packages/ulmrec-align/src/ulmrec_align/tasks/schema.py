@@ -80,6 +80,9 @@ class AlignConfig(BaseModel):
                                       "with this seed (same codes, no user information).")
     index_random: int | None = Field(default=None, description="Control: every user a random distinct code "
                                      "drawn with this seed (an identity, nothing semantic).")
+    cold_share: float = Field(default=0.0, ge=0.0, lt=1.0, description="Cold start: this share of users "
+                              "(ulmrec_eval.cold_start) gets no training or validation samples.")
+    cold_seed: int = Field(default=0, description="Seed of the cold-start choice.")
 
     @model_validator(mode="before")
     @classmethod
@@ -109,6 +112,7 @@ class AlignManifest(BaseModel):
     codebook_sizes: list[int] | None
     counts: dict[str, dict[str, int]] = Field(description="split -> task -> samples.")
     skipped: dict[str, str] = Field(default_factory=dict, description="task -> why it was not built.")
+    cold_users: int = Field(default=0, description="Users held out as cold-start (no samples).")
     prompt_tokens: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="task -> mean / max prompt tokens (train split).")
     ulmrec_version: str

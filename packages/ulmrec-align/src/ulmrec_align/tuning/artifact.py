@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ulmrec_align.tuning.config import ADAPTER_DIR, TrainManifest, read_train_manifest
 from ulmrec_align.tuning.request import TOKENIZER_DIR
@@ -97,6 +97,12 @@ def load_tuned_model(folder: str | Path, *, device: str = "cpu", quantization: s
     return tuned, tokenizer, manifest
 
 
+def _cold_start(samples_config: dict[str, Any]) -> tuple[float, int] | None:
+    """``(share, seed)`` of the users the samples held out (align build --cold-share), or None."""
+    share = float(samples_config.get("cold_share") or 0.0)
+    return (share, int(samples_config.get("cold_seed") or 0)) if share > 0 else None
+
+
 def load_tuned(folder: str | Path, *, device: str = "cpu", quantization: str = "none") -> RankingModel:
     """A :class:`~ulmrec_align.ranking.ranker.RankingModel` with the prompt settings it was tuned with."""
     from ulmrec_align.ranking.ranker import RankingModel
@@ -105,4 +111,5 @@ def load_tuned(folder: str | Path, *, device: str = "cpu", quantization: str = "
     return RankingModel(model=model, tokenizer=tokenizer, prompt=manifest.prompt,
                         index_tokens=manifest.index_tokens, name=Path(folder).absolute().name,
                         letter_prior=manifest.letter_prior, index_sha256=manifest.index_sha256,
-                        tuned=manifest.schema_version >= 2)  # older manifests did not record the index
+                        tuned=manifest.schema_version >= 2,  # older manifests did not record the index
+                        cold_start=_cold_start(manifest.samples_config))
