@@ -231,7 +231,7 @@ def test_cold_start_users_get_no_samples_and_the_index_must_agree(pipeline: Pipe
     dataset, artifact, rows, inputs = load_inputs(pipeline.data, pipeline.index, pipeline.candidates)
     assert artifact is not None
     held = artifact.model_copy(update={"cold_users": ["x"], "cold_share": 0.2, "cold_seed": 2})
-    with pytest.raises(InputError, match="holds out 0.2 of the users"):
+    with pytest.raises(InputError, match=r"holds out 0\.2 of the users"):
         build_samples(dataset, AlignConfig(tasks=list(DEFAULT_TASKS), cold_share=0.3, cold_seed=2),
                       tiny_tokenizer(), index=held, candidates=rows, inputs=inputs, paths={},
                       tokenizer_name="tiny")

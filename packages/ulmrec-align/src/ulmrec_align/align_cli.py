@@ -76,8 +76,9 @@ def build(
         "--index-random", help="Control: give every user a random distinct code drawn with this seed.")]
     = None,
     cold_share: Annotated[float, typer.Option(
-        "--cold-share", min=0.0, max=0.99, help="Cold start: hold this share of users (ulmrec_eval.cold_start, "
-        "the same choice as `index build --cold-share`) out of training and validation.")] = 0.0,
+        "--cold-share", min=0.0, max=0.99, help="Cold start: hold this share of users "
+        "(ulmrec_eval.cold_start, the same choice as `index build --cold-share`) out of training and "
+        "validation.")] = 0.0,
     cold_seed: Annotated[int, typer.Option("--cold-seed", help="Seed of the cold-start choice.")] = 0,
     valid_users: Annotated[int | None, typer.Option("--valid-users", min=1,
                                                     help="Cap on validation samples.")] = None,
