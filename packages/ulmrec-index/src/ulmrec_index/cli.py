@@ -222,8 +222,8 @@ def _fit(config: Any, *, users: Path | None, vectors: Path | None, ids: Path | N
     warm = [r for r in records if not is_cold(r.user_id, share, seed=seed)]
     if len(warm) < 2 or len(warm) == len(records):
         held = len(records) - len(warm)
-        raise InputError(f"--cold-share {share} holds out {held} of {len(records)} users: choose a share that "
-                         "leaves users on both sides")
+        raise InputError(f"--cold-share {share} holds out {held} of {len(records)} users: choose a share "
+                         "that leaves users on both sides")
     indexer = UserIndexer(config).fit(warm, reference=reference)
     indexer.extend([r for r in records if is_cold(r.user_id, share, seed=seed)], share=share, seed=seed)
     return indexer, len(records)
