@@ -150,6 +150,46 @@ def test_run_screen_shows_a_failed_stage_with_its_last_log_lines(runs: Path) -> 
     asyncio.run(go())
 
 
+def test_results_screen_shows_the_experiment_report_of_the_run(runs: Path) -> None:
+    """The Experiment tab shows the tables of the newest report whose runs include this run (a report
+    written by `ulmrec experiment report`, read back through its pydantic model)."""
+    from ulmrec_app.experiment.model import ExperimentReport, VariantRow
+    from ulmrec_eval.schemas import MetricComparison
+
+    comparison = MetricComparison(metric="ndcg@10", n_users=30, mean_a=0.4, mean_b=0.35, difference=-0.05,
+                                  relative=-0.125, ci_low=-0.09, ci_high=-0.01, confidence=0.95,
+                                  p_value=0.02, n_resamples=1000, seed=0, wins=5, losses=12, ties=13)
+    report = ExperimentReport(
+        runs=["demo", "demo-noindex"], n_candidates=10, chance_loss=2.302585, learned=False,
+        rows=[VariantRow(variant="full", seeds=[0], n_users=30, subset={"ndcg@10": 0.4, "recall@1": 0.1},
+                         overall={"ndcg@10": 0.2}, buckets={}, cold_users=4, cold_subset={"ndcg@10": 0.31},
+                         last_next_item_loss=2.44, steps=40)],
+        comparisons={"noindex − full": [comparison]})
+    folder = runs / "demo-experiment" / "report"
+    folder.mkdir(parents=True)
+    (folder / "report.json").write_text(report.model_dump_json(), encoding="utf-8")
+
+    async def go() -> None:
+        app = UlmrecApp(runs, refresh_seconds=0.2)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
+            await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, ResultsScreen)
+                        and app.screen.query_one("#report-variants").row_count > 0)
+            app.screen.query_one("#results-tabs").active = "tab-experiment"
+            await pilot.pause()
+            assert _cells(app.screen.query_one("#report-variants"))[0] == [
+                "full", "0", "30", "0.4000", "0.1000", "0.2000", "4", "0.3100", "2.440", "40"]
+            assert _cells(app.screen.query_one("#report-pairs"))[0] == [
+                "noindex − full", "ndcg@10", "30", "0.4000", "0.3500", "-0.0500", "[-0.0900, -0.0100]",
+                "0.02"]
+            verdict = _text(app.screen.query_one("#report-verdict"))
+            assert "report.json: 2 runs" in verdict
+            assert "has not learned" in verdict
+
+    asyncio.run(go())
+
+
 def test_results_screen_metric_table_published_column_and_curves(runs: Path) -> None:
     expected = evaluate(fixture_predictions(40, 0), retrieved_n=20).scope("overall").metrics["ndcg@10"]
 

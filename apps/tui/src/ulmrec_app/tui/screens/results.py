@@ -1,5 +1,6 @@
 """The Results screen: metric tables (subset and overall, by K) of this run and every other run with results,
-a labelled column of published figures, and training-loss / validation-NDCG curves as terminal plots."""
+a labelled column of published figures, training-loss / validation-NDCG curves as terminal plots, and the
+tables of the newest experiment report (``ulmrec experiment report``) that covers this run."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
+from ulmrec_app.experiment.model import ExperimentReport
 from ulmrec_app.pipeline.results import Row, run_rows
 from ulmrec_app.tui.data import curves, list_runs, load_run
 from ulmrec_app.tui.published import Published, published_for
@@ -30,6 +32,8 @@ class ResultsData:
     loss: list[tuple[float, float]] = field(default_factory=list)
     ndcg: list[tuple[float, float]] = field(default_factory=list)
     lr: list[tuple[float, float]] = field(default_factory=list)
+    report: ExperimentReport | None = None
+    report_path: Path | None = None
 
 
 def dataset_name(run_dir: Path) -> str | None:
@@ -39,6 +43,23 @@ def dataset_name(run_dir: Path) -> str | None:
         return None
     name = data.get("name") if isinstance(data, dict) else None
     return str(name) if name else None
+
+
+def find_report(folder: Path, runs_dir: Path) -> tuple[Path, ExperimentReport] | None:
+    """The newest ``report.json`` under ``runs_dir`` (two levels down, e.g. ``demo-experiment/report/``)
+    whose runs include this run; unreadable reports are skipped."""
+    found: list[tuple[float, Path, ExperimentReport]] = []
+    for path in [*runs_dir.glob("*/report.json"), *runs_dir.glob("*/*/report.json")]:
+        try:
+            report = ExperimentReport.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if folder.name in report.runs:
+            found.append((path.stat().st_mtime, path, report))
+    if not found:
+        return None
+    _, path, report = max(found, key=lambda item: item[0])
+    return path, report
 
 
 def collect(folder: Path, runs_dir: Path) -> ResultsData:
@@ -59,6 +80,9 @@ def collect(folder: Path, runs_dir: Path) -> ResultsData:
             out.rows[other.name] = rows
     out.published = published_for(out.dataset)
     out.loss, out.ndcg, out.lr = curves(load_run(folder))
+    report = find_report(folder, runs_dir)
+    if report is not None:
+        out.report_path, out.report = report
     return out
 
 
@@ -80,6 +104,10 @@ class ResultsScreen(PollingScreen):
                 yield LinePlot("training loss", id="loss-plot")
                 yield LinePlot("learning rate", id="lr-plot")
                 yield LinePlot("validation NDCG@10", id="ndcg-plot")
+            with TabPane("Experiment", id="tab-experiment"):
+                yield Static("", classes="hint", id="report-verdict")
+                yield DataTable(id="report-variants", zebra_stripes=True, cursor_type="row")
+                yield DataTable(id="report-pairs", zebra_stripes=True, cursor_type="row")
         yield Footer()
 
     def refresh_data(self) -> None:
@@ -92,7 +120,7 @@ class ResultsScreen(PollingScreen):
 
     def _show(self, data: ResultsData) -> None:
         key = (tuple(data.columns), tuple(len(v) for v in data.rows.values()), len(data.loss), len(data.ndcg),
-               len(data.lr),
+               len(data.lr), data.report.model_dump_json() if data.report else None,
                tuple(tuple(sorted(r.metrics.items())) for rows in data.rows.values() for r in rows))
         if key == self._shown:
             return
@@ -136,3 +164,37 @@ class ResultsScreen(PollingScreen):
         self.query_one("#loss-plot", LinePlot).set_points(data.loss)
         self.query_one("#ndcg-plot", LinePlot).set_points(data.ndcg)
         self.query_one("#lr-plot", LinePlot).set_points(data.lr)
+        self._show_report(data)
+
+    def _show_report(self, data: ResultsData) -> None:
+        """The report's verdict, its metrics table (subset, mean over seeds) and its paired differences."""
+        verdict = self.query_one("#report-verdict", Static)
+        variants = self.query_one("#report-variants", DataTable)
+        pairs = self.query_one("#report-pairs", DataTable)
+        variants.clear(columns=True)
+        pairs.clear(columns=True)
+        report = data.report
+        if report is None:
+            verdict.update("no experiment report covers this run (`ulmrec experiment report RUNS --out DIR`)")
+            return
+        learned = "the LLM learned" if report.learned else "the LLM has not learned to rank"
+        verdict.update(f"{data.report_path}: {len(report.runs)} runs, n = {report.n_candidates}; {learned} "
+                       f"(next-item loss vs ln(n) = {report.chance_loss:.3f})")
+        for label in ("variant", "seeds", "users", "NDCG@10", "Recall@1", "overall NDCG@10", "cold users",
+                      "cold NDCG@10", "next-item loss", "steps"):
+            variants.add_column(label, key=label)
+        for row in report.rows:
+            loss = "—" if row.last_next_item_loss is None else f"{row.last_next_item_loss:.3f}"
+            cold = row.cold_subset.get("ndcg@10")
+            variants.add_row(row.variant, ",".join(map(str, row.seeds)), str(row.n_users),
+                             f"{row.subset.get('ndcg@10', float('nan')):.4f}",
+                             f"{row.subset.get('recall@1', float('nan')):.4f}",
+                             f"{row.overall.get('ndcg@10', float('nan')):.4f}", str(row.cold_users or "—"),
+                             "—" if cold is None else f"{cold:.4f}", loss, str(row.steps or "—"))
+        for label in ("B − A", "metric", "users", "A", "B", "B − A ", "95 % CI", "p"):
+            pairs.add_column(label, key=label)
+        for name, comparisons in report.comparisons.items():
+            for c in comparisons:
+                pairs.add_row(name, c.metric, str(c.n_users), f"{c.mean_a:.4f}", f"{c.mean_b:.4f}",
+                              f"{c.difference:+.4f}", f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
+                              f"{c.p_value:.3g}")
