@@ -132,3 +132,20 @@ def test_report_compares_cold_start_users_separately(tmp_path: Path) -> None:
     text = render_markdown(report)
     assert "## Cold-start users (held out of LLM training; subset)" in text
     assert "| noindex − full, cold-start users | recall@1 | 20 |" in text
+
+
+def test_a_later_ablate_joins_the_experiment_record(tmp_path: Path) -> None:
+    """Adding a seed or a variant later keeps the earlier runs in experiment.json (the report reads it), while
+    the call itself plans only its own runs."""
+    from ulmrec_app.experiment.ablate import ExperimentManifest
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "demo-cpu.toml"
+    plan_experiment(config, tmp_path / "runs", ["full", "noindex"], [0, 1])
+    later = plan_experiment(config, tmp_path / "runs", ["full", "random"], [1, 2])
+    assert [r.run for r in later.runs] == ["demo-full-s1", "demo-random-s1", "demo-full-s2", "demo-random-s2"]
+    record = ExperimentManifest.load(tmp_path / "runs" / "demo-experiment")
+    assert sorted(r.run for r in record.runs) == sorted(
+        ["demo-full-s0", "demo-noindex-s0", "demo-noindex-s1", "demo-full-s1", "demo-random-s1",
+         "demo-full-s2", "demo-random-s2"])
+    assert record.variants == ["full", "noindex", "random"]
+    assert record.seeds == [0, 1, 2]

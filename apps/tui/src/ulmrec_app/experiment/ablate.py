@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from ulmrec_app.experiment.variants import overrides
 from ulmrec_app.pipeline.config import load_config
+from ulmrec_eval.runtime.errors import UlmrecError
 from ulmrec_eval.runtime.io import atomic_write_text, read_json_model
 
 EXPERIMENT_FILE = "experiment.json"
@@ -74,7 +75,8 @@ def variant_config(base: Path, name: str, tables: dict[str, dict[str, Any]]) -> 
 def plan_experiment(
     config: Path, runs_dir: Path, variants: list[str], seeds: list[int]
 ) -> ExperimentManifest:
-    """Write the variant configs and the experiment record; run nothing."""
+    """Write the variant configs and the experiment record (joined with an earlier one of the same base
+    config); run nothing. Returns the runs of this call."""
     base = load_config(config)
     tables = base.model_dump(include={"data", "users", "index", "retrieve", "align", "train", "rank", "eval"})
     folder = runs_dir / f"{base.name}-experiment"
@@ -94,8 +96,28 @@ def plan_experiment(
         seeds=seeds,
         runs=runs,
     )
-    manifest.save(folder)
+    _with_earlier_runs(manifest, folder).save(folder)
     return manifest
+
+
+def _with_earlier_runs(manifest: ExperimentManifest, folder: Path) -> ExperimentManifest:
+    """The record to keep: this call's runs plus those an earlier ``ablate`` of the same base config and
+    runs folder recorded (a variant or seed added later joins the experiment instead of replacing it)."""
+    if not (folder / EXPERIMENT_FILE).is_file():
+        return manifest
+    try:
+        earlier = ExperimentManifest.load(folder)
+    except (OSError, ValueError, UlmrecError):
+        return manifest
+    if (earlier.base_config, earlier.runs_dir) != (manifest.base_config, manifest.runs_dir):
+        return manifest
+    names = {r.run for r in manifest.runs}
+    runs = [r for r in earlier.runs if r.run not in names] + manifest.runs
+    return manifest.model_copy(update={
+        "runs": runs,
+        "variants": list(dict.fromkeys([*earlier.variants, *manifest.variants])),
+        "seeds": sorted({*earlier.seeds, *manifest.seeds}),
+    })
 
 
 def run_experiment(manifest: ExperimentManifest, *, line: Callable[[str], None] = print) -> None:
