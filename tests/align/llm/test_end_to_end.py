@@ -3,6 +3,8 @@ eval reader; every stage reads the previous stage's real files."""
 
 from __future__ import annotations
 
+import json
+
 import sys
 from pathlib import Path
 
@@ -24,6 +26,12 @@ def test_build_train_rank_with_added_code_tokens(pipeline: Pipeline, tiny_llm: P
     assert read_manifest(samples).config.index_tokens == "added"
     ulmrec("align", "train", "--samples", samples, "--model", tiny_llm, "--out", tuned, "--max-steps", "2",
            "--batch-size", "2", "--eval-steps", "2", "--valid-users", "4", "--no-progress")
+    history = json.loads((tuned / "train_manifest.json").read_text())["history"]
+    assert history                                                  # alignment measured at each validation
+    for point in history:
+        assert set(point["task_exact"]) == set(point["task_loss"]) == {"pref_to_index", "history_to_index"}
+        assert all(0.0 <= v <= 1.0 for v in point["task_exact"].values())
+        assert all(v > 0 for v in point["task_loss"].values())
     ranker = load_ranking_model(tuned)
     assert ranker.index_tokens == "added"
     assert ranker.prompt.n_candidates == 6                          # prompt settings travel with the model

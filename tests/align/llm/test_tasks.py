@@ -74,7 +74,13 @@ def test_every_task_is_built_on_data_that_supports_it(pipeline: Pipeline) -> Non
         assert "User Index:" not in sample.prompt                 # the answer is not in the question
     for sample in by_task["rating"]:
         assert sample.response in {"1", "2", "3", "4", "5"}
+    valid_tasks = {sample.task for sample in result.samples["valid"]}
+    assert valid_tasks == {"next_item", "pref_to_index", "history_to_index"}   # ranking + code writing
     for sample in result.samples["valid"]:
+        if sample.task != "next_item":                  # validation of alignment: write the user's code
+            assert sample.response == index.token(sample.raw_user_id)
+            assert "User Index:" not in sample.prompt
+            continue
         s = dataset.splits[sample.user_id]
         assert sample.target == s.valid_target
         assert sample.candidates is not None

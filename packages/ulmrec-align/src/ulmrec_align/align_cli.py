@@ -81,7 +81,7 @@ def build(
         "validation.")] = 0.0,
     cold_seed: Annotated[int, typer.Option("--cold-seed", help="Seed of the cold-start choice.")] = 0,
     valid_users: Annotated[int | None, typer.Option("--valid-users", min=1,
-                                                    help="Cap on validation samples.")] = None,
+                                                    help="Cap on validation samples per task.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing samples folder.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:

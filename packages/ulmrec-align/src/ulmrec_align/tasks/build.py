@@ -232,9 +232,15 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
                     samples[split] += builder.build(ctx, user, split, rng)
         if progress is not None:
             progress(done, len(users))
-    if config.valid_users is not None and len(samples["valid"]) > config.valid_users:
-        keep = sorted(random.Random(config.seed).sample(range(len(samples["valid"])), config.valid_users))
-        samples["valid"] = [samples["valid"][i] for i in keep]
+    if config.valid_users is not None:   # the cap holds per task (ranking and code-writing samples)
+        capped: list[AlignmentSample] = []
+        for task in dict.fromkeys(x.task for x in samples["valid"]):
+            rows = [x for x in samples["valid"] if x.task == task]
+            if len(rows) > config.valid_users:
+                keep = sorted(random.Random(config.seed).sample(range(len(rows)), config.valid_users))
+                rows = [rows[i] for i in keep]
+            capped += rows
+        samples["valid"] = capped
 
     counts: dict[str, dict[str, int]] = {split: defaultdict(int) for split in samples}
     lengths: dict[str, list[int]] = defaultdict(list)

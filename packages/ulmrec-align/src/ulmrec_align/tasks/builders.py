@@ -151,6 +151,8 @@ class PreferenceToIndex(_PreferenceTask):
     """Task 3: the index is the answer, so the prompt has no ``User Index:`` line."""
 
     name: ClassVar[str] = "pref_to_index"
+    #: validation samples measure whether the model writes the code (exact match while tuning)
+    splits: ClassVar[tuple[SampleSplit, ...]] = ("train", "valid")
 
     def build(self, ctx: BuildContext, user: int, split: SampleSplit,
               rng: random.Random) -> list[AlignmentSample]:
@@ -168,7 +170,7 @@ class HistoryToIndex:
 
     name: ClassVar[str] = "history_to_index"
     needs_index: ClassVar[bool] = True
-    splits: ClassVar[tuple[SampleSplit, ...]] = ("train",)
+    splits: ClassVar[tuple[SampleSplit, ...]] = ("train", "valid")
 
     def unsupported_reason(self, ctx: BuildContext) -> str | None:
         return None

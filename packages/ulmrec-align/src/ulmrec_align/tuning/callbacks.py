@@ -30,6 +30,7 @@ class ValidationScores:
     score: float
     raw: float | None = None
     prior: list[float] | None = None
+    tasks: dict[str, dict[str, float]] | None = None   # code task -> {"loss", "exact"}
 
 
 #: ``validate(model) -> ValidationScores`` (or a bare float) on the validation ranking samples.
@@ -181,7 +182,10 @@ class TuningCallback(TrainerCallback):
         score = scores.score
         self._last_validated = step
         p = self.progress
-        p.history.append(ValidationPoint(step=step, ndcg_at_10=score, ndcg_at_10_raw=scores.raw))
+        tasks = scores.tasks or {}
+        p.history.append(ValidationPoint(step=step, ndcg_at_10=score, ndcg_at_10_raw=scores.raw,
+                                         task_loss={t: v["loss"] for t, v in tasks.items()},
+                                         task_exact={t: v["exact"] for t, v in tasks.items()}))
         if p.best_score is None or score > p.best_score:
             p.best_score, p.best_step, p.bad_validations = score, step, 0
             p.best_prior = scores.prior
@@ -196,6 +200,9 @@ class TuningCallback(TrainerCallback):
             metric = {"valid/ndcg@10": score}
             if scores.raw is not None:
                 metric["valid/ndcg@10 (uncalibrated)"] = scores.raw
+            for task, values in tasks.items():
+                metric[f"valid/loss {task}"] = values["loss"]
+                metric[f"valid/exact {task}"] = values["exact"]
             _emit(step=step, metric=metric,
                   message=f"step {step}: validation NDCG@10 {score:.4f} "
                           f"(best {p.best_score:.4f} at {p.best_step})")

@@ -123,6 +123,10 @@ class ValidationPoint(BaseModel):
     step: int
     ndcg_at_10: float
     ndcg_at_10_raw: float | None = None
+    task_loss: dict[str, float] = Field(default_factory=dict,
+                                        description="Code task -> validation response-token loss.")
+    task_exact: dict[str, float] = Field(default_factory=dict,
+                                         description="Code task -> share of codes written exactly.")
 
 
 class CurvePoint(BaseModel):

@@ -17,7 +17,7 @@ from typing import Any
 from ulmrec_align.models.errors import ModelError, missing_extra
 from ulmrec_align.tuning.config import TrainManifest
 from ulmrec_align.tuning.request import FINAL_ADAPTER, RESULT_FILE, TOKENIZER_DIR, TrainRequest, partial_dir
-from ulmrec_align.tuning.validation import ranking_validator, validation_samples
+from ulmrec_align.tuning.validation import code_samples, ranking_validator, validation_samples
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.runtime.io import atomic_write_text
 
@@ -71,7 +71,8 @@ def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) 
     valid_rows = validation_samples(request.samples, settings.valid_users) if validator is not False else []
     if validator is None and valid_rows:
         validator = ranking_validator(tokenizer, valid_rows, index_tokens=planned.index_tokens,
-                                      batch_size=settings.eval_batch_size)
+                                      batch_size=settings.eval_batch_size,
+                                      code=code_samples(request.samples, settings.valid_users))
     return _Inputs(tokenizer=tokenizer, added=added, dataset=dataset, prompts_cut=encoding.cut,
                    letters=letter_token_ids(tokenizer, max(n_letters, 1)), valid_rows=valid_rows,
                    validator=validator)

@@ -1,5 +1,7 @@
 """Validation while tuning: NDCG@10 of the ranking task on shuffled-letter prompts, with the model's letter
-prior (PriDe-style mean log-probability per letter) removed before ranking."""
+prior (PriDe-style mean log-probability per letter) removed before ranking; and, for the tasks whose answer
+is a user's code (preference → index, history → index), the response-token loss and the exact-match rate
+(does the model write the whole code?)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ulmrec_align.tuning.config import RANKING_TASKS
+
+#: Tasks whose answer is the user's code: alignment is learned when the model writes it.
+CODE_TASKS = ("pref_to_index", "history_to_index")
 
 
 def validation_samples(samples_dir: Path, limit: int | None) -> list[Any]:
@@ -19,6 +24,74 @@ def validation_samples(samples_dir: Path, limit: int | None) -> list[Any]:
     rows = [s for s in read_samples(samples_dir, "valid")
             if s.task in RANKING_TASKS and s.candidates and s.target_letter]
     return rows[:limit] if limit is not None else rows
+
+
+def code_samples(samples_dir: Path, limit: int | None) -> list[Any]:
+    """The first ``limit`` validation samples of each code-writing task (:data:`CODE_TASKS`)."""
+    from ulmrec_align.tasks.schema import read_samples
+
+    if not (Path(samples_dir) / "valid.jsonl").is_file():
+        return []
+    out: list[Any] = []
+    for task in CODE_TASKS:
+        rows = [s for s in read_samples(samples_dir, "valid") if s.task == task]
+        out += rows[:limit] if limit is not None else rows
+    return out
+
+
+def code_matches(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_tokens: str,
+                 batch_size: int, max_length: int = 4096) -> list[tuple[float, int, bool]]:
+    """Per sample: ``(summed response-token loss, response tokens, exact)``, one teacher-forced pass.
+
+    ``exact``: every response token is the model's argmax given the gold tokens before it — exactly the
+    samples greedy decoding would reproduce token for token (``tests/align/tuning``).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from ulmrec_align.prompts.encoding import IGNORE_INDEX
+    from ulmrec_align.tuning.data import PadCollator, encode_samples
+    from ulmrec_align.tuning.loss import kept_positions
+
+    dataset, _ = encode_samples(tokenizer, samples, index_tokens=index_tokens,  # type: ignore[arg-type]
+                                max_length=max_length)
+    collate = PadCollator(pad_id=int(tokenizer.pad_token_id))
+    device = next(model.parameters()).device
+    out: list[tuple[float, int, bool]] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(dataset.rows), batch_size):
+                batch = {k: v.to(device) for k, v in collate(dataset.rows[start:start + batch_size]).items()}
+                labels = batch["labels"]
+                keep = kept_positions(labels)
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                               position_ids=batch["position_ids"], logits_to_keep=keep,
+                               use_cache=False).logits[:, :-1].float()
+                targets = labels[:, labels.shape[1] - keep + 1:]
+                valid = targets != IGNORE_INDEX
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                       ignore_index=IGNORE_INDEX, reduction="none").view(targets.shape)
+                hit = (logits.argmax(dim=-1) == targets) | ~valid
+                for i in range(len(targets)):
+                    out.append((float((loss[i] * valid[i]).sum()), int(valid[i].sum()), bool(hit[i].all())))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def code_task_scores(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_tokens: str,
+                     batch_size: int) -> dict[str, dict[str, float]]:
+    """``task -> {"loss": mean response-token loss, "exact": share written exactly}`` of ``samples``."""
+    matches = code_matches(model, tokenizer, samples, index_tokens=index_tokens, batch_size=batch_size)
+    scores: dict[str, dict[str, float]] = {}
+    for task in dict.fromkeys(s.task for s in samples):
+        mine = [m for s, m in zip(samples, matches, strict=True) if s.task == task]
+        tokens = sum(m[1] for m in mine)
+        scores[task] = {"loss": round(sum(m[0] for m in mine) / max(tokens, 1), 5),
+                        "exact": round(sum(m[2] for m in mine) / len(mine), 5)}
+    return scores
 
 
 def letter_prior(scores: Any) -> Any:
@@ -40,11 +113,11 @@ def letter_prior(scores: Any) -> Any:
 
 
 def ranking_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: str,
-                      batch_size: int) -> Any:
+                      batch_size: int, code: Sequence[Any] = ()) -> Any:
     """``validate(model) -> ValidationScores``: NDCG@10 of the letter ranking of ``samples`` after removing
     the letter prior estimated on the same prompts (:func:`letter_prior`; the samples show their candidates
     in a shuffled order, so neither a letter preference nor the retriever's order is rewarded), the
-    uncalibrated NDCG@10, and the prior."""
+    uncalibrated NDCG@10, and the prior; with ``code`` samples, also :func:`code_task_scores`."""
     import numpy as np
 
     from ulmrec_align.prompts.letters import letter_index
@@ -59,7 +132,9 @@ def ranking_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: s
         prior = letter_prior(scores)
         logp = letter_log_probs(scores)
         calibrated = np.where(np.isfinite(logp), logp - prior[None, :], -np.inf)
+        tasks = (code_task_scores(model, tokenizer, code, index_tokens=index_tokens, batch_size=batch_size)
+                 if code else None)
         return ValidationScores(score=ndcg_at(calibrated, targets, 10), raw=ndcg_at(scores, targets, 10),
-                                prior=[round(float(v), 6) for v in prior])
+                                prior=[round(float(v), 6) for v in prior], tasks=tasks)
 
     return validate
