@@ -4,7 +4,6 @@ eval reader; every stage reads the previous stage's real files."""
 from __future__ import annotations
 
 import json
-
 import sys
 from pathlib import Path
 

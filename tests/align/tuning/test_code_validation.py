@@ -16,8 +16,8 @@ from ulmrec_align.tuning.validation import code_matches, code_task_scores
 def _sample(user: int, code: str, text: str) -> AlignmentSample:
     return AlignmentSample(task="pref_to_index", split="valid", user_id=user, raw_user_id=f"u{user}",
                            template_id="pref_to_index/0",
-                           prompt=f"### Instruction:\nWhich user index?\n\n### Input:\nPreferences: {text}\n\n"
-                                  "### Response:\n",
+                           prompt="### Instruction:\nWhich user index?\n\n### Input:\n"
+                                  f"Preferences: {text}\n\n### Response:\n",
                            response=code, response_code_spans=[(0, len(code))])
 
 
@@ -26,8 +26,9 @@ def _greedy_writes(model: torch.nn.Module, tokenizer: object, sample: AlignmentS
     start = next(i for i, label in enumerate(encoded.labels) if label != IGNORE_INDEX)
     answer = encoded.input_ids[start:]
     prompt = torch.tensor([encoded.input_ids[:start]])
-    out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=len(answer),  # type: ignore[operator]
-                         do_sample=False, pad_token_id=0)
+    generate = model.generate  # type: ignore[operator]
+    out = generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=len(answer),
+                   do_sample=False, pad_token_id=0)
     return out[0, start:].tolist() == answer
 
 
