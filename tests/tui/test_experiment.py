@@ -49,7 +49,8 @@ def _run(root: Path, name: str, *, seed: int, skill: float, users: int = 60, col
              for s in range(10, 41, 10)]
     (folder / "train" / "model").mkdir(parents=True)
     (folder / "train" / "model" / "train_manifest.json").write_text(json.dumps(
-        {"curve": curve, "history": [{"step": 20, "ndcg_at_10": 0.5}, {"step": 40, "ndcg_at_10": 0.6}],
+        {"curve": curve, "history": [{"step": 20, "ndcg_at_10": 0.5, "task_exact": {"pref_to_index": 0.2}},
+                                     {"step": 40, "ndcg_at_10": 0.6, "task_exact": {"pref_to_index": 0.7}}],
          "steps": 40}))
     return folder
 

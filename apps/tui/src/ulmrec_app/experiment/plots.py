@@ -79,12 +79,14 @@ def _forest(report: ExperimentReport, out: Path) -> Path | None:
 
 
 def _curves(by_variant: dict[str, list[RunData]], out: Path) -> Path | None:
+    """Loss, learning rate, validation NDCG@10 and, where validations measured it, the exact-match rate of
+    the code-writing tasks (is alignment learned?), one line per variant (its first seed)."""
     import matplotlib.pyplot as plt
 
     runs = [group[0] for group in by_variant.values() if group and group[0].curve]
     if not runs:
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for run in runs:
         steps = [p["step"] for p in run.curve]
         axes[0].plot(steps, [p["loss"] for p in run.curve], label=run.variant)
@@ -96,12 +98,21 @@ def _curves(by_variant: dict[str, list[RunData]], out: Path) -> Path | None:
                 marker="o",
                 label=run.variant,
             )
-    for ax, title in zip(
-        axes, ("training loss", "learning rate", "validation NDCG@10 (calibrated)"), strict=True
-    ):
+        tasks = sorted({t for v in run.validation for t in v.get("task_exact", {})})
+        for task in tasks:
+            points = [(v["step"], v["task_exact"][task]) for v in run.validation
+                      if task in v.get("task_exact", {})]
+            axes[3].plot([x for x, _ in points], [y for _, y in points], marker="o",
+                         label=f"{run.variant}: {task}")
+    titles = ("training loss", "learning rate", "validation NDCG@10 (calibrated)",
+              "codes written exactly (validation)")
+    for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title)
         ax.set_xlabel("step")
     axes[0].legend(fontsize=8)
+    if axes[3].lines:
+        axes[3].legend(fontsize=7)
+        axes[3].set_ylim(-0.05, 1.05)
     return _save(fig, out / "curves.png")
 
 
