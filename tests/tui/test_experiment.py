@@ -150,3 +150,23 @@ def test_a_later_ablate_joins_the_experiment_record(tmp_path: Path) -> None:
          "demo-full-s2", "demo-random-s2"])
     assert record.variants == ["full", "noindex", "random"]
     assert record.seeds == [0, 1, 2]
+
+
+def test_variants_and_seeds_can_be_listed_in_the_config(tmp_path: Path) -> None:
+    """[experiment] variants/seeds are ablate's defaults; the command line wins; a typo is one line."""
+    from support.cli import run_ulmrec
+
+    base = Path(__file__).resolve().parents[2] / "configs" / "demo-cpu.toml"
+    config = tmp_path / "exp.toml"
+    config.write_text(f'extends = "{base}"\nname = "exp"\n[experiment]\nvariants = ["full", "random"]\n'
+                      "seeds = [0, 1]\n")
+    listed = run_ulmrec("experiment", "ablate", config, "--runs", tmp_path / "runs", "--dry-run", check=True)
+    assert "4 runs (full, random × seeds 0,1)" in listed.stderr
+    given = run_ulmrec("experiment", "ablate", config, "--runs", tmp_path / "runs", "--variants", "noindex",
+                       "--seeds", "3", "--dry-run", check=True)
+    assert "1 runs (noindex × seeds 3)" in given.stderr
+    config.write_text(f'extends = "{base}"\nname = "exp"\n[experiment]\nvariant = ["full"]\n')
+    bad = run_ulmrec("experiment", "ablate", config, "--runs", tmp_path / "runs", "--dry-run")
+    assert bad.returncode != 0
+    assert "experiment.variant: unknown key" in bad.stderr
+    assert "Traceback" not in bad.stderr

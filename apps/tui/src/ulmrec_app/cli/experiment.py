@@ -29,14 +29,17 @@ def _ints(text: str) -> list[int]:
 def ablate_command(
     config: Annotated[Path, typer.Argument(metavar="CONFIG", help="Base run config (TOML or YAML).")],
     variants: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--variants", help="Comma-separated: full, noindex, permuted, no-<task>, added, rqkmeans."
+            "--variants", help="Comma-separated: full, noindex, permuted, random, no-<task>, added, "
+            "rqkmeans, nofusion, collab (default: the config's [experiment] variants, else "
+            "full,noindex,permuted)."
         ),
-    ] = "full,noindex,permuted",
+    ] = None,
     seeds: Annotated[
-        str, typer.Option("--seeds", help="Comma-separated seeds (train and align seeds).")
-    ] = "0",
+        str | None, typer.Option("--seeds", help="Comma-separated seeds (train and align seeds; default: the "
+                                 "config's [experiment] seeds, else 0).")
+    ] = None,
     runs: RunsOpt = Path("runs"),
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write the variant configs; run nothing.")
@@ -44,9 +47,15 @@ def ablate_command(
 ) -> None:
     """One run per variant and seed; every stage a variant does not change is shared, none trained twice."""
     from ulmrec_app.experiment.ablate import plan_experiment, run_experiment
-    from ulmrec_app.experiment.variants import VARIANTS
+    from ulmrec_app.experiment.variants import DEFAULT_VARIANTS, VARIANTS
+    from ulmrec_app.pipeline.config import load_config
     from ulmrec_app.pipeline.errors import PipelineError
 
+    table = load_config(config).experiment
+    if variants is None:
+        variants = ",".join(table.variants or DEFAULT_VARIANTS)
+    if seeds is None:
+        seeds = ",".join(map(str, table.seeds or [0]))
     chosen = [v.strip() for v in variants.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in VARIANTS]
     if unknown or not chosen:

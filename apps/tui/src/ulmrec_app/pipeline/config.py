@@ -31,6 +31,16 @@ DATA_COMMANDS = ("synthetic", "download", "prepare")
 CONFIG_SCHEMA_VERSION = 1
 
 
+class ExperimentTable(BaseModel):
+    """``[experiment]``: the variants and seeds ``ulmrec experiment ablate CONFIG`` runs when the command line
+    names none (the command line wins)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variants: list[str] | None = Field(default=None, description="Variant names (ulmrec_app.experiment).")
+    seeds: list[int] | None = Field(default=None, description="Seeds (align and train).")
+
+
 class RunConfig(BaseModel):
     """A validated run config; each stage table holds that stage's command options (checked in ``plan``)."""
 
@@ -51,6 +61,8 @@ class RunConfig(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict, description="Options of `ulmrec align train`.")
     rank: dict[str, Any] = Field(default_factory=dict, description="Options of `ulmrec align rank`.")
     eval: dict[str, Any] = Field(default_factory=dict, description="Options of `ulmrec eval metrics`.")
+    experiment: ExperimentTable = Field(default_factory=lambda: ExperimentTable(),
+                                        description="Defaults of `ulmrec experiment ablate` on this config.")
     source: str = Field(default="", exclude=True, description="The file it was read from.")
     base_dir: str = Field(default=".", exclude=True, description="Relative paths resolve here.")
 
