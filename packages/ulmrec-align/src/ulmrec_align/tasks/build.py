@@ -76,7 +76,7 @@ def random_codes(codes: dict[int, str], seed: int | None, *, codebook_sizes: Seq
 
     >>> sorted(random_codes({0: "x", 1: "y"}, 3, codebook_sizes=[2, 2], token_format=["<a_{}>", "<b_{}>"])
     ...        .values())
-    ['<a_0><b_1>', '<a_1><b_1>']
+    ['<a_0><b_0>', '<a_1><b_1>']
     """
     if seed is None:
         return codes
