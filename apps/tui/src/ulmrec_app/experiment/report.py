@@ -249,8 +249,8 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
         and vs_retriever[0].difference > 0
         and vs_retriever[0].p_value < 0.05
     )
-    first = runs[0]
-    index_report = _index_summary(first.folder)
+    first = (by_variant.get(BASELINE) or runs)[0]   # the baseline's index, not a variant's own
+    index_report = {"run": first.name, **_index_summary(first.folder)}
     train_record = first.stages.get("train")
     report = ExperimentReport(
         runs=[r.name for r in runs],
@@ -389,7 +389,7 @@ def render_markdown(report: ExperimentReport) -> str:
                              + " | ".join(f"{row.cold_subset.get(k, float('nan')):.4f}"
                                           for k in ("ndcg@10", "recall@1", "recall@10")) + " |")
     if report.index:
-        lines += ["", "## User index (of the first run)", ""]
+        lines += ["", "## User index (of the full variant's first run)", ""]
         lines += [f"- {key}: {value}" for key, value in report.index.items()]
     lines += ["", "## Machine and versions", ""]
     lines += [f"- {k}: {v}" for k, v in {**report.hardware, **report.versions}.items()]
