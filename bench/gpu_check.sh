@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
         --beauty-steps) BEAUTY_STEPS=$2; shift 2 ;;
         --out) DEST=$2; shift 2 ;;
         --sections) SECTIONS=$2; shift 2 ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set /p' "$0" | grep '^#' | cut -c3-; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Does the tuned LLM learn to rank when training is GPU-sized? bench/align_learns.py (real commands: align
 # build → align train → align rank → paired comparisons) with the pretrained SmolLM2-135M-Instruct, run
-# concurrently on one GPU for each variant at equal steps:
+# concurrently on one GPU, each for --steps steps or --minutes of training, whichever ends first (the steps
+# each made are recorded):
 #   synthetic `reviews` world: full ULMRec, no index, permuted index (codes shuffled among users), random
 #   distinct codes;
 #   Amazon Beauty, 2,000 users: full ULMRec, no index.
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
         --eval-steps) EVAL_STEPS=$2; shift 2 ;;
         --out) DEST=$2; shift 2 ;;
         --split) SPLIT=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set /p' "$0" | grep '^#' | cut -c3-; exit 0 ;;
         *) echo "gpu_learns.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
