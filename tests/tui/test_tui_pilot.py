@@ -40,6 +40,14 @@ async def until(pilot: object, check: Callable[[], bool], timeout: float = 20.0)
                          f"status {status!s}")
 
 
+async def open_results(app: UlmrecApp, pilot: object, table: str) -> None:
+    """From the Runs screen, open the first run's Results screen and wait until ``table`` has rows."""
+    await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
+    await pilot.press("r")  # type: ignore[attr-defined]
+    await until(pilot, lambda: isinstance(app.screen, ResultsScreen)
+                and app.screen.query_one(table).row_count > 0)
+
+
 def _cells(table: object) -> list[list[str]]:
     """The table's cells as plain text (markup removed)."""
     from rich.text import Text
@@ -172,10 +180,7 @@ def test_results_screen_shows_the_experiment_report_of_the_run(runs: Path) -> No
     async def go() -> None:
         app = UlmrecApp(runs, refresh_seconds=0.2)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
-            await pilot.press("r")
-            await until(pilot, lambda: isinstance(app.screen, ResultsScreen)
-                        and app.screen.query_one("#report-variants").row_count > 0)
+            await open_results(app, pilot, "#report-variants")
             app.screen.query_one("#results-tabs").active = "tab-experiment"
             await pilot.pause()
             assert _cells(app.screen.query_one("#report-variants"))[0] == [
@@ -196,10 +201,7 @@ def test_results_screen_metric_table_published_column_and_curves(runs: Path) -> 
     async def go() -> None:
         app = UlmrecApp(runs, refresh_seconds=0.2)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
-            await pilot.press("r")
-            await until(pilot, lambda: isinstance(app.screen, ResultsScreen)
-                        and app.screen.query_one("#results-table").row_count > 0)
+            await open_results(app, pilot, "#results-table")
             table = app.screen.query_one("#results-table")
             labels = [str(c.label.plain) for c in table.columns.values()]
             assert labels[:4] == ["scope", "metric", "retriever", "demo"]

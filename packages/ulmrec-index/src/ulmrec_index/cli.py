@@ -219,13 +219,14 @@ def _fit(config: Any, *, users: Path | None, vectors: Path | None, ids: Path | N
         return UserIndexer(config).fit(records, reference=reference), len(records)
     from ulmrec_eval.cold_start import is_cold
 
-    warm = [r for r in records if not is_cold(r.user_id, share, seed=seed)]
-    if len(warm) < 2 or len(warm) == len(records):
-        held = len(records) - len(warm)
-        raise InputError(f"--cold-share {share} holds out {held} of {len(records)} users: choose a share "
-                         "that leaves users on both sides")
+    flags = [is_cold(r.user_id, share, seed=seed) for r in records]
+    cold_users = [r for r, cold in zip(records, flags, strict=True) if cold]
+    warm = [r for r, cold in zip(records, flags, strict=True) if not cold]
+    if len(warm) < 2 or not cold_users:
+        raise InputError(f"--cold-share {share} holds out {len(cold_users)} of {len(records)} users: "
+                         "choose a share that leaves users on both sides")
     indexer = UserIndexer(config).fit(warm, reference=reference)
-    indexer.extend([r for r in records if is_cold(r.user_id, share, seed=seed)], share=share, seed=seed)
+    indexer.extend(cold_users, share=share, seed=seed)
     return indexer, len(records)
 
 

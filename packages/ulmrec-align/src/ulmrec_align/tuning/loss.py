@@ -40,6 +40,24 @@ def kept_positions(labels: torch.Tensor) -> int:
     return int(labels.shape[1] - int(first.min()) + 1)
 
 
+def response_logits(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits (B, K, V) float32, targets (B, K))`` of a left-padded batch: the vocabulary projection only
+    on the last positions (:func:`kept_positions`), each aligned with the label it predicts."""
+    labels = batch["labels"]
+    keep = kept_positions(labels)
+    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    position_ids=batch["position_ids"], logits_to_keep=keep, use_cache=False)
+    logits = outputs.logits[:, :-1].float()             # (B, keep-1, V): predicts labels[:, L-keep+1:]
+    return logits, labels[:, labels.shape[1] - keep + 1:]
+
+
+def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(per-token cross-entropy (B, K), valid (B, K))``: 0 loss where the target is ignored."""
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=IGNORE_INDEX, reduction="none").view(targets.shape)
+    return loss, targets != IGNORE_INDEX
+
+
 def alignment_loss(model: Any, batch: dict[str, torch.Tensor], *, kind: LossKind,
                    letter_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(loss, row_loss_sum (B,), row_items (B,))`` of a left-padded batch.
@@ -47,17 +65,9 @@ def alignment_loss(model: Any, batch: dict[str, torch.Tensor], *, kind: LossKind
     ``batch``: ``input_ids``, ``attention_mask``, ``position_ids``, ``labels`` (B, L) and ``n_letters`` (B,)
     (0 for non-ranking samples).
     """
-    labels = batch["labels"]
     n_letters = batch["n_letters"]
-    width = labels.shape[1]
-    keep = kept_positions(labels)
-    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    position_ids=batch["position_ids"], logits_to_keep=keep, use_cache=False)
-    logits = outputs.logits[:, :-1].float()             # (B, keep-1, V): predicts labels[:, L-keep+1:]
-    targets = labels[:, width - keep + 1:]               # (B, keep-1)
-    token_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                 ignore_index=IGNORE_INDEX, reduction="none").view(targets.shape)
-    valid = targets != IGNORE_INDEX
+    logits, targets = response_logits(model, batch)
+    token_loss, valid = token_losses(logits, targets)
     row_sum = (token_loss * valid).sum(dim=1)
     row_items = valid.sum(dim=1).to(row_sum.dtype)
     if kind == "letters" and bool((n_letters > 0).any()):

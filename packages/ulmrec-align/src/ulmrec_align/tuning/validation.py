@@ -32,9 +32,10 @@ def code_samples(samples_dir: Path, limit: int | None) -> list[Any]:
 
     if not (Path(samples_dir) / "valid.jsonl").is_file():
         return []
+    valid = read_samples(samples_dir, "valid")
     out: list[Any] = []
     for task in CODE_TASKS:
-        rows = [s for s in read_samples(samples_dir, "valid") if s.task == task]
+        rows = [s for s in valid if s.task == task]
         out += rows[:limit] if limit is not None else rows
     return out
 
@@ -47,11 +48,9 @@ def code_matches(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_to
     samples greedy decoding would reproduce token for token (``tests/align/tuning``).
     """
     import torch
-    import torch.nn.functional as F
 
-    from ulmrec_align.prompts.encoding import IGNORE_INDEX
     from ulmrec_align.tuning.data import PadCollator, encode_samples
-    from ulmrec_align.tuning.loss import kept_positions
+    from ulmrec_align.tuning.loss import response_logits, token_losses
 
     dataset, _ = encode_samples(tokenizer, samples, index_tokens=index_tokens,  # type: ignore[arg-type]
                                 max_length=max_length)
@@ -64,15 +63,8 @@ def code_matches(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_to
         with torch.no_grad():
             for start in range(0, len(dataset.rows), batch_size):
                 batch = {k: v.to(device) for k, v in collate(dataset.rows[start:start + batch_size]).items()}
-                labels = batch["labels"]
-                keep = kept_positions(labels)
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                               position_ids=batch["position_ids"], logits_to_keep=keep,
-                               use_cache=False).logits[:, :-1].float()
-                targets = labels[:, labels.shape[1] - keep + 1:]
-                valid = targets != IGNORE_INDEX
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                       ignore_index=IGNORE_INDEX, reduction="none").view(targets.shape)
+                logits, targets = response_logits(model, batch)
+                loss, valid = token_losses(logits, targets)
                 hit = (logits.argmax(dim=-1) == targets) | ~valid
                 for i in range(len(targets)):
                     out.append((float((loss[i] * valid[i]).sum()), int(valid[i].sum()), bool(hit[i].all())))
