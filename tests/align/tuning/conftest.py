@@ -24,11 +24,12 @@ def _title(item: int) -> str:
 
 
 def make_samples(folder: Path, *, n_train: int = 24, n_valid: int = 8, n_candidates: int = 5,
-                 index_tokens: str = "plain", seed: int = 0) -> Path:
+                 index_tokens: str = "plain", seed: int = 0, answer: str = "letter") -> Path:
     """A real alignment-samples folder (the build's schema) with a learnable rule: the target is the red item.
 
     Each user has a code ``<a_i><b_j>``; in ``added`` mode the code spans are marked so that they become
-    added tokens.
+    added tokens. ``answer="title"``: no lettered candidates in the prompt, the response is the target's
+    title, and validation samples carry the candidates' titles as ``choices`` (``align build --answer``).
     """
     import random
 
@@ -51,6 +52,13 @@ def make_samples(folder: Path, *, n_train: int = 24, n_valid: int = 8, n_candida
         lines = "".join(f"({letter(i)}) {_title(item)}\n" for i, item in enumerate(pool))
         prompt = f"{head}{code}\nCandidates:\n{lines}\n### Response:\n"
         start = len(head)
+        if answer == "title":
+            prompt = f"{head}{code}\n\n### Response:\n"
+            return AlignmentSample(task="next_item", split=split, user_id=user, raw_user_id=f"u{user}",  # type: ignore[arg-type]
+                                   template_id="next_item/0", prompt=prompt, response=_title(target),
+                                   prompt_code_spans=[(start, start + len(code))],
+                                   candidates=pool if split == "valid" else None, target=target,
+                                   choices=[_title(i) for i in pool] if split == "valid" else None)
         target_letter = letter(pool.index(target))
         return AlignmentSample(task="next_item", split=split, user_id=user, raw_user_id=f"u{user}",  # type: ignore[arg-type]
                                template_id="next_item/0", prompt=prompt, response=target_letter,
@@ -61,7 +69,7 @@ def make_samples(folder: Path, *, n_train: int = 24, n_valid: int = 8, n_candida
     atomic_write_jsonl(folder / "train.jsonl", [sample(u, "train") for u in range(n_train)])
     atomic_write_jsonl(folder / "valid.jsonl", [sample(u, "valid") for u in range(n_valid)])
     config = AlignConfig(tasks=["next_item"], index_tokens=index_tokens, model="tiny",  # type: ignore[arg-type]
-                         prompt=PromptConfig(n_candidates=n_candidates))
+                         prompt=PromptConfig(n_candidates=n_candidates, answer=answer))  # type: ignore[arg-type]
     manifest = AlignManifest(
         config=config, inputs=InputHashes(data_split_sha256="0" * 64, index_sha256="1" * 64,
                                           candidates_sha256=None),

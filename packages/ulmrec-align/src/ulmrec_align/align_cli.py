@@ -60,6 +60,9 @@ def build(
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", min=64)] = 1536,
     text_tokens: Annotated[int, typer.Option("--text-tokens", min=8,
                                              help="Preference/intent texts cut to N tokens.")] = 96,
+    answer: Annotated[str, typer.Option(
+        "--answer", help="next_item answer: letter (lettered candidates, the paper) | title (no candidate "
+        "list; the target's title, ranked by title likelihood; small models learn it faster)")] = "letter",
     prefixes: Annotated[str, typer.Option(
         "--prefixes", help="next_item training samples: all (one per prefix, as LlamaRec) | last")] = "all",
     max_prefixes: Annotated[int | None, typer.Option(
@@ -102,6 +105,8 @@ def build(
         raise InputError(f"--index-tokens must be 'plain' or 'added', got {index_tokens!r}")
     if prefixes not in ("all", "last"):
         raise InputError(f"--prefixes must be 'all' or 'last', got {prefixes!r}")
+    if answer not in ("letter", "title"):
+        raise InputError(f"--answer must be 'letter' or 'title', got {answer!r}")
     if negatives not in ("random", "retriever"):
         raise InputError(f"--negatives must be 'random' or 'retriever', got {negatives!r}")
     if negatives == "retriever" and retriever is None:
@@ -118,7 +123,8 @@ def build(
         max_prefixes=max_prefixes, negatives=negatives, valid_users=valid_users,
         index_permute=index_permute, index_random=index_random, cold_share=cold_share, cold_seed=cold_seed,
         prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items, title_tokens=title_tokens,
-                            max_prompt_tokens=max_prompt_tokens, text_tokens=text_tokens))
+                            max_prompt_tokens=max_prompt_tokens, text_tokens=text_tokens,
+                            answer=answer))  # type: ignore[arg-type]
     index_path = _index_arg(index)
     dataset, artifact, rows, inputs = load_inputs(data, index_path, candidates)
     resolved = resolve_model(model)
@@ -183,6 +189,9 @@ def rank(
         "`align build --index-random`).")] = None,
     any_index: Annotated[bool, typer.Option(
         "--any-index", help="Rank with an index other than the one the model was tuned with.")] = False,
+    answer: Annotated[str | None, typer.Option(
+        "--answer", help="letter | title: how an untuned base model ranks (lettered candidates, or title "
+        "likelihood); a tuned model ranks the way it was tuned")] = None,
     fuse_retriever: Annotated[str | None, typer.Option(
         "--fuse-retriever", help="auto | W: add W times the retriever's standardised score to the LLM's "
         "(auto: W chosen by NDCG@10 on validation users, ranked first); default: the LLM alone")] = None,
@@ -205,7 +214,7 @@ def rank(
             raise InputError("exists; pass --force to replace it", path=out)
         _rank(model=model, data=data, candidates=candidates, out=out, index=index, split=split, method=method,
               limit=limit, batch_size=batch_size, device=device, quantization=quantization,
-              permutations=permutations, calibration=calibration, index_permute=index_permute,
+              permutations=permutations, calibration=calibration, index_permute=index_permute, answer=answer,
               index_random=index_random,
               any_index=any_index, progress=progress, fusion=fusion)
 
@@ -233,7 +242,7 @@ def _fusion_arg(value: str | None, split: str) -> float | str | None:
 def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, split: str, method: str,
           limit: int | None, batch_size: int, device: str, quantization: str, permutations: int,
           calibration: str, index_permute: int | None, any_index: bool, progress: bool,
-          index_random: int | None = None,
+          index_random: int | None = None, answer: str | None = None,
           fusion: float | str | None = None) -> None:
     import sys
 
@@ -246,7 +255,18 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     index_path = _index_arg(index)
     dataset, artifact, _, hashes = load_inputs(data, index_path, None)
     rows = read_candidates(candidates, split=None if fusion == "auto" else split)
-    ranker = load_ranking_model(model, device=device, quantization=quantization)
+    if answer not in (None, "letter", "title"):
+        raise InputError(f"--answer must be 'letter' or 'title', got {answer!r}")
+    from ulmrec_align.prompts.config import PromptConfig
+
+    ranker = load_ranking_model(model, device=device, quantization=quantization,
+                                prompt=PromptConfig(answer=answer) if answer else None)  # type: ignore[arg-type]
+    if answer is not None and ranker.tuned and ranker.prompt.answer != answer:
+        raise InputError(f"the model was tuned to answer with a {ranker.prompt.answer}, not a {answer}; "
+                         "drop --answer", path=model)
+    if ranker.prompt.answer == "title" and (method != "logits" or permutations > 1):
+        raise InputError("a model that answers with titles ranks by title likelihood: --method logits "
+                         "and --permutations 1 only")
     if artifact is None and ranker.index_tokens == "added":
         raise InputError("the model was tuned with a user index (added code tokens): pass --index")
     tuned_with = ranker.index_sha256
@@ -287,7 +307,8 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     orders = f", {permutations} letter orders" if permutations > 1 else ""
     if calibration == "prior" and ranker.letter_prior is not None and method == "logits":
         orders += ", letter prior removed"
-    line = (f"ranked {len(ranked)} users ({method}{orders}) in {seconds:.1f}s "
+    how = "title likelihood" if ranker.prompt.answer == "title" else method
+    line = (f"ranked {len(ranked)} users ({how}{orders}) in {seconds:.1f}s "
             f"({len(ranked) / seconds:.2f} users/s)")
     if method == "generate":
         parsed = sum(1 for r in ranked if r.parsed) / max(len(ranked), 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ulmrec_align.prompts.letters import MAX_LETTERS
@@ -22,3 +24,9 @@ class PromptConfig(BaseModel):
         "(then cuts the preference or intent text); counted in tokens of the chosen model.")
     text_tokens: int = Field(default=96, ge=8,
                              description="Preference, review and intent texts are cut to this many tokens.")
+    answer: Literal["letter", "title"] = Field(
+        default="letter", description="How next_item is answered and ranked. 'letter' (the paper, "
+        "LlamaRec): the prompt lists the candidates as (A), (B), ... and the answer is the target's letter; "
+        "a candidate's score is its letter's logit. 'title': the prompt has no candidate list and the answer "
+        "is the target's (cut) title; a candidate's score is the log-likelihood of its title + EOS after the "
+        "prompt (small models learn this far faster than binding letters to candidates; docs/align.md).")

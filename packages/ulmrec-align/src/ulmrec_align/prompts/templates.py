@@ -43,6 +43,20 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: ``next_item`` with ``answer = "title"``: no candidate pool, the answer is the next item's title.
+NEXT_TITLE_TEMPLATES: tuple[str, ...] = (
+    "Given the user's purchase history in chronological order, write the title of the item the user is "
+    "most likely to buy next.",
+    "Here is what this user bought so far, oldest first. Write the title of what they will buy next.",
+    "Predict the user's next purchase from their past purchases. Give the item's title.",
+)
+
+
+def next_item_templates(answer: str) -> tuple[str, ...]:
+    """The ``next_item`` instructions for an answer kind (``"letter"`` or ``"title"``)."""
+    return NEXT_TITLE_TEMPLATES if answer == "title" else TEMPLATES["next_item"]
+
+
 def template_id(task: str, number: int) -> str:
     """``"next_item/0"``."""
     return f"{task}/{number}"

@@ -6,6 +6,14 @@ Each output row is an ``ulmrec-eval`` prediction: ``candidates`` in retriever or
 letters the model listed, in its order, and 0 for letters it did not list (ranked last, tied; ties count
 pessimistically in ``ulmrec-eval``).
 
+**Title answers** (a model tuned with ``answer = "title"``): the prompt lists no candidates; each candidate's
+score is the log-likelihood of its cut title + EOS after the prompt
+(:func:`ulmrec_align.ranking.scorer.choice_log_likelihoods`, one row per candidate). No letters, so no
+letter orders. Its **title prior** plays the letter prior's part: short or common titles are likely after
+any prompt, so ``calibrate`` scores ``log p(t | prompt) − log p(t | ∅)``, where ``∅`` is the same
+instruction with an empty input (content-free; PMI scoring, Holtzman et al. 2021), one pass per distinct
+title. ``source`` reads ``titles:<model>`` or ``titles+pmi:<model>``.
+
 **Letter prior** (``calibrate``, the default when the tuned model has one): each prompt's letter logits become
 log-probabilities over its ``n`` letters and the model's content-free preference for each letter
 (estimated on shuffled-letter validation prompts at training time,
@@ -33,11 +41,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.builder import PromptBuilder, Rendered
 from ulmrec_align.prompts.config import PromptConfig
-from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
+from ulmrec_align.prompts.encoding import encode_prompt, encode_response, letter_token_ids
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.letters import LETTERS
-from ulmrec_align.prompts.templates import TEMPLATES
-from ulmrec_align.ranking.scorer import last_logits, left_pad, letter_log_probs, model_device
+from ulmrec_align.prompts.render import alpaca_prompt
+from ulmrec_align.prompts.templates import next_item_templates
+from ulmrec_align.ranking.scorer import (
+    choice_log_likelihoods,
+    last_logits,
+    left_pad,
+    letter_log_probs,
+    model_device,
+)
 from ulmrec_align.retrieval.candidates import CandidateRow
 
 Method = Literal["logits", "generate"]
@@ -99,6 +114,7 @@ class RankingPrompt:
     candidates: list[int]
     rendered: Rendered
     shown: tuple[int, ...] | None = None
+    choices: list[str] | None = None   # title answers: each candidate's answer text, in ``candidates`` order
 
 
 def letter_orders(n: int, permutations: int) -> list[tuple[int, ...]]:
@@ -115,17 +131,28 @@ def letter_orders(n: int, permutations: int) -> list[tuple[int, ...]]:
 
 
 def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], builder: PromptBuilder,
-                    codes: dict[int, str] | None, *, instruction: str = TEMPLATES["next_item"][0],
+                    codes: dict[int, str] | None, *, instruction: str | None = None,
                     permutations: int = 1) -> list[RankingPrompt]:
     """The ``next_item`` prompt (template 0) of each candidates row: the split's input history, the first
     ``n_candidates`` candidates in retriever order, the user's code when ``codes`` is given. With
-    ``permutations = K`` each row gets ``K`` consecutive prompts, one per :func:`letter_orders` order."""
+    ``permutations = K`` each row gets ``K`` consecutive prompts, one per :func:`letter_orders` order.
+    With title answers (``builder.config.answer``) each row gets one prompt without the candidates, and
+    their titles as ``choices``."""
+    answer = builder.config.answer
+    if answer == "title" and permutations > 1:
+        raise ValueError("letter orders (permutations > 1) do not apply to title answers")
+    instruction = instruction if instruction is not None else next_item_templates(answer)[0]
     out = []
     for row in rows:
         s = dataset.splits[row.user_id]
         history = s.valid_input if row.split == "valid" else s.test_input
         pool = list(row.candidates[: builder.config.n_candidates])
         code = None if codes is None else codes[row.user_id]
+        if answer == "title":
+            rendered = builder.render(instruction, user_code=code, history=list(history))
+            out.append(RankingPrompt(row=row, candidates=pool, rendered=rendered,
+                                     choices=[builder.title(i) for i in pool]))
+            continue
         orders: list[tuple[int, ...] | None] = (
             [None] if permutations == 1 else list(letter_orders(len(pool), permutations)))
         for order in orders:
@@ -178,7 +205,19 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
                for p in prompts]
     n_max = max((len(p.candidates) for p in prompts), default=0)
     parsed_flags: list[bool | None] = [None] * len(prompts)
-    if method == "logits":
+    titles = any(p.choices is not None for p in prompts)
+    if titles and method != "logits":
+        raise ValueError("a model tuned to answer with titles ranks by likelihood (method 'logits')")
+    if titles:
+        answers = [[encode_response(tok, text) for text in (p.choices or [])] for p in prompts]
+        per_row = choice_log_likelihoods(ranker.model, encoded, answers, pad_id=int(tok.pad_token_id or 0),
+                                         batch_size=batch_size, progress=progress)
+        if calibrate:
+            prior = title_priors(ranker.model, tok, [t for p in prompts for t in (p.choices or [])],
+                                 batch_size=batch_size)
+            per_row = [[v - prior[t] for v, t in zip(values, p.choices or [], strict=True)]
+                       for values, p in zip(per_row, prompts, strict=True)]
+    elif method == "logits":
         letters = letter_token_ids(tok, max(n_max, 1))
         scores = last_logits(ranker.model, encoded, pad_id=int(tok.pad_token_id or 0), batch_size=batch_size,
                              columns=letters, progress=progress)
@@ -200,7 +239,10 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
     out = []
     for members in groups:
         first = prompts[members[0]]
-        if len(members) == 1 and first.shown is None:
+        if titles:
+            merged, parsed = per_row[members[0]], None
+            source = f"titles{'+pmi' if calibrate else ''}:{ranker.name}"
+        elif len(members) == 1 and first.shown is None:
             merged, parsed = per_row[members[0]], parsed_flags[members[0]]
             calibrated = method == "logits" and calibrate and ranker.letter_prior is not None
             source = f"{method}{'+prior' if calibrated else ''}:{ranker.name}"
@@ -216,6 +258,22 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
                            history_length=row.history_length, parsed=parsed,
                            retrieved_n=len(first.candidates), cold_start=ranker.is_cold(row.raw_user_id)))
     return out
+
+
+def null_title_prompt(tokenizer: Any) -> list[int]:
+    """The content-free title prompt: ``next_item``'s title instruction with an empty input."""
+    empty = alpaca_prompt(next_item_templates("title")[0], [], user_code=None)
+    return encode_prompt(tokenizer, empty.text, empty.spans)
+
+
+def title_priors(model: Any, tokenizer: Any, texts: Sequence[str], *,
+                 batch_size: int = 8) -> dict[str, float]:
+    """``text -> log p(text + EOS | ∅)`` for each distinct text, ``∅`` = :func:`null_title_prompt`."""
+    distinct = list(dict.fromkeys(texts))
+    null = null_title_prompt(tokenizer)
+    values = choice_log_likelihoods(model, [null], [[encode_response(tokenizer, t) for t in distinct]],
+                                    pad_id=int(tokenizer.pad_token_id or 0), batch_size=batch_size)[0]
+    return dict(zip(distinct, values, strict=True))
 
 
 def _group_by_row(prompts: Sequence[RankingPrompt]) -> list[list[int]]:

@@ -17,6 +17,10 @@ the same for any order or rotation of the pool.
 The tuned model's letter prior is removed from its letter log-probabilities (``calibrate=False``: raw
 logits), as ``align rank --calibration prior`` does.
 
+A model tuned to answer with titles (``answer = "title"``) scores every candidate of the pool, whatever its
+size, by the log-likelihood of its title after one prompt without candidates (no chunks, rounds or letters),
+minus the title's prior (``calibrate``; :func:`ulmrec_align.ranking.ranker.title_priors`).
+
 ``permutations = K > 1`` prompts every chunk in K letter orders and averages each candidate's letter
 log-probability (see :mod:`ulmrec_align.ranking.ranker`), against the model's letter bias, at K× the cost.
 """
@@ -32,10 +36,16 @@ import numpy as np
 
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.builder import PromptBuilder
-from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
-from ulmrec_align.prompts.templates import TEMPLATES
-from ulmrec_align.ranking.ranker import RankingModel, calibrate_letters, letter_orders, merge_letter_orders
-from ulmrec_align.ranking.scorer import last_logits
+from ulmrec_align.prompts.encoding import encode_prompt, encode_response, letter_token_ids
+from ulmrec_align.prompts.templates import TEMPLATES, next_item_templates
+from ulmrec_align.ranking.ranker import (
+    RankingModel,
+    calibrate_letters,
+    letter_orders,
+    merge_letter_orders,
+    title_priors,
+)
+from ulmrec_align.ranking.scorer import choice_log_likelihoods, last_logits
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_index.artifact import IndexArtifact, load_index
 
@@ -61,6 +71,7 @@ class Recommender:
         self.ranker = ranker
         self.permutations = permutations
         self.calibrate = calibrate
+        self._title_prior: dict[str, float] = {}   # title -> log p(title | content-free prompt), cached
         self.dataset = dataset
         self.index = index
         self.retriever = retriever
@@ -153,6 +164,8 @@ class Recommender:
         return [int(i) for i in scores.topk(n).indices]
 
     def _score(self, history: list[int], pool: list[int], code: str | None) -> list[float]:
+        if self.ranker.prompt.answer == "title":
+            return self._title_scores(history, pool, code)
         n = self.ranker.prompt.n_candidates
         if len(pool) <= n:
             return self._chunk_scores(history, [pool], code, normalise=False)[0]
@@ -172,6 +185,23 @@ class Recommender:
                 for item, value in zip(chunk, values, strict=True):
                     total[item] += (value + float(np.log(len(chunk)))) / rounds
         return [total[item] for item in pool]
+
+    def _title_scores(self, history: list[int], pool: list[int], code: str | None) -> list[float]:
+        """Each candidate's ``log p(title + EOS | prompt)`` (:mod:`ulmrec_align.ranking.scorer`)."""
+        tok = self.ranker.tokenizer
+        rendered = self._prompts.render(next_item_templates("title")[0], user_code=code, history=history)
+        prompt = encode_prompt(tok, rendered.text, rendered.spans, index_tokens=self._prompts.index_tokens)
+        texts = [self._prompts.title(item) for item in pool]
+        answers = [encode_response(tok, t) for t in texts]
+        values = choice_log_likelihoods(self.ranker.model, [prompt], [answers],
+                                        pad_id=int(tok.pad_token_id or 0), batch_size=self.batch_size)[0]
+        if not self.calibrate:
+            return values
+        missing = [t for t in texts if t not in self._title_prior]
+        if missing:
+            self._title_prior.update(title_priors(self.ranker.model, tok, missing,
+                                                  batch_size=self.batch_size))
+        return [v - self._title_prior[t] for v, t in zip(values, texts, strict=True)]
 
     def _chunk_scores(self, history: list[int], chunks: list[list[int]], code: str | None, *,
                       normalise: bool) -> list[list[float]]:

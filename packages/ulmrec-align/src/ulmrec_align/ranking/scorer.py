@@ -1,9 +1,13 @@
-"""Letter logits in one forward pass per prompt.
+"""Letter logits in one forward pass per prompt, or the likelihood of each candidate's title.
 
 Prompts are left-padded (explicit ``position_ids = cumsum(mask) - 1``) and only the last position's
 logits are computed (``logits_to_keep=1``); the score of candidate ``X`` is the logit of
 ``letter_token_ids[X]``, the first token of the training target for letter ``X``
 (see :mod:`ulmrec_align.prompts.encoding`).
+
+Title answers (``answer = "title"``): candidate ``c``'s score is ``log p(c | prompt) = Σ_t log p(c_t |
+prompt, c_<t)`` over its answer ids (title pieces + EOS, as trained), one row ``prompt + c`` per candidate
+(:func:`choice_log_likelihoods`).
 """
 
 from __future__ import annotations
@@ -68,6 +72,50 @@ def last_logits(model: Any, prompts: Sequence[Sequence[int]], *, pad_id: int, ba
     finally:
         model.train(was_training)
     return out if out is not None else np.zeros((0, 0 if columns is None else len(columns)), np.float32)
+
+
+@torch.no_grad()
+def choice_log_likelihoods(model: Any, prompts: Sequence[Sequence[int]],
+                           choices: Sequence[Sequence[Sequence[int]]], *, pad_id: int, batch_size: int = 8,
+                           progress: Callable[[int], None] | None = None) -> list[list[float]]:
+    """``out[i][j] = log p(choices[i][j] | prompts[i])``, the summed log-probability of the choice's ids.
+
+    Each (prompt, choice) pair is one left-padded row (longest first, ``batch_size`` rows per pass); only
+    the last ``max choice length + 1`` positions are projected onto the vocabulary. ``progress`` is called
+    with the number of prompts whose choices are all scored.
+    """
+    pairs = [(i, j) for i, options in enumerate(choices) for j in range(len(options))]
+    order = sorted(range(len(pairs)),
+                   key=lambda k: -(len(prompts[pairs[k][0]]) + len(choices[pairs[k][0]][pairs[k][1]])))
+    out = [[0.0] * len(options) for options in choices]
+    left = [len(options) for options in choices]
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), batch_size):
+            rows = [pairs[k] for k in order[start:start + batch_size]]
+            answers = [list(choices[i][j]) for i, j in rows]
+            if any(not a for a in answers):
+                raise ValueError("a choice has no tokens")
+            ids, mask, positions = left_pad([list(prompts[i]) + a for (i, _), a in zip(rows, answers,
+                                                                                        strict=True)], pad_id)
+            keep = max(len(a) for a in answers) + 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                           position_ids=positions.to(device), logits_to_keep=keep, use_cache=False).logits
+            logp = logits[:, :-1].float().log_softmax(dim=-1)     # (B, keep-1, V): predicts the last keep-1
+            done = 0
+            for b, ((i, j), answer) in enumerate(zip(rows, answers, strict=True)):
+                target = torch.tensor(answer, dtype=torch.long, device=logp.device)
+                picked = logp[b, keep - 1 - len(answer):].gather(1, target[:, None])
+                out[i][j] = float(picked.sum())
+                left[i] -= 1
+                done += int(left[i] == 0)
+            if progress is not None and done:
+                progress(done)
+    finally:
+        model.train(was_training)
+    return out
 
 
 def score_samples(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_tokens: IndexTokens = "plain",

@@ -54,10 +54,11 @@ class BuildContext:
 
     def sample(self, *, task: str, split: SampleSplit, user: int, template: int, rendered: Rendered,
                response: str, response_is_code: bool = False, candidates: Sequence[int] | None = None,
-               target: int | None = None) -> AlignmentSample:
-        """An :class:`AlignmentSample` of ``rendered`` + ``response``."""
+               target: int | None = None, choices: Sequence[str] | None = None) -> AlignmentSample:
+        """An :class:`AlignmentSample` of ``rendered`` + ``response``; ``choices`` (title answers) means the
+        candidates are not lettered (no ``target_letter``)."""
         target_letter = None
-        if candidates is not None and target is not None:
+        if candidates is not None and target is not None and choices is None:
             target_letter = letter(list(candidates).index(target))
         return AlignmentSample(
             task=task, split=split, user_id=user, raw_user_id=self.dataset.users[user].raw_id,
@@ -65,7 +66,8 @@ class BuildContext:
             prompt_code_spans=rendered.spans,
             response_code_spans=[(0, len(response))] if response_is_code else [],
             candidates=list(candidates) if candidates is not None else None,
-            target=target, target_letter=target_letter)
+            target=target, target_letter=target_letter,
+            choices=list(choices) if choices is not None else None)
 
 
 class TaskBuilder(Protocol):
@@ -84,7 +86,10 @@ class TaskBuilder(Protocol):
         ...
 
 
-def pick_template(task: str, rng: random.Random) -> tuple[int, str]:
-    """A paraphrase of ``task``'s instruction, chosen by ``rng``: ``(number, instruction)``."""
-    number = rng.randrange(len(TEMPLATES[task]))
-    return number, TEMPLATES[task][number]
+def pick_template(task: str, rng: random.Random,
+                  templates: Sequence[str] | None = None) -> tuple[int, str]:
+    """A paraphrase of ``task``'s instruction (or of ``templates``), chosen by ``rng``:
+    ``(number, instruction)``."""
+    options = TEMPLATES[task] if templates is None else templates
+    number = rng.randrange(len(options))
+    return number, options[number]

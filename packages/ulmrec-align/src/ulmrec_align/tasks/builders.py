@@ -1,7 +1,8 @@
 """The six built-in alignment tasks (ULMRec §3.3): each turns one user's *training* interactions (or, for
 ``next_item`` validation, the validation target with the retriever's candidates) into samples.
 
-1. ``next_item``        index + history + lettered candidates → the target's letter
+1. ``next_item``        index + history + lettered candidates → the target's letter (or, with
+                          ``answer = "title"``, index + history → the target's title)
 2. ``index_to_pref``    index → preference text
 3. ``pref_to_index``    preference text → index
 4. ``history_to_index`` history → index
@@ -16,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ulmrec_align.prompts.templates import TEMPLATES
+from ulmrec_align.prompts.templates import next_item_templates
 from ulmrec_align.tasks.base import BuildContext, pick_template
 from ulmrec_align.tasks.schema import AlignmentSample, SampleSplit
 
@@ -71,7 +72,11 @@ class NextItem:
     negatives or the retriever's best items for that prefix (``negatives``), shuffled. Validation: the
     retriever's candidates for the validation target, **shuffled** (seeded), so that model selection
     rewards neither a letter preference nor the retriever's order; users whose target the retriever missed
-    are left out (they measure nothing)."""
+    are left out (they measure nothing).
+
+    With ``answer = "title"`` the prompt lists no candidates and the response is the target's title;
+    training samples need no negatives, validation samples keep the shuffled candidates and their titles
+    (``choices``) to rank by likelihood."""
 
     name: ClassVar[str] = "next_item"
     needs_index: ClassVar[bool] = False
@@ -83,6 +88,7 @@ class NextItem:
     def build(self, ctx: BuildContext, user: int, split: SampleSplit,
               rng: random.Random) -> list[AlignmentSample]:
         s = ctx.split(user)
+        templates = next_item_templates(ctx.config.prompt.answer)
         if split != "train":
             row = ctx.candidates.get(("valid", user))
             if row is None or not row.target_in_candidates:
@@ -92,18 +98,29 @@ class NextItem:
             if target not in pool:
                 return []
             rng.shuffle(pool)
-            return [self._sample(ctx, user, split, (0, TEMPLATES[self.name][0]), history, pool, target)]
+            return [self._sample(ctx, user, split, (0, templates[0]), history, pool, target)]
         out = []
         for length in training_prefixes(s.train, mode=ctx.config.prefixes, cap=ctx.config.max_prefixes):
             history, target = list(s.train[:length]), s.train[length]
+            template = pick_template(self.name, rng, templates)
+            if ctx.config.prompt.answer == "title":
+                out.append(self._sample(ctx, user, split, template, history, None, target))
+                continue
             pool = lettered_pool(ctx, target, history, rng,
                                  preferred=ctx.hard_negatives.get((user, length), ()))
-            out.append(self._sample(ctx, user, split, pick_template(self.name, rng), history, pool, target))
+            out.append(self._sample(ctx, user, split, template, history, pool, target))
         return out
 
     def _sample(self, ctx: BuildContext, user: int, split: SampleSplit, template: tuple[int, str],
-                history: list[int], pool: list[int], target: int) -> AlignmentSample:
+                history: list[int], pool: list[int] | None, target: int) -> AlignmentSample:
         number, instruction = template
+        if ctx.config.prompt.answer == "title":
+            rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), history=history)
+            choices = None if pool is None else [ctx.prompts.title(i) for i in pool]
+            return ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
+                              response=ctx.prompts.title(target), candidates=pool, target=target,
+                              choices=choices)
+        assert pool is not None
         rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), history=history, candidates=pool)
         return ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
                           response=pool_letter(pool, target), candidates=pool, target=target)

@@ -40,6 +40,9 @@ class AlignmentSample(BaseModel):
         default=None, description="Ranking tasks: dense item ids in letter order (A, B, ...).")
     target: int | None = Field(default=None, description="Ranking tasks: the target's dense item id.")
     target_letter: str | None = Field(default=None, description="Ranking tasks: the target's letter.")
+    choices: list[str] | None = Field(
+        default=None, description="next_item answered by title (validation): each candidate's answer text "
+        "(its cut title), in candidates order; the ranking scores their likelihoods.")
 
 
 class InputHashes(BaseModel):

@@ -1,7 +1,11 @@
 """Validation while tuning: NDCG@10 of the ranking task on shuffled-letter prompts, with the model's letter
 prior (PriDe-style mean log-probability per letter) removed before ranking; and, for the tasks whose answer
 is a user's code (preference → index, history → index), the response-token loss and the exact-match rate
-(does the model write the whole code?)."""
+(does the model write the whole code?).
+
+A model tuned to answer with titles (``answer = "title"``) is validated on the likelihood of each
+candidate's title instead, with the title's content-free prior removed as at ranking time
+(:func:`ulmrec_align.ranking.ranker.title_priors`); ``raw`` is the NDCG@10 of the plain likelihoods."""
 
 from __future__ import annotations
 
@@ -16,13 +20,14 @@ CODE_TASKS = ("pref_to_index", "history_to_index")
 
 
 def validation_samples(samples_dir: Path, limit: int | None) -> list[Any]:
-    """The first ``limit`` validation samples of a ranking task (lettered candidates with a target)."""
+    """The first ``limit`` validation samples of a ranking task (candidates with a target: lettered, or
+    with their titles as ``choices``)."""
     from ulmrec_align.tasks.schema import read_samples
 
     if not (Path(samples_dir) / "valid.jsonl").is_file():
         return []
     rows = [s for s in read_samples(samples_dir, "valid")
-            if s.task in RANKING_TASKS and s.candidates and s.target_letter]
+            if s.task in RANKING_TASKS and s.candidates and (s.target_letter or s.choices)]
     return rows[:limit] if limit is not None else rows
 
 
@@ -116,6 +121,9 @@ def ranking_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: s
     from ulmrec_align.ranking.scorer import letter_log_probs, ndcg_at, score_samples
     from ulmrec_align.tuning.callbacks import ValidationScores
 
+    if any(s.choices for s in samples):
+        return _title_validator(tokenizer, samples, index_tokens=index_tokens, batch_size=batch_size,
+                                code=code)
     targets = [letter_index(s.target_letter) for s in samples]
 
     def validate(model: Any) -> ValidationScores:
@@ -128,5 +136,39 @@ def ranking_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: s
                  if code else None)
         return ValidationScores(score=ndcg_at(calibrated, targets, 10), raw=ndcg_at(scores, targets, 10),
                                 prior=[round(float(v), 6) for v in prior], tasks=tasks)
+
+    return validate
+
+
+def _title_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: str, batch_size: int,
+                     code: Sequence[Any] = ()) -> Any:
+    """``validate(model)``: NDCG@10 of the candidates ranked by the likelihood of their titles minus the
+    titles' prior (``score``), and by the plain likelihood (``raw``)."""
+    import numpy as np
+
+    from ulmrec_align.prompts.encoding import encode_prompt, encode_response
+    from ulmrec_align.ranking.ranker import title_priors
+    from ulmrec_align.ranking.scorer import choice_log_likelihoods, ndcg_at
+    from ulmrec_align.tuning.callbacks import ValidationScores
+
+    prompts = [encode_prompt(tokenizer, s.prompt, s.prompt_code_spans, index_tokens=index_tokens)
+               for s in samples]
+    answers = [[encode_response(tokenizer, text) for text in s.choices] for s in samples]
+    targets = [list(s.candidates).index(s.target) for s in samples]
+    width = max(len(s.candidates) for s in samples)
+
+    def validate(model: Any) -> ValidationScores:
+        values = choice_log_likelihoods(model, prompts, answers, pad_id=int(tokenizer.pad_token_id or 0),
+                                        batch_size=batch_size)
+        prior = title_priors(model, tokenizer, [t for s in samples for t in s.choices], batch_size=batch_size)
+        raw = np.full((len(values), width), -np.inf)
+        calibrated = np.full((len(values), width), -np.inf)
+        for row, (v, s) in enumerate(zip(values, samples, strict=True)):
+            raw[row, : len(v)] = v
+            calibrated[row, : len(v)] = [x - prior[t] for x, t in zip(v, s.choices, strict=True)]
+        tasks = (code_task_scores(model, tokenizer, code, index_tokens=index_tokens, batch_size=batch_size)
+                 if code else None)
+        return ValidationScores(score=ndcg_at(calibrated, targets, 10), raw=ndcg_at(raw, targets, 10),
+                                prior=None, tasks=tasks)
 
     return validate
