@@ -124,7 +124,7 @@ def build(
         index_permute=index_permute, index_random=index_random, cold_share=cold_share, cold_seed=cold_seed,
         prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items, title_tokens=title_tokens,
                             max_prompt_tokens=max_prompt_tokens, text_tokens=text_tokens,
-                            answer=answer))  # type: ignore[arg-type]
+                            answer=answer))
     index_path = _index_arg(index)
     dataset, artifact, rows, inputs = load_inputs(data, index_path, candidates)
     resolved = resolve_model(model)
@@ -260,7 +260,7 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     from ulmrec_align.prompts.config import PromptConfig
 
     ranker = load_ranking_model(model, device=device, quantization=quantization,
-                                prompt=PromptConfig(answer=answer) if answer else None)  # type: ignore[arg-type]
+                                prompt=PromptConfig(answer=answer) if answer else None)
     if answer is not None and ranker.tuned and ranker.prompt.answer != answer:
         raise InputError(f"the model was tuned to answer with a {ranker.prompt.answer}, not a {answer}; "
                          "drop --answer", path=model)

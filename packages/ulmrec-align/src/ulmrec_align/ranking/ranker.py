@@ -213,9 +213,9 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
         per_row = choice_log_likelihoods(ranker.model, encoded, answers, pad_id=int(tok.pad_token_id or 0),
                                          batch_size=batch_size, progress=progress)
         if calibrate:
-            prior = title_priors(ranker.model, tok, [t for p in prompts for t in (p.choices or [])],
-                                 batch_size=batch_size)
-            per_row = [[v - prior[t] for v, t in zip(values, p.choices or [], strict=True)]
+            title_prior = title_priors(ranker.model, tok, [t for p in prompts for t in (p.choices or [])],
+                                       batch_size=batch_size)
+            per_row = [[v - title_prior[t] for v, t in zip(values, p.choices or [], strict=True)]
                        for values, p in zip(per_row, prompts, strict=True)]
     elif method == "logits":
         letters = letter_token_ids(tok, max(n_max, 1))

@@ -151,7 +151,8 @@ def _title_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: st
     from ulmrec_align.ranking.scorer import choice_log_likelihoods, ndcg_at
     from ulmrec_align.tuning.callbacks import ValidationScores
 
-    prompts = [encode_prompt(tokenizer, s.prompt, s.prompt_code_spans, index_tokens=index_tokens)
+    prompts = [encode_prompt(tokenizer, s.prompt, s.prompt_code_spans,
+                             index_tokens=index_tokens)  # type: ignore[arg-type]
                for s in samples]
     answers = [[encode_response(tokenizer, text) for text in s.choices] for s in samples]
     targets = [list(s.candidates).index(s.target) for s in samples]
