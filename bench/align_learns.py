@@ -9,7 +9,9 @@ Run: ``.venv/bin/python bench/align_learns.py [--minutes 30] [--index/--no-index
 [--shuffled] [--permutations K] [--reuse]`` (``--shuffled`` also ranks the same candidates in a random letter
 order, which separates what the model learned from a bias towards early letters, which follow the retriever's
 order; ``--permutations K`` also ranks with ``ulmrec align rank --permutations K``, the mean over K letter
-orders; ``--reuse`` keeps the samples, the tuned model and every ranking file already in ``--out``).
+orders; ``--reuse`` keeps the samples, the tuned model and every ranking file already in ``--out``;
+``--answer title`` tunes next_item to write the target's title and ranks by title likelihood minus the title
+prior, and also ranks with the prior kept and with the untuned base model).
 
 Settings are fixed up front (never chosen on test): prompts of ``--n-candidates`` (10) candidates, the last 6
 history titles cut to 12 tokens, next_item on every training prefix, the other tasks at weight 0.5;
@@ -71,6 +73,10 @@ def main() -> None:
     parser.add_argument("--lora-targets", default="q_proj,v_proj", help="q_proj,v_proj (paper) | all-linear")
     parser.add_argument("--tag", default="", help="Suffix of the output folder (another setting).")
     parser.add_argument("--loss", choices=("letters", "tokens"), default="letters")
+    parser.add_argument("--answer", choices=("letter", "title"), default="letter",
+                        help="next_item answered by letter (the paper) or by title (ranked by title "
+                        "likelihood minus the title prior; also ranks with the prior kept and untuned)")
+    parser.add_argument("--title-tokens", type=int, default=12)
     parser.add_argument("--negatives", choices=("random", "retriever"), default="random")
     parser.add_argument("--signal", choices=("reviews", "none"), default="reviews")
     parser.add_argument("--index-permute", type=int, default=None,
@@ -111,7 +117,8 @@ def main() -> None:
     samples, tuned, ranked = out / "align", out / "train", out / "rank-test.jsonl"
     build = ["align", "build", "--data", upstream.data, "--candidates", upstream.candidates, "--out", samples,
              "--index", upstream.index if args.index else "none", "--n-candidates", n, "--history-items", 6,
-             "--title-tokens", 12, "--text-tokens", 40, "--valid-users", 60, "--model", args.model, "--force",
+             "--title-tokens", args.title_tokens, "--text-tokens", 40, "--answer", args.answer,
+             "--valid-users", 60, "--model", args.model, "--force",
              "--negatives", args.negatives, "--no-progress",
              *[x for t in ("index_to_pref", "pref_to_index", "history_to_index", "rating", "intent")
                for x in ("--task-weight", f"{t}=0.5")]]
@@ -137,6 +144,12 @@ def main() -> None:
     # order shows how much of the ranking is the model's own and how much is a bias towards early letters.
     shuffled = out / "candidates-test-shuffled.jsonl"
     passes = [("align_rank_s", upstream.candidates, ranked)]
+    titles = args.answer == "title"
+    raw_file, untuned_file = out / "rank-test-raw.jsonl", out / "rank-test-untuned.jsonl"
+    if titles:    # no letters: no letter order to shuffle; instead the title prior kept, and the base model
+        args.shuffled, args.permutations = False, 1
+        passes += [("align_rank_raw_s", upstream.candidates, raw_file),
+                   ("align_rank_untuned_s", upstream.candidates, untuned_file)]
     if args.shuffled:
         write_shuffled(upstream.candidates, shuffled, seed=0, n=n)
         passes.append(("align_rank_shuffled_s", shuffled, out / "rank-test-shuffled.jsonl"))
@@ -147,13 +160,18 @@ def main() -> None:
         if args.reuse and target.is_file() and target.stat().st_mtime > (tuned / "train_manifest.json").stat(
                 ).st_mtime:
             continue
-        rank = ["align", "rank", "--model", tuned, "--data", upstream.data, "--candidates", candidates,
+        model: Path | str = args.model if target == untuned_file else tuned
+        rank = ["align", "rank", "--model", model, "--data", upstream.data, "--candidates", candidates,
                 "--index", upstream.index if args.index else "none", "--split", "test", "--out", target,
                 "--force", "--no-progress", "--batch-size", args.rank_batch_size, *device_args(args.device)]
         if args.rank_users:
             rank += ["--limit", args.rank_users]
         if target == orders_file:
             rank += ["--permutations", args.permutations]
+        if target == raw_file:
+            rank += ["--calibration", "none"]
+        if target == untuned_file:
+            rank += ["--answer", "title", "--any-index"]
         if args.index_permute is not None:
             rank += ["--index-permute", args.index_permute]
         if args.index_random is not None:
@@ -177,6 +195,10 @@ def main() -> None:
     if args.shuffled:
         systems["tuned LLM, shuffled letters"] = prediction_ranks(
             load_predictions(out / "rank-test-shuffled.jsonl", split="test"))
+    if titles:
+        systems["tuned LLM, title prior kept"] = prediction_ranks(load_predictions(raw_file, split="test"))
+        systems["untuned LLM (title likelihood, prior removed)"] = prediction_ranks(
+            load_predictions(untuned_file, split="test"))
     orders_name = f"tuned LLM, mean of {args.permutations} letter orders"
     if args.permutations > 1:
         systems[orders_name] = prediction_ranks(load_predictions(orders_file, split="test"))
@@ -191,6 +213,10 @@ def main() -> None:
             systems["random order"][subset], systems["tuned LLM, shuffled letters"][subset],
             metrics=("ndcg@10", "recall@1"), name_a="random order",
             name_b="tuned LLM, shuffled letters").model_dump()
+    if titles:
+        comparisons["tuned LLM vs untuned LLM"] = compare_ranks(
+            systems["untuned LLM (title likelihood, prior removed)"][subset], llm[subset],
+            metrics=("ndcg@10", "recall@1"), name_a="untuned LLM", name_b="tuned LLM").model_dump()
     if args.permutations > 1:
         for name in ("random order", "retriever order", "tuned LLM"):
             comparisons[f"{orders_name} vs {name}"] = compare_ranks(
@@ -202,6 +228,7 @@ def main() -> None:
         "machine": platform.machine(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
         "model": args.model, "device": args.device, "lr": args.lr, "batch_size": args.batch_size,
         "minutes": args.minutes, "steps": args.steps, "loss": args.loss, "negatives": args.negatives,
+        "answer": args.answer, "title_tokens": args.title_tokens,
         "signal": args.signal, "index_permute": args.index_permute, "index_random": args.index_random,
         "lora_targets": args.lora_targets,
         "n_candidates": n, "timings": timings,
