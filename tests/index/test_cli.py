@@ -174,3 +174,33 @@ def test_cold_share_fits_without_the_cold_users_and_encodes_them_after(users_fil
                                        *SMALL, "--cold-share", "0.99"])
     assert refused.exit_code != 0
     assert "users on both sides" in str(refused.exception or refused.output)
+
+
+def test_probe_finds_the_theme_in_the_codes_and_nothing_in_shuffled_labels(built: Path,
+                                                                           tmp_path: Path) -> None:
+    """The themed users' first code predicts their theme far above the majority label; the same codes
+    against labels shuffled among users predict about nothing."""
+    import random
+
+    from index_fixtures import theme_of
+
+    users = [str(r["user_id"]) for r in themed_users()]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"user_id": u, "label": theme_of(u)}) + "\n" for u in users))
+    result = CliRunner().invoke(app, ["probe", str(built), "--labels", str(labels), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["users"] == len(users)                        # "quiet" has a code but no label: left out
+    assert report["prefixes"][0]["accuracy"] > report["majority"] + 0.4
+    shuffled_themes = [theme_of(u) for u in users]
+    random.Random(0).shuffle(shuffled_themes)
+    labels.write_text("".join(json.dumps({"user_id": u, "label": t}) + "\n"
+                              for u, t in zip(users, shuffled_themes, strict=True)))
+    result = CliRunner().invoke(app, ["probe", str(built), "--labels", str(labels)])
+    assert result.exit_code == 0, result.output
+    first = float(result.output.split("first 1 code(s): accuracy ")[1].split()[0])
+    assert first < report["majority"] + 0.15
+    labels.write_text('{"user_id": "a", "label": "x"}\n{"user_id": "a", "label": "y"}\nnot json\n')
+    bad = CliRunner().invoke(app, ["probe", str(built), "--labels", str(labels)])
+    assert bad.exit_code != 0
+    assert "two labels" in str(bad.output) + str(bad.exception)

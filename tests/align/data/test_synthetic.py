@@ -182,3 +182,22 @@ def test_max_users_keeps_a_seeded_subset_with_the_same_histories(synthetic, prep
     everyone = prepare_dataset(source="amazon", path=synthetic[0],
                                config=PrepareConfig(max_users=prepared.manifest.counts.users))
     assert everyone.manifest.split_sha256 == prepared.manifest.split_sha256
+
+
+def test_traits_file_holds_the_trait_each_users_reviews_state(synthetic):
+    """traits_<Category>.jsonl is the ground truth of the hidden trait: with signal="reviews" every review
+    that states a trait states that user's."""
+    from ulmrec_align.data.synthetic import TRAITS
+
+    folder, reviews, _ = synthetic
+    traits = {r["user_id"]: r["label"] for r in map(json.loads, (folder / "traits_Synthetic.jsonl")
+                                                    .read_text().splitlines())}
+    assert set(traits) == {r["reviewerID"] for r in reviews}
+    assert set(traits.values()) == set(TRAITS)
+    stated = 0
+    for review in reviews:
+        said = [t for t, sentence in TRAITS.items() if review["reviewText"].startswith(sentence)]
+        if said:
+            stated += 1
+            assert said == [traits[review["reviewerID"]]]
+    assert stated > len(reviews) / 2

@@ -269,6 +269,29 @@ def inspect(
     )
 
 
+@app.command("probe")
+def probe(
+    folder: Path = typer.Argument(..., help="Index folder written by `build`."),
+    labels: Path = typer.Option(..., "--labels", help="JSON lines {\"user_id\": ..., \"label\": ...}, e.g. "
+                                "the traits_<Category>.jsonl that `ulmrec data synthetic` writes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """How well the codes predict a known user label: leave-one-out majority label per code prefix."""
+    from ulmrec_index.artifact import load_index
+    from ulmrec_index.probe import probe_codes, read_labels
+
+    report = probe_codes(load_index(folder).codes, read_labels(labels))
+    if as_json:
+        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        return
+    typer.echo(f"{report.users} users with a code and a label; labels: "
+               + ", ".join(f"{k} {v}" for k, v in report.labels.items()))
+    typer.echo(f"always the most common label: {report.majority:.3f}")
+    for p in report.prefixes:
+        typer.echo(f"first {p.prefix} code(s): accuracy {p.accuracy:.3f} ({p.groups} prefixes, {p.alone} "
+                   "users alone in theirs)")
+
+
 @app.command("lookup")
 def lookup(
     folder: Path = typer.Argument(..., help="Index folder written by `build`."),

@@ -23,7 +23,9 @@ along each user's sequence (whole days, as in the real crawl). Every user and it
 the default 5-core keeps them all. Output is deterministic per seed.
 
 Files written: ``reviews_<Category>_5.json.gz`` (JSON lines) and ``meta_<Category>.json.gz`` (one Python
-literal dict per line, single quotes, like the 2014 crawl; a few extra untitled/unreviewed meta records too).
+literal dict per line, single quotes, like the 2014 crawl; a few extra untitled/unreviewed meta records too),
+and ``traits_<Category>.jsonl``, each user's hidden trait (``{"user_id", "label"}``): ground truth for
+probes such as ``ulmrec index probe --labels``; no pipeline stage reads it.
 """
 
 from __future__ import annotations
@@ -378,6 +380,9 @@ def write_synthetic_amazon(out_dir: Path, *, n_users: int = 300, n_items: int = 
     out.mkdir(parents=True, exist_ok=True)
     _write_gz(out / f"reviews_{category}_5.json.gz", (json.dumps(r) for r in reviews))
     _write_gz(out / f"meta_{category}.json.gz", (repr(m) for m in meta))  # Python literals, as in 2014
+    with atomic_path(out / f"traits_{category}.jsonl") as tmp:
+        lines = (json.dumps({"user_id": u.reviewer_id, "label": u.trait}) + "\n" for u in users)
+        tmp.write_text("".join(lines), encoding="utf-8")
     return out
 
 
