@@ -49,6 +49,10 @@ def test_choice_log_likelihoods_are_the_unpadded_sums(ranker) -> None:  # type: 
     got = choice_log_likelihoods(ranker.model, prompts, choices, pad_id=0, batch_size=2)
     expected = [[one_by_one(ranker.model, p, c) for c in cs] for p, cs in zip(prompts, choices, strict=True)]
     np.testing.assert_allclose(np.concatenate(got), np.concatenate(expected), rtol=1e-4, atol=1e-4)
+    many = [[20 + k, 30 + k % 3, 40][: 1 + k % 3] for k in range(11)]      # 11 choices: two groups of 8 + 3
+    got = choice_log_likelihoods(ranker.model, [prompts[0]], [many], pad_id=0, batch_size=1)[0]
+    np.testing.assert_allclose(got, [one_by_one(ranker.model, prompts[0], c) for c in many], rtol=1e-4,
+                               atol=1e-4)
     with pytest.raises(ValueError, match="no tokens"):
         choice_log_likelihoods(ranker.model, [[5]], [[[]]], pad_id=0)
 

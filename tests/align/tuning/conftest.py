@@ -25,7 +25,8 @@ def _title(item: int) -> str:
 
 def make_samples(folder: Path, *, n_train: int = 24, n_valid: int = 8, n_candidates: int = 5,
                  index_tokens: str = "plain", seed: int = 0, answer: str = "letter") -> Path:
-    """A real alignment-samples folder (the build's schema) with a learnable rule: the target is the red item.
+    """A real alignment-samples folder (the build's schema) with a learnable rule: the target is the red item
+    (title answers: the item whose colour the user's code names, ``<a_0>`` red, ``<a_1>`` blue, ...).
 
     Each user has a code ``<a_i><b_j>``; in ``added`` mode the code spans are marked so that they become
     added tokens. ``answer="title"``: no lettered candidates in the prompt, the response is the target's
@@ -46,6 +47,10 @@ def make_samples(folder: Path, *, n_train: int = 24, n_valid: int = 8, n_candida
     def sample(user: int, split: str) -> AlignmentSample:
         target = rng.choice(red)
         pool = [target, *rng.sample(other, n_candidates - 1)]
+        if answer == "title":   # the colour follows the code (a content-free "always red" is a title prior)
+            colour = user % 4
+            target = rng.choice([i for i in items if i % len(COLOURS) == colour])
+            pool = [target, *rng.sample([i for i in items if i % len(COLOURS) != colour], n_candidates - 1)]
         rng.shuffle(pool)
         code = f"<a_{user % 4}><b_{user % 3}>"
         head = "### Instruction:\nPick the item the user buys next.\n\n### Input:\nUser Index: "

@@ -6,8 +6,8 @@ logits are computed (``logits_to_keep=1``); the score of candidate ``X`` is the 
 (see :mod:`ulmrec_align.prompts.encoding`).
 
 Title answers (``answer = "title"``): candidate ``c``'s score is ``log p(c | prompt) = Σ_t log p(c_t |
-prompt, c_<t)`` over its answer ids (title pieces + EOS, as trained), one row ``prompt + c`` per candidate
-(:func:`choice_log_likelihoods`).
+prompt, c_<t)`` over its answer ids (title pieces + EOS, as trained); the prompt is read once and its
+key/value cache shared by the candidates (:func:`choice_log_likelihoods`).
 """
 
 from __future__ import annotations
@@ -80,42 +80,64 @@ def choice_log_likelihoods(model: Any, prompts: Sequence[Sequence[int]],
                            progress: Callable[[int], None] | None = None) -> list[list[float]]:
     """``out[i][j] = log p(choices[i][j] | prompts[i])``, the summed log-probability of the choice's ids.
 
-    Each (prompt, choice) pair is one left-padded row (longest first, ``batch_size`` rows per pass); only
-    the last ``max choice length + 1`` positions are projected onto the vocabulary. ``progress`` is called
-    with the number of prompts whose choices are all scored.
+    The prompt is read once (its key/value cache kept), the cache is repeated for its choices, and the
+    choices, right-padded, are read after it in groups of at most ``8 × batch_size`` rows: a user's ``n``
+    candidates cost ``|prompt| + n·|choice|`` tokens, not ``n·(|prompt| + |choice|)``. ``progress`` is called
+    with 1 per prompt done. ``pad_id`` fills the padding (masked).
     """
-    pairs = [(i, j) for i, options in enumerate(choices) for j in range(len(options))]
-    order = sorted(range(len(pairs)),
-                   key=lambda k: -(len(prompts[pairs[k][0]]) + len(choices[pairs[k][0]][pairs[k][1]])))
-    out = [[0.0] * len(options) for options in choices]
-    left = [len(options) for options in choices]
     device = model_device(model)
+    out: list[list[float]] = []
     was_training = model.training
     model.eval()
+    group = max(1, 8 * batch_size)
     try:
-        for start in range(0, len(order), batch_size):
-            rows = [pairs[k] for k in order[start:start + batch_size]]
-            answers = [list(choices[i][j]) for i, j in rows]
-            if any(not a for a in answers):
+        for prompt, options in zip(prompts, choices, strict=True):
+            if any(len(c) == 0 for c in options):
                 raise ValueError("a choice has no tokens")
-            ids, mask, positions = left_pad([list(prompts[i]) + a for (i, _), a in zip(rows, answers,
-                                                                                        strict=True)], pad_id)
-            keep = max(len(a) for a in answers) + 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                           position_ids=positions.to(device), logits_to_keep=keep, use_cache=False).logits
-            logp = logits[:, :-1].float().log_softmax(dim=-1)     # (B, keep-1, V): predicts the last keep-1
-            done = 0
-            for b, ((i, j), answer) in enumerate(zip(rows, answers, strict=True)):
-                target = torch.tensor(answer, dtype=torch.long, device=logp.device)
-                picked = logp[b, keep - 1 - len(answer):].gather(1, target[:, None])
-                out[i][j] = float(picked.sum())
-                left[i] -= 1
-                done += int(left[i] == 0)
-            if progress is not None and done:
-                progress(done)
+            if not options:
+                out.append([])
+                continue
+            head = model(input_ids=torch.tensor([list(prompt)], device=device), use_cache=True)
+            first = head.logits[0, -1].float().log_softmax(dim=-1)           # predicts each choice's first id
+            values: list[float] = []
+            for start in range(0, len(options), group):
+                chunk = [list(c) for c in options[start:start + group]]
+                values += _continuations(model, head.past_key_values, first, len(prompt), chunk,
+                                         pad_id=pad_id, device=device, last=start + group >= len(options))
+            out.append(values)
+            if progress is not None:
+                progress(1)
     finally:
         model.train(was_training)
     return out
+
+
+def _continuations(model: Any, cache: Any, first: torch.Tensor, n_prompt: int, chunk: list[list[int]], *,
+                   pad_id: int, device: torch.device, last: bool) -> list[float]:
+    """Summed log-probabilities of ``chunk`` (right-padded, (n, T)) read after a cached prompt."""
+    import copy
+
+    n, width = len(chunk), max(len(c) for c in chunk)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, n_prompt + width), dtype=torch.long)
+    mask[:, :n_prompt] = 1
+    for row, c in enumerate(chunk):
+        ids[row, : len(c)] = torch.tensor(c, dtype=torch.long)
+        mask[row, n_prompt: n_prompt + len(c)] = 1
+    shared = cache if last else copy.deepcopy(cache)     # the last chunk may use the prompt's cache itself
+    shared.batch_repeat_interleave(n)
+    positions = torch.arange(n_prompt, n_prompt + width).expand(n, width)
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                   position_ids=positions.to(device), past_key_values=shared, use_cache=True).logits
+    logp = logits[:, :-1].float().log_softmax(dim=-1)      # (n, T-1, V): predicts ids[:, 1:]
+    values = []
+    for row, c in enumerate(chunk):
+        total = float(first[c[0]])
+        if len(c) > 1:
+            target = torch.tensor(c[1:], dtype=torch.long, device=logp.device)
+            total += float(logp[row, : len(c) - 1].gather(1, target[:, None]).sum())
+        values.append(total)
+    return values
 
 
 def score_samples(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_tokens: IndexTokens = "plain",
