@@ -13,7 +13,7 @@
 # .gguf-b/part (+ its sha256); the first call carries .gguf-a with .whl and .gpu (bench/gpu_prepare.sh) and
 # copies .gguf-a/part to /tmp/ulmrec-gguf-a/ before `bash bench/gpu_check.sh`; the second carries .gguf-b
 # and runs `bash bench/gpu_learns.sh --steps S --beauty-steps B [--minutes M] [--lr 1e-3] [--eval-steps
-# 200]`, which joins the parts, checks the hash and installs the file where `--model smollm2` finds it.
+# 200] [--answer letter|title]`, which joins the parts, checks the hash and installs the file where `--model smollm2` finds it.
 # The device commands of 2026-12-04 (docs/gpu.md) were, with PYTHONPATH=/tmp/ulmrec-site after installing
 # .whl there: call 1 `bash bench/gpu_check.sh --sections train`, call 2 `bash bench/gpu_learns.sh --steps
 # 4000 --beauty-steps 4000 --minutes 2.5` (lr 1e-3; validation at the end only). Rehearsal on a CPU:
@@ -30,6 +30,7 @@ BEAUTY_STEPS=600
 BATCH=16
 MINUTES=5
 LR=1e-3
+ANSWER=letter        # next_item answered by letter (the paper) or by title (bench/align_learns.py --answer)
 EVAL_STEPS=200
 DEST=${OUT:-$ROOT/runs/gpu-learns}
 SPLIT=0
@@ -42,6 +43,7 @@ while [ $# -gt 0 ]; do
         --batch-size) BATCH=$2; shift 2 ;;
         --minutes) MINUTES=$2; shift 2 ;;
         --lr) LR=$2; shift 2 ;;
+        --answer) ANSWER=$2; shift 2 ;;
         --eval-steps) EVAL_STEPS=$2; shift 2 ;;
         --out) DEST=$2; shift 2 ;;
         --split) SPLIT=1; shift ;;
@@ -93,7 +95,7 @@ fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
 COMMON=(--model "$MODEL" --device "$DEVICE" --batch-size "$BATCH" --minutes "$MINUTES" --rank-batch-size 32
-        --lr "$LR" --eval-steps "$EVAL_STEPS"
+        --lr "$LR" --eval-steps "$EVAL_STEPS" --answer "$ANSWER"
         --shuffled --tag=-gpu)
 PIDS=()
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # six processes share 16 cores; the work is on the GPU
