@@ -24,13 +24,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def ndcg(samples: list, rows: list[list[float]]) -> float:  # type: ignore[type-arg]
-    """Mean NDCG@10 of each sample's target, ties pessimistic."""
-    out = []
-    for s, v in zip(samples, rows, strict=True):
-        t = v[s.candidates.index(s.target)]
-        rank = sum(x >= t for x in v)
-        out.append(1 / math.log2(1 + rank) if rank <= 10 else 0.0)
-    return float(np.mean(out))
+    """Mean NDCG@10 of each sample's target (``ulmrec_align.ranking.scorer.ndcg_at``, ties pessimistic)."""
+    from ulmrec_align.ranking.scorer import ndcg_at
+
+    scores = np.full((len(rows), max(map(len, rows))), -np.inf)
+    for i, row in enumerate(rows):
+        scores[i, : len(row)] = row
+    return ndcg_at(scores, [s.candidates.index(s.target) for s in samples], 10)
 
 
 def main() -> None:
@@ -46,8 +46,7 @@ def main() -> None:
     from ulmrec_align.prompts.config import PromptConfig
     from ulmrec_align.prompts.encoding import encode_prompt, encode_response
     from ulmrec_align.ranking.loading import load_ranking_model
-    from ulmrec_align.ranking.ranker import title_priors
-    from ulmrec_align.ranking.scorer import choice_log_likelihoods
+    from ulmrec_align.ranking.ranker import title_log_likelihoods, title_priors, without_prior
     from ulmrec_align.tasks.schema import read_samples
 
     valid = [s for s in read_samples(args.samples, "valid") if s.task == "next_item" and s.choices]
@@ -60,16 +59,16 @@ def main() -> None:
 
         model = PeftModel.from_pretrained(model, str(args.adapter)).eval()
     tok = ranker.tokenizer
-    pad = int(tok.pad_token_id or 0)
     prompts = [encode_prompt(tok, s.prompt, s.prompt_code_spans) for s in valid]
-    answers = [[encode_response(tok, t) for t in s.choices] for s in valid]
-    ll = choice_log_likelihoods(model, prompts, answers, pad_id=pad, batch_size=args.batch_size)
-    prior = title_priors(model, tok, [t for s in valid for t in s.choices], batch_size=args.batch_size)
-    null = [[prior[t] for t in s.choices] for s in valid]
+    texts = [list(s.choices or []) for s in valid]
+    ll = title_log_likelihoods(model, tok, prompts, texts, batch_size=args.batch_size)
+    prior = title_priors(model, tok, [t for row in texts for t in row], batch_size=args.batch_size)
+    null = [[prior[t] for t in row] for row in texts]
+    lengths = [[len(encode_response(tok, t)) for t in row] for row in texts]     # title tokens + EOS
     print(f"{args.adapter or args.model}: {len(valid)} validation users, load {os.getloadavg()[0]:.1f}")
-    per_token = [[x / len(a) for x, a in zip(v, aa, strict=True)] for v, aa in zip(ll, answers, strict=True)]
-    pmi = [[x - b for x, b in zip(v, bb, strict=True)] for v, bb in zip(ll, null, strict=True)]
-    for name, rows in (("sum", ll), ("mean", per_token), ("pmi", pmi), ("null", null)):
+    per_token = [[x / n for x, n in zip(v, nn, strict=True)] for v, nn in zip(ll, lengths, strict=True)]
+    for name, rows in (("sum", ll), ("mean", per_token), ("pmi", without_prior(ll, texts, prior)),
+                       ("null", null)):
         print(f"  {name:6s} {ndcg(valid, rows):.4f}")
     expected = np.mean([np.mean([1 / math.log2(1 + k) for k in range(1, len(s.candidates) + 1)])
                         for s in valid])

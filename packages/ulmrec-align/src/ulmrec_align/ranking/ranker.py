@@ -8,11 +8,11 @@ pessimistically in ``ulmrec-eval``).
 
 **Title answers** (a model tuned with ``answer = "title"``): the prompt lists no candidates; each candidate's
 score is the log-likelihood of its cut title + EOS after the prompt
-(:func:`ulmrec_align.ranking.scorer.choice_log_likelihoods`, one row per candidate). No letters, so no
-letter orders. Its **title prior** plays the letter prior's part: short or common titles are likely after
-any prompt, so ``calibrate`` scores ``log p(t | prompt) − log p(t | ∅)``, where ``∅`` is the same
-instruction with an empty input (content-free; PMI scoring, Holtzman et al. 2021), one pass per distinct
-title. ``source`` reads ``titles:<model>`` or ``titles+pmi:<model>``.
+(:func:`ulmrec_align.ranking.scorer.choice_log_likelihoods`, the prompt read once for all its
+candidates). No letters, so no letter orders. Its **title prior** plays the letter prior's part: short or
+common titles are likely after any prompt, so ``calibrate`` scores ``log p(t | prompt) − log p(t | ∅)``,
+where ``∅`` is the same instruction with an empty input (content-free; PMI scoring, Holtzman et al. 2021),
+one pass per distinct title. ``source`` reads ``titles:<model>`` or ``titles+pmi:<model>``.
 
 **Letter prior** (``calibrate``, the default when the tuned model has one): each prompt's letter logits become
 log-probabilities over its ``n`` letters and the model's content-free preference for each letter
@@ -31,7 +31,7 @@ every letter, so a bias that depends on the letter alone cancels exactly. It cos
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -209,14 +209,13 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
     if titles and method != "logits":
         raise ValueError("a model tuned to answer with titles ranks by likelihood (method 'logits')")
     if titles:
-        answers = [[encode_response(tok, text) for text in (p.choices or [])] for p in prompts]
-        per_row = choice_log_likelihoods(ranker.model, encoded, answers, pad_id=int(tok.pad_token_id or 0),
-                                         batch_size=batch_size, progress=progress)
+        shown = [p.choices or [] for p in prompts]
+        per_row = title_log_likelihoods(ranker.model, tok, encoded, shown, batch_size=batch_size,
+                                        progress=progress)
         if calibrate:
-            title_prior = title_priors(ranker.model, tok, [t for p in prompts for t in (p.choices or [])],
+            title_prior = title_priors(ranker.model, tok, [t for row in shown for t in row],
                                        batch_size=batch_size)
-            per_row = [[v - title_prior[t] for v, t in zip(values, p.choices or [], strict=True)]
-                       for values, p in zip(per_row, prompts, strict=True)]
+            per_row = without_prior(per_row, shown, title_prior)
     elif method == "logits":
         letters = letter_token_ids(tok, max(n_max, 1))
         scores = last_logits(ranker.model, encoded, pad_id=int(tok.pad_token_id or 0), batch_size=batch_size,
@@ -266,14 +265,29 @@ def null_title_prompt(tokenizer: Any) -> list[int]:
     return encode_prompt(tokenizer, empty.text, empty.spans)
 
 
+def title_log_likelihoods(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
+                          texts: Sequence[Sequence[str]], *, batch_size: int = 8,
+                          progress: Callable[[int], None] | None = None) -> list[list[float]]:
+    """``out[i][j] = log p(texts[i][j] + EOS | prompts[i])`` (encoded prompts, title texts)."""
+    answers = [[encode_response(tokenizer, t) for t in row] for row in texts]
+    return choice_log_likelihoods(model, prompts, answers, pad_id=int(tokenizer.pad_token_id or 0),
+                                  batch_size=batch_size, progress=progress)
+
+
 def title_priors(model: Any, tokenizer: Any, texts: Sequence[str], *,
                  batch_size: int = 8) -> dict[str, float]:
     """``text -> log p(text + EOS | ∅)`` for each distinct text, ``∅`` = :func:`null_title_prompt`."""
     distinct = list(dict.fromkeys(texts))
-    null = null_title_prompt(tokenizer)
-    values = choice_log_likelihoods(model, [null], [[encode_response(tokenizer, t) for t in distinct]],
-                                    pad_id=int(tokenizer.pad_token_id or 0), batch_size=batch_size)[0]
+    values = title_log_likelihoods(model, tokenizer, [null_title_prompt(tokenizer)], [distinct],
+                                   batch_size=batch_size)[0]
     return dict(zip(distinct, values, strict=True))
+
+
+def without_prior(values: Sequence[Sequence[float]], texts: Sequence[Sequence[str]],
+                  prior: Mapping[str, float]) -> list[list[float]]:
+    """``values[i][j] − prior[texts[i][j]]``: title log-likelihoods with the title prior removed (PMI)."""
+    return [[v - prior[t] for v, t in zip(row, names, strict=True)]
+            for row, names in zip(values, texts, strict=True)]
 
 
 def _group_by_row(prompts: Sequence[RankingPrompt]) -> list[list[int]]:

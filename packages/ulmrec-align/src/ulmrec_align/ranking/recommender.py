@@ -36,16 +36,18 @@ import numpy as np
 
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.builder import PromptBuilder
-from ulmrec_align.prompts.encoding import encode_prompt, encode_response, letter_token_ids
+from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
 from ulmrec_align.prompts.templates import TEMPLATES, next_item_templates
 from ulmrec_align.ranking.ranker import (
     RankingModel,
     calibrate_letters,
     letter_orders,
     merge_letter_orders,
+    title_log_likelihoods,
     title_priors,
+    without_prior,
 )
-from ulmrec_align.ranking.scorer import choice_log_likelihoods, last_logits
+from ulmrec_align.ranking.scorer import last_logits
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_index.artifact import IndexArtifact, load_index
 
@@ -192,16 +194,14 @@ class Recommender:
         rendered = self._prompts.render(next_item_templates("title")[0], user_code=code, history=history)
         prompt = encode_prompt(tok, rendered.text, rendered.spans, index_tokens=self._prompts.index_tokens)
         texts = [self._prompts.title(item) for item in pool]
-        answers = [encode_response(tok, t) for t in texts]
-        values = choice_log_likelihoods(self.ranker.model, [prompt], [answers],
-                                        pad_id=int(tok.pad_token_id or 0), batch_size=self.batch_size)[0]
+        values = title_log_likelihoods(self.ranker.model, tok, [prompt], [texts], batch_size=self.batch_size)
         if not self.calibrate:
-            return values
+            return values[0]
         missing = [t for t in texts if t not in self._title_prior]
         if missing:
             self._title_prior.update(title_priors(self.ranker.model, tok, missing,
                                                   batch_size=self.batch_size))
-        return [v - self._title_prior[t] for v, t in zip(values, texts, strict=True)]
+        return without_prior(values, [texts], self._title_prior)[0]
 
     def _chunk_scores(self, history: list[int], chunks: list[list[int]], code: str | None, *,
                       normalise: bool) -> list[list[float]]:

@@ -146,30 +146,31 @@ def _title_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: st
     titles' prior (``score``), and by the plain likelihood (``raw``)."""
     import numpy as np
 
-    from ulmrec_align.prompts.encoding import encode_prompt, encode_response
-    from ulmrec_align.ranking.ranker import title_priors
-    from ulmrec_align.ranking.scorer import choice_log_likelihoods, ndcg_at
+    from ulmrec_align.prompts.encoding import encode_prompt
+    from ulmrec_align.ranking.ranker import title_log_likelihoods, title_priors, without_prior
+    from ulmrec_align.ranking.scorer import ndcg_at
     from ulmrec_align.tuning.callbacks import ValidationScores
 
     prompts = [encode_prompt(tokenizer, s.prompt, s.prompt_code_spans,
                              index_tokens=index_tokens)  # type: ignore[arg-type]
                for s in samples]
-    answers = [[encode_response(tokenizer, text) for text in s.choices] for s in samples]
+    texts = [list(s.choices) for s in samples]
     targets = [list(s.candidates).index(s.target) for s in samples]
     width = max(len(s.candidates) for s in samples)
 
+    def as_array(rows: list[list[float]]) -> Any:
+        out = np.full((len(rows), width), -np.inf)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = row
+        return out
+
     def validate(model: Any) -> ValidationScores:
-        values = choice_log_likelihoods(model, prompts, answers, pad_id=int(tokenizer.pad_token_id or 0),
-                                        batch_size=batch_size)
-        prior = title_priors(model, tokenizer, [t for s in samples for t in s.choices], batch_size=batch_size)
-        raw = np.full((len(values), width), -np.inf)
-        calibrated = np.full((len(values), width), -np.inf)
-        for row, (v, s) in enumerate(zip(values, samples, strict=True)):
-            raw[row, : len(v)] = v
-            calibrated[row, : len(v)] = [x - prior[t] for x, t in zip(v, s.choices, strict=True)]
+        raw = title_log_likelihoods(model, tokenizer, prompts, texts, batch_size=batch_size)
+        prior = title_priors(model, tokenizer, [t for row in texts for t in row], batch_size=batch_size)
+        calibrated = without_prior(raw, texts, prior)
         tasks = (code_task_scores(model, tokenizer, code, index_tokens=index_tokens, batch_size=batch_size)
                  if code else None)
-        return ValidationScores(score=ndcg_at(calibrated, targets, 10), raw=ndcg_at(raw, targets, 10),
-                                prior=None, tasks=tasks)
+        return ValidationScores(score=ndcg_at(as_array(calibrated), targets, 10),
+                                raw=ndcg_at(as_array(raw), targets, 10), prior=None, tasks=tasks)
 
     return validate
