@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--n-candidates", type=int, default=10)
     parser.add_argument("--lora-targets", default="q_proj,v_proj", help="q_proj,v_proj (paper) | all-linear")
     parser.add_argument("--tag", default="", help="Suffix of the output folder (another setting).")
-    parser.add_argument("--loss", choices=("letters", "tokens"), default="letters")
+    parser.add_argument("--loss", choices=("letters", "choices", "tokens"), default="letters")
     parser.add_argument("--answer", choices=("letter", "title"), default="letter",
                         help="next_item answered by letter (the paper) or by title (ranked by title "
                         "likelihood minus the title prior; also ranks with the prior kept and untuned)")

@@ -126,9 +126,15 @@ def test_align_build_answer_title_writes_title_samples(pipeline: Pipeline, tiny_
         assert s.target is not None
         assert s.response == builder.title(s.target)
         assert s.target_letter is None
-        assert s.candidates is None
+        assert s.candidates
+        assert s.target in s.candidates
+        assert s.choices == [builder.title(i) for i in s.candidates]
     encoded, _ = encode_samples(ranker.tokenizer, train, index_tokens="plain", max_length=512)
-    assert all(r["n_letters"] == 0 for r in encoded.rows)        # the title's tokens carry the loss
+    assert all(r["n_letters"] == 0 for r in encoded.rows)        # the title's tokens carry the token loss
+    for s, r in zip(train, encoded.rows, strict=True):
+        assert r["choice_ids"] == [encode_response(ranker.tokenizer, t) for t in s.choices or []]
+        assert r["choice_target"] == (s.candidates or []).index(s.target)
+        assert r["input_ids"][: r["prompt_length"]] + r["choice_ids"][r["choice_target"]] == r["input_ids"]
     valid = validation_samples(out, None)
     assert valid
     for s in valid:

@@ -30,7 +30,7 @@ def make_samples(folder: Path, *, n_train: int = 24, n_valid: int = 8, n_candida
 
     Each user has a code ``<a_i><b_j>``; in ``added`` mode the code spans are marked so that they become
     added tokens. ``answer="title"``: no lettered candidates in the prompt, the response is the target's
-    title, and validation samples carry the candidates' titles as ``choices`` (``align build --answer``).
+    title, and every sample carries its pool's titles as ``choices`` (``align build --answer``).
     """
     import random
 
@@ -62,8 +62,7 @@ def make_samples(folder: Path, *, n_train: int = 24, n_valid: int = 8, n_candida
             return AlignmentSample(task="next_item", split=split, user_id=user, raw_user_id=f"u{user}",  # type: ignore[arg-type]
                                    template_id="next_item/0", prompt=prompt, response=_title(target),
                                    prompt_code_spans=[(start, start + len(code))],
-                                   candidates=pool if split == "valid" else None, target=target,
-                                   choices=[_title(i) for i in pool] if split == "valid" else None)
+                                   candidates=pool, target=target, choices=[_title(i) for i in pool])
         target_letter = letter(pool.index(target))
         return AlignmentSample(task="next_item", split=split, user_id=user, raw_user_id=f"u{user}",  # type: ignore[arg-type]
                                template_id="next_item/0", prompt=prompt, response=target_letter,

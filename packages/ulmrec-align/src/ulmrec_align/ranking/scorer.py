@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from ulmrec_align.models.kv_cache import output_cache, with_cache
 from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
 from ulmrec_align.prompts.index_tokens import IndexTokens
 
@@ -102,7 +103,7 @@ def choice_log_likelihoods(model: Any, prompts: Sequence[Sequence[int]],
             values: list[float] = []
             for start in range(0, len(options), group):
                 chunk = [list(c) for c in options[start:start + group]]
-                values += _continuations(model, head.past_key_values, first, len(prompt), chunk,
+                values += _continuations(model, output_cache(head), first, len(prompt), chunk,
                                          pad_id=pad_id, device=device, last=start + group >= len(options))
             out.append(values)
             if progress is not None:
@@ -128,7 +129,7 @@ def _continuations(model: Any, cache: Any, first: torch.Tensor, n_prompt: int, c
     shared.batch_repeat_interleave(n)
     positions = torch.arange(n_prompt, n_prompt + width).expand(n, width)
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                   position_ids=positions.to(device), past_key_values=shared, use_cache=True).logits
+                   position_ids=positions.to(device), use_cache=True, **with_cache(shared)).logits
     logp = logits[:, :-1].float().log_softmax(dim=-1)      # (n, T-1, V): predicts ids[:, 1:]
     values = []
     for row, c in enumerate(chunk):

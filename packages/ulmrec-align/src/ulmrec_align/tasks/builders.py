@@ -74,9 +74,10 @@ class NextItem:
     rewards neither a letter preference nor the retriever's order; users whose target the retriever missed
     are left out (they measure nothing).
 
-    With ``answer = "title"`` the prompt lists no candidates and the response is the target's title;
-    training samples need no negatives, validation samples keep the shuffled candidates and their titles
-    (``choices``) to rank by likelihood."""
+    With ``answer = "title"`` the prompt lists no candidates and the response is the target's title; every
+    sample keeps its pool (the same negatives) and their titles as ``choices``: the token loss ignores them,
+    ``--loss choices`` trains on them (a cross-entropy over the choices' likelihoods), validation ranks by
+    them."""
 
     name: ClassVar[str] = "next_item"
     needs_index: ClassVar[bool] = False
@@ -103,9 +104,6 @@ class NextItem:
         for length in training_prefixes(s.train, mode=ctx.config.prefixes, cap=ctx.config.max_prefixes):
             history, target = list(s.train[:length]), s.train[length]
             template = pick_template(self.name, rng, templates)
-            if ctx.config.prompt.answer == "title":
-                out.append(self._sample(ctx, user, split, template, history, None, target))
-                continue
             pool = lettered_pool(ctx, target, history, rng,
                                  preferred=ctx.hard_negatives.get((user, length), ()))
             out.append(self._sample(ctx, user, split, template, history, pool, target))

@@ -54,9 +54,11 @@ class TrainSettings(BaseModel):
     scheduler: Literal["cosine", "linear", "constant"] = Field(
         default="cosine", description="Decay after warm-up, over the run that actually happens: the step "
         "count or the time budget, whichever ends it (tuning/schedule.py).")
-    loss: Literal["tokens", "letters"] = Field(
+    loss: Literal["tokens", "letters", "choices"] = Field(
         default="letters", description="'tokens': cross-entropy of every response token (the paper); "
-        "'letters': ranking samples learn a cross-entropy over their candidate letters only.")
+        "'letters': ranking samples learn a cross-entropy over their candidate letters only; 'choices': "
+        "letters, and samples answered by title a cross-entropy over their candidates' title likelihoods "
+        "(tuning/loss.py).")
     max_grad_norm: float = Field(default=1.0, ge=0)
     max_length: int = Field(default=2048, ge=16,
                             description="Prompt + response tokens; longer prompts are cut from the left.")

@@ -9,13 +9,14 @@ from typing import Any
 
 import torch
 
-from ulmrec_align.prompts.encoding import IGNORE_INDEX, encode_sample
+from ulmrec_align.prompts.encoding import IGNORE_INDEX, encode_response, encode_sample
 from ulmrec_align.prompts.index_tokens import IndexTokens
 
 
 class EncodedDataset(torch.utils.data.Dataset):
-    """In-memory list of ``{"input_ids", "labels", "n_letters", "task_id"}``; ``lengths`` for length
-    grouping; ``tasks[task_id]`` names the task of a row."""
+    """In-memory list of ``{"input_ids", "labels", "n_letters", "task_id", "prompt_length"}`` (+
+    ``"choice_ids"``, ``"choice_target"`` for samples answered by title that carry their pool); ``lengths``
+    for length grouping; ``tasks[task_id]`` names the task of a row."""
 
     def __init__(self, rows: Sequence[dict[str, Any]], tasks: Sequence[str] = ()) -> None:
         self.rows = list(rows)
@@ -40,7 +41,9 @@ class EncodingReport:
 def encode_samples(tokenizer: Any, samples: Sequence[Any], *, index_tokens: IndexTokens,
                    max_length: int) -> tuple[EncodedDataset, EncodingReport]:
     """Encode each sample with :func:`ulmrec_align.prompts.encoding.encode_sample` (shared with ranking);
-    ranking samples carry ``n_letters`` = their number of candidates (0 otherwise)."""
+    ranking samples carry ``n_letters`` = their number of candidates (0 otherwise). Samples answered by title
+    with a pool (``choices``) also carry each choice's answer ids (:func:`encode_response`, as the ranker
+    scores them) and the target's position among them."""
     rows = []
     tasks: list[str] = []
     cut = 0
@@ -50,9 +53,13 @@ def encode_samples(tokenizer: Any, samples: Sequence[Any], *, index_tokens: Inde
         if sample.task not in tasks:
             tasks.append(sample.task)
         ranking = bool(sample.candidates) and sample.target_letter is not None
-        rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels,
-                     "n_letters": len(sample.candidates) if ranking else 0,
-                     "task_id": tasks.index(sample.task)})
+        row = {"input_ids": encoded.input_ids, "labels": encoded.labels,
+               "n_letters": len(sample.candidates) if ranking else 0,
+               "task_id": tasks.index(sample.task), "prompt_length": encoded.prompt_length}
+        if sample.choices and sample.candidates and sample.target in sample.candidates:
+            row["choice_ids"] = [encode_response(tokenizer, c) for c in sample.choices]
+            row["choice_target"] = sample.candidates.index(sample.target)
+        rows.append(row)
     return EncodedDataset(rows, tasks), EncodingReport(cut=cut, total=len(rows))
 
 
@@ -63,10 +70,16 @@ class PadCollator:
 
     Returns ``input_ids`` (pad ``pad_id``), ``labels`` (pad -100), ``attention_mask`` (1 on real tokens) and
     ``position_ids`` (``cumsum(mask) − 1``), each (B, L_max); ``n_letters`` and ``task_ids``, (B,).
+
+    With ``choices`` (``--loss choices``), when some rows carry ``choice_ids`` (R of them, at most N choices
+    of at most T ids): ``choice_rows`` (R,) their batch positions, ``choice_prompt_ids`` /
+    ``choice_prompt_mask`` (R, P) their prompts left-padded, ``choice_ids`` / ``choice_mask`` (R, N, T) the
+    choices right-padded (a missing choice is all mask 0) and ``choice_target`` (R,).
     """
 
     pad_id: int
     pad_to_multiple_of: int | None = None
+    choices: bool = False
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)
@@ -81,6 +94,30 @@ class PadCollator:
             labels[i, width - n:] = torch.tensor(row["labels"], dtype=torch.long)
             mask[i, width - n:] = 1
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": mask, "position_ids": positions,
-                "n_letters": torch.tensor([int(r.get("n_letters", 0)) for r in rows], dtype=torch.long),
-                "task_ids": torch.tensor([int(r.get("task_id", 0)) for r in rows], dtype=torch.long)}
+        batch = {"input_ids": input_ids, "labels": labels, "attention_mask": mask, "position_ids": positions,
+                 "n_letters": torch.tensor([int(r.get("n_letters", 0)) for r in rows], dtype=torch.long),
+                 "task_ids": torch.tensor([int(r.get("task_id", 0)) for r in rows], dtype=torch.long)}
+        chosen = [i for i, r in enumerate(rows) if r.get("choice_ids")] if self.choices else []
+        if chosen:
+            batch.update(self._choices([rows[i] for i in chosen]))
+            batch["choice_rows"] = torch.tensor(chosen, dtype=torch.long)
+        return batch
+
+    def _choices(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        prompts = [r["input_ids"][: r["prompt_length"]] for r in rows]
+        width = max(len(p) for p in prompts)
+        prompt_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        prompt_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        n = max(len(r["choice_ids"]) for r in rows)
+        t = max(len(c) for r in rows for c in r["choice_ids"])
+        choice_ids = torch.full((len(rows), n, t), self.pad_id, dtype=torch.long)
+        choice_mask = torch.zeros((len(rows), n, t), dtype=torch.long)
+        for i, (prompt, row) in enumerate(zip(prompts, rows, strict=True)):
+            prompt_ids[i, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+            prompt_mask[i, width - len(prompt):] = 1
+            for j, ids in enumerate(row["choice_ids"]):
+                choice_ids[i, j, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+                choice_mask[i, j, : len(ids)] = 1
+        return {"choice_prompt_ids": prompt_ids, "choice_prompt_mask": prompt_mask, "choice_ids": choice_ids,
+                "choice_mask": choice_mask,
+                "choice_target": torch.tensor([int(r["choice_target"]) for r in rows], dtype=torch.long)}

@@ -12,6 +12,12 @@ Two losses (``--loss``):
   letters only, ``−log softmax(z[ℓ_1..ℓ_n])[target]`` at the position that emits the letter, where ``ℓ_j``
   is the first token id of letter ``j``'s training target (the ids the ranker reads); other tasks keep the
   token loss. It teaches exactly the comparison the ranker makes.
+- ``choices``: ``letters`` for letter samples, and for samples answered by title that carry their pool
+  (R samples of N choices, :class:`~ulmrec_align.tuning.data.PadCollator` with ``choices``) a listwise
+  cross-entropy over the choices' likelihoods, ``−log softmax_j(s_j)[target]`` with
+  ``s_j = log p(choice_j + EOS | prompt)`` summed over its ids — the score the title ranker reads. The
+  prompt is read once and its key/value cache repeated for its N choices (:func:`choice_scores`), so a
+  sample costs ``|prompt| + N·|choice|`` tokens; gradients flow through the cache into the prompt.
 
 The batch loss is the mean over *loss items* (response tokens, or one item per ranking sample under
 ``letters``); ``per_row`` returns each row's summed loss and item count for per-task logging.
@@ -25,9 +31,10 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from ulmrec_align.models.kv_cache import output_cache, with_cache
 from ulmrec_align.prompts.encoding import IGNORE_INDEX
 
-LossKind = Literal["tokens", "letters"]
+LossKind = Literal["tokens", "letters", "choices"]
 
 
 def kept_positions(labels: torch.Tensor) -> int:
@@ -58,19 +65,92 @@ def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
     return loss, targets != IGNORE_INDEX
 
 
+def choice_scores(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``(R, N)`` summed log-probabilities ``log p(choice_j | prompt)`` of the batch's ``choice_*`` tensors
+    (:class:`~ulmrec_align.tuning.data.PadCollator`), ``-inf`` where a row has fewer choices; differentiable.
+
+    The prompts are read once with their key/value cache, repeated N times and read on by the choices; a
+    model that returns no cache (activation checkpointing turns it off) reads prompt + choice rows whole.
+    """
+    prompt_ids, prompt_mask = batch["choice_prompt_ids"], batch["choice_prompt_mask"]
+    ids, mask = batch["choice_ids"], batch["choice_mask"]
+    r, n, t = ids.shape
+    flat_ids, flat_mask = ids.reshape(r * n, t), mask.reshape(r * n, t)
+    head = model(input_ids=prompt_ids, attention_mask=prompt_mask,
+                 position_ids=(prompt_mask.cumsum(dim=1) - 1).clamp(min=0), logits_to_keep=1, use_cache=True)
+    cache = output_cache(head)
+    if cache is not None:
+        cache.batch_repeat_interleave(n)
+        positions = prompt_mask.sum(dim=1).repeat_interleave(n)[:, None] + torch.arange(t, device=ids.device)
+        tail = model(input_ids=flat_ids, attention_mask=torch.cat([prompt_mask.repeat_interleave(n, 0),
+                                                                   flat_mask], dim=1),
+                     position_ids=positions, use_cache=True, **with_cache(cache)).logits
+        logits = torch.cat([head.logits[:, -1:].repeat_interleave(n, 0), tail[:, :-1]], dim=1)
+    else:
+        full_mask = torch.cat([prompt_mask.repeat_interleave(n, 0), flat_mask], dim=1)
+        logits = model(input_ids=torch.cat([prompt_ids.repeat_interleave(n, 0), flat_ids], dim=1),
+                       attention_mask=full_mask, position_ids=(full_mask.cumsum(dim=1) - 1).clamp(min=0),
+                       logits_to_keep=t + 1, use_cache=False).logits[:, :-1]
+    nll = F.cross_entropy(logits.float().reshape(r * n * t, -1), flat_ids.reshape(-1),
+                          reduction="none").view(r * n, t)
+    scores = -(nll * flat_mask).sum(dim=1).view(r, n)
+    return scores.masked_fill(mask[:, :, 0] == 0, float("-inf"))
+
+
+def _rows(batch: dict[str, torch.Tensor], keep: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The batch's rows ``keep`` (left-padded tensors), without the padding columns they all share."""
+    out = {k: batch[k].index_select(0, keep)
+           for k in ("input_ids", "attention_mask", "position_ids", "labels", "n_letters")}
+    start = int(out["attention_mask"].any(dim=0).float().argmax())
+    for k in ("input_ids", "attention_mask", "position_ids", "labels"):
+        out[k] = out[k][:, start:]
+    return out
+
+
 def alignment_loss(model: Any, batch: dict[str, torch.Tensor], *, kind: LossKind,
                    letter_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(loss, row_loss_sum (B,), row_items (B,))`` of a left-padded batch.
 
     ``batch``: ``input_ids``, ``attention_mask``, ``position_ids``, ``labels`` (B, L) and ``n_letters`` (B,)
-    (0 for non-ranking samples).
+    (0 for non-ranking samples); under ``choices`` also the ``choice_*`` tensors of the rows answered by
+    title (:func:`choice_scores`).
     """
+    if kind == "choices" and "choice_rows" in batch:
+        return _choices_loss(model, batch, letter_ids=letter_ids)
+    return _response_loss(model, batch, letters=kind in ("letters", "choices"), letter_ids=letter_ids)
+
+
+def _choices_loss(model: Any, batch: dict[str, torch.Tensor], *,
+                  letter_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Listwise loss on the rows with choices, :func:`_response_loss` (letters) on the others."""
+    b = batch["input_ids"].shape[0]
+    chosen = batch["choice_rows"]
+    listwise = F.cross_entropy(choice_scores(model, batch), batch["choice_target"], reduction="none")
+    row_sum = torch.zeros(b, dtype=listwise.dtype, device=listwise.device).index_put((chosen,), listwise)
+    row_items = torch.zeros(b, dtype=listwise.dtype, device=listwise.device).index_put(
+        (chosen,), torch.ones_like(listwise))
+    total = listwise.sum()
+    others = torch.ones(b, dtype=torch.bool, device=chosen.device).index_fill(0, chosen, False)
+    if bool(others.any()):
+        keep = others.nonzero(as_tuple=True)[0]
+        _, rest_sum, rest_items = _response_loss(model, _rows(batch, keep), letters=True,
+                                                 letter_ids=letter_ids, detach=False)
+        total = total + rest_sum.sum()
+        row_sum = row_sum.index_put((keep,), rest_sum)
+        row_items = row_items.index_put((keep,), rest_items)
+    loss = total / row_items.sum().clamp(min=1)
+    return loss, row_sum.detach(), row_items.detach()
+
+
+def _response_loss(model: Any, batch: dict[str, torch.Tensor], *, letters: bool, letter_ids: Sequence[int],
+                   detach: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``tokens`` loss, with the letter cross-entropy on ranking rows when ``letters``."""
     n_letters = batch["n_letters"]
     logits, targets = response_logits(model, batch)
     token_loss, valid = token_losses(logits, targets)
     row_sum = (token_loss * valid).sum(dim=1)
     row_items = valid.sum(dim=1).to(row_sum.dtype)
-    if kind == "letters" and bool((n_letters > 0).any()):
+    if letters and bool((n_letters > 0).any()):
         ranking = (n_letters > 0).nonzero(as_tuple=True)[0]
         first = valid[ranking].float().argmax(dim=1)     # where each ranking row's letter is predicted
         letter_table = torch.tensor(list(letter_ids), dtype=torch.long, device=logits.device)
@@ -84,4 +164,4 @@ def alignment_loss(model: Any, batch: dict[str, torch.Tensor], *, kind: LossKind
         row_sum = row_sum.index_put((ranking,), letter_loss)
         row_items = row_items.index_put((ranking,), torch.ones_like(letter_loss))
     loss = row_sum.sum() / row_items.sum().clamp(min=1)
-    return loss, row_sum.detach(), row_items.detach()
+    return (loss, row_sum.detach(), row_items.detach()) if detach else (loss, row_sum, row_items)

@@ -1,5 +1,6 @@
 """The training loop of one process (:func:`train_in_process`): Hugging Face ``Trainer`` + peft LoRA, loss
-on response tokens only (logits only where a loss is taken; ``--loss letters``: over the candidate letters),
+on response tokens only (logits only where a loss is taken; ``--loss letters``: over the candidate letters;
+``choices``: also over the candidates' title likelihoods),
 a schedule sized to the run that actually happens (steps or time budget), validation NDCG@10 of calibrated
 scores on shuffled letters with early stopping, a checkpoint on SIGINT/SIGTERM. The orchestration around it
 (prepare, launch, finalize) is :mod:`ulmrec_align.tuning.run`.
@@ -212,7 +213,8 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
                               budget_seconds=max_seconds, clock=callback.elapsed)
     trainer = LlmTuner(model=model, args=_training_arguments(request, planned, world),
                        train_dataset=inputs.dataset,
-                       data_collator=PadCollator(pad_id=int(inputs.tokenizer.pad_token_id)),
+                       data_collator=PadCollator(pad_id=int(inputs.tokenizer.pad_token_id),
+                                                 choices=settings.loss == "choices"),
                        processing_class=inputs.tokenizer, callbacks=[callback, *callbacks],
                        keep_checkpoints=settings.keep_checkpoints, loss_kind=settings.loss,
                        letter_ids=inputs.letters, schedule=schedule, task_names=inputs.dataset.tasks)
