@@ -12,6 +12,7 @@ import torch
 
 from ulmrec_align.models import load_causal_lm, load_tokenizer
 from ulmrec_align.models.kv_cache import cache_name
+from ulmrec_align.ranking.ranker import null_title_prompt
 from ulmrec_align.ranking.scorer import choice_log_likelihoods
 from ulmrec_align.tasks.schema import read_samples
 from ulmrec_align.tuning.data import PadCollator, encode_samples
@@ -58,6 +59,31 @@ def test_choice_scores_are_the_rankers_title_likelihoods(tiny_llm: Path, title_b
     flat = [v for row in want for v in row]
     assert cached.flatten().tolist() == pytest.approx(flat, abs=1e-4)
     assert whole.flatten().tolist() == pytest.approx(flat, abs=1e-4)
+
+
+def test_with_the_null_prompt_the_score_is_the_rankers_calibrated_score(tiny_llm: Path,
+                                                                         title_batch: Any) -> None:
+    """``s_j = log p(t_j | prompt) − log p(t_j | ∅)``, ``∅`` = the ranker's content-free prompt, with no
+    gradient through the prior."""
+    tokenizer, rows, _ = title_batch
+    null = null_title_prompt(tokenizer)
+    batch = PadCollator(pad_id=int(tokenizer.pad_token_id), choices=True, null_prompt=tuple(null))(rows)
+    model = load_causal_lm(tiny_llm)
+    model.eval()
+    pad = int(tokenizer.pad_token_id)
+    plain = choice_log_likelihoods(model, [r["input_ids"][: r["prompt_length"]] for r in rows[:3]],
+                                   [r["choice_ids"] for r in rows[:3]], pad_id=pad)
+    prior = choice_log_likelihoods(model, [null] * 3, [r["choice_ids"] for r in rows[:3]], pad_id=pad)
+    scores = choice_scores(model, dict(batch))
+    want = [p - q for ps, qs in zip(plain, prior, strict=True) for p, q in zip(ps, qs, strict=True)]
+    assert scores.flatten().tolist() == pytest.approx(want, abs=1e-4)
+    scores.sum().backward()          # the gradient of the prior-free part only: equal to the plain score's
+    calibrated = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    batch.pop("choice_null_ids")
+    choice_scores(model, dict(batch)).sum().backward()
+    plain_grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert all(torch.allclose(a, b) for a, b in zip(calibrated, plain_grads, strict=True))
 
 
 def test_choices_loss_is_listwise_on_titles_and_tokens_elsewhere(tiny_llm: Path, title_batch: Any) -> None:

@@ -74,12 +74,14 @@ class PadCollator:
     With ``choices`` (``--loss choices``), when some rows carry ``choice_ids`` (R of them, at most N choices
     of at most T ids): ``choice_rows`` (R,) their batch positions, ``choice_prompt_ids`` /
     ``choice_prompt_mask`` (R, P) their prompts left-padded, ``choice_ids`` / ``choice_mask`` (R, N, T) the
-    choices right-padded (a missing choice is all mask 0) and ``choice_target`` (R,).
+    choices right-padded (a missing choice is all mask 0) and ``choice_target`` (R,); with ``null_prompt``
+    (the content-free prompt whose choice likelihoods are the title prior) also ``choice_null_ids`` (1, P₀).
     """
 
     pad_id: int
     pad_to_multiple_of: int | None = None
     choices: bool = False
+    null_prompt: tuple[int, ...] | None = None
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)
@@ -101,6 +103,8 @@ class PadCollator:
         if chosen:
             batch.update(self._choices([rows[i] for i in chosen]))
             batch["choice_rows"] = torch.tensor(chosen, dtype=torch.long)
+            if self.null_prompt:
+                batch["choice_null_ids"] = torch.tensor([list(self.null_prompt)], dtype=torch.long)
         return batch
 
     def _choices(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:

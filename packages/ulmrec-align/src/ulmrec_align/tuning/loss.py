@@ -14,10 +14,13 @@ Two losses (``--loss``):
   token loss. It teaches exactly the comparison the ranker makes.
 - ``choices``: ``letters`` for letter samples, and for samples answered by title that carry their pool
   (R samples of N choices, :class:`~ulmrec_align.tuning.data.PadCollator` with ``choices``) a listwise
-  cross-entropy over the choices' likelihoods, ``−log softmax_j(s_j)[target]`` with
-  ``s_j = log p(choice_j + EOS | prompt)`` summed over its ids — the score the title ranker reads. The
-  prompt is read once and its key/value cache repeated for its N choices (:func:`choice_scores`), so a
-  sample costs ``|prompt| + N·|choice|`` tokens; gradients flow through the cache into the prompt.
+  cross-entropy over the choices' scores, ``−log softmax_j(s_j)[target]`` with the score the title ranker
+  reads: ``s_j = log p(choice_j + EOS | prompt) − sg[log p(choice_j + EOS | ∅)]``, each summed over the
+  choice's ids, ``∅`` the content-free prompt (when the collator has one; ``sg`` = no gradient: the model
+  learns what the prompt adds, not to move the prior). Without the prior the loss is dominated by how
+  likely each title is anyway (tens of nats between candidates). The prompt is read once and its key/value
+  cache repeated for its N choices (:func:`choice_scores`), so a sample costs ``|prompt| + N·|choice|``
+  tokens; gradients flow through the cache into the prompt.
 
 The batch loss is the mean over *loss items* (response tokens, or one item per ranking sample under
 ``letters``); ``per_row`` returns each row's summed loss and item count for per-task logging.
@@ -68,12 +71,24 @@ def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
 def choice_scores(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """``(R, N)`` summed log-probabilities ``log p(choice_j | prompt)`` of the batch's ``choice_*`` tensors
     (:class:`~ulmrec_align.tuning.data.PadCollator`), ``-inf`` where a row has fewer choices; differentiable.
+    With ``choice_null_ids`` (1, P₀), minus each choice's log-probability after that prompt, without gradient.
 
     The prompts are read once with their key/value cache, repeated N times and read on by the choices; a
     model that returns no cache (activation checkpointing turns it off) reads prompt + choice rows whole.
     """
-    prompt_ids, prompt_mask = batch["choice_prompt_ids"], batch["choice_prompt_mask"]
     ids, mask = batch["choice_ids"], batch["choice_mask"]
+    scores = _summed_log_probs(model, batch["choice_prompt_ids"], batch["choice_prompt_mask"], ids, mask)
+    if "choice_null_ids" in batch:
+        null = batch["choice_null_ids"].expand(ids.shape[0], -1)
+        with torch.no_grad():
+            prior = _summed_log_probs(model, null, torch.ones_like(null), ids, mask)
+        scores = scores - prior
+    return scores.masked_fill(mask[:, :, 0] == 0, float("-inf"))
+
+
+def _summed_log_probs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, ids: torch.Tensor,
+                      mask: torch.Tensor) -> torch.Tensor:
+    """``(R, N)``: ``Σ_t log p(ids[r, n, t] | prompt r, ids[r, n, <t])`` over ``mask``; prompts (R, P)."""
     r, n, t = ids.shape
     flat_ids, flat_mask = ids.reshape(r * n, t), mask.reshape(r * n, t)
     head = model(input_ids=prompt_ids, attention_mask=prompt_mask,
@@ -93,8 +108,7 @@ def choice_scores(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
                        logits_to_keep=t + 1, use_cache=False).logits[:, :-1]
     nll = F.cross_entropy(logits.float().reshape(r * n * t, -1), flat_ids.reshape(-1),
                           reduction="none").view(r * n, t)
-    scores = -(nll * flat_mask).sum(dim=1).view(r, n)
-    return scores.masked_fill(mask[:, :, 0] == 0, float("-inf"))
+    return -(nll * flat_mask).sum(dim=1).view(r, n)
 
 
 def _rows(batch: dict[str, torch.Tensor], keep: torch.Tensor) -> dict[str, torch.Tensor]:

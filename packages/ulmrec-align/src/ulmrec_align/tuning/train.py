@@ -144,6 +144,15 @@ def _training_arguments(request: TrainRequest, planned: TrainManifest, world: in
         restore_callback_states_from_checkpoint=False)
 
 
+def _collator(tokenizer: Any, *, choices: bool) -> Any:
+    """Left-padding batches; under ``--loss choices`` with the pools and the content-free title prompt."""
+    from ulmrec_align.ranking.ranker import null_title_prompt
+    from ulmrec_align.tuning.data import PadCollator
+
+    return PadCollator(pad_id=int(tokenizer.pad_token_id), choices=choices,
+                       null_prompt=tuple(null_title_prompt(tokenizer)) if choices else None)
+
+
 def _resume_point(request: TrainRequest, callback: Any, *, is_main: bool) -> Path | None:
     """Step 2d: the newest checkpoint to continue from (its progress restored into ``callback``), or None."""
     from ulmrec_align.tuning.checkpoints import best_adapters, checkpoints, prune, read_progress
@@ -191,7 +200,6 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
     from transformers import PrinterCallback
 
     from ulmrec_align.tuning.callbacks import StopRequest, TrainingInterrupted, TuningCallback
-    from ulmrec_align.tuning.data import PadCollator
     from ulmrec_align.tuning.schedule import BudgetSchedule
     from ulmrec_align.tuning.trainer import LlmTuner
 
@@ -213,8 +221,7 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
                               budget_seconds=max_seconds, clock=callback.elapsed)
     trainer = LlmTuner(model=model, args=_training_arguments(request, planned, world),
                        train_dataset=inputs.dataset,
-                       data_collator=PadCollator(pad_id=int(inputs.tokenizer.pad_token_id),
-                                                 choices=settings.loss == "choices"),
+                       data_collator=_collator(inputs.tokenizer, choices=settings.loss == "choices"),
                        processing_class=inputs.tokenizer, callbacks=[callback, *callbacks],
                        keep_checkpoints=settings.keep_checkpoints, loss_kind=settings.loss,
                        letter_ids=inputs.letters, schedule=schedule, task_names=inputs.dataset.tasks)
