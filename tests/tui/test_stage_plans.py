@@ -63,3 +63,19 @@ def test_text_codes_keep_the_usual_order_and_unknown_vectors_are_refused(tmp_pat
     assert names[:4] == ["data", "users", "index", "retrieve"]
     with pytest.raises(PipelineError, match=r"index\.vectors"):
         _plans(tmp_path, 'vectors = "sasrec"')
+
+
+def test_retriever_negatives_are_wired_to_the_runs_retriever(tmp_path: Path) -> None:
+    """[align] negatives = "retriever": `align build` gets the run's retriever folder (`--retriever`), the one
+    whose candidates it reads; random negatives need none."""
+    config = tmp_path / "run.toml"
+    for negatives, wired in (("retriever", True), ("random", False)):
+        config.write_text(f'name = "x"\n[data.synthetic]\nusers = 30\n[retrieve]\nepochs = 1\n[align]\n'
+                          f'model = "smollm2"\nnegatives = "{negatives}"\n[train]\nmodel = "smollm2"\n')
+        plans = build_plans(load_config(config), tmp_path / "runs" / "x")
+        [build] = next(p for p in plans if p.name == "align").commands
+        argv = build.argv()
+        assert ("--retriever" in argv) == wired
+        if wired:
+            candidates = argv[argv.index("--candidates") + 1]
+            assert candidates == argv[argv.index("--retriever") + 1] + "/candidates.jsonl"

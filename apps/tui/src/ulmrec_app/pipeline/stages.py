@@ -281,6 +281,8 @@ def _align_stage(c: _Context, s: dict[str, Any]) -> _Built:
     settings = {k: v for k, v in s.items() if k != "index"}
     wired = {"data": c.out["data"], "index": c.index_value,
              "candidates": c.out["retrieve"] / "candidates.jsonl", "out": c.out["align"]}
+    if str(settings.get("negatives", "random")) == "retriever":   # hard negatives: the retriever per prefix
+        wired["retriever"] = c.out["retrieve"]
     return [c.invocation(("align", "build"), settings, wired, "align")], \
         ["data", "retrieve", *c.index_deps], None
 
