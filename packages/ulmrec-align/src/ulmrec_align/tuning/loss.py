@@ -5,7 +5,7 @@ of its row and the model projects only the last ``keep = L − min(first label p
 the vocabulary (``logits_to_keep``): with 49k-word heads (SmolLM2) the prompt tokens' logits are about a
 fifth of the FLOPs of a step and are never used.
 
-Two losses (``--loss``):
+Three losses (``--loss``):
 
 - ``tokens``: the causal-LM cross-entropy of every response token (full vocabulary), the paper's loss;
 - ``letters``: for ranking samples (``n_letters > 0``), a cross-entropy over the sample's own candidate
