@@ -109,3 +109,20 @@ def test_without_choices_the_collator_adds_nothing(title_batch: Any) -> None:
     tokenizer, rows, _ = title_batch
     batch = PadCollator(pad_id=int(tokenizer.pad_token_id))(rows)
     assert not any(k.startswith("choice") for k in batch)
+
+
+def test_samples_without_pools_are_refused_under_choices(tiny_llm: Path, tmp_path: Path) -> None:
+    """Title samples built before they kept their pool would silently fall back to the token loss."""
+    from ulmrec_align.tuning.config import TrainSettings
+    from ulmrec_align.tuning.request import TrainRequest
+    from ulmrec_align.tuning.run import run_training
+    from ulmrec_eval.runtime.errors import InputError
+    from ulmrec_eval.runtime.io import atomic_write_jsonl
+
+    folder = make_samples(tmp_path / "S", n_train=4, n_valid=2, answer="title")
+    atomic_write_jsonl(folder / "train.jsonl", [s.model_copy(update={"candidates": None, "choices": None})
+                                                for s in read_samples(folder, "train")])
+    with pytest.raises(InputError, match="no training sample carries its pool"):
+        run_training(TrainRequest(samples=folder, model=str(tiny_llm), out=tmp_path / "T", progress=False,
+                                  train=TrainSettings(max_steps=1, loss="choices")))
+    assert not (tmp_path / "T").exists()

@@ -69,6 +69,10 @@ def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) 
     dataset, encoding = encode_samples(tokenizer, train_rows, index_tokens=planned.index_tokens,
                                        max_length=settings.max_length)
     n_letters = max((int(r["n_letters"]) for r in dataset.rows), default=0)
+    if (settings.loss == "choices" and planned.prompt.answer == "title"
+            and not any("choice_ids" in r for r in dataset.rows)):
+        raise InputError("--loss choices: no training sample carries its pool of titles; rebuild the samples "
+                         "with this version's `ulmrec align build --answer title`", path=request.samples)
     valid_rows = validation_samples(request.samples, settings.valid_users) if validator is not False else []
     if validator is None and valid_rows:
         validator = ranking_validator(tokenizer, valid_rows, index_tokens=planned.index_tokens,
