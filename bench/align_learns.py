@@ -11,8 +11,8 @@ order, which separates what the model learned from a bias towards early letters,
 order; ``--permutations K`` also ranks with ``ulmrec align rank --permutations K``, the mean over K letter
 orders; ``--reuse`` keeps the samples, the tuned model and every ranking file already in ``--out``;
 ``--answer title`` tunes next_item to write the target's title and ranks by title likelihood minus the title
-prior, and also ranks with the prior kept and with the untuned base model; with ``--loss choices`` it trains on
-a cross-entropy over each sample's pool of titles instead of the title's tokens).
+prior, and also ranks with the prior kept and with the untuned base model; with ``--loss choices`` it trains
+on a cross-entropy over each sample's pool of titles instead of the title's tokens).
 
 Settings are fixed up front (never chosen on test): prompts of ``--n-candidates`` (10) candidates, the last 6
 history titles cut to 12 tokens, next_item on every training prefix, the other tasks at weight 0.5;
