@@ -4,6 +4,7 @@ come from the runs' own predictions (fixture runs written with the real schemas;
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,26 @@ def test_variants_and_seeds_can_be_listed_in_the_config(tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "experiment.variant: unknown key" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_token_loss_of_title_answers_is_not_held_to_ln_n() -> None:
+    """ln(N) is the chance level of a cross-entropy over N candidates, not of a title's token loss: a title
+    run is judged by the retriever comparison alone, and the report says why."""
+    from ulmrec_app.experiment.model import ExperimentReport, VariantRow
+    from ulmrec_app.experiment.report import is_ranking_loss, render_markdown
+
+    assert is_ranking_loss({"train": {"loss": "letters"}, "prompt": {"answer": "letter"}})
+    assert is_ranking_loss({"train": {"loss": "choices"}, "prompt": {"answer": "title"}})
+    assert not is_ranking_loss({"train": {"loss": "letters"}, "prompt": {"answer": "title"}})
+    assert not is_ranking_loss({"train": {"loss": "tokens"}, "prompt": {"answer": "letter"}})
+    row = VariantRow(variant="full", seeds=[0], n_users=3, subset={}, overall={}, buckets={},
+                     last_next_item_loss=2.8, ranking_loss=False)
+    report = ExperimentReport(runs=["r"], n_candidates=10, chance_loss=math.log(10), rows=[row],
+                              comparisons={}, learned=False)
+    text = render_markdown(report)
+    assert "no chance level of ln(10) applies" in text
+    assert "a next-item (ranking) loss at or above it learned nothing" not in text
+    assert "training loss is not below" not in text
+    with_letters = row.model_copy(update={"ranking_loss": True})
+    letters = render_markdown(report.model_copy(update={"rows": [with_letters]}))
+    assert "training loss is not below ln(10)" in letters

@@ -38,6 +38,7 @@ class RunData:
     validation: list[dict[str, Any]]
     steps: int
     stages: dict[str, StageManifest]
+    ranking_loss: bool = True  # its next-item loss is over the candidates (ln N applies), not title tokens
 
 
 class VariantRow(BaseModel):
@@ -51,6 +52,10 @@ class VariantRow(BaseModel):
     cold_subset: dict[str, float] = Field(default_factory=dict,
                                           description="Subset metrics over the cold-start users only.")
     last_next_item_loss: float | None = None
+    ranking_loss: bool = Field(default=True, description="The next-item loss is a cross-entropy over the "
+                               "candidates (letters, or `--loss choices`): ln(N) is its chance level. False: "
+                               "the token loss of title answers, per title token, to which ln(N) does not "
+                               "apply.")
     steps: int = 0
     wall_seconds: float = 0.0
 

@@ -114,7 +114,17 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
         validation=train.get("history", []),
         steps=int(train.get("steps", 0)),
         stages=stages,
+        ranking_loss=is_ranking_loss(train),
     )
+
+
+def is_ranking_loss(train_manifest: dict[str, Any]) -> bool:
+    """Whether a tuned model's next-item loss is a cross-entropy over its candidates: letter answers under
+    ``--loss letters``, or ``--loss choices``; not the token loss of titles (or of letters under ``tokens``,
+    whose one letter token is still over the whole vocabulary)."""
+    loss = train_manifest.get("train", {}).get("loss", "letters")
+    answer = train_manifest.get("prompt", {}).get("answer", "letter")
+    return loss == "choices" or (loss == "letters" and answer == "letter")
 
 
 def _cold_flags(predictions: Path, users: list[Any]) -> np.ndarray:
@@ -217,6 +227,7 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
                 cold_users=round(float(np.mean([int((r.in_subset & r.cold).sum()) for r in group]))),
                 cold_subset=_mean_dicts(colds),
                 last_next_item_loss=None if retriever or not losses else float(np.mean(losses)),
+                ranking_loss=all(r.ranking_loss for r in group),
                 steps=0 if retriever else int(np.mean([r.steps for r in group])),
                 wall_seconds=0.0 if retriever else float(np.mean([_wall(r) for r in group])),
             )
@@ -243,8 +254,8 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
     vs_retriever = comparisons.get(f"{BASELINE} − {RETRIEVER}", [])
     learned = bool(
         full_row
-        and full_row.last_next_item_loss is not None
-        and full_row.last_next_item_loss < chance
+        and (not full_row.ranking_loss
+             or (full_row.last_next_item_loss is not None and full_row.last_next_item_loss < chance))
         and vs_retriever
         and vs_retriever[0].difference > 0
         and vs_retriever[0].p_value < 0.05
@@ -313,14 +324,17 @@ def write_report(report: ExperimentReport, by_variant: dict[str, list[RunData]],
 def render_markdown(report: ExperimentReport) -> str:
     n = report.n_candidates
     lines = ["# Ablation report", ""]
+    full = next((r for r in report.rows if r.variant == BASELINE), None)
+    ranking_loss = full is None or full.ranking_loss
+    loss_test = (f"its last next-item training loss is not below ln({n}) = {report.chance_loss:.3f} or "
+                 if ranking_loss else "")
     verdict = (
-        "The LLM learned: full ULMRec ranks above the retriever's own order (paired, p < 0.05) and its "
-        "next-item loss is below ln(n)."
+        "The LLM learned: full ULMRec ranks above the retriever's own order (paired, p < 0.05)"
+        + (" and its next-item loss is below ln(n)." if ranking_loss else ".")
         if report.learned
-        else "**The LLM has not learned to rank here**: either its last next-item training loss is not "
-        f"below ln({n}) = {report.chance_loss:.3f} or it does not rank above the retriever's own order "
-        "(paired, p < 0.05). Differences between variants below are then differences between "
-        "untrained rankers."
+        else f"**The LLM has not learned to rank here**: {'either ' if ranking_loss else ''}{loss_test}it "
+        "does not rank above the retriever's own order (paired, p < 0.05). Differences between variants "
+        "below are then differences between rankers that lose to the retriever."
     )
     lines += [
         verdict,
@@ -349,7 +363,10 @@ def render_markdown(report: ExperimentReport) -> str:
         )
     lines += [
         "",
-        f"ln({n}) = {report.chance_loss:.3f}: a next-item (ranking) loss at or above it learned nothing.",
+        f"ln({n}) = {report.chance_loss:.3f}: a next-item (ranking) loss at or above it learned nothing."
+        if ranking_loss else
+        "Next-item loss: the token loss of the target's title, per token (title answers); no chance level "
+        f"of ln({n}) applies to it.",
         "",
         "## Paired differences (B − A)",
         "",
