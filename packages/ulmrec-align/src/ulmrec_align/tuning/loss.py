@@ -17,8 +17,8 @@ Three losses (``--loss``):
   cross-entropy over the choices' scores, ``−log softmax_j(s_j)[target]`` with the score the title ranker
   reads: ``s_j = log p(choice_j + EOS | prompt) − sg[log p(choice_j + EOS | ∅)]``, each summed over the
   choice's ids, ``∅`` the content-free prompt (when the collator has one; ``sg`` = no gradient: the model
-  learns what the prompt adds, not to move the prior). Without the prior the loss is dominated by how
-  likely each title is anyway (tens of nats between candidates). The prompt is read once and its key/value
+  learns what the prompt adds, not to move the prior), so training and ranking compare the same numbers.
+  The prompt is read once and its key/value
   cache repeated for its N choices (:func:`choice_scores`), so a sample costs ``|prompt| + N·|choice|``
   tokens; gradients flow through the cache into the prompt.
 
