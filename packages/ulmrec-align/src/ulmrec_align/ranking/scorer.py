@@ -81,10 +81,10 @@ def choice_log_likelihoods(model: Any, prompts: Sequence[Sequence[int]],
                            progress: Callable[[int], None] | None = None) -> list[list[float]]:
     """``out[i][j] = log p(choices[i][j] | prompts[i])``, the summed log-probability of the choice's ids.
 
-    The prompt is read once (its key/value cache kept), the cache is repeated for its choices, and the
-    choices, right-padded, are read after it in groups of at most ``8 × batch_size`` rows: a user's ``n``
-    candidates cost ``|prompt| + n·|choice|`` tokens, not ``n·(|prompt| + |choice|)``. ``progress`` is called
-    with 1 per prompt done. ``pad_id`` fills the padding (masked).
+    Per prompt, the choices are read in groups of at most ``8 × batch_size`` by :func:`summed_log_probs` (the
+    prompt read once per group, its key/value cache repeated for the group's choices): a user's ``n ≤ 8 ×
+    batch_size`` candidates cost ``|prompt| + n·|choice|`` tokens, not ``n·(|prompt| + |choice|)``.
+    ``progress`` is called with 1 per prompt done. ``pad_id`` fills the padding (masked).
     """
     device = model_device(model)
     out: list[list[float]] = []
@@ -95,16 +95,17 @@ def choice_log_likelihoods(model: Any, prompts: Sequence[Sequence[int]],
         for prompt, options in zip(prompts, choices, strict=True):
             if any(len(c) == 0 for c in options):
                 raise ValueError("a choice has no tokens")
-            if not options:
-                out.append([])
-                continue
-            head = model(input_ids=torch.tensor([list(prompt)], device=device), use_cache=True)
-            first = head.logits[0, -1].float().log_softmax(dim=-1)           # predicts each choice's first id
+            head = torch.tensor([list(prompt)], device=device)
             values: list[float] = []
             for start in range(0, len(options), group):
-                chunk = [list(c) for c in options[start:start + group]]
-                values += _continuations(model, output_cache(head), first, len(prompt), chunk,
-                                         pad_id=pad_id, device=device, last=start + group >= len(options))
+                chunk = options[start:start + group]
+                ids = torch.full((1, len(chunk), max(len(c) for c in chunk)), pad_id, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for row, c in enumerate(chunk):
+                    ids[0, row, : len(c)] = torch.tensor(list(c), dtype=torch.long)
+                    mask[0, row, : len(c)] = 1
+                values += summed_log_probs(model, head, torch.ones_like(head), ids.to(device),
+                                           mask.to(device))[0].tolist()
             out.append(values)
             if progress is not None:
                 progress(1)
@@ -113,32 +114,33 @@ def choice_log_likelihoods(model: Any, prompts: Sequence[Sequence[int]],
     return out
 
 
-def _continuations(model: Any, cache: Any, first: torch.Tensor, n_prompt: int, chunk: list[list[int]], *,
-                   pad_id: int, device: torch.device, last: bool) -> list[float]:
-    """Summed log-probabilities of ``chunk`` (right-padded, (n, T)) read after a cached prompt."""
-    import copy
+def summed_log_probs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, ids: torch.Tensor,
+                      mask: torch.Tensor) -> torch.Tensor:
+    """``(R, N)``: ``Σ_t log p(ids[r, n, t] | prompt r, ids[r, n, <t])`` over ``mask``; prompts (R, P)
+    left-padded, choices (R, N, T) right-padded. Each prompt is read once and its key/value cache repeated
+    for its N choices (a model that keeps no cache reads prompt + choice rows whole). Differentiable: the
+    ranker calls it under ``no_grad``, the ``choices`` loss with gradients."""
+    r, n, t = ids.shape
+    flat_ids, flat_mask = ids.reshape(r * n, t), mask.reshape(r * n, t)
+    head = model(input_ids=prompt_ids, attention_mask=prompt_mask,
+                 position_ids=(prompt_mask.cumsum(dim=1) - 1).clamp(min=0), logits_to_keep=1, use_cache=True)
+    cache = output_cache(head)
+    if cache is not None:
+        cache.batch_repeat_interleave(n)
+        positions = prompt_mask.sum(dim=1).repeat_interleave(n)[:, None] + torch.arange(t, device=ids.device)
+        tail = model(input_ids=flat_ids, attention_mask=torch.cat([prompt_mask.repeat_interleave(n, 0),
+                                                                   flat_mask], dim=1),
+                     position_ids=positions, use_cache=True, **with_cache(cache)).logits
+        logits = torch.cat([head.logits[:, -1:].repeat_interleave(n, 0), tail[:, :-1]], dim=1)
+    else:
+        full_mask = torch.cat([prompt_mask.repeat_interleave(n, 0), flat_mask], dim=1)
+        logits = model(input_ids=torch.cat([prompt_ids.repeat_interleave(n, 0), flat_ids], dim=1),
+                       attention_mask=full_mask, position_ids=(full_mask.cumsum(dim=1) - 1).clamp(min=0),
+                       logits_to_keep=t + 1, use_cache=False).logits[:, :-1]
+    nll = torch.nn.functional.cross_entropy(logits.float().reshape(r * n * t, -1), flat_ids.reshape(-1),
+                          reduction="none").view(r * n, t)
+    return -(nll * flat_mask).sum(dim=1).view(r, n)
 
-    n, width = len(chunk), max(len(c) for c in chunk)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, n_prompt + width), dtype=torch.long)
-    mask[:, :n_prompt] = 1
-    for row, c in enumerate(chunk):
-        ids[row, : len(c)] = torch.tensor(c, dtype=torch.long)
-        mask[row, n_prompt: n_prompt + len(c)] = 1
-    shared = cache if last else copy.deepcopy(cache)     # the last chunk may use the prompt's cache itself
-    shared.batch_repeat_interleave(n)
-    positions = torch.arange(n_prompt, n_prompt + width).expand(n, width)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                   position_ids=positions.to(device), use_cache=True, **with_cache(shared)).logits
-    logp = logits[:, :-1].float().log_softmax(dim=-1)      # (n, T-1, V): predicts ids[:, 1:]
-    values = []
-    for row, c in enumerate(chunk):
-        total = float(first[c[0]])
-        if len(c) > 1:
-            target = torch.tensor(c[1:], dtype=torch.long, device=logp.device)
-            total += float(logp[row, : len(c) - 1].gather(1, target[:, None]).sum())
-        values.append(total)
-    return values
 
 
 def score_samples(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_tokens: IndexTokens = "plain",

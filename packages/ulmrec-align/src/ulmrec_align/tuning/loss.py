@@ -34,8 +34,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from ulmrec_align.models.kv_cache import output_cache, with_cache
 from ulmrec_align.prompts.encoding import IGNORE_INDEX
+from ulmrec_align.ranking.scorer import summed_log_probs
 
 LossKind = Literal["tokens", "letters", "choices"]
 
@@ -77,38 +77,13 @@ def choice_scores(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     model that returns no cache (activation checkpointing turns it off) reads prompt + choice rows whole.
     """
     ids, mask = batch["choice_ids"], batch["choice_mask"]
-    scores = _summed_log_probs(model, batch["choice_prompt_ids"], batch["choice_prompt_mask"], ids, mask)
+    scores = summed_log_probs(model, batch["choice_prompt_ids"], batch["choice_prompt_mask"], ids, mask)
     if "choice_null_ids" in batch:
         null = batch["choice_null_ids"].expand(ids.shape[0], -1)
         with torch.no_grad():
-            prior = _summed_log_probs(model, null, torch.ones_like(null), ids, mask)
+            prior = summed_log_probs(model, null, torch.ones_like(null), ids, mask)
         scores = scores - prior
     return scores.masked_fill(mask[:, :, 0] == 0, float("-inf"))
-
-
-def _summed_log_probs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, ids: torch.Tensor,
-                      mask: torch.Tensor) -> torch.Tensor:
-    """``(R, N)``: ``Σ_t log p(ids[r, n, t] | prompt r, ids[r, n, <t])`` over ``mask``; prompts (R, P)."""
-    r, n, t = ids.shape
-    flat_ids, flat_mask = ids.reshape(r * n, t), mask.reshape(r * n, t)
-    head = model(input_ids=prompt_ids, attention_mask=prompt_mask,
-                 position_ids=(prompt_mask.cumsum(dim=1) - 1).clamp(min=0), logits_to_keep=1, use_cache=True)
-    cache = output_cache(head)
-    if cache is not None:
-        cache.batch_repeat_interleave(n)
-        positions = prompt_mask.sum(dim=1).repeat_interleave(n)[:, None] + torch.arange(t, device=ids.device)
-        tail = model(input_ids=flat_ids, attention_mask=torch.cat([prompt_mask.repeat_interleave(n, 0),
-                                                                   flat_mask], dim=1),
-                     position_ids=positions, use_cache=True, **with_cache(cache)).logits
-        logits = torch.cat([head.logits[:, -1:].repeat_interleave(n, 0), tail[:, :-1]], dim=1)
-    else:
-        full_mask = torch.cat([prompt_mask.repeat_interleave(n, 0), flat_mask], dim=1)
-        logits = model(input_ids=torch.cat([prompt_ids.repeat_interleave(n, 0), flat_ids], dim=1),
-                       attention_mask=full_mask, position_ids=(full_mask.cumsum(dim=1) - 1).clamp(min=0),
-                       logits_to_keep=t + 1, use_cache=False).logits[:, :-1]
-    nll = F.cross_entropy(logits.float().reshape(r * n * t, -1), flat_ids.reshape(-1),
-                          reduction="none").view(r * n, t)
-    return -(nll * flat_mask).sum(dim=1).view(r, n)
 
 
 def _rows(batch: dict[str, torch.Tensor], keep: torch.Tensor) -> dict[str, torch.Tensor]:
