@@ -58,7 +58,7 @@ def _run(root: Path, name: str, *, seed: int, skill: float, users: int = 60, col
 
 def test_variants_change_only_their_options_and_share_the_rest(tmp_path: Path) -> None:
     config = Path(__file__).resolve().parents[2] / "configs" / "demo-cpu.toml"
-    variants = ["full", "noindex", "permuted", "no-intent", "random", "nofusion"]
+    variants = ["full", "noindex", "permuted", "no-intent", "random", "nofusion", "text"]
     manifest = plan_experiment(config, tmp_path / "runs", variants, [0, 1])
     assert [r.run for r in manifest.runs[:4]] == ["demo-full-s0", "demo-noindex-s0", "demo-permuted-s0",
                                                   "demo-no-intent-s0"]
@@ -78,6 +78,10 @@ def test_variants_change_only_their_options_and_share_the_rest(tmp_path: Path) -
     assert unfused.identity() != full["index"].commands[0].identity()
     assert "intent=0" in plans["demo-no-intent-s1"]["align"].commands[0].settings["task_weight"]
     assert full["train"].commands[0].settings["max_minutes"] == 100_000     # equal steps, not minutes
+    text = plans["demo-text-s0"]
+    assert "index" not in text                                  # no index: the preference text instead
+    assert text["align"].commands[0].settings["user_text"] is True
+    assert "--user-text" in text["align"].commands[0].argv()
     with pytest.raises(PipelineError, match="unknown variant"):
         overrides("nope", 0, {})
 

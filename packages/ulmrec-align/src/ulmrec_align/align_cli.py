@@ -78,6 +78,10 @@ def build(
     index_random: Annotated[int | None, typer.Option(
         "--index-random", help="Control: give every user a random distinct code drawn with this seed.")]
     = None,
+    user_text: Annotated[bool, typer.Option(
+        "--user-text", help="Diagnostic: next_item prompts show the user's preference text in words (a "
+        "'Preferences:' line; `align rank` reads it from the tuned model). With --index none: what a perfect "
+        "reading of the index could add at the same budget.")] = False,
     cold_share: Annotated[float, typer.Option(
         "--cold-share", min=0.0, max=0.99, help="Cold start: hold this share of users "
         "(ulmrec_eval.cold_start, the same choice as `index build --cold-share`) out of training and "
@@ -124,7 +128,7 @@ def build(
         index_permute=index_permute, index_random=index_random, cold_share=cold_share, cold_seed=cold_seed,
         prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items, title_tokens=title_tokens,
                             max_prompt_tokens=max_prompt_tokens, text_tokens=text_tokens,
-                            answer=answer))
+                            answer=answer, user_text=user_text))
     index_path = _index_arg(index)
     dataset, artifact, rows, inputs = load_inputs(data, index_path, candidates)
     resolved = resolve_model(model)

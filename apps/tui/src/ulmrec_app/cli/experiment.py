@@ -32,7 +32,7 @@ def ablate_command(
         str | None,
         typer.Option(
             "--variants", help="Comma-separated: full, noindex, permuted, random, no-<task>, added, "
-            "rqkmeans, nofusion, collab (default: the config's [experiment] variants, else "
+            "rqkmeans, nofusion, collab, text (default: the config's [experiment] variants, else "
             "full,noindex,permuted)."
         ),
     ] = None,

@@ -11,6 +11,8 @@ stage a variant does not change is shared with the others through the pipeline's
 * ``rqkmeans`` — the index quantized with residual k-means instead of RQ-VAE;
 * ``nofusion`` — the index built from the review embedding alone (``--fusion none``: no learned user-ID
   embedding fused in);
+* ``text`` — no index, but the next_item prompts show the user's preference text in words
+  (``--user-text``): the upper bound of what reading the index could add at the same steps;
 * ``collab`` — collaborative codes: the index built from the retriever's user vectors (its hidden state
   after each user's training prefix, ``retrieve user-vectors``) instead of review text.
 
@@ -26,7 +28,7 @@ from ulmrec_app.pipeline.errors import PipelineError
 
 AUX_TASKS = ("index_to_pref", "pref_to_index", "history_to_index", "rating", "intent")
 VARIANTS = ("full", "noindex", "permuted", "random", *(f"no-{t}" for t in AUX_TASKS), "added", "rqkmeans",
-            "nofusion", "collab")
+            "nofusion", "collab", "text")
 DEFAULT_VARIANTS = ("full", "noindex", "permuted")
 #: Minutes of the time budget of every variant: far above any CPU run, so that max_steps ends training.
 EQUAL_STEPS_MINUTES = 100_000
@@ -58,6 +60,9 @@ def overrides(variant: str, seed: int, base: dict[str, Any]) -> dict[str, dict[s
         out["rank"] = {"index_random": 2000 + seed}
     elif variant.startswith("no-"):
         out["align"]["task_weight"] = _task_weights(base, variant[3:])
+    elif variant == "text":
+        out["align"]["index"] = "none"
+        out["align"]["user_text"] = True
     elif variant == "added":
         out["align"]["index_tokens"] = "added"
     elif variant == "rqkmeans":

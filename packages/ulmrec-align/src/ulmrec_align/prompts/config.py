@@ -30,3 +30,8 @@ class PromptConfig(BaseModel):
         "a candidate's score is its letter's logit. 'title': the prompt has no candidate list and the answer "
         "is the target's (cut) title; a candidate's score is the log-likelihood of its title + EOS after the "
         "prompt (small models learn this far faster than binding letters to candidates; docs/align.md).")
+    user_text: bool = Field(
+        default=False, description="The next_item prompt shows the user's preference text in plain words "
+        "(a 'Preferences:' line: the data's preference, else the extractive summary of the training reviews, "
+        "cut to text_tokens) -- what a user index is built from. A diagnostic: with no index it measures "
+        "what a perfect reading of the index could add at the same training budget.")

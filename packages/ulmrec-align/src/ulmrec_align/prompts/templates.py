@@ -60,3 +60,8 @@ def next_item_templates(answer: str) -> tuple[str, ...]:
 def template_id(task: str, number: int) -> str:
     """``"next_item/0"``."""
     return f"{task}/{number}"
+
+
+def preference_line(text: str) -> str:
+    """The input line that shows a user's preference text (``pref_to_index``, ``--user-text`` prompts)."""
+    return f"Preferences: {text}"

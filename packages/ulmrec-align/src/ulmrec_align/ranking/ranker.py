@@ -45,7 +45,7 @@ from ulmrec_align.prompts.encoding import encode_prompt, encode_response, letter
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.letters import LETTERS
 from ulmrec_align.prompts.render import alpaca_prompt
-from ulmrec_align.prompts.templates import next_item_templates
+from ulmrec_align.prompts.templates import next_item_templates, preference_line
 from ulmrec_align.ranking.scorer import (
     choice_log_likelihoods,
     last_logits,
@@ -54,6 +54,7 @@ from ulmrec_align.ranking.scorer import (
     model_device,
 )
 from ulmrec_align.retrieval.candidates import CandidateRow
+from ulmrec_align.tasks.summarise import ExtractiveSummariser, Summariser, training_preference
 
 Method = Literal["logits", "generate"]
 RANK_SCHEMA_VERSION = 1
@@ -130,6 +131,16 @@ def letter_orders(n: int, permutations: int) -> list[tuple[int, ...]]:
     return [tuple((j - shift) % n for j in range(n)) for shift in shifts]
 
 
+def user_lines(dataset: PreparedDataset, user: int, builder: PromptBuilder,
+               summariser: Summariser) -> list[str]:
+    """The lines that describe ``user`` in words before the history, exactly as ``align build`` writes them
+    (:meth:`ulmrec_align.tasks.base.BuildContext.user_lines`): the preference line with ``user_text``."""
+    if not builder.config.user_text:
+        return []
+    text = training_preference(dataset, user, summariser)
+    return [preference_line(builder.cut(text, builder.config.text_tokens))] if text else []
+
+
 def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], builder: PromptBuilder,
                     codes: dict[int, str] | None, *, instruction: str | None = None,
                     permutations: int = 1) -> list[RankingPrompt]:
@@ -142,14 +153,16 @@ def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], buil
     if answer == "title" and permutations > 1:
         raise ValueError("letter orders (permutations > 1) do not apply to title answers")
     instruction = instruction if instruction is not None else next_item_templates(answer)[0]
+    summariser = ExtractiveSummariser()
     out = []
     for row in rows:
         s = dataset.splits[row.user_id]
         history = s.valid_input if row.split == "valid" else s.test_input
         pool = list(row.candidates[: builder.config.n_candidates])
         code = None if codes is None else codes[row.user_id]
+        before = user_lines(dataset, row.user_id, builder, summariser)
         if answer == "title":
-            rendered = builder.render(instruction, user_code=code, history=list(history))
+            rendered = builder.render(instruction, user_code=code, history=list(history), before=before)
             out.append(RankingPrompt(row=row, candidates=pool, rendered=rendered,
                                      choices=[builder.title(i) for i in pool]))
             continue
@@ -157,7 +170,8 @@ def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], buil
             [None] if permutations == 1 else list(letter_orders(len(pool), permutations)))
         for order in orders:
             shown = pool if order is None else [pool[i] for i in order]
-            rendered = builder.render(instruction, user_code=code, history=list(history), candidates=shown)
+            rendered = builder.render(instruction, user_code=code, history=list(history), candidates=shown,
+                                      before=before)
             out.append(RankingPrompt(row=row, candidates=pool, rendered=rendered, shown=order))
     return out
 

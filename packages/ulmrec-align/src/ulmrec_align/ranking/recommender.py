@@ -70,6 +70,9 @@ class Recommender:
                  calibrate: bool = True) -> None:
         if permutations < 1:
             raise InputError(f"permutations must be at least 1, got {permutations}")
+        if ranker.prompt.user_text:
+            raise InputError("this model was tuned with the user's preference text in its prompts (align "
+                             "build --user-text, a diagnostic control); rank it with `ulmrec align rank`")
         self.ranker = ranker
         self.permutations = permutations
         self.calibrate = calibrate

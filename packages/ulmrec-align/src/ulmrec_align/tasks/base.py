@@ -11,10 +11,10 @@ from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.data.split import UserSplit
 from ulmrec_align.prompts.builder import PromptBuilder, Rendered
 from ulmrec_align.prompts.letters import letter
-from ulmrec_align.prompts.templates import TEMPLATES, template_id
+from ulmrec_align.prompts.templates import TEMPLATES, preference_line, template_id
 from ulmrec_align.retrieval.candidates import CandidateRow
 from ulmrec_align.tasks.schema import AlignConfig, AlignmentSample, SampleSplit
-from ulmrec_align.tasks.summarise import Summariser
+from ulmrec_align.tasks.summarise import Summariser, training_preference
 
 
 @dataclass
@@ -40,17 +40,16 @@ class BuildContext:
     def preference(self, user: int) -> str | None:
         """The data's preference sentence, else the summariser's text of the user's training reviews."""
         if user not in self._preferences:
-            record = self.dataset.users[user]
-            text = record.preference
-            if not text:
-                seq = self.dataset.sequences[user]
-                n_train = len(self.split(user).train)
-                reviews = [t for t in (seq.reviews or [])[:n_train] if t]
-                summaries = [t for t in (seq.summaries or [])[:n_train] if t]
-                text = self.summariser.summarise(reviews or summaries or list(record.texts)) or None
+            text = training_preference(self.dataset, user, self.summariser)
             self._preferences[user] = (self.prompts.cut(text, self.config.prompt.text_tokens)
                                        if text else None)
         return self._preferences[user]
+
+    def user_lines(self, user: int) -> list[str]:
+        """Input lines before the history that describe the user in words: the preference line when the
+        prompts show it (``prompt.user_text``) and the user has one, else none."""
+        text = self.preference(user) if self.config.prompt.user_text else None
+        return [preference_line(text)] if text else []
 
     def sample(self, *, task: str, split: SampleSplit, user: int, template: int, rendered: Rendered,
                response: str, response_is_code: bool = False, candidates: Sequence[int] | None = None,

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ulmrec_align.prompts.templates import next_item_templates
+from ulmrec_align.prompts.templates import next_item_templates, preference_line
 from ulmrec_align.tasks.base import BuildContext, pick_template
 from ulmrec_align.tasks.schema import AlignmentSample, SampleSplit
 
@@ -113,13 +113,15 @@ class NextItem:
                 history: list[int], pool: list[int] | None, target: int) -> AlignmentSample:
         number, instruction = template
         if ctx.config.prompt.answer == "title":
-            rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), history=history)
+            rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), history=history,
+                                          before=ctx.user_lines(user))
             choices = None if pool is None else [ctx.prompts.title(i) for i in pool]
             return ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
                               response=ctx.prompts.title(target), candidates=pool, target=target,
                               choices=choices)
         assert pool is not None
-        rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), history=history, candidates=pool)
+        rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), history=history, candidates=pool,
+                                      before=ctx.user_lines(user))
         return ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
                           response=pool_letter(pool, target), candidates=pool, target=target)
 
@@ -175,7 +177,7 @@ class PreferenceToIndex(_PreferenceTask):
         if not preference or code is None:
             return []
         number, instruction = pick_template(self.name, rng)
-        rendered = ctx.prompts.render(instruction, user_code=None, before=[f"Preferences: {preference}"])
+        rendered = ctx.prompts.render(instruction, user_code=None, before=[preference_line(preference)])
         return [ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
                            response=code, response_is_code=True)]
 

@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
+from ulmrec_align.data.prepared import PreparedDataset
+
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[a-z][a-z'-]+")
 _STOP = frozenset((
@@ -45,3 +47,16 @@ class ExtractiveSummariser:
         scores = [sum(tf[w] for w in ws) / (len(ws) + 1) for ws in words]
         best = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))[: self.max_sentences]
         return " ".join(sentences[i] for i in sorted(best))
+
+
+def training_preference(dataset: PreparedDataset, user: int, summariser: Summariser) -> str | None:
+    """User ``user``'s preference text: the data's own, else ``summariser`` over the reviews (or summaries)
+    of their *training* interactions only (no validation or test review leaks in), else their user texts."""
+    record = dataset.users[user]
+    if record.preference:
+        return record.preference
+    seq = dataset.sequences[user]
+    n_train = len(dataset.splits[user].train)
+    reviews = [t for t in (seq.reviews or [])[:n_train] if t]
+    summaries = [t for t in (seq.summaries or [])[:n_train] if t]
+    return summariser.summarise(reviews or summaries or list(record.texts)) or None

@@ -1,0 +1,75 @@
+"""``align build --user-text``: the next_item prompts show the user's preference text in words, written
+from training reviews only, and ``align rank`` renders exactly the prompts training and validation saw."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import Pipeline, ulmrec
+
+from ulmrec_align.data.prepared import PreparedDataset
+from ulmrec_align.prompts.builder import PromptBuilder
+from ulmrec_align.prompts.config import PromptConfig
+from ulmrec_align.ranking.loading import load_ranking_model
+from ulmrec_align.ranking.ranker import ranking_prompts
+from ulmrec_align.ranking.recommender import Recommender
+from ulmrec_align.retrieval.candidates import read_candidates
+from ulmrec_align.tasks.schema import read_samples
+from ulmrec_align.tasks.summarise import ExtractiveSummariser, training_preference
+from ulmrec_eval.runtime.errors import InputError
+
+PROMPT = PromptConfig(n_candidates=8, history_items=4, title_tokens=8, answer="title", user_text=True)
+
+
+def _build(pipeline: Pipeline, tiny_llm: Path, out: Path, *extra: str) -> None:
+    ulmrec("align", "build", "--data", pipeline.data, "--out", out, "--candidates", pipeline.candidates,
+           "--model", tiny_llm, "--tasks", "next_item", "--answer", "title", "--n-candidates", "8",
+           "--history-items", "4", "--title-tokens", "8", "--no-progress", *extra)
+
+
+def test_user_text_prompts_state_the_preference_and_rank_as_validated(pipeline: Pipeline, tiny_llm: Path,
+                                                                      tmp_path: Path) -> None:
+    _build(pipeline, tiny_llm, tmp_path / "text", "--user-text")
+    _build(pipeline, tiny_llm, tmp_path / "plain")
+    dataset = PreparedDataset.load(pipeline.data)
+    ranker = load_ranking_model(tiny_llm, prompt=PROMPT)
+    builder = PromptBuilder(ranker.tokenizer, PROMPT, titles=dataset.titles())
+    summariser = ExtractiveSummariser()
+    train = read_samples(tmp_path / "text", "train")
+    assert train
+    assert all(s.task == "next_item" for s in train)
+    for s in train:
+        text = training_preference(dataset, s.user_id, summariser)
+        assert text
+        assert f"Preferences: {builder.cut(text, PROMPT.text_tokens)}\n" in s.prompt
+        assert s.prompt.index("Preferences:") < s.prompt.index("User history:")
+    plain = read_samples(tmp_path / "plain", "train")
+    assert [s.response for s in plain] == [s.response for s in train]         # only the prompts differ
+    assert not any("Preferences:" in s.prompt for s in plain)
+    # the ranker renders, for the same users, exactly the prompts validation scored
+    valid = {s.user_id: s for s in read_samples(tmp_path / "text", "valid")}
+    rows = [r for (split, user), r in read_candidates(pipeline.candidates).items()
+            if split == "valid" and user in valid]
+    assert rows
+    for prompt in ranking_prompts(dataset, rows, builder, codes=None):
+        assert prompt.rendered.text == valid[prompt.row.user_id].prompt
+    with pytest.raises(InputError, match="align rank"):
+        Recommender(ranker, dataset)
+
+
+def test_the_preference_text_reads_training_reviews_only(pipeline: Pipeline) -> None:
+    dataset = PreparedDataset.load(pipeline.data)
+    user = next(u for u in range(dataset.n_users) if dataset.sequences[u].reviews)
+    seq = dataset.sequences[user]
+    assert seq.reviews is not None
+    leak = "Zebra zebra zebra zebra zebra zebra."
+    before = training_preference(dataset, user, ExtractiveSummariser())
+    reviews = [*seq.reviews[:-2], leak, leak]                       # the validation and test reviews
+    dataset.sequences[user] = seq.model_copy(update={"reviews": reviews})
+    assert training_preference(dataset, user, ExtractiveSummariser()) == before
+    dataset.sequences[user] = seq.model_copy(update={"reviews": [leak] * len(reviews)})
+    assert "Zebra" in (training_preference(dataset, user, ExtractiveSummariser()) or "")
