@@ -3,7 +3,7 @@ baseline (next-item task only), same data, model, prompts, training budget and t
 with ``ulmrec eval compare`` (bootstrap CI and sign-flip p-value over the same users).
 
 Run: ``.venv/bin/python bench/align_vs_baseline.py [--data beauty|synthetic] [--minutes 12] [--max-users 2000]
-[--rank-users 1000]``
+[--rank-users 1000] [--steps 200] [--answer letter|title] [--title-tokens 12]``
 
 Each side is ``bench/align_learns.py`` (which also compares it with a random ordering and the retriever's
 order); then both test predictions are compared on the subset (target retrieved) and overall.
@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--max-users", type=int, default=2000)
     parser.add_argument("--rank-users", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=200, help="Optimizer steps of each side (equal).")
+    parser.add_argument("--answer", choices=("letter", "title"), default="letter",
+                        help="next_item answer (align_learns.py --answer; title: the demo's choice).")
+    parser.add_argument("--title-tokens", type=int, default=12)
     args = parser.parse_args()
     runs = {}
     world = f"{args.data}-reviews" if args.data == "synthetic" else args.data
@@ -35,11 +38,14 @@ def main() -> None:
         command = [sys.executable, str(ROOT / "bench" / "align_learns.py"), "--data", args.data,
                    "--minutes", str(args.minutes), "--steps", str(args.steps),
                    "--max-users", str(args.max_users),
-                   "--rank-users", str(args.rank_users), "--index" if index else "--no-index"]
+                   "--rank-users", str(args.rank_users), "--index" if index else "--no-index",
+                   "--answer", args.answer, "--title-tokens", str(args.title_tokens)]
+        if args.answer == "title":
+            command += ["--tag=-title"]      # the demo's loss: the title's tokens, letters for intent
         label = "ULMRec (index)" if index else "baseline (no index)"
         print(f"== {label}: {' '.join(command[1:])}", flush=True)
         subprocess.run(command, check=True)
-        runs[index] = ROOT / "runs" / name
+        runs[index] = ROOT / "runs" / (name + ("-title" if args.answer == "title" else ""))
     a, b = runs[False] / "rank-test.jsonl", runs[True] / "rank-test.jsonl"
     metrics = "ndcg@10,recall@1,recall@5,mrr@10"
     print("== overall (every ranked test user; a target the retriever missed is a miss for both)", flush=True)

@@ -32,13 +32,13 @@ def ablate_command(
         str | None,
         typer.Option(
             "--variants", help="Comma-separated: full, noindex, permuted, random, no-<task>, added, "
-            "rqkmeans, nofusion, collab, text (default: the config's [experiment] variants, else "
+            "rqkmeans, nofusion, collab, text (default: the config's \\[experiment] variants, else "
             "full,noindex,permuted)."
         ),
     ] = None,
     seeds: Annotated[
         str | None, typer.Option("--seeds", help="Comma-separated seeds (train and align seeds; default: the "
-                                 "config's [experiment] seeds, else 0).")
+                                 "config's \\[experiment] seeds, else 0).")
     ] = None,
     runs: RunsOpt = Path("runs"),
     dry_run: Annotated[
