@@ -73,3 +73,29 @@ def test_the_preference_text_reads_training_reviews_only(pipeline: Pipeline) -> 
     assert training_preference(dataset, user, ExtractiveSummariser()) == before
     dataset.sequences[user] = seq.model_copy(update={"reviews": [leak] * len(reviews)})
     assert "Zebra" in (training_preference(dataset, user, ExtractiveSummariser()) or "")
+
+
+def test_user_text_refuses_data_without_texts_and_other_summarisers(pipeline: Pipeline,
+                                                                    tiny_llm: Path) -> None:
+    from ulmrec_align.models.loading import load_tokenizer
+    from ulmrec_align.tasks.build import build_samples, load_inputs
+    from ulmrec_align.tasks.schema import AlignConfig
+
+    dataset, _, rows, inputs = load_inputs(pipeline.data, None, pipeline.candidates)
+    tokenizer = load_tokenizer(tiny_llm)
+    config = AlignConfig(tasks=["next_item"], prompt=PROMPT)
+
+    def build(data: PreparedDataset, **kwargs: object) -> None:
+        build_samples(data, config, tokenizer, index=None, candidates=rows, inputs=inputs, paths={},
+                      tokenizer_name="tiny", **kwargs)  # type: ignore[arg-type]
+
+    class Firsts:
+        def summarise(self, texts: list[str]) -> str:
+            return texts[0] if texts else ""
+
+    with pytest.raises(InputError, match="align rank"):
+        build(dataset, summariser=Firsts())
+    dataset.users = [u.model_copy(update={"preference": None, "texts": []}) for u in dataset.users]
+    dataset.sequences = [s.model_copy(update={"reviews": None, "summaries": None}) for s in dataset.sequences]
+    with pytest.raises(InputError, match="no preference, review or user texts"):
+        build(dataset)

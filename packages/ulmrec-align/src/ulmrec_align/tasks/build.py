@@ -23,6 +23,7 @@ from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.builder import PromptBuilder
 from ulmrec_align.retrieval.candidates import CandidateRow, read_candidates
 from ulmrec_align.tasks.base import BuildContext
+from ulmrec_align.tasks.builders import has_preference_source
 from ulmrec_align.tasks.registry import get_task
 from ulmrec_align.tasks.schema import MANIFEST, AlignConfig, AlignManifest, AlignmentSample, InputHashes
 from ulmrec_align.tasks.summarise import ExtractiveSummariser, Summariser
@@ -201,6 +202,13 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
                               permute=config.index_permute, random_seed=config.index_random)
     ctx = BuildContext(dataset=dataset, config=config, prompts=prompts, codes=codes,
                        candidates=candidates, summariser=summariser or ExtractiveSummariser())
+    if config.prompt.user_text:
+        if summariser is not None and not isinstance(summariser, ExtractiveSummariser):
+            raise InputError("--user-text shows the default (extractive) preference text, which "
+                             "`align rank` writes again; another summariser would make the ranked prompts "
+                             "differ from the trained ones")
+        if not has_preference_source(ctx):
+            raise InputError("--user-text: the data has no preference, review or user texts to show")
     builders = []
     skipped: dict[str, str] = {}
     for name in config.tasks:

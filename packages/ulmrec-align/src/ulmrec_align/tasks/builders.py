@@ -132,7 +132,8 @@ def pool_letter(pool: Sequence[int], target: int) -> str:
     return letter(list(pool).index(target))
 
 
-def _has_preference_source(ctx: BuildContext) -> bool:
+def has_preference_source(ctx: BuildContext) -> bool:
+    """Whether any user has a preference, review or user text to write a preference text from."""
     if any(u.preference for u in ctx.dataset.users) or any(u.texts for u in ctx.dataset.users):
         return True
     return any(seq.reviews or seq.summaries for seq in ctx.dataset.sequences)
@@ -145,7 +146,7 @@ class _PreferenceTask:
     splits: ClassVar[tuple[SampleSplit, ...]] = ("train",)
 
     def unsupported_reason(self, ctx: BuildContext) -> str | None:
-        return None if _has_preference_source(ctx) else "the data has no preference, review or user texts"
+        return None if has_preference_source(ctx) else "the data has no preference, review or user texts"
 
 
 class IndexToPreference(_PreferenceTask):
