@@ -99,3 +99,14 @@ def test_user_text_refuses_data_without_texts_and_other_summarisers(pipeline: Pi
     dataset.sequences = [s.model_copy(update={"reviews": None, "summaries": None}) for s in dataset.sequences]
     with pytest.raises(InputError, match="no preference, review or user texts"):
         build(dataset)
+
+
+def test_the_extractive_summary_says_a_repeated_sentence_once() -> None:
+    stated = "As a vegan, I only buy vegan, cruelty-free products."
+    reviews = [f"{stated} This toner is gentle on dry skin.", f"{stated} The serum works on dry skin.",
+               f"{stated}  The cream feels light.", "I bought this as a gift."]
+    summary = ExtractiveSummariser(max_sentences=2).summarise(reviews)
+    assert summary.count("vegan, cruelty-free") == 1           # the most central sentence, said once
+    assert summary.startswith(stated)
+    assert "dry skin" in summary                                  # the next most central, not a repeat
+    assert ExtractiveSummariser(max_sentences=3).summarise([stated, stated.upper()]) == stated

@@ -2,7 +2,8 @@
 
 The default is extractive: the sentences of the user's reviews that share the most words with the rest of
 their reviews (a centroid score: ``score(s) = Σ_w∈s tf(w) / |s|`` over content words), best first, up to
-``max_sentences``, kept in their original order.
+``max_sentences`` distinct ones (a sentence repeated across reviews counts once), kept in their original
+order.
 """
 
 from __future__ import annotations
@@ -45,7 +46,15 @@ class ExtractiveSummariser:
         words = [[w for w in _WORD.findall(s.lower()) if w not in _STOP] for s in sentences]
         tf = Counter(w for ws in words for w in ws)
         scores = [sum(tf[w] for w in ws) / (len(ws) + 1) for ws in words]
-        best = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))[: self.max_sentences]
+        best: list[int] = []
+        chosen: set[str] = set()
+        for i in sorted(range(len(sentences)), key=lambda i: (-scores[i], i)):
+            key = " ".join(sentences[i].lower().split())
+            if key not in chosen:                     # a sentence repeated across reviews is said once
+                chosen.add(key)
+                best.append(i)
+            if len(best) == self.max_sentences:
+                break
         return " ".join(sentences[i] for i in sorted(best))
 
 
