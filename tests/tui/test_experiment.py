@@ -95,6 +95,7 @@ def test_report_compares_each_variant_with_full_over_seed_user_pairs(tmp_path: P
     report, by_variant = build_report([_run(tmp_path / "b", f"full-s{s}", seed=s, skill=0.9) for s in (0, 1)]
                                       + [_run(tmp_path / "b", f"noindex-s{s}", seed=s, skill=0.1)
                                          for s in (0, 1)])
+    assert "text − noindex" not in report.comparisons
     noindex = next(c for c in report.comparisons["noindex − full"] if c.metric == "recall@1")
     assert noindex.n_users == 2 * 50                     # the subset of both seeds, paired
     assert noindex.difference < -0.5
@@ -198,3 +199,14 @@ def test_the_token_loss_of_title_answers_is_not_held_to_ln_n() -> None:
     with_letters = row.model_copy(update={"ranking_loss": True})
     letters = render_markdown(report.model_copy(update={"rows": [with_letters]}))
     assert "training loss is not below ln(10)" in letters
+
+
+def test_report_reads_the_text_variant_against_no_index(tmp_path: Path) -> None:
+    runs = [_run(tmp_path, f"{variant}-s0", seed=0, skill=skill)
+            for variant, skill in (("full", 0.5), ("noindex", 0.1), ("text", 0.9))]
+    report, _ = build_report(runs)
+    words = next(c for c in report.comparisons["text − noindex"] if c.metric == "recall@1")
+    against_full = next(c for c in report.comparisons["text − full"] if c.metric == "recall@1")
+    assert words.mean_b == against_full.mean_b                  # the same text runs, another reference
+    assert words.mean_a < against_full.mean_a
+    assert words.difference > 0.5

@@ -8,7 +8,8 @@ curve, the index report and the stage records; then, over the LLM's subset (user
 retriever put among the candidates the LLM ranked):
 
 * metrics by K of each variant (mean over seeds) and of the retriever's own order;
-* each variant against ``full`` (and ``full`` against the retriever's order) as a paired difference over
+* each variant against ``full`` (and ``full`` against the retriever's order; ``text`` also against
+  ``noindex``) as a paired difference over
   (seed, user) pairs, with a 95 % bootstrap interval and a sign-flip p-value (``ulmrec_eval.compare_ranks``);
 * NDCG@10 by history length (1–4, 5–9, 10+ items);
 * whether the LLM learned: its last next-item training loss against ln(number of candidates);
@@ -35,6 +36,9 @@ from ulmrec_eval.runtime.io import atomic_write_text, read_jsonl_models
 from ulmrec_eval.schemas import MetricComparison, RankedPrediction
 
 BASELINE = "full"
+#: Variants also compared with another than ``full``: ``text`` (the preference in words, no index) against
+#: ``noindex`` (no user information): what the user's own words add to the same prompt.
+EXTRA_PAIRS = {"text": "noindex"}
 RETRIEVER = "LRURec order"
 
 
@@ -249,6 +253,11 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
             if len(ra):
                 comparisons[f"{variant} − {BASELINE}, cold-start users"] = compare_ranks(
                     ra, rb, metrics=metrics).comparisons
+    for variant, reference in EXTRA_PAIRS.items():
+        if variant in by_variant and reference in by_variant:
+            ra, rb = _pairs(by_variant[reference], by_variant[variant])
+            if len(ra):
+                comparisons[f"{variant} − {reference}"] = compare_ranks(ra, rb, metrics=metrics).comparisons
     chance = math.log(n)
     full_row = next((r for r in rows if r.variant == BASELINE), None)
     vs_retriever = comparisons.get(f"{BASELINE} − {RETRIEVER}", [])
