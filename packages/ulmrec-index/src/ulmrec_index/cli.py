@@ -112,7 +112,8 @@ def build(
     workers: int = typer.Option(
         0, "--workers", min=0, help="Encode with a multi-process pool of this size (>1)."
     ),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per encoder batch."),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Texts per encoder batch (1: bit-exact "
+                                   "on every CPU; more: faster on a GPU, texts of one length only)."),
     joint_epochs: int = typer.Option(None, "--joint-epochs", min=0, help="Joint fusion+quantizer epochs."),
     id_weight: float = typer.Option(None, "--id-weight", min=0.0, help="Norm of the user-ID term."),
     progress: bool | None = typer.Option(

@@ -117,7 +117,8 @@ class IndexerConfig(BaseModel):
         default=0, description="Seed of fusion init, joint training and (unless set) the quantizer."
     )
     device: str = Field(default="cpu", description="Device of the text encoder.")
-    encode_batch_size: int = Field(default=64, ge=1, description="Texts per encoder batch.")
+    encode_batch_size: int = Field(default=1, ge=1, description="Texts per encoder batch (1: bit-exact on "
+                                   "every BLAS; more: same-length texts only, see ulmrec_index.encoders).")
     workers: int = Field(default=0, ge=0, description=">1: sentence-transformers multi-process pool size.")
     cache_dir: Path | None = Field(default=None, description="Embedding cache folder (None: no cache).")
     show_progress: bool = Field(default=False, description="Progress bar while encoding.")
