@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,8 @@ from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.data.synthetic import TRAITS
 from ulmrec_align.retrieval.candidates import read_candidates
 from ulmrec_eval.compare import paired_comparison
+from ulmrec_eval.metrics import ndcg_at_k_per_user
+from ulmrec_index.probe import read_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,8 +46,7 @@ def item_trait(title: str) -> str | None:
 
 
 def ndcg_at_10(ranked: Sequence[int], target: int) -> float:
-    rank = list(ranked).index(target)
-    return 1.0 / math.log2(rank + 2) if rank < 10 else 0.0
+    return float(ndcg_at_k_per_user([list(ranked).index(target) + 1], 10)[0])
 
 
 def trait_first(candidates: Sequence[int], traits: Sequence[str | None], trait: str | None) -> list[int]:
@@ -59,10 +59,7 @@ def user_traits(run: Path, dataset: PreparedDataset) -> list[str]:
     if not files:
         raise SystemExit(f"{run}/data/raw has no traits_*.jsonl: not a synthetic world "
                          "(ulmrec data synthetic)")
-    by_raw = {}
-    for line in files[0].read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        by_raw[row["user_id"]] = row["label"]
+    by_raw = read_labels(files[0])
     return [by_raw[u.raw_id] for u in dataset.users]
 
 
@@ -107,8 +104,8 @@ def main() -> None:
               f"({n} users)")
         samples = {"all": rows}
         if split == "test":
-            first = sorted(splits)[: args.limit]
-            samples[f"first {args.limit}"] = [r for r in rows if r[0] in set(first)]
+            first = set(sorted(splits)[: args.limit])
+            samples[f"first {args.limit}"] = [r for r in rows if r[0] in first]
         block: dict[str, object] = {"history_reads_trait": reads / n, "target_has_trait": has / n}
         for label, sample in samples.items():
             lrurec, hist, true = ([r[k] for r in sample] for k in (1, 2, 3))
