@@ -54,7 +54,8 @@ from ulmrec_align.ranking.scorer import (
     model_device,
 )
 from ulmrec_align.retrieval.candidates import CandidateRow
-from ulmrec_align.tasks.summarise import ExtractiveSummariser, Summariser, training_preference
+from ulmrec_align.tasks.base import preference_text
+from ulmrec_align.tasks.summarise import ExtractiveSummariser, Summariser
 
 Method = Literal["logits", "generate"]
 RANK_SCHEMA_VERSION = 1
@@ -135,10 +136,8 @@ def user_lines(dataset: PreparedDataset, user: int, builder: PromptBuilder,
                summariser: Summariser) -> list[str]:
     """The lines that describe ``user`` in words before the history, exactly as ``align build`` writes them
     (:meth:`ulmrec_align.tasks.base.BuildContext.user_lines`): the preference line with ``user_text``."""
-    if not builder.config.user_text:
-        return []
-    text = training_preference(dataset, user, summariser)
-    return [preference_line(builder.cut(text, builder.config.text_tokens))] if text else []
+    text = preference_text(dataset, user, builder, summariser) if builder.config.user_text else None
+    return [preference_line(text)] if text else []
 
 
 def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], builder: PromptBuilder,

@@ -138,9 +138,8 @@ def summed_log_probs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Te
                        attention_mask=full_mask, position_ids=(full_mask.cumsum(dim=1) - 1).clamp(min=0),
                        logits_to_keep=t + 1, use_cache=False).logits[:, :-1]
     nll = torch.nn.functional.cross_entropy(logits.float().reshape(r * n * t, -1), flat_ids.reshape(-1),
-                          reduction="none").view(r * n, t)
+                                            reduction="none").view(r * n, t)
     return -(nll * flat_mask).sum(dim=1).view(r, n)
-
 
 
 def score_samples(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_tokens: IndexTokens = "plain",

@@ -17,6 +17,14 @@ from ulmrec_align.tasks.schema import AlignConfig, AlignmentSample, SampleSplit
 from ulmrec_align.tasks.summarise import Summariser, training_preference
 
 
+def preference_text(dataset: PreparedDataset, user: int, prompts: PromptBuilder,
+                    summariser: Summariser) -> str | None:
+    """User ``user``'s preference text (:func:`training_preference`) cut to ``text_tokens``: what the
+    preference tasks and ``--user-text`` prompts show, in ``align build`` and ``align rank`` alike."""
+    text = training_preference(dataset, user, summariser)
+    return prompts.cut(text, prompts.config.text_tokens) if text else None
+
+
 @dataclass
 class BuildContext:
     """Everything the builders share: data, user codes (None = no index), candidates, prompt builder."""
@@ -40,9 +48,7 @@ class BuildContext:
     def preference(self, user: int) -> str | None:
         """The data's preference sentence, else the summariser's text of the user's training reviews."""
         if user not in self._preferences:
-            text = training_preference(self.dataset, user, self.summariser)
-            self._preferences[user] = (self.prompts.cut(text, self.config.prompt.text_tokens)
-                                       if text else None)
+            self._preferences[user] = preference_text(self.dataset, user, self.prompts, self.summariser)
         return self._preferences[user]
 
     def user_lines(self, user: int) -> list[str]:
