@@ -33,19 +33,20 @@ def main() -> None:
     args = parser.parse_args()
     runs = {}
     world = f"{args.data}-reviews" if args.data == "synthetic" else args.data
+    tag = "-title" if args.answer == "title" else ""   # align_learns.py's output folder suffix
     for index in (False, True):
-        name = f"bench-align-{world}{'' if index else '-noindex'}"
+        name = f"bench-align-{world}{'' if index else '-noindex'}{tag}"
         command = [sys.executable, str(ROOT / "bench" / "align_learns.py"), "--data", args.data,
                    "--minutes", str(args.minutes), "--steps", str(args.steps),
                    "--max-users", str(args.max_users),
                    "--rank-users", str(args.rank_users), "--index" if index else "--no-index",
                    "--answer", args.answer, "--title-tokens", str(args.title_tokens)]
-        if args.answer == "title":
-            command += ["--tag=-title"]      # the demo's loss: the title's tokens, letters for intent
+        if tag:
+            command.append(f"--tag={tag}")   # the demo's loss: the title's tokens, letters for intent
         label = "ULMRec (index)" if index else "baseline (no index)"
         print(f"== {label}: {' '.join(command[1:])}", flush=True)
         subprocess.run(command, check=True)
-        runs[index] = ROOT / "runs" / (name + ("-title" if args.answer == "title" else ""))
+        runs[index] = ROOT / "runs" / name
     a, b = runs[False] / "rank-test.jsonl", runs[True] / "rank-test.jsonl"
     metrics = "ndcg@10,recall@1,recall@5,mrr@10"
     print("== overall (every ranked test user; a target the retriever missed is a miss for both)", flush=True)
