@@ -55,11 +55,7 @@ def trait_first(candidates: Sequence[int], traits: Sequence[str | None], trait: 
 
 
 def user_traits(run: Path, dataset: PreparedDataset) -> list[str]:
-    files = sorted((run / "data" / "raw").glob("traits_*.jsonl"))
-    if not files:
-        raise SystemExit(f"{run}/data/raw has no traits_*.jsonl: not a synthetic world "
-                         "(ulmrec data synthetic)")
-    by_raw = read_labels(files[0])
+    by_raw = read_labels(sorted((run / "data" / "raw").glob("traits_*.jsonl"))[0])
     return [by_raw[u.raw_id] for u in dataset.users]
 
 
@@ -72,6 +68,9 @@ def main() -> None:
     parser.add_argument("--n-candidates", type=int, default=10, help="Retriever candidates re-ranked.")
     parser.add_argument("--limit", type=int, default=80, help="First test users, as `align rank --limit`.")
     args = parser.parse_args()
+    if not sorted((args.run / "data" / "raw").glob("traits_*.jsonl")):
+        raise SystemExit(f"{args.run}/data/raw has no traits_*.jsonl: not a run of a synthetic world "
+                         "(ulmrec data synthetic)")
     dataset = PreparedDataset.load(args.run / "data" / "dataset")
     traits = [item_trait(t) for t in dataset.titles()]
     own = user_traits(args.run, dataset)
@@ -131,4 +130,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ulmrec_eval.runtime.errors import InputError
+
+    try:
+        main()
+    except InputError as exc:          # a wrong --run: one line, no traceback
+        raise SystemExit(f"bench/world.py: {exc}") from None
