@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,9 +14,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline_helpers import manifest, maybe_manifest, tiny_config, ulmrec, write_config
 from tui_fixtures import build_runs, fixture_predictions
+from tui_waits import table_laid_out
+from tui_waits import until as wait_until
 
 from ulmrec_app.tui.app import UlmrecApp
 from ulmrec_app.tui.screens.index import IndexScreen
+from ulmrec_app.tui.screens.prompt import ConfigPrompt
 from ulmrec_app.tui.screens.results import ResultsScreen
 from ulmrec_app.tui.screens.run import RunScreen
 from ulmrec_app.tui.screens.runs import RunsScreen
@@ -28,16 +30,10 @@ os.environ["ULMREC_TUI_NO_TORCH"] = "1"
 SIZE = (80, 24)
 
 
-async def until(pilot: object, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await pilot.pause(0.2)  # type: ignore[attr-defined]
-    app = pilot.app  # type: ignore[attr-defined]
-    status = app.screen.query_one("#stage-status").render() if isinstance(app.screen, RunScreen) else ""
-    raise AssertionError(f"condition not met in {timeout}s; screen {type(app.screen).__name__}, "
-                         f"status {status!s}")
+async def until(pilot: object, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for ``check`` on the data the screens hold (cells, lines, fields): these tests read data, not
+    the drawn picture, so the screens' 0.1–0.2 s refresh workers may keep running (snapshots wait more)."""
+    await wait_until(pilot, check, timeout, settled=False)
 
 
 async def open_results(app: UlmrecApp, pilot: object, table: str) -> None:
@@ -97,7 +93,11 @@ def test_tables_refresh_in_place_and_keep_the_cursor(runs: Path) -> None:
             real_clear = table.clear
             table.clear = lambda *a, **k: (cleared.append(1), real_clear(*a, **k))[1]  # type: ignore[method-assign]
             await pilot.press("down")
-            await pilot.pause(0.6)                       # several refreshes of unchanged runs
+            screen = app.screen
+            shown: list[int] = []
+            real_show = screen._show  # type: ignore[attr-defined]
+            screen._show = lambda runs: (shown.append(1), real_show(runs))[1]  # type: ignore[attr-defined]
+            await until(pilot, lambda: len(shown) >= 3)  # several refreshes of unchanged runs
             assert cleared == []
             assert table.cursor_row == 1
 
@@ -127,7 +127,7 @@ def test_a_keymap_remaps_bindings_by_id(runs: Path, tmp_path: Path) -> None:
             await pilot.press("ctrl+t")
             assert app.theme == "textual-light"
             await pilot.press("r")
-            await pilot.pause(0.3)
+            await pilot.pause()                          # the key and everything it queued processed
             assert isinstance(app.screen, RunsScreen)
             await pilot.press("R")
             await until(pilot, lambda: isinstance(app.screen, ResultsScreen))
@@ -148,7 +148,8 @@ def test_run_screen_shows_a_failed_stage_with_its_last_log_lines(runs: Path) -> 
             assert stages == ["data", "retrieve", "align", "train", "rank", "eval"]
             for _ in range(4):
                 await pilot.press("down")
-            await until(pilot, lambda: "out of memory" in "\n".join(screen.query_one("#stage-log").lines))
+            await until(pilot, lambda: "out of memory" in "\n".join(screen.query_one("#stage-log").lines)
+                        and "rank: failed" in _text(screen.query_one("#stage-status")))
             status = _text(screen.query_one("#stage-status"))
             assert "rank: failed" in status
             assert "exited with 1: out of memory" in status
@@ -182,7 +183,7 @@ def test_results_screen_shows_the_experiment_report_of_the_run(runs: Path) -> No
         async with app.run_test(size=SIZE) as pilot:
             await open_results(app, pilot, "#report-variants")
             app.screen.query_one("#results-tabs").active = "tab-experiment"
-            await pilot.pause()
+            await until(pilot, lambda: "report.json" in _text(app.screen.query_one("#report-verdict")))
             assert _cells(app.screen.query_one("#report-variants"))[0] == [
                 "full", "0", "30", "0.4000", "0.1000", "0.2000", "4", "0.3100", "2.440", "40"]
             assert _cells(app.screen.query_one("#report-pairs"))[0] == [
@@ -235,7 +236,7 @@ def test_index_screen_histogram_and_user_search(runs: Path) -> None:
             assert "4/4 used" in summary
             app.screen.query_one("#index-search").focus()
             await pilot.press(*"U005", "enter")
-            await pilot.pause(0.2)
+            await until(pilot, lambda: "U005" in _text(app.screen.query_one("#index-result-text")))
             result = _text(app.screen.query_one("#index-result-text"))
             assert "U005" in result
             assert "<a_1><b_1><c_0>" in result
@@ -313,7 +314,7 @@ def test_start_a_run_from_a_config(tmp_path: Path) -> None:
             await until(pilot, lambda: isinstance(app.screen, RunsScreen))
             assert "no runs in" in _text(app.screen.query_one("#runs-hint"))
             await pilot.press("n")
-            await pilot.pause(0.2)
+            await until(pilot, lambda: isinstance(app.screen, ConfigPrompt))
             await pilot.press(*str(config), "enter")
             await until(pilot, lambda: isinstance(app.screen, RunsScreen) and any(
                 r.name == "fresh" and r.status == "done" for r in app.screen.runs), timeout=90)
@@ -347,5 +348,32 @@ def test_stop_and_resume_a_stage(tmp_path: Path) -> None:
             assert "--resume" in " ".join(manifest(runs / "sr", "retrieve")["commands"][0])  # type: ignore[index]
             await pilot.press("x")
             await until(pilot, lambda: _stage_status(app, "retrieve") == "stopped", timeout=180)
+
+    asyncio.run(go())
+
+
+def test_a_cell_that_grows_in_place_widens_its_column() -> None:
+    """The in-place refresh (``sync_rows`` with the same keys) re-measures the columns it changed: a time
+    going from "59s" to "1h02m03s" is drawn whole, not cut to the old width."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    from ulmrec_app.tui.widgets.table_sync import sync_rows
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            table: DataTable[str] = DataTable(id="t")
+            table.add_columns("run", "time")
+            yield table
+
+    async def go() -> None:
+        app = One()
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.query_one("#t", DataTable)
+            assert sync_rows(table, [("a", ("a", "59s"))]) is True
+            await wait_until(pilot, lambda: table_laid_out(table), settled=False)
+            assert sync_rows(table, [("a", ("a", "1h02m03s"))]) is False   # in place
+            await wait_until(pilot, lambda: table_laid_out(table), settled=False, timeout=5)
+            assert table.ordered_columns[1].content_width == len("1h02m03s")
 
     asyncio.run(go())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tui_fixtures import build_runs
+from tui_waits import until
 
 from ulmrec_app.tui.app import UlmrecApp
 from ulmrec_app.tui.screens.index import IndexScreen
@@ -34,19 +34,10 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UlmrecApp:
     return UlmrecApp(Path("runs"), refresh_seconds=60)  # no refresh during the snapshot
 
 
-async def _until(pilot: object, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            await pilot.pause(0.3)  # type: ignore[attr-defined]
-            return
-        await pilot.pause(0.1)  # type: ignore[attr-defined]
-    raise AssertionError("screen did not load")
-
-
 def _runs_loaded(pilot: object) -> Awaitable[None]:
+    """The Runs screen with its runs loaded *and* its table laid out with them (not merely data arrived)."""
     app = pilot.app  # type: ignore[attr-defined]
-    return _until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
+    return until(pilot, lambda: isinstance(app.screen, RunsScreen) and bool(app.screen.runs))
 
 
 def test_runs_screen(snap_compare: Callable[..., bool], app: UlmrecApp) -> None:
@@ -57,7 +48,7 @@ def test_run_screen(snap_compare: Callable[..., bool], app: UlmrecApp) -> None:
     async def before(pilot: object) -> None:
         await _runs_loaded(pilot)
         await pilot.press("enter", "down", "down", "down", "down", "down")  # type: ignore[attr-defined]
-        await _until(pilot, lambda: isinstance(app.screen, RunScreen)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen)
                      and "train: finished" in "\n".join(app.screen.query_one("#stage-log").lines))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
@@ -67,7 +58,7 @@ def test_failed_stage(snap_compare: Callable[..., bool], app: UlmrecApp) -> None
     async def before(pilot: object) -> None:
         await _runs_loaded(pilot)
         await pilot.press("down", "enter", "down", "down", "down", "down")  # type: ignore[attr-defined]
-        await _until(pilot, lambda: isinstance(app.screen, RunScreen)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen)
                      and "out of memory" in "\n".join(app.screen.query_one("#stage-log").lines))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
@@ -77,7 +68,7 @@ def test_results_metrics(snap_compare: Callable[..., bool], app: UlmrecApp) -> N
     async def before(pilot: object) -> None:
         await _runs_loaded(pilot)
         await pilot.press("r")  # type: ignore[attr-defined]
-        await _until(pilot, lambda: isinstance(app.screen, ResultsScreen)
+        await until(pilot, lambda: isinstance(app.screen, ResultsScreen)
                      and app.screen.query_one("#results-table").row_count > 0)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
@@ -87,10 +78,10 @@ def test_results_curves(snap_compare: Callable[..., bool], app: UlmrecApp) -> No
     async def before(pilot: object) -> None:
         await _runs_loaded(pilot)
         await pilot.press("r")  # type: ignore[attr-defined]
-        await _until(pilot, lambda: isinstance(app.screen, ResultsScreen)
+        await until(pilot, lambda: isinstance(app.screen, ResultsScreen)
                      and app.screen.query_one("#results-table").row_count > 0)
         app.screen.query_one("#results-tabs").active = "tab-curves"
-        await pilot.pause(0.3)  # type: ignore[attr-defined]
+        await until(pilot, lambda: app.screen.query_one("#loss-plot").region.width > 0)  # pane laid out
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
 
@@ -99,8 +90,9 @@ def test_index_search(snap_compare: Callable[..., bool], app: UlmrecApp) -> None
     async def before(pilot: object) -> None:
         await _runs_loaded(pilot)
         await pilot.press("i")  # type: ignore[attr-defined]
-        await _until(pilot, lambda: isinstance(app.screen, IndexScreen) and app.screen.view is not None)
+        await until(pilot, lambda: isinstance(app.screen, IndexScreen) and app.screen.view is not None)
         app.screen.query_one("#index-search").focus()
         await pilot.press(*"U005", "enter")  # type: ignore[attr-defined]
+        await until(pilot, lambda: "U005" in str(app.screen.query_one("#index-result-text").render()))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)

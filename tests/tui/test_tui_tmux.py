@@ -43,9 +43,8 @@ class Tmux:
         return done.stdout
 
     def keys(self, *keys: str) -> None:
-        for key in keys:
+        for key in keys:  # the terminal queues them in order; the app reads them in order (no pause needed)
             subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=False, capture_output=True)
-            time.sleep(0.3)
 
     def wait(self, check: Callable[[str], bool], timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout

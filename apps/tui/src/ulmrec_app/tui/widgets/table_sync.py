@@ -1,6 +1,7 @@
 """Refresh a ``DataTable`` in place: when its rows are the same (by key, in order) only the cells that changed
-are updated, so the cursor, scroll position and selection survive the screens' once-a-second refresh; it is
-cleared and refilled only when rows appear, disappear or move."""
+are updated (and their columns re-measured, so a cell that grows is never cut), so the cursor, scroll position
+and selection survive the screens' once-a-second refresh; it is cleared and refilled only when rows appear,
+disappear or move."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def sync_rows(table: DataTable[Any], rows: Sequence[tuple[str, Sequence[Any]]]) 
         for key, cells in rows:
             for column, new, old in zip(columns, cells, table.get_row(key), strict=False):
                 if new != old:
-                    table.update_cell(key, column, new)
+                    table.update_cell(key, column, new, update_width=True)
         return False
     table.clear()
     for key, cells in rows:
