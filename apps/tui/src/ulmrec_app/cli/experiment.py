@@ -62,9 +62,11 @@ def ablate_command(
         raise PipelineError(f"--variants: unknown {unknown or chosen}; known: {', '.join(VARIANTS)}")
     manifest = plan_experiment(config, runs, chosen, _ints(seeds))
     folder = Path(manifest.runs_dir) / f"{manifest.name}-experiment"
+    planned_variants = list(dict.fromkeys(r.variant for r in manifest.runs))
+    planned_seeds = ",".join(map(str, dict.fromkeys(r.seed for r in manifest.runs)))
     typer.echo(
         f"experiment {manifest.name}: {len(manifest.runs)} runs "
-        f"({', '.join(chosen)} × seeds {seeds}); configs in {folder / 'configs'}",
+        f"({', '.join(planned_variants)} × seeds {planned_seeds}); configs in {folder / 'configs'}",
         err=True,
     )
     if dry_run:

@@ -76,7 +76,9 @@ def plan_experiment(
     config: Path, runs_dir: Path, variants: list[str], seeds: list[int]
 ) -> ExperimentManifest:
     """Write the variant configs and the experiment record (joined with an earlier one of the same base
-    config); run nothing. Returns the runs of this call."""
+    config); run nothing. Returns the runs of this call. A variant or seed given twice is planned once (a
+    run counted twice would count each of its users twice in the report's statistics)."""
+    variants, seeds = list(dict.fromkeys(variants)), list(dict.fromkeys(seeds))
     base = load_config(config)
     tables = base.model_dump(include={"data", "users", "index", "retrieve", "align", "train", "rank", "eval"})
     folder = runs_dir / f"{base.name}-experiment"
@@ -112,7 +114,8 @@ def _with_earlier_runs(manifest: ExperimentManifest, folder: Path) -> Experiment
     if (earlier.base_config, earlier.runs_dir) != (manifest.base_config, manifest.runs_dir):
         return manifest
     names = {r.run for r in manifest.runs}
-    runs = [r for r in earlier.runs if r.run not in names] + manifest.runs
+    kept = {r.run: r for r in earlier.runs if r.run not in names}   # one record per run, even in old files
+    runs = [*kept.values(), *manifest.runs]
     return manifest.model_copy(update={
         "runs": runs,
         "variants": list(dict.fromkeys([*earlier.variants, *manifest.variants])),

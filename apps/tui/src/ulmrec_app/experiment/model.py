@@ -39,6 +39,8 @@ class RunData:
     steps: int
     stages: dict[str, StageManifest]
     ranking_loss: bool = True  # its next-item loss is over the candidates (ln N applies), not title tokens
+    candidates_hash: str | None = None  # sha256 of the retriever's candidates.jsonl it ranked
+    dataset_hash: str | None = None     # output hash of its data stage (None: no stage record)
 
 
 class VariantRow(BaseModel):

@@ -44,6 +44,8 @@ RETRIEVER = "LRURec order"
 
 # ------------------------------------------------------------------------------------------------ reading
 def _runs_of(paths: list[Path]) -> list[tuple[Path, str, int]]:
+    """``(run folder, variant, seed)`` of every run the paths name, each run once (a folder named twice, or
+    by its experiment and by itself, is read once); two folders for one variant and seed are refused."""
     found: list[tuple[Path, str, int]] = []
     for path in paths:
         if (path / EXPERIMENT_FILE).is_file():
@@ -56,7 +58,35 @@ def _runs_of(paths: list[Path]) -> list[tuple[Path, str, int]]:
             raise PipelineError(
                 f"{path}: neither an experiment folder ({EXPERIMENT_FILE}) nor a run folder with a rank stage"
             )
-    return found
+    unique: dict[Path, tuple[Path, str, int]] = {}
+    for entry in found:
+        unique.setdefault(entry[0].resolve(), entry)
+    by_key: dict[tuple[str, int], Path] = {}
+    for folder, variant, seed in unique.values():
+        other = by_key.setdefault((variant, seed), folder)
+        if other != folder:
+            raise PipelineError(f"two runs of variant {variant}, seed {seed}: {other} and {folder}; a report "
+                                "pairs one run per variant and seed (report each experiment on its own)")
+    return list(unique.values())
+
+
+def _check_comparable(runs: list[RunData]) -> None:
+    """Refuse runs made on different data, candidates or pool sizes: their users are not the same users
+    (dense ids mean other people in another dataset), so no pair of them may be compared."""
+    checks: tuple[tuple[str, str, str], ...] = (
+        ("datasets", "dataset_hash", "data {:.12}"),
+        ("candidate sets", "candidates_hash", "candidates {:.12}"),
+        ("pool sizes (the N each LLM ranked)", "n_candidates", "N={}"))
+    for what, attribute, label in checks:
+        groups: dict[Any, list[str]] = {}
+        for run in runs:
+            value = getattr(run, attribute)
+            if value is not None:
+                groups.setdefault(value, []).append(run.name)
+        if len(groups) > 1:
+            shown = "; ".join(f"{label.format(value)}: {', '.join(names)}" for value, names in groups.items())
+            raise PipelineError(f"these runs differ in their {what} ({shown}): a report compares runs of one "
+                                "dataset, one candidate set and one pool size; report each group on its own")
 
 
 def _ranks(rows: list[RankedPrediction]) -> np.ndarray:
@@ -89,6 +119,8 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
         )
         for p in llm
     ]
+    from ulmrec_eval.runtime.artifacts import sha256_file
+
     manifest_path = folder / "train" / "model" / "train_manifest.json"
     train = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     stages = {}
@@ -119,6 +151,8 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
         steps=int(train.get("steps", 0)),
         stages=stages,
         ranking_loss=is_ranking_loss(train),
+        candidates_hash=sha256_file(candidates),
+        dataset_hash=stages["data"].output_hash if "data" in stages else None,
     )
 
 
@@ -196,6 +230,7 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
     runs = [read_run(folder, variant, seed) for folder, variant, seed in _runs_of(paths)]
     if not runs:
         raise PipelineError("no runs to report")
+    _check_comparable(runs)
     by_variant: dict[str, list[RunData]] = {}
     for run in runs:
         by_variant.setdefault(run.variant, []).append(run)
