@@ -16,6 +16,7 @@ from ulmrec_app.experiment.variants import overrides
 from ulmrec_app.pipeline.config import load_config
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.stages import build_plans
+from ulmrec_eval.runtime.errors import UlmrecError
 from ulmrec_eval.runtime.io import atomic_write_jsonl
 
 N = 5
@@ -296,3 +297,34 @@ def test_report_refuses_runs_of_other_data_candidates_or_pool_sizes(tmp_path: Pa
     with pytest.raises(PipelineError, match=r"differ in their datasets \(data data-full: full-s0; data "
                                             r"data-noindex: noindex-s0\)"):
         build_report(records)
+
+
+def test_report_refuses_a_run_whose_reused_stage_was_rerun_since(tmp_path: Path) -> None:
+    """`cold-s0/retrieve` is a link to `cb/retrieve` (a reused stage); rerunning cb's retrieve rewrites it
+    under cold-s0, whose LLM then ranked other candidates than the retriever order the report compares with:
+    the report refuses that run, naming it and the link, and a prediction file edited by hand too."""
+    import os
+    import shutil
+
+    from ulmrec_app.pipeline.manifest import StageManifest, stamp_outputs
+
+    runs = tmp_path / "runs"
+    cb = _records(_run(runs, "cb", seed=0, skill=0.5))
+    cold = _records(_run(runs, "cold-s0", seed=0, skill=0.9))
+    build_report([cold])                                       # consistent: reads fine
+    shutil.rmtree(cold / "retrieve")
+    os.symlink("../cb/retrieve", cold / "retrieve")
+    build_report([cold])                                       # still the candidates cold-s0 was made from
+    atomic_write_jsonl(cb / "retrieve" / "retriever" / "candidates.jsonl", [])   # cb reruns its retrieve
+    record = StageManifest.load(cb / "retrieve")
+    record.output_hash = "retrieve-rerun"
+    record.output_files = stamp_outputs(cb / "retrieve", ["retriever"])
+    record.save(cb / "retrieve")
+    with pytest.raises(UlmrecError, match=r"stage rank of run cold-s0 was made from another retrieve than "
+                                          r".*cold-s0/retrieve \(a link to .*cb/retrieve\) holds now"):
+        build_report([cold])
+    edited = _records(_run(runs, "edited-s0", seed=0, skill=0.9))
+    with (edited / "rank" / "predictions.jsonl").open("a") as handle:
+        handle.write("\n")
+    with pytest.raises(UlmrecError, match=r"predictions.jsonl: changed since stage rank of run edited-s0"):
+        build_report([edited])

@@ -170,9 +170,11 @@ def compare_command(
     out: Annotated[Path | None, typer.Option("--out", dir_okay=False,
                                              help="Also write the JSON here (atomically).")] = None,
 ) -> None:
-    """Paired comparison of B against A over the same users: difference, bootstrap CI and p-value."""
+    """Paired comparison of B against A over the same users: difference, bootstrap CI and p-value (a file of a
+    pipeline run is first checked against its stage records: unchanged, and made from the stages upstream)."""
     from ulmrec_eval.compare import compare_predictions
     from ulmrec_eval.metrics import parse_metric_key
+    from ulmrec_eval.runtime.provenance import check_made_from
 
     keys = [part for part in metric.replace(" ", "").split(",") if part]
     for key in keys:
@@ -182,6 +184,8 @@ def compare_command(
             raise typer.BadParameter(str(exc), param_hint="--metric") from None
     if not keys:
         raise typer.BadParameter("give at least one metric, e.g. ndcg@10", param_hint="--metric")
+    for side in (a, b):   # a pipeline run's file: as its stage wrote it, from the stages now upstream of it
+        check_made_from(side)
     report = compare_predictions(a, b, metrics=keys, n_resamples=resamples, confidence=confidence, seed=seed,
                                  split=split)
     _emit(report.model_dump_json(indent=2), out=out, as_json=as_json, show=lambda: _print_comparison(report))

@@ -33,6 +33,7 @@ from ulmrec_app.experiment.model import BUCKETS, KS, ExperimentReport, RunData, 
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.manifest import StageManifest
 from ulmrec_eval.runtime.io import atomic_write_text, read_jsonl_models
+from ulmrec_eval.runtime.provenance import check_made_from
 from ulmrec_eval.schemas import MetricComparison, RankedPrediction
 
 BASELINE = "full"
@@ -104,6 +105,7 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
     for needed in (predictions, candidates):
         if not needed.is_file():
             raise PipelineError(f"{needed}: missing; run the variant first (`ulmrec experiment ablate`)")
+        check_made_from(needed)   # as its stage wrote it, from the stages now upstream of it (reused ones too)
     llm = sorted(
         (p for p in read_jsonl_models(predictions, RankedPrediction) if p.split in (None, "test")),
         key=lambda p: str(p.user_id),
