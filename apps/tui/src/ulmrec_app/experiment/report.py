@@ -105,7 +105,7 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
     for needed in (predictions, candidates):
         if not needed.is_file():
             raise PipelineError(f"{needed}: missing; run the variant first (`ulmrec experiment ablate`)")
-        check_made_from(needed)   # as its stage wrote it, from the stages now upstream of it (reused ones too)
+        check_made_from(needed)   # as its stage wrote it, from the stages upstream of it now (reused too)
     llm = sorted(
         (p for p in read_jsonl_models(predictions, RankedPrediction) if p.split in (None, "test")),
         key=lambda p: str(p.user_id),
