@@ -23,13 +23,15 @@ N = 5
 
 
 def _run(root: Path, name: str, *, seed: int, skill: float, users: int = 60, cold_skill: float | None = None,
-         world: int = 0, n: int = N) -> Path:
-    """A run folder with test predictions whose LLM puts the target first with probability ``skill``; with
+         world: int = 0, n: int = N, final_loss: float = 0.5) -> Path:
+    """A run folder with test predictions whose LLM puts the target first with probability ``skill`` (last,
+    with a negative ``skill``); with
     ``cold_skill``, every third user is a cold-start user (held out of training) ranked with that skill. The
     retriever's candidates and the targets come from ``world`` alone (the runs of one experiment share them),
-    the LLM's scores from ``seed`` and ``skill``; the LLM ranks the first ``n`` candidates."""
+    the LLM's scores from ``seed`` and ``skill``; the LLM ranks the first ``n`` candidates; its next-item
+    training loss ends at ``final_loss``."""
     world_rng = np.random.default_rng(10_000 + world)
-    rng = np.random.default_rng(seed * 100 + int(skill * 10))
+    rng = np.random.default_rng(abs(seed * 100 + int(skill * 10)))
     folder = root / name
     rank_rows, cand_rows = [], []
     for user in range(users):
@@ -44,13 +46,16 @@ def _run(root: Path, name: str, *, seed: int, skill: float, users: int = 60, col
         cold = cold_skill is not None and user % 3 == 0
         if target in items[:n] and rng.random() < (cold_skill if cold else skill):
             llm[items.index(target)] = 10.0
+        elif target in items[:n] and skill < 0:                     # a ranker worse than chance: last
+            llm[items.index(target)] = -10.0
         rank_rows.append({"user_id": user, "raw_user_id": f"u{user}", "split": "test", "target": target,
                           "candidates": items[:n], "scores": llm.tolist(), "source": "logits:m",
                           "history_length": 2 + user % 12, "retrieved_n": n,
                           **({"cold_start": cold} if cold_skill is not None else {})})
     atomic_write_jsonl(folder / "rank" / "predictions.jsonl", rank_rows)
     atomic_write_jsonl(folder / "retrieve" / "retriever" / "candidates.jsonl", cand_rows)
-    curve = [{"step": s, "loss": 2.0 - s / 20, "lr": 1e-3, "task_loss": {"next_item": 1.9 - s / 20}}
+    curve = [{"step": s, "loss": 2.0 - s / 20, "lr": 1e-3,
+              "task_loss": {"next_item": final_loss + (40 - s) / 20}}
              for s in range(10, 41, 10)]
     (folder / "train" / "model").mkdir(parents=True)
     (folder / "train" / "model" / "train_manifest.json").write_text(json.dumps(
@@ -127,7 +132,8 @@ def test_report_compares_each_variant_with_full_over_seed_user_pairs(tmp_path: P
     assert noindex.difference < -0.5
     assert noindex.p_value < 0.01
     assert "full − LRURec order" in report.comparisons
-    assert report.learned is False or report.rows[1].last_next_item_loss < report.chance_loss
+    assert report.rows[1].variant == "full"
+    assert report.learned is True             # skill 0.9 against the retriever's order, loss 0.5 < ln 5
     out = write_report(report, by_variant, tmp_path / "report")
     text = out.read_text()
     assert "| noindex − full | recall@1 | 100 |" in text
@@ -328,3 +334,57 @@ def test_report_refuses_a_run_whose_reused_stage_was_rerun_since(tmp_path: Path)
         handle.write("\n")
     with pytest.raises(UlmrecError, match=r"predictions.jsonl: changed since stage rank of run edited-s0"):
         build_report([edited])
+
+
+def test_report_pairs_runs_by_what_they_are_not_by_folder_names(tmp_path: Path) -> None:
+    """The README's main job: `report runs/demo runs/demo-noindex` (and `demo-full-s0 demo-noindex-s0`)
+    compares the no-index run with the index run and the index run with the retriever."""
+    runs = tmp_path / "runs"
+    demo = _records(_run(runs, "demo", seed=0, skill=0.9), align=("--index", "/r/demo/index/index"))
+    plain = _records(_run(runs, "demo-noindex", seed=0, skill=0.1), align=("--index", "none"))
+    report, _ = build_report([demo, plain])
+    assert report.baseline == "demo"
+    assert set(report.comparisons) == {"demo − LRURec order", "demo-noindex − demo"}
+    worse = next(c for c in report.comparisons["demo-noindex − demo"] if c.metric == "recall@1")
+    assert worse.difference < -0.5
+    assert report.learned is True
+    assert "Full ULMRec (the baseline of every comparison): demo." in render_markdown(report)
+    named = [_run(tmp_path / "b", f"demo-{v}-s0", seed=0, skill=k)
+             for v, k in (("full", 0.9), ("noindex", 0.1))]
+    report, _ = build_report(named)                 # no stage records: `<name>-full` is the baseline
+    assert set(report.comparisons) == {"demo-full − LRURec order", "demo-noindex − demo-full"}
+    # the records win over the names: here "full" is the no-index run, and "b" the run with an index
+    liar = [_records(_run(tmp_path / "c", "full-s0", seed=0, skill=0.1), align=("--index", "none")),
+            _records(_run(tmp_path / "c", "b-s0", seed=0, skill=0.9), align=("--index", "/i")),
+            _records(_run(tmp_path / "c", "words-s0", seed=0, skill=0.9), align=("--index", "none",
+                                                                                   "--user-text"))]
+    report, _ = build_report(liar)
+    assert report.baseline == "b"
+    assert {"full − b", "words − b", "words − full", "b − LRURec order"} <= set(report.comparisons)
+    two = [_records(_run(tmp_path / "d", f"{v}-s0", seed=0, skill=0.5), align=("--index", f"/{v}"))
+           for v in ("one", "two")]
+    report, _ = build_report(two)                   # two index runs, neither named full: no baseline
+    assert report.baseline is None
+    assert report.comparisons == {}
+    assert render_markdown(report).splitlines()[2].startswith("**No baseline**")
+
+
+def test_the_learned_verdict_needs_a_win_over_the_retriever_and_a_loss_below_chance(tmp_path: Path) -> None:
+    """Issue 27: the report's headline. A winning LLM (above the retriever's order, paired p < 0.05, next-item
+    loss below ln N) learned; one that does not beat the retriever, or whose loss stays at chance, did not."""
+    def verdict(name: str, skill: float, final_loss: float) -> bool:
+        runs = [_run(tmp_path / name, f"full-s{s}", seed=s, skill=skill, final_loss=final_loss)
+                for s in (0, 1)]
+        report, _ = build_report(runs)
+        versus = next(c for c in report.comparisons["full − LRURec order"] if c.metric == "ndcg@10")
+        text = render_markdown(report)
+        assert ("The LLM learned" in text) is report.learned
+        assert ("**The LLM has not learned to rank here**" in text) is not report.learned
+        assert (versus.difference > 0 and versus.p_value < 0.05) is (skill > 0.5)
+        return report.learned
+
+    chance = math.log(N)
+    assert verdict("wins", 0.95, chance - 0.5) is True
+    assert verdict("random", 0.0, chance - 0.5) is False           # no better than the retriever's order
+    assert verdict("worse", -1.0, chance - 0.5) is False           # significantly worse than it
+    assert verdict("at-chance", 0.95, chance + 0.1) is False       # ranks well, but its loss learned nothing

@@ -41,6 +41,7 @@ class RunData:
     ranking_loss: bool = True  # its next-item loss is over the candidates (ln N applies), not title tokens
     candidates_hash: str | None = None  # sha256 of the retriever's candidates.jsonl it ranked
     dataset_hash: str | None = None     # output hash of its data stage (None: no stage record)
+    kind: str | None = None             # report.KINDS: index, noindex, text, permuted, random; None: unknown
 
 
 class VariantRow(BaseModel):
@@ -76,6 +77,10 @@ class ExperimentReport(BaseModel):
         description="'B − A' → paired comparisons over (seed, user) pairs of the subset."
     )
     learned: bool
+    baseline: str | None = Field(
+        default="full", description="The variant the others are compared with (full ULMRec: an index, no "
+        "control), chosen by what the runs are (their align stage records), not by folder names; None: "
+        "none could be told among the runs.")
     index: dict[str, Any] = Field(default_factory=dict)
     hardware: dict[str, str] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)

@@ -37,10 +37,13 @@ from ulmrec_eval.runtime.provenance import check_made_from
 from ulmrec_eval.schemas import MetricComparison, RankedPrediction
 
 BASELINE = "full"
-#: Variants also compared with another than ``full``: ``text`` (the preference in words, no index) against
-#: ``noindex`` (no user information): what the user's own words add to the same prompt.
+#: Kinds of run also compared with another than the baseline: ``text`` (the preference in words, no index)
+#: against ``noindex`` (no user information): what the user's own words add to the same prompt.
 EXTRA_PAIRS = {"text": "noindex"}
 RETRIEVER = "LRURec order"
+#: What a run is, as far as the report pairs runs: ``index`` (user codes in its prompts, no control),
+#: ``noindex``, ``text`` (no index, the preference in words), ``permuted`` or ``random`` (control codes).
+KINDS = ("index", "noindex", "text", "permuted", "random")
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -154,8 +157,53 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
         stages=stages,
         ranking_loss=is_ranking_loss(train),
         candidates_hash=sha256_file(candidates),
+        kind=run_kind(stages, variant),
         dataset_hash=stages["data"].output_hash if "data" in stages else None,
     )
+
+
+def run_kind(stages: dict[str, StageManifest], variant: str) -> str | None:
+    """What the run is (:data:`KINDS`), read from the ``align build`` command its align stage ran; without
+    that record, from the variant's name (``full``, ``noindex``, … or ``<name>-<variant>``); None when
+    neither says."""
+    from ulmrec_app.experiment.variants import VARIANTS
+
+    align = stages.get("align")
+    argv = next((c for c in (align.commands if align else []) if c[1:3] == ["align", "build"]), None)
+    if argv is not None:
+        def value(flag: str) -> str | None:
+            return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
+
+        if value("--index-permute") is not None:
+            return "permuted"
+        if value("--index-random") is not None:
+            return "random"
+        if str(value("--index") or "none").lower() == "none":   # `align build --index` defaults to none
+            return "text" if "--user-text" in argv else "noindex"
+        return "index"
+    named = next((v for v in sorted(VARIANTS, key=len, reverse=True)
+                  if variant == v or variant.endswith(f"-{v}")), None)
+    if named in ("noindex", "text", "permuted", "random"):
+        return named
+    return None if named is None else "index"
+
+
+def choose_baseline(by_variant: dict[str, list[RunData]]) -> str | None:
+    """The variant every other is compared with (full ULMRec): the one named ``full`` (or ``<name>-full``),
+    else the only one whose runs use an index with no control (the demo's ``demo`` beside
+    ``demo-noindex``), else the only variant; None when that is ambiguous."""
+    kinds = {v: {r.kind for r in group} for v, group in by_variant.items()}
+    named = [v for v in by_variant if (v == BASELINE or v.endswith(f"-{BASELINE}")) and kinds[v] <= {"index"}]
+    if len(named) == 1:
+        return named[0]
+    indexed = [v for v, k in kinds.items() if k == {"index"}]
+    if len(indexed) == 1:
+        return indexed[0]
+    return next(iter(by_variant)) if len(by_variant) == 1 else None
+
+
+def _variant_of_kind(by_variant: dict[str, list[RunData]], kind: str) -> list[str]:
+    return [v for v, group in by_variant.items() if all(r.kind == kind for r in group)]
 
 
 def is_ranking_loss(train_manifest: dict[str, Any]) -> bool:
@@ -238,7 +286,8 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
         by_variant.setdefault(run.variant, []).append(run)
     n = runs[0].n_candidates
     rows = []
-    for variant, group in [(RETRIEVER, by_variant.get(BASELINE) or runs[:1]), *by_variant.items()]:
+    baseline = choose_baseline(by_variant)
+    for variant, group in [(RETRIEVER, by_variant.get(baseline or "") or runs[:1]), *by_variant.items()]:
         retriever = variant == RETRIEVER
         subsets = [_metrics((r.retriever_ranks if retriever else r.llm_ranks)[r.in_subset]) for r in group]
         overalls = [
@@ -275,29 +324,33 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
         )
     comparisons: dict[str, list[MetricComparison]] = {}
     metrics = ["ndcg@10", "recall@1"]
-    base = by_variant.get(BASELINE)
-    if base:
+    base = by_variant.get(baseline or "")
+    if base and baseline is not None:
         ra, rb = _pairs(base, base, a_retriever=True)
         if len(ra):
-            comparisons[f"{BASELINE} − {RETRIEVER}"] = compare_ranks(ra, rb, metrics=metrics).comparisons
+            comparisons[f"{baseline} − {RETRIEVER}"] = compare_ranks(ra, rb, metrics=metrics).comparisons
         for variant, group in by_variant.items():
-            if variant == BASELINE:
+            if variant == baseline:
                 continue
             ra, rb = _pairs(base, group)
             if len(ra):
-                comparisons[f"{variant} − {BASELINE}"] = compare_ranks(ra, rb, metrics=metrics).comparisons
+                comparisons[f"{variant} − {baseline}"] = compare_ranks(ra, rb, metrics=metrics).comparisons
             ra, rb = _pairs(base, group, cold_only=True)
             if len(ra):
-                comparisons[f"{variant} − {BASELINE}, cold-start users"] = compare_ranks(
+                comparisons[f"{variant} − {baseline}, cold-start users"] = compare_ranks(
                     ra, rb, metrics=metrics).comparisons
-    for variant, reference in EXTRA_PAIRS.items():
-        if variant in by_variant and reference in by_variant:
-            ra, rb = _pairs(by_variant[reference], by_variant[variant])
+    for kind, reference_kind in EXTRA_PAIRS.items():
+        references = _variant_of_kind(by_variant, reference_kind)
+        if len(references) != 1:
+            continue
+        for variant in _variant_of_kind(by_variant, kind):
+            ra, rb = _pairs(by_variant[references[0]], by_variant[variant])
             if len(ra):
-                comparisons[f"{variant} − {reference}"] = compare_ranks(ra, rb, metrics=metrics).comparisons
+                comparisons[f"{variant} − {references[0]}"] = compare_ranks(
+                    ra, rb, metrics=metrics).comparisons
     chance = math.log(n)
-    full_row = next((r for r in rows if r.variant == BASELINE), None)
-    vs_retriever = comparisons.get(f"{BASELINE} − {RETRIEVER}", [])
+    full_row = next((r for r in rows if r.variant == baseline), None)
+    vs_retriever = comparisons.get(f"{baseline} − {RETRIEVER}", [])
     learned = bool(
         full_row
         and (not full_row.ranking_loss
@@ -306,7 +359,7 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
         and vs_retriever[0].difference > 0
         and vs_retriever[0].p_value < 0.05
     )
-    first = (by_variant.get(BASELINE) or runs)[0]   # the baseline's index, not a variant's own
+    first = (base or runs)[0]   # the baseline's index, not a variant's own
     index_report = {"run": first.name, **_index_summary(first.folder)}
     train_record = first.stages.get("train")
     report = ExperimentReport(
@@ -316,6 +369,7 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
         rows=rows,
         comparisons=comparisons,
         learned=learned,
+        baseline=baseline,
         index=index_report,
         hardware={"host": train_record.host, "device": train_record.device} if train_record else {},
         versions=dict(train_record.package_versions) if train_record else {},
@@ -370,12 +424,16 @@ def write_report(report: ExperimentReport, by_variant: dict[str, list[RunData]],
 def render_markdown(report: ExperimentReport) -> str:
     n = report.n_candidates
     lines = ["# Ablation report", ""]
-    full = next((r for r in report.rows if r.variant == BASELINE), None)
+    full = next((r for r in report.rows if r.variant == report.baseline), None)
     ranking_loss = full is None or full.ranking_loss
     loss_test = (f"its last next-item training loss is not below ln({n}) = {report.chance_loss:.3f} or "
                  if ranking_loss else "")
     verdict = (
-        "The LLM learned: full ULMRec ranks above the retriever's own order (paired, p < 0.05)"
+        "**No baseline**: none of these variants is full ULMRec (named `full`, or the only run with a user "
+        "index and no control), so nothing is compared with it and nothing says whether the LLM learned; "
+        "report the runs with their full ULMRec run."
+        if report.baseline is None
+        else "The LLM learned: full ULMRec ranks above the retriever's own order (paired, p < 0.05)"
         + (" and its next-item loss is below ln(n)." if ranking_loss else ".")
         if report.learned
         else f"**The LLM has not learned to rank here**: {'either ' if ranking_loss else ''}{loss_test}it "
@@ -385,6 +443,8 @@ def render_markdown(report: ExperimentReport) -> str:
     lines += [
         verdict,
         "",
+        *([f"Full ULMRec (the baseline of every comparison): {report.baseline}.", ""] if report.baseline
+          else []),
         f"Runs: {', '.join(report.runs)}. Each LLM ranks the retriever's top {n}; subset = "
         "test users whose target is among them; paired comparisons over (seed, user) pairs of the "
         "subset, 95 % bootstrap interval, two-sided sign-flip p-value.",
