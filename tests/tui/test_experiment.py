@@ -388,3 +388,85 @@ def test_the_learned_verdict_needs_a_win_over_the_retriever_and_a_loss_below_cha
     assert verdict("random", 0.0, chance - 0.5) is False           # no better than the retriever's order
     assert verdict("worse", -1.0, chance - 0.5) is False           # significantly worse than it
     assert verdict("at-chance", 0.95, chance + 0.1) is False       # ranks well, but its loss learned nothing
+
+
+def test_the_experiment_record_is_updated_under_its_lock_and_never_silently_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `ablate` calls of one config take the record in turn: from reading the earlier record to writing
+    the joined one, its lock is held (a second writer waits); a corrupt record, or another config's record of
+    the same name, is refused, not replaced."""
+    import fcntl
+    import os
+
+    from ulmrec_app.experiment import ablate
+    from ulmrec_app.experiment.ablate import ExperimentManifest
+    from ulmrec_eval.runtime.artifacts import lock_path
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "demo-cpu.toml"
+    folder = tmp_path / "runs" / "demo-experiment"
+    plan_experiment(config, tmp_path / "runs", ["full"], [0])
+    seen: list[str] = []
+
+    def locked() -> bool:
+        fd = os.open(lock_path(folder / "experiment.json"), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    real_load, real_save = ExperimentManifest.load.__func__, ExperimentManifest.save   # type: ignore[attr-defined]
+    monkeypatch.setattr(ExperimentManifest, "load", classmethod(
+        lambda cls, f: (seen.append(f"load locked={locked()}"), real_load(cls, f))[1]))
+    monkeypatch.setattr(ExperimentManifest, "save",
+                        lambda self, f: (seen.append(f"save locked={locked()}"), real_save(self, f))[1])
+    ablate.plan_experiment(config, tmp_path / "runs", ["noindex"], [0])
+    assert seen == ["load locked=True", "save locked=True"]
+    monkeypatch.undo()
+    assert sorted(r.run for r in ExperimentManifest.load(folder).runs) == ["demo-full-s0", "demo-noindex-s0"]
+
+    (folder / "experiment.json").write_text('{"name": "demo", "runs": [', encoding="utf-8")
+    with pytest.raises(PipelineError, match=r"experiment.json: unreadable experiment record \(.*malformed "
+                                            r"JSON.*\); it lists the runs"):
+        plan_experiment(config, tmp_path / "runs", ["random"], [0])
+    assert (folder / "experiment.json").read_text(encoding="utf-8") == '{"name": "demo", "runs": ['
+    other = tmp_path / "elsewhere" / "demo.toml"
+    other.parent.mkdir()
+    other.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "experiment.json").unlink()
+    plan_experiment(config, tmp_path / "runs", ["full"], [0])
+    with pytest.raises(PipelineError, match=r"the record of another experiment named 'demo'"):
+        plan_experiment(other, tmp_path / "runs", ["full"], [0])
+
+
+def test_the_report_folder_is_written_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rerun replaces the report folder at once (no stale plot survives); a write that dies half-way leaves
+    the previous report whole; a folder holding anything else is refused."""
+    from ulmrec_app.experiment import report as report_module
+
+    runs = [_run(tmp_path, f"{v}-s0", seed=0, skill=k) for v, k in (("full", 0.9), ("noindex", 0.1))]
+    out = tmp_path / "report"
+    report, by_variant = build_report(runs)
+    write_report(report, by_variant, out)
+    (out / "stale-plot.png").write_bytes(b"old")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def dies(_: object) -> str:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(report_module, "render_markdown", dies)
+    with pytest.raises(RuntimeError, match="killed"):
+        write_report(report, by_variant, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before          # the previous report, whole
+    monkeypatch.undo()
+    write_report(report, by_variant, out)
+    assert sorted(p.name for p in out.iterdir()) == ["buckets.png", "curves.png", "forest.png",
+                                                     "metrics_by_k.png", "report.json", "report.md"]
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("mine", encoding="utf-8")
+    with pytest.raises(PipelineError, match=r"--out .*notes holds other files than a report \(thesis.tex…\)"):
+        write_report(report, by_variant, mine)
+    assert (mine / "thesis.tex").read_text(encoding="utf-8") == "mine"

@@ -84,8 +84,9 @@ def report_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for report.md, report.json and the plots.")],
 ) -> None:
     """report.md with every variant's paired comparison against full ULMRec, plots, and report.json."""
-    from ulmrec_app.experiment.report import build_report, write_report
+    from ulmrec_app.experiment.report import build_report, check_report_folder, write_report
 
+    check_report_folder(out)
     report, by_variant = build_report(paths)
     path = write_report(report, by_variant, out)
     typer.echo(

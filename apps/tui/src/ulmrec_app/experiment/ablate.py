@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 
 from ulmrec_app.experiment.variants import overrides
 from ulmrec_app.pipeline.config import load_config
+from ulmrec_app.pipeline.errors import PipelineError
+from ulmrec_eval.runtime.artifacts import folder_lock
 from ulmrec_eval.runtime.errors import UlmrecError
 from ulmrec_eval.runtime.io import atomic_write_text, read_json_model
 
@@ -98,21 +100,31 @@ def plan_experiment(
         seeds=seeds,
         runs=runs,
     )
-    _with_earlier_runs(manifest, folder).save(folder)
+    # read, join and write the record in turn with any other `ablate` of this experiment (else one of two
+    # concurrent calls would write the record without the other's runs)
+    with folder_lock(folder / EXPERIMENT_FILE, wait=True):
+        _with_earlier_runs(manifest, folder).save(folder)
     return manifest
 
 
 def _with_earlier_runs(manifest: ExperimentManifest, folder: Path) -> ExperimentManifest:
     """The record to keep: this call's runs plus those an earlier ``ablate`` of the same base config and
-    runs folder recorded (a variant or seed added later joins the experiment instead of replacing it)."""
-    if not (folder / EXPERIMENT_FILE).is_file():
+    runs folder recorded (a variant or seed added later joins the experiment instead of replacing it). An
+    unreadable record, or one of another config of the same name, is refused rather than replaced."""
+    path = folder / EXPERIMENT_FILE
+    if not path.is_file():
         return manifest
     try:
         earlier = ExperimentManifest.load(folder)
-    except (OSError, ValueError, UlmrecError):
-        return manifest
+    except (OSError, ValueError, UlmrecError) as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise PipelineError(f"{path}: unreadable experiment record ({reason}); it lists the runs "
+                            "`experiment report` reads: fix it, or move it aside to start a new "
+                            "record") from None
     if (earlier.base_config, earlier.runs_dir) != (manifest.base_config, manifest.runs_dir):
-        return manifest
+        raise PipelineError(f"{path}: the record of another experiment named {manifest.name!r} (config "
+                            f"{earlier.base_config}, runs {earlier.runs_dir}); give this config another "
+                            "name, or move that experiment folder aside")
     names = {r.run for r in manifest.runs}
     kept = {r.run: r for r in earlier.runs if r.run not in names}   # one record per run, even in old files
     runs = [*kept.values(), *manifest.runs]

@@ -407,17 +407,33 @@ def _index_summary(folder: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ writing
-def write_report(report: ExperimentReport, by_variant: dict[str, list[RunData]], out: Path) -> Path:
-    """``out/report.md``, ``out/report.json`` and the PNG plots (skipped with a note without matplotlib)."""
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        from ulmrec_app.experiment.plots import draw_all
+def check_report_folder(out: Path) -> None:
+    """Refuse an ``--out`` that is a file, or a folder holding anything but an earlier report: the report
+    folder is replaced whole."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise PipelineError(f"--out {out}: not a folder; give a folder for the report")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
+        shown = ", ".join(sorted(p.name for p in out.iterdir())[:3])
+        raise PipelineError(f"--out {out} holds other files than a report ({shown}…); the report replaces "
+                            "its folder whole: give a new or empty folder")
 
-        report.plots = draw_all(report, by_variant, out)
-    except ImportError:
-        report.notes.append("Plots skipped: matplotlib is not installed (pip install matplotlib).")
-    atomic_write_text(out / "report.json", report.model_dump_json(indent=2) + "\n")
-    atomic_write_text(out / "report.md", render_markdown(report))
+
+def write_report(report: ExperimentReport, by_variant: dict[str, list[RunData]], out: Path) -> Path:
+    """``out/report.md``, ``out/report.json`` and the PNG plots (skipped with a note without matplotlib),
+    written whole: a new folder replaces the previous report at once (a stale plot never survives, a
+    killed write leaves the previous report)."""
+    from ulmrec_eval.runtime.artifacts import atomic_dir
+
+    check_report_folder(out)
+    with atomic_dir(out, force=True) as tmp:
+        try:
+            from ulmrec_app.experiment.plots import draw_all
+
+            report.plots = [str(out.absolute() / Path(p).name) for p in draw_all(report, by_variant, tmp)]
+        except ImportError:
+            report.notes.append("Plots skipped: matplotlib is not installed (pip install matplotlib).")
+        atomic_write_text(tmp / "report.json", report.model_dump_json(indent=2) + "\n")
+        atomic_write_text(tmp / "report.md", render_markdown(report))
     return out / "report.md"
 
 

@@ -117,12 +117,14 @@ _HELD: dict[Path, int] = {}  # lock files this process holds -> nesting depth
 
 
 @contextlib.contextmanager
-def folder_lock(path: str | Path) -> Iterator[Path]:
+def folder_lock(path: str | Path, *, wait: bool = False) -> Iterator[Path]:
     """Hold an exclusive, non-blocking lock on ``path`` (a folder or file, existing or not).
 
     Another process holding it raises :class:`ArtifactLockedError`: ``<path> is being written by another
-    process (pid N)``. Re-entrant within one process (a command may lock its ``--out`` before a long fit and
-    the save inside takes it again). The lock file stays (removing it would race).
+    process (pid N)``; with ``wait``, this one waits for it instead (for short read-modify-write updates of
+    a shared record, which two writers must take in turn). Re-entrant within one process (a command may lock
+    its ``--out`` before a long fit and the save inside takes it again). The lock file stays (removing it
+    would race).
     """
     target = Path(path).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +139,7 @@ def folder_lock(path: str | Path) -> Iterator[Path]:
     fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
             raise ArtifactLockedError(
