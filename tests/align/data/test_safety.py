@@ -73,7 +73,7 @@ def test_prepare_into_an_existing_folder_needs_force(raw: Path, tmp_path: Path) 
 def test_prepare_never_writes_over_its_input(raw: Path) -> None:
     before = sorted(p.name for p in raw.iterdir())
     line = _one_line_error("data", "prepare", "--source", "amazon", "--path", raw, "--out", raw, "--force")
-    assert "holds the input" in line
+    assert "is the input --path" in line
     assert sorted(p.name for p in raw.iterdir()) == before
 
 

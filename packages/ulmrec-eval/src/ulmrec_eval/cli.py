@@ -111,7 +111,10 @@ def metrics_command(
 ) -> None:
     """Recall@K (= HitRate@K), MRR@K and NDCG@K of a predictions file."""
     from ulmrec_eval.evaluation import evaluate
+    from ulmrec_eval.runtime.artifacts import check_out_apart
 
+    if out is not None:
+        check_out_apart(out, {"PREDICTIONS": predictions})
     ks = _int_list(k, "--k")
     edges = _int_list(buckets, "--buckets")
     result = evaluate(predictions, ks=ks, retrieved_n=retrieved_n, bucket_edges=edges, split=split)
@@ -174,6 +177,7 @@ def compare_command(
     pipeline run is first checked against its stage records: unchanged, and made from the stages upstream)."""
     from ulmrec_eval.compare import compare_predictions
     from ulmrec_eval.metrics import parse_metric_key
+    from ulmrec_eval.runtime.artifacts import check_out_apart
     from ulmrec_eval.runtime.provenance import check_made_from
 
     keys = [part for part in metric.replace(" ", "").split(",") if part]
@@ -184,6 +188,8 @@ def compare_command(
             raise typer.BadParameter(str(exc), param_hint="--metric") from None
     if not keys:
         raise typer.BadParameter("give at least one metric, e.g. ndcg@10", param_hint="--metric")
+    if out is not None:
+        check_out_apart(out, {"A": a, "B": b})
     for side in (a, b):   # a pipeline run's file: as its stage wrote it, from the stages now upstream of it
         check_made_from(side)
     report = compare_predictions(a, b, metrics=keys, n_resamples=resamples, confidence=confidence, seed=seed,

@@ -84,8 +84,13 @@ def report_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for report.md, report.json and the plots.")],
 ) -> None:
     """report.md with every variant's paired comparison against full ULMRec, plots, and report.json."""
+    from ulmrec_app.experiment.ablate import EXPERIMENT_FILE
     from ulmrec_app.experiment.report import build_report, check_report_folder, write_report
+    from ulmrec_eval.runtime.artifacts import check_out_apart
 
+    # what the report reads: an experiment's record (its report/ may sit beside it) or a run folder
+    check_out_apart(out, {f"RUNS[{i}]": path / EXPERIMENT_FILE if (path / EXPERIMENT_FILE).is_file() else path
+                          for i, path in enumerate(paths)})
     check_report_folder(out)
     report, by_variant = build_report(paths)
     path = write_report(report, by_variant, out)

@@ -130,9 +130,10 @@ def users(
     """Write the per-user texts as JSON lines for `ulmrec index build`."""
     from ulmrec_align.data.prepared import PreparedDataset, refuse_dataset_file
     from ulmrec_align.data.users import write_users_jsonl
-    from ulmrec_eval.runtime.artifacts import ArtifactExistsError
+    from ulmrec_eval.runtime.artifacts import ArtifactExistsError, check_out_apart
 
     refuse_dataset_file(out)
+    check_out_apart(out, {"FOLDER": folder})
     if out.exists() and not force:
         raise ArtifactExistsError(f"{out} exists; pass --force to replace it")
     dataset = PreparedDataset.load(folder)

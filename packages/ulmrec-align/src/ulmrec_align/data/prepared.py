@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ulmrec_align.data.schema import ItemRecord, PreparedManifest, UserRecord, UserSequence
 from ulmrec_align.data.split import UserSplit, leave_one_out, split_sha256
-from ulmrec_eval.runtime.artifacts import atomic_dir, check_writable
+from ulmrec_eval.runtime.artifacts import atomic_dir, check_out_apart, check_writable
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.runtime.io import atomic_write_json, atomic_write_jsonl, read_json_model, read_jsonl_models
 
@@ -53,9 +53,7 @@ def refuse_dataset_file(path: str | Path) -> None:
 def check_prepare_output(out: Path, source: Path, *, force: bool) -> None:
     """Before reading anything: ``out`` must not hold (or be) the raw input, and needs ``force`` when it
     already holds files (the early form of the check :meth:`PreparedDataset.save` repeats under its lock)."""
-    target, raw = out.resolve(), source.resolve()
-    if target == raw or target in raw.parents:
-        raise InputError(f"--out {out} holds the input {source}; choose another --out")
+    check_out_apart(out, {"--path": source})
     check_writable(out, force=force)
 
 

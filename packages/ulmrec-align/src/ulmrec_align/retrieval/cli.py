@@ -118,8 +118,10 @@ def train(
     from ulmrec_align.retrieval.api import train_retriever
     from ulmrec_align.retrieval.config import RetrieverConfig
     from ulmrec_align.retrieval.errors import RetrieverError
+    from ulmrec_eval.runtime.artifacts import check_out_apart
     from ulmrec_eval.runtime.io import validation_message
 
+    check_out_apart(out, {"--data": data, "--config": config})
     try:
         settings = _train_settings(config, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
                                    patience=patience, max_minutes=max_minutes, threads=threads,
@@ -162,7 +164,10 @@ def tune(
     """Search dropout, learning rate, weight decay and hidden size on validation NDCG@10 within a budget."""
     from ulmrec_align.data.prepared import PreparedDataset
     from ulmrec_align.retrieval.tune import tune_retriever
+    from ulmrec_eval.runtime.artifacts import check_out_apart
 
+    for written in (out, Path(f"{out}.trials")):   # the selected model and the trials beside it
+        check_out_apart(written, {"--data": data, "--config": config})
     dataset = PreparedDataset.load(data)
     try:
         report = tune_retriever(dataset, out, _load_config(config), max_minutes=max_minutes,
@@ -231,11 +236,12 @@ def user_vectors_command(
         user_vectors,
         write_user_vectors,
     )
-    from ulmrec_eval.runtime.artifacts import check_writable
+    from ulmrec_eval.runtime.artifacts import check_out_apart, check_writable
     from ulmrec_eval.runtime.errors import InputError
 
     if kind not in KINDS:
         raise InputError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    check_out_apart(out, {"--data": data, "--retriever": retriever})
     check_writable(out, force=force)
     dataset = PreparedDataset.load(data)
     vectors = user_vectors(dataset, retriever, kind=kind, device=device)  # type: ignore[arg-type]

@@ -159,6 +159,35 @@ def folder_lock(path: str | Path, *, wait: bool = False) -> Iterator[Path]:
         os.close(fd)
 
 
+class OutputOverlapError(UlmrecError, ValueError):
+    """An output path that is, holds or lies inside one of the command's inputs."""
+
+
+def check_out_apart(out: str | Path, inputs: dict[str, str | Path | None], *, option: str = "--out") -> None:
+    """Refuse ``out`` when it is, holds or lies inside one of ``inputs`` (``{"--data": path}``; None and
+    non-paths such as ``none`` or a model name that is no file are skipped), links followed: replacing it
+    (``--force``) would destroy what the command reads, and writing into an input folder would change it.
+    One line, naming both. Call it before anything is read or written."""
+    target = Path(out).expanduser().resolve()
+    for name, given in inputs.items():
+        if given is None or str(given) == "":
+            continue
+        source = Path(given).expanduser()
+        if not (source.exists() or source.is_symlink()):
+            continue
+        source = source.resolve()
+        if target == source:
+            how = "is"
+        elif target in source.parents:
+            how = "holds"
+        elif source in target.parents:
+            how = "lies inside"
+        else:
+            continue
+        raise OutputOverlapError(f"{option} {out} {how} the input {name} {given}: writing it would destroy "
+                                 f"or change what the command reads; choose another {option}")
+
+
 def check_writable(out: str | Path, *, force: bool) -> None:
     """Refuse an existing, non-empty ``out`` unless ``force``; a file where a folder should be is refused."""
     target = Path(out)
