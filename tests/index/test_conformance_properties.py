@@ -1,8 +1,9 @@
 """The conformance class catches a useless quantizer, and Sinkhorn prices agree with the balanced assignment.
 
 A quantizer that returns all-zero codes and zero reconstructions passed every conformance test before the
-data-, level- and codebook-size-drawn properties were added; here it must fail them, with messages that
-show the values.
+data-, level- and codebook-size-drawn properties were added; here it must fail the properties about what its
+codes say of the input (reconstruction, every level lowering the error, decode reading every level), with
+messages that show the values.
 """
 
 from __future__ import annotations
@@ -81,17 +82,18 @@ def zero_registered() -> Iterator[None]:
 
 
 def _run_all(suite: QuantizerConformance) -> dict[str, BaseException | None]:
-    """Every ``test_*`` of the class on ``suite``: name -> the exception it raised (None: passed)."""
-    fitted = suite.fit_default()
+    """Every ``test_*`` of the class on ``suite``: name -> the exception it raised (None: passed; a skip is
+    recorded as its ``pytest.skip.Exception``, so it cannot skip this test)."""
+    fixtures = {"fitted": suite.fit_default(), "fitted_by_levels": suite.fit_by_levels()}
     outcome: dict[str, BaseException | None] = {}
     for name, method in inspect.getmembers(suite, predicate=inspect.ismethod):
         if not name.startswith("test_"):
             continue
-        wants_fitted = "fitted" in inspect.signature(method).parameters
+        wanted = {k: v for k, v in fixtures.items() if k in inspect.signature(method).parameters}
         try:
-            method(fitted=fitted) if wants_fitted else method()
+            method(**wanted)
             outcome[name] = None
-        except Exception as exc:
+        except (Exception, pytest.skip.Exception) as exc:
             outcome[name] = exc
     return outcome
 
@@ -99,13 +101,21 @@ def _run_all(suite: QuantizerConformance) -> dict[str, BaseException | None]:
 @pytest.mark.usefixtures("zero_registered")
 def test_an_all_zero_quantizer_fails_the_conformance_class() -> None:
     outcome = _run_all(ZeroConformance())
-    failed = {name for name, exc in outcome.items() if exc is not None}
-    # every other check is blind to it: the reconstruction property is what catches it
-    assert failed == {"test_reconstruction_beats_the_mean_baseline"}, outcome
+    failed = {name for name, exc in outcome.items()
+              if exc is not None and not isinstance(exc, pytest.skip.Exception)}
+    skipped = {name for name, exc in outcome.items() if isinstance(exc, pytest.skip.Exception)}
+    # the properties about what the code says of the input catch it; every other check is blind to it
+    assert failed == {"test_reconstruction_beats_the_mean_baseline",
+                      "test_every_level_strictly_lowers_the_error",
+                      "test_decode_depends_on_every_level"}, outcome
+    assert skipped == {"test_decode_is_the_sum_of_the_chosen_codewords"}  # its state holds no codewords
     message = str(outcome["test_reconstruction_beats_the_mean_baseline"])
     assert "reconstruction error " in message
     assert "of the mean-vector baseline" in message
     assert "must be <= 0.5" in message
+    assert "does not lower the error on unstructured data" in str(
+        outcome["test_every_level_strictly_lowers_the_error"])
+    assert "decode ignores level 0" in str(outcome["test_decode_depends_on_every_level"])
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_index import IndexerConfig, UserIndexer, UserText, load_index, parse_code
 from ulmrec_index.artifact import FUSION_FILE, INDEX_FILE, QUANTIZER_FILE, REPORT_FILE, TEXTS_FILE
+from ulmrec_index.quantizers import rqvae
 
 sys.path.insert(0, str(Path(__file__).parent))
 from index_fixtures import theme_of, themed_users
@@ -63,6 +64,33 @@ def test_every_user_gets_a_distinct_code_and_the_report_says_how(fitted: UserInd
     assert report.reference is not None
     assert report.reference_users_matched == 48
     assert report.reference.collisions == 0
+
+
+def test_reported_reconstruction_error_matches_an_independent_computation(fitted: UserIndexer) -> None:
+    """The report's MSE is ``mean_u ||x_u − decoder(Σ_l e_l[code_u,l])||²`` over the fused users, computed
+    here from the rqvae's own codebooks and decoder (not through ``decode``), and every level counts."""
+    report, quantizer, x = fitted.report, fitted.quantizer, fitted.fused
+    assert report is not None
+    assert x is not None
+    assert isinstance(quantizer, rqvae.RQVAE)
+    assert quantizer.decoder is not None
+    ids = [str(u["user_id"]) for u in [*themed_users(), {"user_id": "silent-1"}, {"user_id": "silent-2"}]]
+    assert list(fitted.codes) == ids                                 # row u of x is user ids[u]
+    codes = torch.tensor([fitted.codes[uid][:3] for uid in ids])      # the quantizer's 3 levels
+    books = quantizer.state_dict()["codebooks"]
+
+    def mse(levels: int) -> tuple[float, float]:
+        latent = sum(books[level][codes[:, level]] for level in range(levels))
+        with torch.no_grad():
+            recon = quantizer.decoder(latent) * quantizer.x_scale + quantizer.x_mean
+        err = float(((x - recon) ** 2).sum(1).mean())
+        return err, err / float(((x - x.mean(0)) ** 2).sum(1).mean())
+
+    full, rel = mse(3)
+    assert report.reconstruction_mse == pytest.approx(full, rel=1e-5)
+    assert report.reconstruction_rel == pytest.approx(rel, rel=1e-5)
+    assert rel < 1.0                                                  # better than the mean vector
+    assert full < mse(1)[0]                                           # the levels after the first count
 
 
 def test_themes_cluster_under_the_first_code(fitted: UserIndexer) -> None:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from ulmrec_index.quantizers import QuantizerError, TrainableQuantizer, create_quantizer
+from ulmrec_index.quantizers import Quantizer, QuantizerError, TrainableQuantizer, create_quantizer
 from ulmrec_index.quantizers.rqvae import RQVAE, RQVAEConfig
 from ulmrec_index.testing import QuantizerConformance, conformance_data
 
@@ -15,14 +15,31 @@ SMALL = {"kind": "rqvae", "levels": 2, "codebook_size": 8, "hidden_dims": [32], 
          "epochs": 15, "batch_size": 64, "min_steps": 150, "warmup_steps": 50}
 
 
+def decoded_codeword_sum(quantizer: Quantizer, codes: torch.Tensor) -> torch.Tensor:
+    """rqvae's decode computed from its parameters: the decoder applied to ``Σ_l e_l[codes_l]``, mapped back
+    to the input scale (``x_scale``, ``x_mean``)."""
+    assert isinstance(quantizer, RQVAE)
+    assert quantizer.decoder is not None
+    books = quantizer.state_dict()["codebooks"]
+    latent = torch.stack([books[level][codes[:, level]] for level in range(codes.shape[1])]).sum(0)
+    with torch.no_grad():
+        return quantizer.decoder(latent) * quantizer.x_scale + quantizer.x_mean
+
+
 class TestRQVAEConformance(QuantizerConformance):
     config: ClassVar[dict[str, Any]] = SMALL
     error_rtol = 0.05  # trained by gradient: an extra level must help, within a small tolerance
+
+    def expected_decode(self, quantizer: Quantizer, codes: torch.Tensor) -> torch.Tensor:
+        return decoded_codeword_sum(quantizer, codes)
 
 
 class TestRQVAEEMAConformance(QuantizerConformance):
     config: ClassVar[dict[str, Any]] = {**SMALL, "codebook_update": "ema", "balanced_last_level": False}
     error_rtol = 0.05
+
+    def expected_decode(self, quantizer: Quantizer, codes: torch.Tensor) -> torch.Tensor:
+        return decoded_codeword_sum(quantizer, codes)
 
 
 def _fit(**over: object) -> tuple[RQVAE, torch.Tensor]:

@@ -163,6 +163,21 @@ class TestThirdPartyConformance(QuantizerConformance):
     def fitted(cls, _register: None) -> Quantizer:
         return cls().fit_default()
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted_by_levels(cls, _register: None) -> dict[int, Quantizer]:
+        return cls().fit_by_levels()
+
+    def expected_decode(self, quantizer: Quantizer, codes: torch.Tensor) -> torch.Tensor:
+        """Its codewords: the mean, plus per level the chosen grid point times the level's direction."""
+        state = quantizer.state_dict()
+        k, span = quantizer.config.codebook_size, 3.0
+        grid = torch.cat([torch.zeros(1), torch.linspace(-span, span, k - 1)])
+        out = state["mean"].expand(codes.shape[0], -1).clone()
+        for level in range(codes.shape[1]):
+            out += (grid * state["scales"][level])[codes[:, level]][:, None] * state["directions"][level]
+        return out
+
 
 # ---------------------------------------------------------------- registry behaviour
 def test_builtins_are_available() -> None:

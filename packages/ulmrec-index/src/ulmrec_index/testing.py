@@ -17,11 +17,17 @@ size): codes are int64 in ``[0, K)`` with L levels; encoding is deterministic in
 state_dict round trip through a safetensors file and gives each vector the same code whatever batch it is in
 (*); the reconstruction error on clustered data is well below the error of predicting the mean vector (*),
 so a quantizer that ignores its input fails; decoding a longer code prefix never increases the error (*);
-the last level's code is the argmin of :meth:`code_distances` (*), which collision repair relies on; the
-training error does not grow when a level is added; after :func:`~ulmrec_index.uniqueness.make_unique` codes
-are unique for any input, duplicates and near-duplicates included; Sinkhorn on the quantizer's distances is
-finite with matching marginals; bad input is refused. Failures say which values broke the property (the
-messages are explicit, since pytest does not rewrite asserts inside an installed module).
+on data without cluster structure, which no single level can capture, **every added level strictly lowers
+the error** (by at least ``min_level_gain``; every multi-level count of ``level_choices`` is fitted); the
+decoded vector **depends on every level of the code** (for each row and level some other code decodes
+differently), and equals :meth:`~QuantizerConformance.expected_decode` — the sum of the chosen codewords,
+read from the quantizer's state — for every code prefix; the last level's code is the argmin of
+:meth:`code_distances` (*), which collision repair relies on; the training error does not grow when a level
+is added; a vector's code is the same in any batch, alone, split or shuffled, for **each** level count of
+``level_choices`` (explicitly, not left to the draw); after :func:`~ulmrec_index.uniqueness.make_unique`
+codes are unique for any input, duplicates and near-duplicates included; Sinkhorn on the quantizer's
+distances is finite with matching marginals; bad input is refused. Failures say which values broke the
+property (the messages are explicit, since pytest does not rewrite asserts inside an installed module).
 
 Examples per property: ``ULMREC_CONFORMANCE_EXAMPLES`` (default 6, derandomized: the same examples on every
 run); ``ULMREC_CONFORMANCE_PROFILE=nightly`` draws fresh random examples, 5× as many by default.
@@ -36,7 +42,7 @@ from typing import Any, ClassVar
 
 try:
     import pytest
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, example, given, settings
     from hypothesis import strategies as st
 except ImportError as exc:  # pragma: no cover - only without the test tools
     raise ImportError("ulmrec_index.testing needs pytest and hypothesis (pip install them)") from exc
@@ -55,7 +61,7 @@ from ulmrec_index.quantizers.registry import (
 from ulmrec_index.sinkhorn import sinkhorn
 from ulmrec_index.uniqueness import collision_count, make_unique, make_unique_for_quantizer
 
-__all__ = ["QuantizerConformance", "conformance_data", "expect"]
+__all__ = ["QuantizerConformance", "conformance_data", "expect", "unstructured_data"]
 
 _NIGHTLY = os.environ.get("ULMREC_CONFORMANCE_PROFILE", "") == "nightly"
 #: Examples per hypothesis property (ULMREC_CONFORMANCE_EXAMPLES overrides; nightly: 5× by default).
@@ -93,9 +99,15 @@ def conformance_data(n: int, dim: int, *, seed: int, dup_fraction: float = 0.0, 
     return x
 
 
-def _inputs() -> st.SearchStrategy[tuple[int, int, float, float]]:
+def unstructured_data(n: int, dim: int, *, seed: int) -> torch.Tensor:
+    """``(n, dim)`` float32 standard normal vectors: no cluster structure, so no single level of a residual
+    quantizer can capture them and each further level has error left to remove."""
+    return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
+
+
+def _inputs(min_n: int = 1) -> st.SearchStrategy[tuple[int, int, float, float]]:
     return st.tuples(
-        st.integers(1, 48),  # n
+        st.integers(min_n, 48),  # n
         st.integers(0, 2**16),  # seed
         st.sampled_from([0.0, 0.3, 0.9]),  # duplicate fraction
         st.sampled_from([0.0, 1e-6, 1e-3]),  # near-duplicate jitter
@@ -118,6 +130,12 @@ class QuantizerConformance:
     #: The training error on clustered data must be at most this fraction of the mean-vector baseline
     #: ``mean_i ||x_i − mean(x)||²`` (the error of a quantizer that ignores its input).
     max_error_ratio: ClassVar[float] = 0.5
+    #: "Every added level strictly lowers the error": on :func:`unstructured_data`, decoding ``p + 1`` levels
+    #: must give at most ``(1 − min_level_gain)`` × the error of ``p`` levels.
+    min_level_gain: ClassVar[float] = 0.02
+    #: Tolerance of "decode equals the sum of the chosen codewords" (:meth:`expected_decode`).
+    decode_rtol: ClassVar[float] = 1e-4
+    decode_atol: ClassVar[float] = 1e-4
     #: Levels and codebook sizes the properties marked (*) draw from.
     level_choices: ClassVar[tuple[int, ...]] = (1, 2, 3)
     codebook_size_choices: ClassVar[tuple[int, ...]] = (4, 8, 16)
@@ -160,6 +178,35 @@ class QuantizerConformance:
         self.set_eval(quantizer)
         return quantizer, x
 
+    def expected_decode(self, quantizer: Quantizer, codes: torch.Tensor) -> torch.Tensor | None:
+        """What ``quantizer.decode(codes)`` must return for ``codes`` ``(N, p <= L)``, computed from the
+        quantizer's state without calling ``decode``; None: the quantizer's state has no codewords to sum
+        (the check is skipped).
+
+        Default: ``Σ_{l<p} C_l[codes[:, l]]`` with ``C = state_dict()["codebooks"]`` ``(L, K, D)`` when its
+        ``D`` is the input dimension (residual quantizers in input space: ``rqkmeans``, ``faiss``). Override
+        it for a quantizer whose codewords live elsewhere (``rqvae``: the decoder applied to the latent sum,
+        see ``tests/index/test_quantizer_rqvae.py``)."""
+        books = quantizer.state_dict().get("codebooks")
+        cfg = quantizer.config
+        if books is None or tuple(books.shape) != (cfg.levels, cfg.codebook_size, self.dim):
+            return None
+        out = torch.zeros(codes.shape[0], self.dim, dtype=books.dtype)
+        for level in range(codes.shape[1]):
+            out += books[level][codes[:, level]]
+        return out
+
+    def _multi_levels(self) -> list[int]:
+        """The level counts of ``level_choices`` with more than one level (2 when there is none)."""
+        return sorted({levels for levels in self.level_choices if levels > 1}) or [2]
+
+    def fit_by_levels(self) -> dict[int, Quantizer]:
+        """Level count -> a quantizer of that many levels fitted by :meth:`fit_shape` (codebook sizes taken in
+        turn from ``codebook_size_choices``), for each level count of ``level_choices``."""
+        sizes = self.codebook_size_choices
+        return {levels: self.fit_shape(levels, sizes[i % len(sizes)], seed=i)[0]
+                for i, levels in enumerate(sorted(set(self.level_choices)))}
+
     def _shapes(self) -> st.SearchStrategy[tuple[int, int, int]]:
         return st.tuples(st.sampled_from(self.level_choices), st.sampled_from(self.codebook_size_choices),
                          st.integers(0, 2**16))
@@ -170,6 +217,14 @@ class QuantizerConformance:
         """The quantizer fitted once on :meth:`train_data` (shared by the tests of one subclass)."""
         torch.set_num_threads(1)
         return cls().fit_default()
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted_by_levels(cls) -> dict[int, Quantizer]:
+        """One quantizer per level count of ``level_choices`` (codebook sizes taken in turn from
+        ``codebook_size_choices``), fitted on clustered data: every level count is checked explicitly."""
+        torch.set_num_threads(1)
+        return cls().fit_by_levels()
 
     # ---------------------------------------------------------------- the contract
     def test_config_and_registry(self) -> None:
@@ -223,27 +278,29 @@ class QuantizerConformance:
                f"codes change after a state_dict round trip: {_diff_rows(codes, restored_codes)}")
         torch.testing.assert_close(restored.decode(codes), fitted.decode(codes))
 
-    @_FIT_SETTINGS
-    @given(shape=st.data(), inputs=_inputs())
-    def test_encode_is_batch_independent(self, shape: st.DataObject,
-                                         inputs: tuple[int, int, float, float]) -> None:
-        levels, k, fit_seed = shape.draw(self._shapes(), label="levels, codebook_size, seed")
-        quantizer, _ = self.fit_shape(levels, k, fit_seed)
+    @_SETTINGS
+    @example(inputs=(40, 7, 0.0, 0.0), split=0.5)
+    @example(inputs=(48, 11, 0.3, 1e-3), split=0.25)
+    @given(inputs=_inputs(min_n=2), split=st.floats(0.0, 1.0))
+    def test_encode_is_batch_independent(self, fitted_by_levels: dict[int, Quantizer],
+                                         inputs: tuple[int, int, float, float], split: float) -> None:
         n, seed, dup, jitter = inputs
         x = conformance_data(n, self.dim, seed=seed, dup_fraction=dup, jitter=jitter)
-        codes = quantizer.encode(x)
-        split = shape.draw(st.integers(0, n), label="split")
-        parts = torch.cat([quantizer.encode(part) for part in (x[:split], x[split:]) if part.shape[0]])
-        expect(torch.equal(parts, codes), f"encode depends on the batch ({levels}x{k}, split at {split}): "
-                                          f"{_diff_rows(codes, parts)}")
+        at = round(split * n)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        shuffled = torch.empty_like(codes)
-        shuffled[perm] = quantizer.encode(x[perm])
-        expect(torch.equal(shuffled, codes), f"encode depends on the order of the batch ({levels}x{k}): "
-                                             f"{_diff_rows(codes, shuffled)}")
-        one = quantizer.encode(x[-1:])
-        expect(torch.equal(one[0], codes[-1]), f"the last row alone encodes to {one[0].tolist()}, in its "
-                                               f"batch to {codes[-1].tolist()} ({levels}x{k})")
+        for levels, quantizer in fitted_by_levels.items():
+            shape = f"{levels}x{quantizer.config.codebook_size}, {n} rows"
+            codes = quantizer.encode(x)
+            parts = torch.cat([quantizer.encode(part) for part in (x[:at], x[at:]) if part.shape[0]])
+            expect(torch.equal(parts, codes), f"encode depends on the batch ({shape}, split at {at}): "
+                                              f"{_diff_rows(codes, parts)}")
+            shuffled = torch.empty_like(codes)
+            shuffled[perm] = quantizer.encode(x[perm])
+            expect(torch.equal(shuffled, codes), f"encode depends on the order of the batch ({shape}): "
+                                                 f"{_diff_rows(codes, shuffled)}")
+            alone = torch.cat([quantizer.encode(x[i : i + 1]) for i in range(n)])
+            expect(torch.equal(alone, codes), f"rows encoded alone differ from the same rows in one batch "
+                                              f"({shape}): {_diff_rows(codes, alone)}")
 
     @_FIT_SETTINGS
     @given(shape=st.data())
@@ -269,6 +326,57 @@ class QuantizerConformance:
             expect(errors[p] <= bound, f"decoding {p + 1} levels gives error {errors[p]:.5g} > {p} levels' "
                                        f"{errors[p - 1]:.5g} ({levels}x{k}, seed {seed}; errors by prefix "
                                        f"length: {[round(e, 5) for e in errors]})")
+
+    @_FIT_SETTINGS
+    @given(shape=st.data())
+    def test_every_level_strictly_lowers_the_error(self, shape: st.DataObject) -> None:
+        k = shape.draw(st.sampled_from(self.codebook_size_choices), label="codebook_size")
+        seed = shape.draw(st.integers(0, 2**16), label="seed")
+        x = unstructured_data(self.n_train, self.dim, seed=seed)
+        for levels in self._multi_levels():
+            torch.manual_seed(0)
+            quantizer = self.make_quantizer(levels=levels, codebook_size=k, seed=seed)
+            quantizer.fit(x)
+            self.set_eval(quantizer)
+            codes = quantizer.encode(x)
+            errors = [_mean_error(quantizer.decode(codes[:, :p]), x) for p in range(1, levels + 1)]
+            for p in range(1, levels):
+                bound = errors[p - 1] * (1 - self.min_level_gain)
+                expect(errors[p] <= bound,
+                       f"level {p + 1} of {levels} does not lower the error on unstructured data: "
+                       f"{errors[p]:.5g} after {p + 1} levels vs {errors[p - 1]:.5g} after {p} (must be <= "
+                       f"{bound:.5g}; {levels}x{k}, seed {seed}; errors by prefix length: "
+                       f"{[round(e, 5) for e in errors]})")
+
+    def test_decode_depends_on_every_level(self, fitted: Quantizer) -> None:
+        x = self.train_data(seed=2)[:24]
+        codes = fitted.encode(x)
+        base = fitted.decode(codes)
+        k = fitted.config.codebook_size
+        for level in range(codes.shape[1]):
+            changed = torch.zeros(codes.shape[0], dtype=torch.bool)
+            for shift in range(1, k):
+                other = codes.clone()
+                other[:, level] = (codes[:, level] + shift) % k
+                changed |= (fitted.decode(other) - base).abs().amax(dim=1) > 1e-6
+            rows = torch.nonzero(~changed).flatten()
+            expect(not rows.numel(), f"decode ignores level {level}: no other code at that level changes the "
+                                     f"decoded vector of {rows.numel()} of {codes.shape[0]} rows (first row "
+                                     f"{int(rows[0]) if rows.numel() else -1})")
+
+    def test_decode_is_the_sum_of_the_chosen_codewords(self, fitted: Quantizer) -> None:
+        x = self.train_data(seed=2)
+        codes = fitted.encode(x)
+        for p in range(1, codes.shape[1] + 1):
+            expected = self.expected_decode(fitted, codes[:, :p])
+            if expected is None:
+                pytest.skip("the quantizer's state has no input-space 'codebooks': override expected_decode "
+                            "to check decode")
+            got = fitted.decode(codes[:, :p]).detach()
+            gap = float((got - expected).abs().max())
+            expect(torch.allclose(got, expected, rtol=self.decode_rtol, atol=self.decode_atol),
+                   f"decode of the first {p} levels is not the sum of the chosen codewords: largest "
+                   f"difference {gap:.6g}")
 
     @_FIT_SETTINGS
     @given(shape=st.data(), inputs=_inputs())
