@@ -83,7 +83,62 @@ def test_generate_parses_letters_in_order() -> None:
     assert parse_ranking("no letters here", 3) == []
 
 
-def test_generate_ranks_listed_letters_first_and_the_rest_last(pipeline: Pipeline, ranker) -> None:  # type: ignore[no-untyped-def]
+class ScriptedLM(torch.nn.Module):
+    """A stand-in causal LM whose greedy ``generate`` emits a fixed answer per prompt (looked up by the
+    prompt's ids, padding removed), so the generate path is judged on answers that do list letters."""
+
+    def __init__(self, answers: dict[tuple[int, ...], list[int]], pad_id: int) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))   # model_device() reads the parameters' device
+        self.answers, self.pad_id = answers, pad_id
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+                 **_: object) -> torch.Tensor:
+        new = [self.answers[tuple(ids[mask.bool()].tolist())][:max_new_tokens]
+               for ids, mask in zip(input_ids, attention_mask, strict=True)]
+        width = max(len(a) for a in new)
+        tail = torch.tensor([a + [self.pad_id] * (width - len(a)) for a in new], dtype=input_ids.dtype)
+        return torch.cat([input_ids, tail], dim=1)
+
+
+def test_generate_ranks_listed_letters_first_in_order_and_the_rest_last(pipeline: Pipeline, ranker) -> None:  # type: ignore[no-untyped-def]
+    from ulmrec_align.ranking.ranker import RankingModel
+
+    dataset = PreparedDataset.load(pipeline.data)
+    rows = sorted(read_candidates(pipeline.candidates, split="test").values(), key=lambda r: r.user_id)[:4]
+    builder = PromptBuilder(ranker.tokenizer, ranker.prompt, titles=dataset.titles())
+    prompts = ranking_prompts(dataset, rows, builder, codes=None)
+    assert all(len(p.candidates) == 8 for p in prompts)
+    tok = ranker.tokenizer
+    # what each user's model "answers": letters past H (n = 8) and repeats are ignored by the parser
+    texts = ["C, A, E", "B", "H,G,F,E,D,C,B,A", "D, Z, D, B"]   # the full list fits 2n + 2 tokens
+    listed = [[2, 0, 4], [1], [7, 6, 5, 4, 3, 2, 1, 0], [3, 1]]
+    encoded = [tuple(encode_prompt(tok, p.rendered.text, p.rendered.spans, index_tokens=ranker.index_tokens))
+               for p in prompts]
+    assert len(set(encoded)) == len(encoded)
+    answers = {ids: [*tok.encode(text, add_special_tokens=False), int(tok.eos_token_id)]
+               for ids, text in zip(encoded, texts, strict=True)}
+    scripted = RankingModel(model=ScriptedLM(answers, int(tok.pad_token_id or 0)), tokenizer=tok,
+                            prompt=ranker.prompt, index_tokens=ranker.index_tokens, name="scripted")
+    ranked = rank_prompts(scripted, prompts, method="generate", batch_size=3)   # batches of unequal lengths
+    for row, prompt, order in zip(ranked, prompts, listed, strict=True):
+        assert row.candidates == prompt.candidates
+        assert row.source == "generate:scripted"
+        scores = row.scores
+        # the listed letters, in the model's order, score highest: n, n - 1, ...
+        assert [scores[j] for j in order] == [8.0 - place for place in range(len(order))]
+        unlisted = [scores[j] for j in range(8) if j not in order]
+        assert all(value == 0.0 for value in unlisted)                  # the rest: tied, last
+        assert all(scores[j] > max(unlisted, default=-1.0) for j in order)
+        assert row.parsed == (len(order) == 8)
+    # and as a ranking, through ulmrec-eval: the first listed letter is the top item
+    best = [row.candidates[int(np.argmax(row.scores))] for row in ranked]
+    assert best == [prompt.candidates[order[0]] for prompt, order in zip(prompts, listed, strict=True)]
+
+
+def test_generate_runs_a_real_model(pipeline: Pipeline, ranker) -> None:  # type: ignore[no-untyped-def]
+    """The plumbing with a real (tiny, random) model: its greedy text, parsed, gives the scores. It emits no
+    letters, so what the scores mean is checked with the scripted model above."""
     dataset = PreparedDataset.load(pipeline.data)
     rows = sorted(read_candidates(pipeline.candidates, split="test").values(), key=lambda r: r.user_id)[:3]
     builder = PromptBuilder(ranker.tokenizer, ranker.prompt, titles=dataset.titles())
@@ -96,8 +151,8 @@ def test_generate_ranks_listed_letters_first_and_the_rest_last(pipeline: Pipelin
         listed = parse_ranking(text, n)
         expected = [0.0] * n
         for place, position in enumerate(listed):
-            expected[position] = float(n - place)       # listed letters first, in the model's order
-        assert row.scores == expected                   # every letter it did not list: 0, ranked last
+            expected[position] = float(n - place)
+        assert row.scores == expected
         assert row.parsed == (len(listed) == n)
 
 
