@@ -20,9 +20,12 @@ def _ints(text: str) -> list[int]:
     from ulmrec_app.pipeline.errors import PipelineError
 
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        seeds = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise PipelineError(f"--seeds expects comma-separated integers, got {text!r}") from None
+        raise PipelineError(f"--seeds expects comma-separated integers >= 0, got {text!r}") from None
+    if not seeds:
+        raise PipelineError(f"--seeds: no seed given ({text!r}); e.g. --seeds 0,1")
+    return seeds
 
 
 @app.command("ablate")

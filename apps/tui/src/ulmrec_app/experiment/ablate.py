@@ -81,6 +81,11 @@ def plan_experiment(
     config); run nothing. Returns the runs of this call. A variant or seed given twice is planned once (a
     run counted twice would count each of its users twice in the report's statistics)."""
     variants, seeds = list(dict.fromkeys(variants)), list(dict.fromkeys(seeds))
+    if not variants or not seeds:
+        raise PipelineError("an experiment needs at least one variant and one seed")
+    negative = [s for s in seeds if s < 0]
+    if negative:   # numpy and torch take seeds >= 0 only: each run would fail in its first seeded stage
+        raise PipelineError(f"seeds are integers >= 0, got {negative[0]}")
     base = load_config(config)
     tables = base.model_dump(include={"data", "users", "index", "retrieve", "align", "train", "rank", "eval"})
     folder = runs_dir / f"{base.name}-experiment"

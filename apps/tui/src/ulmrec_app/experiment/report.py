@@ -113,8 +113,16 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
         (p for p in read_jsonl_models(predictions, RankedPrediction) if p.split in (None, "test")),
         key=lambda p: str(p.user_id),
     )
+    if not llm:
+        raise PipelineError(f"{predictions}: no test predictions; rerun the run's rank stage (`ulmrec run` "
+                            "its config with --from rank)")
     n = llm[0].retrieved_n or len(llm[0].candidates or []) or 20
     by_user = {p.user_id: p for p in read_jsonl_models(candidates, RankedPrediction) if p.split == "test"}
+    strangers = [p.user_id for p in llm if p.user_id not in by_user]
+    if strangers:
+        raise PipelineError(f"{predictions}: {len(strangers)} predicted users are not among the retriever's "
+                            f"test candidates in {candidates} (e.g. user {strangers[0]!r}): the predictions "
+                            "were not made from these candidates; rerun the run")
     order = [
         by_user[p.user_id].model_copy(
             update={

@@ -79,7 +79,13 @@ class RunConfig(BaseModel):
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise PipelineError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PipelineError(f"{path}:{line}: not UTF-8 (byte {raw[exc.start]:#04x}); save the config as "
+                            "UTF-8") from None
     if path.suffix in (".yaml", ".yml"):
         try:
             import yaml  # noqa: F401 - only to say what is missing

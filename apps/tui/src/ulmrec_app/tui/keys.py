@@ -39,6 +39,11 @@ def read_keymap(path: Path) -> dict[str, str]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError("key map not found", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save the "
+                         "key map as UTF-8", path=path) from None
+    except IsADirectoryError:
+        raise InputError("a folder, not a key map file", path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", path=path) from None
     known = {row[0] for row in binding_table()}

@@ -39,6 +39,13 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
     Console(stderr=False).print(table)
 
 
+def _check_device(device: str) -> None:
+    """cpu, or cuda[:n] where torch sees a CUDA device; else one line before anything is read."""
+    from ulmrec_align.models.loading import check_device
+
+    check_device(device)
+
+
 def _load_config(path: Path | None) -> Any:
     from ulmrec_align.retrieval.config import RetrieverConfig
 
@@ -122,6 +129,7 @@ def train(
     from ulmrec_eval.runtime.io import validation_message
 
     check_out_apart(out, {"--data": data, "--config": config})
+    _check_device(device)
     try:
         settings = _train_settings(config, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
                                    patience=patience, max_minutes=max_minutes, threads=threads,
@@ -168,6 +176,7 @@ def tune(
 
     for written in (out, Path(f"{out}.trials")):   # the selected model and the trials beside it
         check_out_apart(written, {"--data": data, "--config": config})
+    _check_device(device)
     dataset = PreparedDataset.load(data)
     try:
         report = tune_retriever(dataset, out, _load_config(config), max_minutes=max_minutes,
@@ -204,6 +213,7 @@ def evaluate(
     from ulmrec_align.data.prepared import PreparedDataset
     from ulmrec_align.retrieval.api import evaluate_retriever
 
+    _check_device(device)
     dataset = PreparedDataset.load(data)
     metrics = evaluate_retriever(dataset, model, out_dir=out, device=device, candidates=candidates,
                                  pool_size=pool_size)
@@ -243,6 +253,7 @@ def user_vectors_command(
         raise InputError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     check_out_apart(out, {"--data": data, "--retriever": retriever})
     check_writable(out, force=force)
+    _check_device(device)
     dataset = PreparedDataset.load(data)
     vectors = user_vectors(dataset, retriever, kind=kind, device=device)  # type: ignore[arg-type]
     write_user_vectors(out, dataset, vectors, force=force)

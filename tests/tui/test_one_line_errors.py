@@ -1,0 +1,70 @@
+"""Bad input to the experiment layer and the writers around it is one line on stderr and a non-zero exit,
+never a traceback (issue 26, item 11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.cli import run_console
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo-cpu.toml"
+
+
+def _one_line_error(*args: object) -> str:
+    done = run_console("ulmrec", *map(str, args), timeout=120)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    return done.stderr.strip()
+
+
+@pytest.mark.parametrize(("seeds", "expected"), [("-1", "seeds are integers >= 0, got -1"),
+                                                 ("", "--seeds: no seed given"),
+                                                 (",", "--seeds: no seed given"),
+                                                 ("0,x", "--seeds expects comma-separated integers")])
+def test_ablate_refuses_bad_seeds_before_planning_anything(tmp_path: Path, seeds: str, expected: str) -> None:
+    line = _one_line_error("experiment", "ablate", CONFIG, "--runs", tmp_path / "runs", "--seeds", seeds,
+                           "--dry-run")
+    assert expected in line
+    assert not (tmp_path / "runs" / "demo-experiment" / "experiment.json").exists()
+
+
+def test_a_config_or_key_map_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b'name = "x"\ndescription = "caf\xe9"\n')
+    assert _one_line_error("run", bad, "--dry-run").endswith("bad.toml:2: not UTF-8 (byte 0xe9); save the "
+                                                             "config as UTF-8")
+    assert "not UTF-8" in _one_line_error("experiment", "ablate", bad, "--dry-run", "--runs", tmp_path)
+    assert "bad.toml: not UTF-8 (byte 0xe9" in _one_line_error("tui", "--keys", bad)
+
+
+@pytest.mark.parametrize("device", ["bogus", "cuda"])
+def test_user_vectors_refuses_a_device_it_cannot_use(tmp_path: Path, device: str) -> None:
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    for name in ("data", "retriever"):
+        (tmp_path / name).mkdir()
+    line = _one_line_error("retrieve", "user-vectors", "--data", tmp_path / "data", "--retriever",
+                           tmp_path / "retriever", "--out", tmp_path / "vectors", "--device", device)
+    assert ("unknown device 'bogus'" if device == "bogus" else "torch sees no CUDA device") in line
+
+
+def test_report_on_a_run_with_no_predictions_or_foreign_users_is_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "full-s0"
+    (run / "rank").mkdir(parents=True)
+    (run / "retrieve" / "retriever").mkdir(parents=True)
+    (run / "rank" / "predictions.jsonl").write_text("", encoding="utf-8")
+    candidates = run / "retrieve" / "retriever" / "candidates.jsonl"
+    candidates.write_text('{"user_id": 1, "split": "test", "target": 5, "candidates": [5, 6], '
+                          '"scores": [2.0, 1.0]}\n', encoding="utf-8")
+    assert "predictions.jsonl: no test predictions" in _one_line_error(
+        "experiment", "report", run, "--out", tmp_path / "report")
+    (run / "rank" / "predictions.jsonl").write_text(
+        '{"user_id": 7, "split": "test", "target": 5, "candidates": [5, 6], "scores": [2.0, 1.0]}\n',
+        encoding="utf-8")
+    line = _one_line_error("experiment", "report", run, "--out", tmp_path / "report")
+    assert "1 predicted users are not among the retriever's test candidates" in line
+    assert "(e.g. user 7)" in line
