@@ -57,14 +57,21 @@ def permute_codes(codes: dict[int, str], seed: int | None) -> dict[int, str]:
     """``codes`` shuffled among the users with ``seed`` (None: unchanged): the same code distribution, no
     information about the user — the control that tells a user index from a mere extra token.
 
-    >>> sorted(permute_codes({0: "a", 1: "b", 2: "c"}, 1).values())
-    ['a', 'b', 'c']
+    The shuffle is a random cyclic permutation (Sattolo's algorithm), so no user keeps its own code: a
+    uniform shuffle leaves about one user in place on average and, with few users, sometimes many (or all).
+
+    >>> shuffled = permute_codes({0: "a", 1: "b", 2: "c"}, 1)
+    >>> sorted(shuffled.values()), [u for u, c in shuffled.items() if c == "abc"[u]]
+    (['a', 'b', 'c'], [])
     """
     if seed is None:
         return codes
     users = sorted(codes)
     values = [codes[u] for u in users]
-    random.Random(seed).shuffle(values)
+    rng = random.Random(seed)
+    for i in range(len(values) - 1, 0, -1):
+        j = rng.randrange(i)  # j < i (never i itself): one cycle through every user
+        values[i], values[j] = values[j], values[i]
     return dict(zip(users, values, strict=True))
 
 
