@@ -85,7 +85,7 @@ def test_ranker_scores_each_candidate_by_its_title_after_a_prompt_without_candid
         assert row.source.startswith("titles+pmi:")
     with pytest.raises(ValueError, match="letter orders"):
         ranking_prompts(dataset, rows, builder, codes=None, permutations=3)
-    with pytest.raises(ValueError, match="likelihood"):
+    with pytest.raises(ValueError, match="scores each candidate"):
         rank_prompts(ranker, prompts, method="generate")
 
 

@@ -62,14 +62,16 @@ def build(
                                              help="Preference/intent texts cut to N tokens.")] = 96,
     answer: Annotated[str, typer.Option(
         "--answer", help="next_item answer: letter (lettered candidates, the paper) | title (no candidate "
-        "list; the target's title, ranked by title likelihood; small models learn it faster)")] = "letter",
+        "list; the target's title, ranked by title likelihood) | relevance (each candidate read after the "
+        "cached prompt and scored by the log-odds of ' Yes'; train with --loss relevance)")] = "letter",
     prefixes: Annotated[str, typer.Option(
         "--prefixes", help="next_item training samples: all (one per prefix, as LlamaRec) | last")] = "all",
     max_prefixes: Annotated[int | None, typer.Option(
         "--max-prefixes", min=1, help="Cap on next_item prefixes per user (the latest).")] = 10,
-    negatives: Annotated[str, typer.Option(
+    negatives: Annotated[str | None, typer.Option(
         "--negatives", help="next_item training negatives: random (LlamaRec) | retriever (its best items "
-        "for that prefix; needs --retriever)")] = "random",
+        "for that prefix; needs --retriever). Default: retriever with --answer relevance (train on the pools "
+        "the ranker sees), else random")] = None,
     retriever: Annotated[Path | None, typer.Option(
         "--retriever", help="Retriever folder (`ulmrec retrieve train --out`), for --negatives retriever.")]
     = None,
@@ -89,6 +91,9 @@ def build(
     cold_seed: Annotated[int, typer.Option("--cold-seed", help="Seed of the cold-start choice.")] = 0,
     valid_users: Annotated[int | None, typer.Option("--valid-users", min=1,
                                                     help="Cap on validation samples per task.")] = None,
+    valid_order: Annotated[str, typer.Option(
+        "--valid-order", help="Lettered validation candidates: shuffled (letter prior removed) | retriever "
+        "(LlamaRec's order; validation selects on the uncalibrated NDCG)")] = "shuffled",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing samples folder.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
@@ -109,12 +114,17 @@ def build(
         raise InputError(f"--index-tokens must be 'plain' or 'added', got {index_tokens!r}")
     if prefixes not in ("all", "last"):
         raise InputError(f"--prefixes must be 'all' or 'last', got {prefixes!r}")
-    if answer not in ("letter", "title"):
-        raise InputError(f"--answer must be 'letter' or 'title', got {answer!r}")
+    if answer not in ("letter", "title", "relevance"):
+        raise InputError(f"--answer must be 'letter', 'title' or 'relevance', got {answer!r}")
+    if valid_order not in ("shuffled", "retriever"):
+        raise InputError(f"--valid-order must be 'shuffled' or 'retriever', got {valid_order!r}")
+    if negatives is None:
+        negatives = "retriever" if answer == "relevance" else "random"
     if negatives not in ("random", "retriever"):
         raise InputError(f"--negatives must be 'random' or 'retriever', got {negatives!r}")
     if negatives == "retriever" and retriever is None:
-        raise InputError("--negatives retriever needs --retriever (the folder of `ulmrec retrieve train`)")
+        raise InputError("--negatives retriever (the default with --answer relevance) needs --retriever (the "
+                         "folder of `ulmrec retrieve train`); or pass --negatives random")
     if (index_permute is not None or index_random is not None) and _index_arg(index) is None:
         raise InputError("--index-permute and --index-random replace user codes: they need --index")
     if index_permute is not None and index_random is not None:
@@ -125,6 +135,7 @@ def build(
         index_tokens=index_tokens,
         model=model, max_users=max_users, seed=seed, prefixes=prefixes,
         max_prefixes=max_prefixes, negatives=negatives, valid_users=valid_users,
+        valid_order=valid_order,
         index_permute=index_permute, index_random=index_random, cold_share=cold_share, cold_seed=cold_seed,
         prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items, title_tokens=title_tokens,
                             max_prompt_tokens=max_prompt_tokens, text_tokens=text_tokens,
@@ -194,8 +205,9 @@ def rank(
     any_index: Annotated[bool, typer.Option(
         "--any-index", help="Rank with an index other than the one the model was tuned with.")] = False,
     answer: Annotated[str | None, typer.Option(
-        "--answer", help="letter | title: how an untuned base model ranks (lettered candidates, or title "
-        "likelihood); a tuned model ranks the way it was tuned")] = None,
+        "--answer", help="letter | title | relevance: how an untuned base model ranks (lettered candidates, "
+        "title likelihood, or yes/no log-odds per candidate); a tuned model ranks the way it was tuned")]
+    = None,
     fuse_retriever: Annotated[str | None, typer.Option(
         "--fuse-retriever", help="auto | W: add W times the retriever's standardised score to the LLM's "
         "(auto: W chosen by NDCG@10 on validation users, ranked first); default: the LLM alone")] = None,
@@ -259,8 +271,8 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     index_path = _index_arg(index)
     dataset, artifact, _, hashes = load_inputs(data, index_path, None)
     rows = read_candidates(candidates, split=None if fusion == "auto" else split)
-    if answer not in (None, "letter", "title"):
-        raise InputError(f"--answer must be 'letter' or 'title', got {answer!r}")
+    if answer not in (None, "letter", "title", "relevance"):
+        raise InputError(f"--answer must be 'letter', 'title' or 'relevance', got {answer!r}")
     from ulmrec_align.prompts.config import PromptConfig
 
     ranker = load_ranking_model(model, device=device, quantization=quantization,
@@ -268,9 +280,9 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     if answer is not None and ranker.tuned and ranker.prompt.answer != answer:
         raise InputError(f"the model was tuned to answer with a {ranker.prompt.answer}, not a {answer}; "
                          "drop --answer", path=model)
-    if ranker.prompt.answer == "title" and (method != "logits" or permutations > 1):
-        raise InputError("a model that answers with titles ranks by title likelihood: --method logits "
-                         "and --permutations 1 only")
+    if ranker.prompt.answer in ("title", "relevance") and (method != "logits" or permutations > 1):
+        raise InputError(f"a model that answers by {ranker.prompt.answer} scores each candidate on its own: "
+                         "--method logits and --permutations 1 only")
     if artifact is None and ranker.index_tokens == "added":
         raise InputError("the model was tuned with a user index (added code tokens): pass --index")
     tuned_with = ranker.index_sha256
@@ -311,7 +323,7 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     orders = f", {permutations} letter orders" if permutations > 1 else ""
     if calibration == "prior" and ranker.letter_prior is not None and method == "logits":
         orders += ", letter prior removed"
-    how = "title likelihood" if ranker.prompt.answer == "title" else method
+    how = {"title": "title likelihood", "relevance": "relevance log-odds"}.get(ranker.prompt.answer, method)
     line = (f"ranked {len(ranked)} users ({how}{orders}) in {seconds:.1f}s "
             f"({len(ranked) / seconds:.2f} users/s)")
     if method == "generate":

@@ -180,4 +180,20 @@ def print_table(ours_dir: Path, base_dir: Path) -> None:
             console.print(f"{label}, NDCG@10: Δ {c.difference:+.4f}, {c.confidence:.0%} CI "
                           f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}], p = {c.p_value:.3g}, {c.n_users} users",
                           highlight=False)
+    for system, folder in (("ULMRec", ours_dir), ("no index", base_dir)):
+        weight = fusion_weight(folder / "rank" / "predictions.jsonl")
+        console.print(f"{system}: " + ("the LLM alone" if weight is None else
+                                       f"z(LLM) + W·z(LRURec), W = {weight:g} chosen on validation users"),
+                      highlight=False)
     console.print(f"all comparisons in {ours_dir / DEMO_COMPARE}", highlight=False)
+
+
+def fusion_weight(predictions: Path) -> float | None:
+    """The retriever's weight ``W`` the rank stage fused with (``align rank --fuse-retriever``), or None."""
+    from ulmrec_align.ranking.ranker import RankRow
+    from ulmrec_eval.runtime.io import read_jsonl_models
+
+    weights = {row.fusion_weight for row in read_jsonl_models(predictions, RankRow)}
+    if len(weights) > 1:
+        raise PipelineError(f"{predictions}: rows fused with different weights {sorted(map(str, weights))}")
+    return next(iter(weights), None)

@@ -87,12 +87,13 @@ BRANDS: dict[str, tuple[str, ...]] = {
     "Coral Bay": ("Bath & Body",), "Rose &amp; Thorn": ("Bath & Body", "Nails"),
     "Lacquer Lab": ("Nails",), "Polished Co.": ("Nails", "Makeup"),
 }
-#: trait label (in titles) -> the sentence a user with that trait writes in reviews
+#: trait label (in titles) -> the sentence a user with that trait writes in reviews; it names the trait with
+#: the very word the titles carry ("Vegan", "Eco-Refill", ...), so a model can learn to copy it
 TRAITS: dict[str, str] = {
-    "Vegan": "As a vegan, I only buy vegan, cruelty-free products.",
-    "Organic": "I try to use only organic, certified natural ingredients.",
-    "Eco-Refill": "I avoid plastic waste, so I only buy products that come in refillable packaging.",
-    "Hypoallergenic": "With my allergies I can only use hypoallergenic, dermatologist-tested products.",
+    "Vegan": "I only buy Vegan products: cruelty-free, nothing from animals.",
+    "Organic": "I only buy Organic products with certified natural ingredients.",
+    "Eco-Refill": "I only buy Eco-Refill products, to avoid plastic waste.",
+    "Hypoallergenic": "I only buy Hypoallergenic products because of my allergies.",
 }
 SIGNALS = ("reviews", "none")
 GIFT_LINES = ["I bought this as a gift for my sister.", "This was a present for a friend.",

@@ -52,9 +52,30 @@ NEXT_TITLE_TEMPLATES: tuple[str, ...] = (
 )
 
 
+#: ``next_item`` with ``answer = "relevance"``: no candidate pool; each candidate follows as a continuation.
+NEXT_RELEVANCE_TEMPLATES: tuple[str, ...] = (
+    "Given the user's purchase history in chronological order, judge whether the user will buy the "
+    "candidate item next.",
+    "Here is what this user bought so far, oldest first. Decide whether they will buy the candidate next.",
+    "From the user's past purchases, tell whether the candidate below is their next purchase.",
+)
+#: The question after each candidate's title; its answer is one of :data:`RELEVANCE_ANSWERS`.
+RELEVANCE_QUESTION = "Would the user buy it next? Answer:"
+#: (positive, negative) answers whose first-token log-odds is a candidate's relevance score.
+RELEVANCE_ANSWERS = ("Yes", "No")
+
+
 def next_item_templates(answer: str) -> tuple[str, ...]:
-    """The ``next_item`` instructions for an answer kind (``"letter"`` or ``"title"``)."""
-    return NEXT_TITLE_TEMPLATES if answer == "title" else TEMPLATES["next_item"]
+    """The ``next_item`` instructions for an answer kind (``"letter"``, ``"title"`` or ``"relevance"``)."""
+    if answer == "title":
+        return NEXT_TITLE_TEMPLATES
+    return NEXT_RELEVANCE_TEMPLATES if answer == "relevance" else TEMPLATES["next_item"]
+
+
+def relevance_continuation(title: str) -> str:
+    """What follows the user's prompt for one candidate: ``"Candidate: <title>\n<question>"``; the score is
+    read at its last token."""
+    return f"Candidate: {title}\n{RELEVANCE_QUESTION}"
 
 
 def template_id(task: str, number: int) -> str:

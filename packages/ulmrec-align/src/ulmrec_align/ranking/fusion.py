@@ -1,14 +1,16 @@
 """Fusion of the LLM's ranking with the retriever's scores (``ulmrec align rank --fuse-retriever auto|W``).
 
-For one user with candidates ``j`` (the retriever's top-n, shown as letters)::
+For one user with candidates ``j`` (the retriever's top-n)::
 
-    s_j = llm_j + W · z_j,      z_j = (r_j − mean(r)) / std(r)
+    s_j = z(llm)_j + W · z(retriever)_j,      z(v)_j = (v_j − mean(v)) / std(v)
 
-``llm_j`` is the LLM's score (letter log-probability with the letter prior removed), ``r_j`` the retriever's
-score of the same item and ``z`` its standardisation over the user's n candidates (0 when all are equal).
-``W = 0`` is the pure LLM (the paper's setting); a large ``W`` is the retriever's order with the LLM breaking
-ties. ``auto`` picks ``W`` from :data:`WEIGHT_GRID` by NDCG@10 on validation users (ties: the smaller ``W``),
-so a weak LLM cannot rank below the retriever on validation and a strong one decides.
+Both scores are standardised over the user's n candidates (0 when all are equal), so ``W`` is the relative
+weight of the retriever whatever the scale of the LLM's scores (letter log-probabilities, title PMI or
+relevance log-odds). ``W = 0`` is the pure LLM (the paper's setting); a large ``W`` is the retriever's order
+with the LLM breaking ties. ``auto`` picks ``W`` from :data:`WEIGHT_GRID` (0 and 81 weights spaced evenly in
+log scale from 0.01 to 100) by NDCG@10 on validation users only (ties: the smaller ``W``), so a weak LLM
+cannot rank below the retriever on validation and a strong one decides. Never fit ``W`` on training
+prefixes: the retriever was trained on those targets and its scores there are overconfident.
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from ulmrec_align.ranking.ranker import RankRow
 from ulmrec_align.retrieval.candidates import CandidateRow
+from ulmrec_eval.metrics import ndcg_at_k_per_user, target_ranks
 from ulmrec_eval.runtime.errors import InputError
 
-#: The weights ``auto`` tries, from the pure LLM (0) to the retriever's order (64).
-WEIGHT_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 64.0)
+#: One user's scores of its candidates.
+Scores = Sequence[float] | npt.NDArray[np.floating]
+
+#: The weights ``auto`` tries: the pure LLM (0), then 0.01 … 100 evenly in log scale (10 % steps).
+WEIGHT_GRID: tuple[float, ...] = (0.0, *(round(float(w), 6) for w in np.geomspace(0.01, 100.0, 81)))
 
 
-def standardise(values: Sequence[float] | np.ndarray) -> np.ndarray:
+def standardise(values: Scores) -> npt.NDArray[np.float64]:
     """``(v − mean) / std`` over the entries (population std); zeros when they are all equal.
 
     >>> standardise([1.0, 2.0, 3.0]).round(4).tolist()
@@ -37,7 +44,41 @@ def standardise(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.zeros_like(v) if std == 0.0 or not np.isfinite(std) else (v - v.mean()) / std
 
 
-def retriever_scores(row: RankRow, retrieved: CandidateRow) -> np.ndarray:
+def fused_scores(llm: Scores, retriever: Scores, weight: float) -> npt.NDArray[np.float64]:
+    """``z(llm) + weight · z(retriever)`` of one user's candidates.
+
+    >>> fused_scores([0.0, 10.0], [1.0, 0.0], 0.5).tolist()
+    [-0.5, 0.5]
+    """
+    if weight < 0 or not np.isfinite(weight):
+        raise InputError(f"--fuse-retriever weight must be a finite number >= 0, got {weight}")
+    return standardise(llm) + weight * standardise(retriever)
+
+
+def fused_ndcg_at_10(llm: Sequence[Scores], retriever: Sequence[Scores],
+                     targets: Sequence[int], weight: float) -> float:
+    """Mean NDCG@10 of users ranked by :func:`fused_scores` (``targets``: each user's target position among
+    its candidates, or −1 when it is not one of them: 0 for that user); ties pessimistic (ulmrec-eval)."""
+    values = []
+    for scores, ret, target in zip(llm, retriever, targets, strict=True):
+        if target < 0:
+            values.append(0.0)
+            continue
+        fused = fused_scores(scores, ret, weight)
+        rank = target_ranks(fused[None, :], np.array([target]))
+        values.append(float(ndcg_at_k_per_user(rank, 10)[0]))
+    return float(np.mean(values)) if values else 0.0
+
+
+def best_weight(llm: Sequence[Scores], retriever: Sequence[Scores], targets: Sequence[int],
+                grid: Sequence[float] = WEIGHT_GRID) -> tuple[float, dict[float, float]]:
+    """``(W, {w: NDCG@10})``: the weight of ``grid`` with the best fused NDCG@10 (the smallest of equals)."""
+    scored = {float(w): fused_ndcg_at_10(llm, retriever, targets, float(w)) for w in grid}
+    best = max(scored.values())
+    return min(w for w, v in scored.items() if v >= best - 1e-12), scored
+
+
+def retriever_scores(row: RankRow, retrieved: CandidateRow) -> npt.NDArray[np.float64]:
     """The retriever's score of each of ``row``'s candidates, in ``row``'s order."""
     by_item = dict(zip(retrieved.candidates, retrieved.scores, strict=True))
     missing = [item for item in row.candidates if item not in by_item]
@@ -48,26 +89,21 @@ def retriever_scores(row: RankRow, retrieved: CandidateRow) -> np.ndarray:
 
 
 def fuse(row: RankRow, retrieved: CandidateRow, weight: float) -> RankRow:
-    """``row`` with scores ``llm + weight · z(retriever)`` and its source and weight recorded."""
-    if weight < 0 or not np.isfinite(weight):
-        raise InputError(f"--fuse-retriever weight must be a finite number >= 0, got {weight}")
-    llm: np.ndarray = np.asarray(row.scores, dtype=np.float64)
-    fused: np.ndarray = llm + weight * standardise(retriever_scores(row, retrieved))
+    """``row`` with scores ``z(llm) + weight · z(retriever)`` and its source and weight recorded."""
+    fused = fused_scores(row.scores, retriever_scores(row, retrieved), weight)
     return row.model_copy(update={"scores": fused.tolist(), "fusion_weight": weight,
                                   "source": f"fused(w={weight:g}):{row.source}"})
+
+
+def _target_position(row: RankRow) -> int:
+    return row.candidates.index(row.target) if row.target in row.candidates else -1
 
 
 def ndcg_at_10(rows: Sequence[RankRow]) -> float:
     """Mean NDCG@10 of rows ranked by their scores (pessimistic ties; a target not among the candidates
     counts 0)."""
-    total = 0.0
-    for row in rows:
-        if row.target not in row.candidates:
-            continue
-        scores = np.asarray(row.scores, dtype=np.float64)
-        rank = int((scores >= scores[row.candidates.index(row.target)]).sum())
-        total += 1.0 / np.log2(rank + 1) if rank <= 10 else 0.0
-    return total / max(len(rows), 1)
+    flat = [np.zeros(len(r.scores)) for r in rows]
+    return fused_ndcg_at_10([r.scores for r in rows], flat, [_target_position(r) for r in rows], 0.0)
 
 
 @dataclass(frozen=True)
@@ -90,10 +126,9 @@ def choose_weight(valid_rows: Sequence[RankRow], retrieved: Mapping[tuple[str, i
     """The weight of ``grid`` with the best validation NDCG@10 (the smallest among equals)."""
     if not valid_rows:
         raise InputError("--fuse-retriever auto needs validation users to choose W")
-    pairs = [(row, retrieved[("valid", row.user_id)]) for row in valid_rows]
-    scored = {float(w): ndcg_at_10([fuse(r, c, float(w)) for r, c in pairs]) for w in grid}
-    best = max(scored.values())
-    weight = min(w for w, v in scored.items() if v >= best - 1e-12)
-    retriever = ndcg_at_10([r.model_copy(update={"scores": retriever_scores(r, c).tolist()})
-                            for r, c in pairs])
-    return FusionChoice(weight=weight, n_users=len(pairs), ndcg_by_weight=scored, retriever_ndcg=retriever)
+    retriever = [retriever_scores(row, retrieved[("valid", row.user_id)]) for row in valid_rows]
+    targets = [_target_position(row) for row in valid_rows]
+    weight, scored = best_weight([r.scores for r in valid_rows], retriever, targets, grid)
+    alone = fused_ndcg_at_10([r.tolist() for r in retriever], [np.zeros(len(r)) for r in retriever], targets,
+                             0.0)
+    return FusionChoice(weight=weight, n_users=len(valid_rows), ndcg_by_weight=scored, retriever_ndcg=alone)

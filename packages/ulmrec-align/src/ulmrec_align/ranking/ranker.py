@@ -14,6 +14,11 @@ common titles are likely after any prompt, so ``calibrate`` scores ``log p(t | p
 where ``∅`` is the same instruction with an empty input (content-free; PMI scoring, Holtzman et al. 2021),
 one pass per distinct title. ``source`` reads ``titles:<model>`` or ``titles+pmi:<model>``.
 
+**Relevance answers** (a model tuned with ``answer = "relevance"``): the prompt lists no candidates; each
+candidate is read after the (cached) prompt as its continuation (title + a yes/no question) and scored by
+the log-odds of " Yes" against " No" there (:func:`ulmrec_align.ranking.scorer.relevance_scores`). No
+calibration applies; ``source`` reads ``relevance:<model>``.
+
 **Letter prior** (``calibrate``, the default when the tuned model has one): each prompt's letter logits become
 log-probabilities over its ``n`` letters and the model's content-free preference for each letter
 (estimated on shuffled-letter validation prompts at training time,
@@ -41,7 +46,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.builder import PromptBuilder, Rendered
 from ulmrec_align.prompts.config import PromptConfig
-from ulmrec_align.prompts.encoding import encode_prompt, encode_response, letter_token_ids
+from ulmrec_align.prompts.encoding import (
+    candidate_ids,
+    encode_prompt,
+    encode_response,
+    letter_token_ids,
+    relevance_token_ids,
+)
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.letters import LETTERS
 from ulmrec_align.prompts.render import alpaca_prompt
@@ -52,6 +63,7 @@ from ulmrec_align.ranking.scorer import (
     left_pad,
     letter_log_probs,
     model_device,
+    relevance_scores,
 )
 from ulmrec_align.retrieval.candidates import CandidateRow
 from ulmrec_align.tasks.base import preference_text
@@ -116,7 +128,7 @@ class RankingPrompt:
     candidates: list[int]
     rendered: Rendered
     shown: tuple[int, ...] | None = None
-    choices: list[str] | None = None   # title answers: each candidate's answer text, in ``candidates`` order
+    choices: list[str] | None = None   # title / relevance answers: each candidate's title (candidates order)
 
 
 def letter_orders(n: int, permutations: int) -> list[tuple[int, ...]]:
@@ -149,8 +161,8 @@ def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], buil
     With title answers (``builder.config.answer``) each row gets one prompt without the candidates, and
     their titles as ``choices``."""
     answer = builder.config.answer
-    if answer == "title" and permutations > 1:
-        raise ValueError("letter orders (permutations > 1) do not apply to title answers")
+    if answer in ("title", "relevance") and permutations > 1:
+        raise ValueError(f"letter orders (permutations > 1) do not apply to {answer} answers")
     instruction = instruction if instruction is not None else next_item_templates(answer)[0]
     summariser = ExtractiveSummariser()
     out = []
@@ -160,7 +172,7 @@ def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], buil
         pool = list(row.candidates[: builder.config.n_candidates])
         code = None if codes is None else codes[row.user_id]
         before = user_lines(dataset, row.user_id, builder, summariser)
-        if answer == "title":
+        if answer in ("title", "relevance"):
             rendered = builder.render(instruction, user_code=code, history=list(history), before=before)
             out.append(RankingPrompt(row=row, candidates=pool, rendered=rendered,
                                      choices=[builder.title(i) for i in pool]))
@@ -220,8 +232,15 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
     parsed_flags: list[bool | None] = [None] * len(prompts)
     titles = any(p.choices is not None for p in prompts)
     if titles and method != "logits":
-        raise ValueError("a model tuned to answer with titles ranks by likelihood (method 'logits')")
-    if titles:
+        raise ValueError("a model answering by title or relevance scores each candidate (method 'logits')")
+    relevance = titles and ranker.prompt.answer == "relevance"
+    if relevance:
+        yes_id, no_id = relevance_token_ids(tok)
+        continuations = [candidate_ids(tok, p.choices or [], "relevance") for p in prompts]
+        per_row = relevance_scores(ranker.model, encoded, continuations, yes_id=yes_id, no_id=no_id,
+                                   pad_id=int(tok.pad_token_id or 0), batch_size=batch_size,
+                                   progress=progress)
+    elif titles:
         shown = [p.choices or [] for p in prompts]
         per_row = title_log_likelihoods(ranker.model, tok, encoded, shown, batch_size=batch_size,
                                         progress=progress)
@@ -251,7 +270,10 @@ def rank_prompts(ranker: RankingModel, prompts: Sequence[RankingPrompt], *, meth
     out = []
     for members in groups:
         first = prompts[members[0]]
-        if titles:
+        if relevance:
+            merged, parsed = per_row[members[0]], None
+            source = f"relevance:{ranker.name}"
+        elif titles:
             merged, parsed = per_row[members[0]], None
             source = f"titles{'+pmi' if calibrate else ''}:{ranker.name}"
         elif len(members) == 1 and first.shown is None:

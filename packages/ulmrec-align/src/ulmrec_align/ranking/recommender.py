@@ -17,6 +17,9 @@ the same for any order or rotation of the pool.
 The tuned model's letter prior is removed from its letter log-probabilities (``calibrate=False``: raw
 logits), as ``align rank --calibration prior`` does.
 
+A model tuned to answer by relevance (``answer = "relevance"``) scores every candidate of the pool by the
+log-odds of " Yes" after one cached prompt and the candidate's continuation (no chunks or letters).
+
 A model tuned to answer with titles (``answer = "title"``) scores every candidate of the pool, whatever its
 size, by the log-likelihood of its title after one prompt without candidates (no chunks, rounds or letters),
 minus the title's prior (``calibrate``; :func:`ulmrec_align.ranking.ranker.title_priors`).
@@ -36,7 +39,7 @@ import numpy as np
 
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.builder import PromptBuilder
-from ulmrec_align.prompts.encoding import encode_prompt, letter_token_ids
+from ulmrec_align.prompts.encoding import candidate_ids, encode_prompt, letter_token_ids, relevance_token_ids
 from ulmrec_align.prompts.templates import TEMPLATES, next_item_templates
 from ulmrec_align.ranking.ranker import (
     RankingModel,
@@ -47,7 +50,7 @@ from ulmrec_align.ranking.ranker import (
     title_priors,
     without_prior,
 )
-from ulmrec_align.ranking.scorer import last_logits
+from ulmrec_align.ranking.scorer import last_logits, relevance_scores
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_index.artifact import IndexArtifact, load_index
 
@@ -171,6 +174,8 @@ class Recommender:
     def _score(self, history: list[int], pool: list[int], code: str | None) -> list[float]:
         if self.ranker.prompt.answer == "title":
             return self._title_scores(history, pool, code)
+        if self.ranker.prompt.answer == "relevance":
+            return self._relevance_scores(history, pool, code)
         n = self.ranker.prompt.n_candidates
         if len(pool) <= n:
             return self._chunk_scores(history, [pool], code, normalise=False)[0]
@@ -205,6 +210,16 @@ class Recommender:
             self._title_prior.update(title_priors(self.ranker.model, tok, missing,
                                                   batch_size=self.batch_size))
         return without_prior(values, [texts], self._title_prior)[0]
+
+    def _relevance_scores(self, history: list[int], pool: list[int], code: str | None) -> list[float]:
+        """Each candidate's relevance log-odds after one cached prompt (``ranking.scorer``)."""
+        tok = self.ranker.tokenizer
+        rendered = self._prompts.render(next_item_templates("relevance")[0], user_code=code, history=history)
+        prompt = encode_prompt(tok, rendered.text, rendered.spans, index_tokens=self._prompts.index_tokens)
+        continuations = candidate_ids(tok, [self._prompts.title(item) for item in pool], "relevance")
+        yes_id, no_id = relevance_token_ids(tok)
+        return relevance_scores(self.ranker.model, [prompt], [continuations], yes_id=yes_id, no_id=no_id,
+                                pad_id=int(tok.pad_token_id or 0), batch_size=self.batch_size)[0]
 
     def _chunk_scores(self, history: list[int], chunks: list[list[int]], code: str | None, *,
                       normalise: bool) -> list[list[float]]:

@@ -8,6 +8,11 @@ logits are computed (``logits_to_keep=1``); the score of candidate ``X`` is the 
 Title answers (``answer = "title"``): candidate ``c``'s score is ``log p(c | prompt) = Σ_t log p(c_t |
 prompt, c_<t)`` over its answer ids (title pieces + EOS, as trained); the prompt is read once and its
 key/value cache shared by the candidates (:func:`choice_log_likelihoods`).
+
+Relevance answers (``answer = "relevance"``): candidate ``c``'s score is the log-odds
+``z_yes − z_no`` of the logits at the last token of its continuation (title + question) read after the
+cached prompt (:func:`relevance_logits`, :func:`relevance_scores`): one number per candidate, no title-length
+or token-count effects.
 """
 
 from __future__ import annotations
@@ -86,29 +91,41 @@ def choice_log_likelihoods(model: Any, prompts: Sequence[Sequence[int]],
     batch_size`` candidates cost ``|prompt| + n·|choice|`` tokens, not ``n·(|prompt| + |choice|)``.
     ``progress`` is called with 1 per prompt done. ``pad_id`` fills the padding (masked).
     """
+    return per_prompt_groups(model, prompts, choices, summed_log_probs, pad_id=pad_id, batch_size=batch_size,
+                             progress=progress)
+
+
+def per_prompt_groups(model: Any, prompts: Sequence[Sequence[int]],
+                      options: Sequence[Sequence[Sequence[int]]], score: Callable[..., torch.Tensor], *,
+                      pad_id: int, batch_size: int,
+                      progress: Callable[[int], None] | None = None) -> list[list[float]]:
+    """``out[i][j] = score(model, prompt i (1, P), its mask, options (1, G, T), their mask)[0, j]``, the
+    options of each prompt in groups of at most ``8 × batch_size`` (right-padded with ``pad_id``), in eval
+    mode and without gradients."""
     device = model_device(model)
     out: list[list[float]] = []
     was_training = model.training
     model.eval()
     group = max(1, 8 * batch_size)
     try:
-        for prompt, options in zip(prompts, choices, strict=True):
-            if any(len(c) == 0 for c in options):
-                raise ValueError("a choice has no tokens")
-            head = torch.tensor([list(prompt)], device=device)
-            values: list[float] = []
-            for start in range(0, len(options), group):
-                chunk = options[start:start + group]
-                ids = torch.full((1, len(chunk), max(len(c) for c in chunk)), pad_id, dtype=torch.long)
-                mask = torch.zeros_like(ids)
-                for row, c in enumerate(chunk):
-                    ids[0, row, : len(c)] = torch.tensor(list(c), dtype=torch.long)
-                    mask[0, row, : len(c)] = 1
-                values += summed_log_probs(model, head, torch.ones_like(head), ids.to(device),
-                                           mask.to(device))[0].tolist()
-            out.append(values)
-            if progress is not None:
-                progress(1)
+        with torch.no_grad():
+            for prompt, row in zip(prompts, options, strict=True):
+                if any(len(c) == 0 for c in row):
+                    raise ValueError("a candidate's continuation has no tokens")
+                head = torch.tensor([list(prompt)], device=device)
+                values: list[float] = []
+                for start in range(0, len(row), group):
+                    chunk = row[start:start + group]
+                    ids = torch.full((1, len(chunk), max(len(c) for c in chunk)), pad_id, dtype=torch.long)
+                    mask = torch.zeros_like(ids)
+                    for j, c in enumerate(chunk):
+                        ids[0, j, : len(c)] = torch.tensor(list(c), dtype=torch.long)
+                        mask[0, j, : len(c)] = 1
+                    values += score(model, head, torch.ones_like(head), ids.to(device),
+                                    mask.to(device))[0].tolist()
+                out.append(values)
+                if progress is not None:
+                    progress(1)
     finally:
         model.train(was_training)
     return out
@@ -140,6 +157,61 @@ def summed_log_probs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Te
     nll = torch.nn.functional.cross_entropy(logits.float().reshape(r * n * t, -1), flat_ids.reshape(-1),
                                             reduction="none").view(r * n, t)
     return -(nll * flat_mask).sum(dim=1).view(r, n)
+
+
+def left_align(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded rows ``(M, T)`` moved to the right end (left-padded), so every row ends at ``T − 1``.
+
+    >>> left_align(torch.tensor([[5, 6, 0]]), torch.tensor([[1, 1, 0]]))[0].tolist()
+    [[0, 5, 6]]
+    """
+    t = ids.shape[1]
+    shift = t - mask.sum(dim=1, keepdim=True)                      # (M, 1) padding to put in front
+    source = torch.arange(t, device=ids.device)[None, :] - shift   # (M, T) which column lands here
+    keep = source >= 0
+    moved = ids.gather(1, source.clamp(min=0)).masked_fill(~keep, 0)
+    return moved, keep.to(mask.dtype)
+
+
+def relevance_logits(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, ids: torch.Tensor,
+                     mask: torch.Tensor, *, yes_id: int, no_id: int) -> torch.Tensor:
+    """``(R, N)``: ``z_yes − z_no`` at the last token of each continuation ``ids[r, n]`` read after prompt
+    ``r``; prompts (R, P) left-padded, continuations (R, N, T) right-padded. Each prompt is read once and its
+    key/value cache repeated for its N continuations, which are left-aligned so that one logit row per
+    continuation is projected (``logits_to_keep = 1``). Differentiable (the ``relevance`` loss); the ranker
+    calls it under ``no_grad``."""
+    r, n, t = ids.shape
+    tail_ids, tail_mask = left_align(ids.reshape(r * n, t), mask.reshape(r * n, t))
+    prompt_len = prompt_mask.sum(dim=1).repeat_interleave(n)[:, None]
+    tail_positions = prompt_len + (tail_mask.cumsum(dim=1) - 1).clamp(min=0)
+    head = model(input_ids=prompt_ids, attention_mask=prompt_mask,
+                 position_ids=(prompt_mask.cumsum(dim=1) - 1).clamp(min=0), logits_to_keep=1, use_cache=True)
+    cache = output_cache(head)
+    full_mask = torch.cat([prompt_mask.repeat_interleave(n, 0), tail_mask], dim=1)
+    if cache is not None:
+        cache.batch_repeat_interleave(n)
+        logits = model(input_ids=tail_ids, attention_mask=full_mask, position_ids=tail_positions,
+                       logits_to_keep=1, use_cache=True, **with_cache(cache)).logits[:, -1]
+    else:
+        logits = model(input_ids=torch.cat([prompt_ids.repeat_interleave(n, 0), tail_ids], dim=1),
+                       attention_mask=full_mask,
+                       position_ids=torch.cat([(prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
+                                               .repeat_interleave(n, 0), tail_positions], dim=1),
+                       logits_to_keep=1, use_cache=False).logits[:, -1]
+    return (logits[:, yes_id] - logits[:, no_id]).float().view(r, n)
+
+
+def relevance_scores(model: Any, prompts: Sequence[Sequence[int]],
+                     continuations: Sequence[Sequence[Sequence[int]]], *, yes_id: int, no_id: int,
+                     pad_id: int, batch_size: int = 8,
+                     progress: Callable[[int], None] | None = None) -> list[list[float]]:
+    """``out[i][j]`` = :func:`relevance_logits` of continuation ``j`` after prompt ``i`` (the prompt read once
+    per group of at most ``8 × batch_size`` continuations, :func:`per_prompt_groups`)."""
+    def score(model: Any, *tensors: torch.Tensor) -> torch.Tensor:
+        return relevance_logits(model, *tensors, yes_id=yes_id, no_id=no_id)
+
+    return per_prompt_groups(model, prompts, continuations, score, pad_id=pad_id, batch_size=batch_size,
+                             progress=progress)
 
 
 def score_samples(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_tokens: IndexTokens = "plain",

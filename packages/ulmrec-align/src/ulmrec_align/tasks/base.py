@@ -59,7 +59,8 @@ class BuildContext:
 
     def sample(self, *, task: str, split: SampleSplit, user: int, template: int, rendered: Rendered,
                response: str, response_is_code: bool = False, candidates: Sequence[int] | None = None,
-               target: int | None = None, choices: Sequence[str] | None = None) -> AlignmentSample:
+               target: int | None = None, choices: Sequence[str] | None = None,
+               retriever_scores: Sequence[float] | None = None) -> AlignmentSample:
         """An :class:`AlignmentSample` of ``rendered`` + ``response``; ``choices`` (title answers) means the
         candidates are not lettered (no ``target_letter``)."""
         target_letter = None
@@ -72,7 +73,8 @@ class BuildContext:
             response_code_spans=[(0, len(response))] if response_is_code else [],
             candidates=list(candidates) if candidates is not None else None,
             target=target, target_letter=target_letter,
-            choices=list(choices) if choices is not None else None)
+            choices=list(choices) if choices is not None else None,
+            retriever_scores=list(retriever_scores) if retriever_scores is not None else None)
 
 
 class TaskBuilder(Protocol):

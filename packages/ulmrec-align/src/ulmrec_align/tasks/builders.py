@@ -54,6 +54,20 @@ def lettered_pool(ctx: BuildContext, target: int, history: Sequence[int], rng: r
     return pool
 
 
+def retriever_pool(ctx: BuildContext, target: int, history: Sequence[int], ranked: Sequence[int],
+                   rng: random.Random) -> list[int]:
+    """The retriever's top ``n_candidates`` for a training prefix, in its order, target included: ``ranked``
+    (its best items for the prefix, history masked) cut to ``n``; when the target is not among them it takes
+    the last place. Random negatives fill a catalogue or list that runs short."""
+    n = ctx.config.prompt.n_candidates
+    pool = [i for i in ranked if i not in history][:n]
+    if target not in pool:
+        pool = [*pool[: n - 1], target]
+    if len(pool) < n:
+        pool += sample_negatives(ctx, exclude={*pool, *history}, n=n - len(pool), rng=rng)
+    return pool
+
+
 def training_prefixes(train: Sequence[int], *, mode: str, cap: int | None) -> list[int]:
     """Prefix lengths ``t`` whose sample predicts ``train[t]`` from ``train[:t]`` (``t >= 1``): every one
     (``all``, the latest ``cap``) or only the last (``last``), oldest first.
@@ -70,9 +84,13 @@ def training_prefixes(train: Sequence[int], *, mode: str, cap: int | None) -> li
 class NextItem:
     """Task 1. Training: one sample per prefix of the training sequence (``prefixes``), with random
     negatives or the retriever's best items for that prefix (``negatives``), shuffled. Validation: the
-    retriever's candidates for the validation target, **shuffled** (seeded), so that model selection
-    rewards neither a letter preference nor the retriever's order; users whose target the retriever missed
-    are left out (they measure nothing).
+    retriever's candidates for the validation target, **shuffled** (seeded; ``valid_order``), so that model
+    selection rewards neither a letter preference nor the retriever's order, or in the retriever's order (as
+    LlamaRec); users whose target the retriever missed are left out (they measure nothing).
+
+    With ``answer = "relevance"`` the training pool is the retriever's top n for the prefix in its order,
+    target included (``negatives = "retriever"``, :func:`retriever_pool`), and validation keeps the
+    retriever's order and scores (``retriever_scores``) so that it ranks fused, as the test does.
 
     With ``answer = "title"`` the prompt lists no candidates and the response is the target's title; every
     sample keeps its pool (the same negatives) and their titles as ``choices``: the token loss ignores them,
@@ -89,7 +107,8 @@ class NextItem:
     def build(self, ctx: BuildContext, user: int, split: SampleSplit,
               rng: random.Random) -> list[AlignmentSample]:
         s = ctx.split(user)
-        templates = next_item_templates(ctx.config.prompt.answer)
+        answer = ctx.config.prompt.answer
+        templates = next_item_templates(answer)
         if split != "train":
             row = ctx.candidates.get(("valid", user))
             if row is None or not row.target_in_candidates:
@@ -98,27 +117,36 @@ class NextItem:
             pool = list(row.candidates[: ctx.config.prompt.n_candidates])
             if target not in pool:
                 return []
-            rng.shuffle(pool)
+            if answer == "relevance":   # the retriever's order and scores: validated fused, as tested
+                return [self._sample(ctx, user, split, (0, templates[0]), history, pool, target,
+                                     retriever_scores=row.scores[: len(pool)])]
+            if ctx.config.valid_order == "shuffled":
+                rng.shuffle(pool)
             return [self._sample(ctx, user, split, (0, templates[0]), history, pool, target)]
         out = []
         for length in training_prefixes(s.train, mode=ctx.config.prefixes, cap=ctx.config.max_prefixes):
             history, target = list(s.train[:length]), s.train[length]
             template = pick_template(self.name, rng, templates)
-            pool = lettered_pool(ctx, target, history, rng,
-                                 preferred=ctx.hard_negatives.get((user, length), ()))
+            ranked = ctx.hard_negatives.get((user, length), ())
+            if answer == "relevance" and ranked:
+                pool = retriever_pool(ctx, target, history, ranked, rng)
+            else:
+                pool = lettered_pool(ctx, target, history, rng, preferred=ranked)
             out.append(self._sample(ctx, user, split, template, history, pool, target))
         return out
 
     def _sample(self, ctx: BuildContext, user: int, split: SampleSplit, template: tuple[int, str],
-                history: list[int], pool: list[int] | None, target: int) -> AlignmentSample:
+                history: list[int], pool: list[int] | None, target: int, *,
+                retriever_scores: Sequence[float] | None = None) -> AlignmentSample:
         number, instruction = template
-        if ctx.config.prompt.answer == "title":
+        if ctx.config.prompt.answer in ("title", "relevance"):
             rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), history=history,
                                           before=ctx.user_lines(user))
             choices = None if pool is None else [ctx.prompts.title(i) for i in pool]
+            response = ctx.prompts.title(target) if ctx.config.prompt.answer == "title" else "Yes"
             return ctx.sample(task=self.name, split=split, user=user, template=number, rendered=rendered,
-                              response=ctx.prompts.title(target), candidates=pool, target=target,
-                              choices=choices)
+                              response=response, candidates=pool, target=target, choices=choices,
+                              retriever_scores=retriever_scores)
         assert pool is not None
         rendered = ctx.prompts.render(instruction, user_code=ctx.code(user), history=history, candidates=pool,
                                       before=ctx.user_lines(user))

@@ -42,7 +42,11 @@ class AlignmentSample(BaseModel):
     target_letter: str | None = Field(default=None, description="Ranking tasks: the target's letter.")
     choices: list[str] | None = Field(
         default=None, description="next_item answered by title (validation): each candidate's answer text "
-        "(its cut title), in candidates order; the ranking scores their likelihoods.")
+        "(its cut title), in candidates order; the ranking scores their likelihoods (title) or reads each "
+        "after the prompt (relevance).")
+    retriever_scores: list[float] | None = Field(
+        default=None, description="next_item validation answered by relevance: the retriever's score of "
+        "each candidate (candidates in the retriever's order), so validation ranks fused as the test does.")
 
 
 class InputHashes(BaseModel):
@@ -77,8 +81,14 @@ class AlignConfig(BaseModel):
     negatives: Literal["random", "retriever"] = Field(
         default="random", description="next_item training negatives: uniformly random items (LlamaRec), or "
         "the items the retriever ranks highest for that very prefix (hard, like the test candidates; needs "
-        "--retriever; no later interaction is an input).")
+        "--retriever; no later interaction is an input). With relevance answers the pool is then the "
+        "retriever's top n for the prefix in its order, target included (the pools the ranker sees).")
     valid_users: int | None = Field(default=None, ge=1, description="Cap on validation samples.")
+    valid_order: Literal["shuffled", "retriever"] = Field(
+        default="shuffled", description="Order of the lettered validation candidates: shuffled (seeded; the "
+        "letter prior is estimated on them and removed) or the retriever's, as LlamaRec validates and tests "
+        "(the order is information: validation then selects on the uncalibrated NDCG). Relevance answers "
+        "always validate in the retriever's order.")
     index_permute: int | None = Field(default=None, description="Control: user codes shuffled among users "
                                       "with this seed (same codes, no user information).")
     index_random: int | None = Field(default=None, description="Control: every user a random distinct code "

@@ -35,7 +35,8 @@ def train_command(
     loss: Annotated[str, typer.Option(
         "--loss", help="letters: ranking samples learn a cross-entropy over their candidate letters | "
         "choices: letters, and samples answered by title a cross-entropy over their candidates' title "
-        "likelihoods | tokens: every response token over the full vocabulary (the paper)")] = "letters",
+        "likelihoods | relevance: samples answered by relevance a cross-entropy over their pool's yes/no "
+        "log-odds | tokens: every response token over the full vocabulary (the paper)")] = "letters",
     group_by_length: Annotated[bool, typer.Option(
         "--group-by-length/--no-group-by-length", help="Batches of similar length (less padding).")] = False,
     gradient_checkpointing: Annotated[str, typer.Option(
@@ -75,8 +76,8 @@ def train_command(
     targets = [t.strip() for t in lora_targets.split(",") if t.strip()]
     if scheduler not in ("cosine", "linear", "constant"):
         raise InputError(f"--scheduler must be cosine, linear or constant, got {scheduler!r}")
-    if loss not in ("letters", "choices", "tokens"):
-        raise InputError(f"--loss must be letters, choices or tokens, got {loss!r}")
+    if loss not in ("letters", "choices", "relevance", "tokens"):
+        raise InputError(f"--loss must be letters, choices, relevance or tokens, got {loss!r}")
     if gradient_checkpointing not in ("auto", "on", "off"):
         raise InputError(f"--gradient-checkpointing must be auto, on or off, got {gradient_checkpointing!r}")
     checkpointing = None if gradient_checkpointing == "auto" else gradient_checkpointing == "on"

@@ -54,10 +54,11 @@ class TrainSettings(BaseModel):
     scheduler: Literal["cosine", "linear", "constant"] = Field(
         default="cosine", description="Decay after warm-up, over the run that actually happens: the step "
         "count or the time budget, whichever ends it (tuning/schedule.py).")
-    loss: Literal["tokens", "letters", "choices"] = Field(
+    loss: Literal["tokens", "letters", "choices", "relevance"] = Field(
         default="letters", description="'tokens': cross-entropy of every response token (the paper); "
         "'letters': ranking samples learn a cross-entropy over their candidate letters only; 'choices': "
-        "letters, and samples answered by title a cross-entropy over their candidates' title likelihoods "
+        "letters, and samples answered by title a cross-entropy over their candidates' title likelihoods; "
+        "'relevance': samples answered by relevance a cross-entropy over their pool's yes/no log-odds "
         "(tuning/loss.py).")
     max_grad_norm: float = Field(default=1.0, ge=0)
     max_length: int = Field(default=2048, ge=16,

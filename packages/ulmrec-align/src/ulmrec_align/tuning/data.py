@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ulmrec_align.prompts.encoding import IGNORE_INDEX, encode_response, encode_sample
+from ulmrec_align.prompts.encoding import IGNORE_INDEX, candidate_ids, encode_sample
 from ulmrec_align.prompts.index_tokens import IndexTokens
 
 
@@ -39,11 +39,11 @@ class EncodingReport:
 
 
 def encode_samples(tokenizer: Any, samples: Sequence[Any], *, index_tokens: IndexTokens,
-                   max_length: int) -> tuple[EncodedDataset, EncodingReport]:
+                   max_length: int, answer: str = "letter") -> tuple[EncodedDataset, EncodingReport]:
     """Encode each sample with :func:`ulmrec_align.prompts.encoding.encode_sample` (shared with ranking);
     ranking samples carry ``n_letters`` = their number of candidates (0 otherwise). Samples answered by title
-    with a pool (``choices``) also carry each choice's answer ids (:func:`encode_response`, as the ranker
-    scores them) and the target's position among them."""
+    or relevance with a pool (``choices``) also carry each candidate's ids as the ranker reads them
+    (:func:`~ulmrec_align.prompts.encoding.candidate_ids`) and the target's position among them."""
     rows = []
     tasks: list[str] = []
     cut = 0
@@ -57,7 +57,7 @@ def encode_samples(tokenizer: Any, samples: Sequence[Any], *, index_tokens: Inde
                "n_letters": len(sample.candidates) if ranking else 0,
                "task_id": tasks.index(sample.task), "prompt_length": encoded.prompt_length}
         if sample.choices and sample.candidates and sample.target in sample.candidates:
-            row["choice_ids"] = [encode_response(tokenizer, c) for c in sample.choices]
+            row["choice_ids"] = candidate_ids(tokenizer, sample.choices, answer)
             row["choice_target"] = sample.candidates.index(sample.target)
         rows.append(row)
     return EncodedDataset(rows, tasks), EncodingReport(cut=cut, total=len(rows))

@@ -22,6 +22,11 @@ Three losses (``--loss``):
   cache repeated for its N choices (:func:`choice_scores`), so a sample costs ``|prompt| + N·|choice|``
   tokens; gradients flow through the cache into the prompt.
 
+- ``relevance``: for samples answered by relevance (their pool's continuations in ``choice_*``), a
+  listwise cross-entropy ``−log softmax_j(s_j)[target]`` over the pool with ``s_j = z_yes − z_no`` at the
+  last token of candidate ``j``'s continuation read after the cached prompt
+  (:func:`ulmrec_align.ranking.scorer.relevance_logits`, the ranker's score); other rows as ``letters``.
+
 The batch loss is the mean over *loss items* (response tokens, or one item per ranking sample under
 ``letters``); ``per_row`` returns each row's summed loss and item count for per-task logging.
 """
@@ -35,9 +40,9 @@ import torch
 import torch.nn.functional as F
 
 from ulmrec_align.prompts.encoding import IGNORE_INDEX
-from ulmrec_align.ranking.scorer import summed_log_probs
+from ulmrec_align.ranking.scorer import relevance_logits, summed_log_probs
 
-LossKind = Literal["tokens", "letters", "choices"]
+LossKind = Literal["tokens", "letters", "choices", "relevance"]
 
 
 def kept_positions(labels: torch.Tensor) -> int:
@@ -96,25 +101,38 @@ def _rows(batch: dict[str, torch.Tensor], keep: torch.Tensor) -> dict[str, torch
     return out
 
 
-def alignment_loss(model: Any, batch: dict[str, torch.Tensor], *, kind: LossKind,
-                   letter_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pool_relevance(model: Any, batch: dict[str, torch.Tensor], yes_no: tuple[int, int]) -> torch.Tensor:
+    """``(R, N)`` relevance log-odds of the batch's ``choice_*`` continuations, ``-inf`` where a row has fewer
+    candidates; differentiable."""
+    scores = relevance_logits(model, batch["choice_prompt_ids"], batch["choice_prompt_mask"],
+                              batch["choice_ids"], batch["choice_mask"], yes_id=yes_no[0], no_id=yes_no[1])
+    return scores.masked_fill(batch["choice_mask"][:, :, 0] == 0, float("-inf"))
+
+
+def alignment_loss(model: Any, batch: dict[str, torch.Tensor], *, kind: LossKind, letter_ids: Sequence[int],
+                   yes_no: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(loss, row_loss_sum (B,), row_items (B,))`` of a left-padded batch.
 
     ``batch``: ``input_ids``, ``attention_mask``, ``position_ids``, ``labels`` (B, L) and ``n_letters`` (B,)
-    (0 for non-ranking samples); under ``choices`` also the ``choice_*`` tensors of the rows answered by
-    title (:func:`choice_scores`).
+    (0 for non-ranking samples); under ``choices`` / ``relevance`` also the ``choice_*`` tensors of the rows
+    that carry their pool (:func:`choice_scores`, :func:`pool_relevance`; ``yes_no`` = the answer ids).
     """
     if kind == "choices" and "choice_rows" in batch:
-        return _choices_loss(model, batch, letter_ids=letter_ids)
-    return _response_loss(model, batch, letters=kind in ("letters", "choices"), letter_ids=letter_ids)
+        return _pool_loss(model, batch, choice_scores(model, batch), letter_ids=letter_ids)
+    if kind == "relevance" and "choice_rows" in batch:
+        if yes_no is None:
+            raise ValueError("the relevance loss needs the ids of its yes/no answers")
+        return _pool_loss(model, batch, pool_relevance(model, batch, yes_no), letter_ids=letter_ids)
+    return _response_loss(model, batch, letters=kind != "tokens", letter_ids=letter_ids)
 
 
-def _choices_loss(model: Any, batch: dict[str, torch.Tensor], *,
-                  letter_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Listwise loss on the rows with choices, :func:`_response_loss` (letters) on the others."""
+def _pool_loss(model: Any, batch: dict[str, torch.Tensor], scores: torch.Tensor, *,
+               letter_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Listwise cross-entropy of ``scores`` (R, N) on the rows with a pool, :func:`_response_loss` (letters)
+    on the others."""
     b = batch["input_ids"].shape[0]
     chosen = batch["choice_rows"]
-    listwise = F.cross_entropy(choice_scores(model, batch), batch["choice_target"], reduction="none")
+    listwise = F.cross_entropy(scores, batch["choice_target"], reduction="none")
     row_sum = torch.zeros(b, dtype=listwise.dtype, device=listwise.device).index_put((chosen,), listwise)
     row_items = torch.zeros(b, dtype=listwise.dtype, device=listwise.device).index_put(
         (chosen,), torch.ones_like(listwise))

@@ -51,11 +51,12 @@ class _Inputs:
     letters: list[int]
     valid_rows: list[Any]
     validator: Any
+    yes_no: tuple[int, int] | None = None
 
 
 def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) -> _Inputs:
     """Step 2a: tokenizer (with added code tokens), encoded training samples, letter ids, validator."""
-    from ulmrec_align.prompts.encoding import letter_token_ids
+    from ulmrec_align.prompts.encoding import letter_token_ids, relevance_token_ids
     from ulmrec_align.tasks.schema import read_samples
     from ulmrec_align.tuning.data import encode_samples
     from ulmrec_align.tuning.inputs import prepared_tokenizer
@@ -66,21 +67,29 @@ def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) 
     train_rows = read_samples(request.samples, "train")
     if not train_rows:
         raise InputError("no training samples in train.jsonl", path=request.samples)
+    answer = planned.prompt.answer
+    if (answer == "relevance") != (settings.loss == "relevance"):
+        raise InputError("--loss relevance trains samples answered by relevance, and they train with it "
+                         f"only: these samples answer by {answer} and --loss is {settings.loss}",
+                         path=request.samples)
     dataset, encoding = encode_samples(tokenizer, train_rows, index_tokens=planned.index_tokens,
-                                       max_length=settings.max_length)
+                                       max_length=settings.max_length, answer=answer)
     n_letters = max((int(r["n_letters"]) for r in dataset.rows), default=0)
-    if (settings.loss == "choices" and planned.prompt.answer == "title"
+    if (settings.loss in ("choices", "relevance") and answer in ("title", "relevance")
             and not any("choice_ids" in r for r in dataset.rows)):
-        raise InputError("--loss choices: no training sample carries its pool of titles; rebuild the samples "
-                         "with this version's `ulmrec align build --answer title`", path=request.samples)
+        raise InputError(f"--loss {settings.loss}: no training sample carries its pool; rebuild the samples "
+                         f"with this version's `ulmrec align build --answer {answer}`", path=request.samples)
     valid_rows = validation_samples(request.samples, settings.valid_users) if validator is not False else []
     if validator is None and valid_rows:
-        validator = ranking_validator(tokenizer, valid_rows, index_tokens=planned.index_tokens,
+        ordered = planned.samples_config.get("valid_order") == "retriever"
+        validator = ranking_validator(tokenizer, valid_rows, index_tokens=planned.index_tokens, answer=answer,
+                                      ordered=ordered,
                                       batch_size=settings.eval_batch_size,
                                       code=code_samples(request.samples, settings.valid_users))
     return _Inputs(tokenizer=tokenizer, added=added, dataset=dataset, prompts_cut=encoding.cut,
                    letters=letter_token_ids(tokenizer, max(n_letters, 1)), valid_rows=valid_rows,
-                   validator=validator)
+                   validator=validator,
+                   yes_no=relevance_token_ids(tokenizer) if answer == "relevance" else None)
 
 
 def _lora_model(request: TrainRequest, planned: TrainManifest, inputs: _Inputs, device: str) -> Any:
@@ -148,13 +157,14 @@ def _training_arguments(request: TrainRequest, planned: TrainManifest, world: in
         restore_callback_states_from_checkpoint=False)
 
 
-def _collator(tokenizer: Any, *, choices: bool) -> Any:
-    """Left-padding batches; under ``--loss choices`` with the pools and the content-free title prompt."""
+def _collator(tokenizer: Any, *, loss: str) -> Any:
+    """Left-padding batches; under ``--loss choices`` with the pools and the content-free title prompt, under
+    ``--loss relevance`` with the pools' continuations."""
     from ulmrec_align.ranking.ranker import null_title_prompt
     from ulmrec_align.tuning.data import PadCollator
 
-    return PadCollator(pad_id=int(tokenizer.pad_token_id), choices=choices,
-                       null_prompt=tuple(null_title_prompt(tokenizer)) if choices else None)
+    return PadCollator(pad_id=int(tokenizer.pad_token_id), choices=loss in ("choices", "relevance"),
+                       null_prompt=tuple(null_title_prompt(tokenizer)) if loss == "choices" else None)
 
 
 def _resume_point(request: TrainRequest, callback: Any, *, is_main: bool) -> Path | None:
@@ -225,10 +235,11 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
                               budget_seconds=max_seconds, clock=callback.elapsed)
     trainer = LlmTuner(model=model, args=_training_arguments(request, planned, world),
                        train_dataset=inputs.dataset,
-                       data_collator=_collator(inputs.tokenizer, choices=settings.loss == "choices"),
+                       data_collator=_collator(inputs.tokenizer, loss=settings.loss),
                        processing_class=inputs.tokenizer, callbacks=[callback, *callbacks],
                        keep_checkpoints=settings.keep_checkpoints, loss_kind=settings.loss,
-                       letter_ids=inputs.letters, schedule=schedule, task_names=inputs.dataset.tasks)
+                       letter_ids=inputs.letters, schedule=schedule, task_names=inputs.dataset.tasks,
+                       yes_no=inputs.yes_no)
     trainer.progress_source = lambda: callback.snapshot(trainer.state.global_step)
     if not request.progress or not is_main:  # no per-log dicts on stdout; events and the summary line remain
         trainer.remove_callback(PrinterCallback)

@@ -21,10 +21,11 @@ class LlmTuner(SafeTrainer):
 
     def __init__(self, *args: Any, loss_kind: LossKind = "tokens", letter_ids: Sequence[int] = (),
                  schedule: BudgetSchedule | None = None, task_names: Sequence[str] = (),
-                 **kwargs: Any) -> None:
+                 yes_no: tuple[int, int] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.loss_kind: LossKind = loss_kind
         self.letter_ids = list(letter_ids)
+        self.yes_no = yes_no
         self.schedule = schedule
         self.task_names = list(task_names)
         # our compute_loss returns a per-batch mean: let Trainer divide by the accumulation steps
@@ -44,7 +45,7 @@ class LlmTuner(SafeTrainer):
                      num_items_in_batch: Any = None) -> Any:
         task_ids = inputs.pop("task_ids", None)
         loss, row_sum, row_items = alignment_loss(model, inputs, kind=self.loss_kind,
-                                                  letter_ids=self.letter_ids)
+                                                  letter_ids=self.letter_ids, yes_no=self.yes_no)
         if task_ids is not None and self.task_names:
             for task_id, total, items in zip(task_ids.tolist(), row_sum.tolist(), row_items.tolist(),
                                              strict=True):

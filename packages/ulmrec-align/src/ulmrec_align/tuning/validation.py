@@ -5,7 +5,12 @@ is a user's code (preference → index, history → index), the response-token l
 
 A model tuned to answer with titles (``answer = "title"``) is validated on the likelihood of each
 candidate's title instead, with the title's content-free prior removed as at ranking time
-(:func:`ulmrec_align.ranking.ranker.title_priors`); ``raw`` is the NDCG@10 of the plain likelihoods."""
+(:func:`ulmrec_align.ranking.ranker.title_priors`); ``raw`` is the NDCG@10 of the plain likelihoods.
+
+A model tuned to answer by relevance is validated as it is tested: its validation candidates are the
+retriever's top n in the retriever's order, with its scores; ``score`` is the NDCG@10 of the LLM's log-odds
+fused with the retriever (:mod:`ulmrec_align.ranking.fusion`, ``W`` chosen on these validation users, as
+``--fuse-retriever auto`` does at test), ``raw`` the NDCG@10 of the LLM alone."""
 
 from __future__ import annotations
 
@@ -110,17 +115,23 @@ def letter_prior(scores: Any) -> Any:
 
 
 def ranking_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: str,
-                      batch_size: int, code: Sequence[Any] = ()) -> Any:
+                      batch_size: int, code: Sequence[Any] = (), answer: str = "letter",
+                      ordered: bool = False) -> Any:
     """``validate(model) -> ValidationScores``: NDCG@10 of the letter ranking of ``samples`` after removing
     the letter prior estimated on the same prompts (:func:`letter_prior`; the samples show their candidates
-    in a shuffled order, so neither a letter preference nor the retriever's order is rewarded), the
-    uncalibrated NDCG@10, and the prior; with ``code`` samples, also :func:`code_task_scores`."""
+    in a shuffled order, so neither a letter preference nor the retriever's order is rewarded) — or, with
+    ``ordered`` (candidates in the retriever's order, ``align build --valid-order retriever``), without
+    removing it —, the uncalibrated NDCG@10, and the prior; with ``code`` samples, also
+    :func:`code_task_scores`."""
     import numpy as np
 
     from ulmrec_align.prompts.letters import letter_index
     from ulmrec_align.ranking.scorer import letter_log_probs, ndcg_at, score_samples
     from ulmrec_align.tuning.callbacks import ValidationScores
 
+    if answer == "relevance":
+        return _relevance_validator(tokenizer, samples, index_tokens=index_tokens, batch_size=batch_size,
+                                    code=code)
     if any(s.choices for s in samples):
         return _title_validator(tokenizer, samples, index_tokens=index_tokens, batch_size=batch_size,
                                 code=code)
@@ -134,7 +145,8 @@ def ranking_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: s
         calibrated = np.where(np.isfinite(logp), logp - prior[None, :], -np.inf)
         tasks = (code_task_scores(model, tokenizer, code, index_tokens=index_tokens, batch_size=batch_size)
                  if code else None)
-        return ValidationScores(score=ndcg_at(calibrated, targets, 10), raw=ndcg_at(scores, targets, 10),
+        selected = scores if ordered else calibrated   # in the retriever's order the order is information
+        return ValidationScores(score=ndcg_at(selected, targets, 10), raw=ndcg_at(scores, targets, 10),
                                 prior=[round(float(v), 6) for v in prior], tasks=tasks)
 
     return validate
@@ -172,5 +184,39 @@ def _title_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: st
                  if code else None)
         return ValidationScores(score=ndcg_at(as_array(calibrated), targets, 10),
                                 raw=ndcg_at(as_array(raw), targets, 10), prior=None, tasks=tasks)
+
+    return validate
+
+
+def _relevance_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: str, batch_size: int,
+                         code: Sequence[Any] = ()) -> Any:
+    """``validate(model)``: NDCG@10 of the relevance log-odds fused with the retriever's scores at the ``W``
+    best on these users (``score``: how the test ranks), and of the log-odds alone (``raw``)."""
+    from ulmrec_align.prompts.encoding import candidate_ids, encode_prompt, relevance_token_ids
+    from ulmrec_align.ranking.fusion import best_weight, fused_ndcg_at_10
+    from ulmrec_align.ranking.scorer import relevance_scores
+    from ulmrec_align.tuning.callbacks import ValidationScores
+    from ulmrec_eval.runtime.errors import InputError
+
+    if any(s.retriever_scores is None for s in samples):
+        raise InputError("relevance validation needs the retriever's scores in the validation samples; "
+                         "rebuild them with this version's `ulmrec align build --answer relevance`")
+    prompts = [encode_prompt(tokenizer, s.prompt, s.prompt_code_spans,
+                             index_tokens=index_tokens)  # type: ignore[arg-type]
+               for s in samples]
+    continuations = [candidate_ids(tokenizer, s.choices, "relevance") for s in samples]
+    retriever = [list(s.retriever_scores) for s in samples]
+    targets = [list(s.candidates).index(s.target) for s in samples]
+    yes_id, no_id = relevance_token_ids(tokenizer)
+
+    def validate(model: Any) -> ValidationScores:
+        llm = relevance_scores(model, prompts, continuations, yes_id=yes_id, no_id=no_id,
+                               pad_id=int(tokenizer.pad_token_id or 0), batch_size=batch_size)
+        weight, by_weight = best_weight(llm, retriever, targets)
+        tasks = (code_task_scores(model, tokenizer, code, index_tokens=index_tokens, batch_size=batch_size)
+                 if code else None)
+        flat = [[0.0] * len(r) for r in retriever]
+        return ValidationScores(score=by_weight[weight], raw=fused_ndcg_at_10(llm, flat, targets, 0.0),
+                                prior=None, tasks=tasks)
 
     return validate
