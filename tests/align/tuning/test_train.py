@@ -4,6 +4,7 @@ validation/early stopping/time budget, refusals, events and the CLI."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -67,9 +68,23 @@ def test_artifact_is_complete_and_reloads_to_the_validated_scores(samples_dir: P
     assert manifest.letter_prior is not None
     assert len(manifest.letter_prior) == 5
     assert ranker.letter_prior == manifest.letter_prior
-    # the learning rate was logged with the loss at every logged step, and left warm-up
-    assert [c.step for c in manifest.curve]
-    assert all(c.lr >= 0 for c in manifest.curve)
+    # the learning rate was logged with the loss at every logged step, and left warm-up: the value logged at
+    # step s is the one step s trained with, after s - 1 scheduler steps (p = (s - 1) / 6): the peak 1e-3 x
+    # linear warm-up over the first 5 % of p x cosine decay, computed here by hand
+    def expected_lr(step: int) -> float:
+        p = (step - 1) / 6
+        return 1e-3 * min(1.0, p / 0.05) * 0.5 * (1 + math.cos(math.pi * p))
+
+    steps = [c.step for c in manifest.curve]
+    assert steps
+    assert steps == sorted(set(steps))
+    assert steps[-1] == 6
+    for point in manifest.curve:
+        assert point.lr == pytest.approx(expected_lr(point.step), rel=1e-6, abs=1e-12)
+    top = max(manifest.curve, key=lambda c: c.lr)
+    assert (top.step - 1) / 6 >= 0.05                                    # past warm-up ...
+    assert top.lr >= 0.5e-3                                              # ... at half the peak or more
+    assert manifest.curve[-1].lr < top.lr                                # and decaying after it
     assert ranker.prompt.n_candidates == 5
 
 
