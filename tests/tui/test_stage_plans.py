@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ulmrec_app.pipeline.config import load_config
 from ulmrec_app.pipeline.stages import build_plans
 
@@ -79,3 +81,82 @@ def test_retriever_negatives_are_wired_to_the_runs_retriever(tmp_path: Path) -> 
         if wired:
             candidates = argv[argv.index("--candidates") + 1]
             assert candidates == argv[argv.index("--retriever") + 1] + "/candidates.jsonl"
+
+
+BASE = ('name = "x"\n[data.synthetic]\nusers = 30\n[retrieve]\nepochs = 1\n[align]\nmodel = "smollm2"\n'
+        '[train]\nmodel = "smollm2"\nmax_steps = 1\n')
+
+
+@pytest.mark.parametrize(("extra", "refused"), [
+    ("[index]\nlevels = 0", r"index\.levels: 0 is out of range; option --levels of `ulmrec index build` "
+                            r"takes values >= 1"),
+    ("[rank]\nlimit = 0", r"rank\.limit: 0 is out of range; option --limit .* >= 1"),
+    ("[align]\nn_candidates = 27", r"align\.n_candidates: 27 is out of range; .* >= 2 and <= 26"),
+    ("[index]\ncold_share = nan", r"index\.cold_share: nan is not a finite number"),
+    ("[align]\ncold_share = inf", r"align\.cold_share: inf is not a finite number"),
+    ('[align]\nanswer = "titel"', r"align\.answer: 'titel': Input should be 'letter', 'title'"),
+    ('[rank]\nanswer = "titel"', r"rank\.answer: 'titel': Input should be"),
+    ('[align]\nprefixes = "first"', r"align\.prefixes: 'first': Input should be 'all' or 'last'"),
+    ('[train]\nloss = "letter"', r"train\.loss: 'letter': Input should be"),
+    ("[train]\nlr = 0.0", r"train\.lr: 0\.0: Input should be greater than 0"),
+    ("[index]\nlevels = true", r"index\.levels: true is not a number"),
+    ("[align]\nn_candidates = false", r"align\.n_candidates: false is not a number"),
+    ('[index]\nvectors = "retriever"\ncold_share = 0.2', r"index\.cold_share: holds users out of a fit of "
+                                                         r"review texts"),
+    ('[align]\nindex = "none"\nindex_permute = 3', r"align\.index_permute: replaces the users' codes, but "
+                                                   r"this run has no user index"),
+    ('[align]\nindex = "none"\n[rank]\nindex_random = 3', r"rank\.index_random: replaces the users' codes"),
+    ("[align]\nindex_permute = 3\nindex_random = 4", r"align: index_permute and index_random are two"),
+])
+def test_a_plan_refuses_every_value_its_stage_would_refuse(tmp_path: Path, extra: str, refused: str) -> None:
+    """`ulmrec run --dry-run` (and `experiment ablate`, which plans each variant) refuse bad values, not only
+    bad types: each of these failed minutes later in its stage (issue 26, item 9)."""
+    from ulmrec_app.pipeline.errors import PipelineError
+
+    config = tmp_path / "run.toml"
+    config.write_text(_merged(extra), encoding="utf-8")
+    with pytest.raises(PipelineError, match=refused):
+        build_plans(load_config(config), tmp_path / "runs" / "x")
+
+
+def _merged(extra: str) -> str:
+    """BASE with the tables of ``extra`` merged in (TOML refuses a table given twice)."""
+    tables: dict[str, list[str]] = {}
+    current = ""
+    for line in (BASE + extra).splitlines():
+        if line.startswith("["):
+            current = line
+            tables.setdefault(current, [])
+        else:
+            tables.setdefault(current, []).append(line)
+    return "\n".join(f"{head}\n" * bool(head) + "\n".join(body) for head, body in tables.items()) + "\n"
+
+
+def test_a_number_for_a_text_option_is_its_text(tmp_path: Path) -> None:
+    """TOML `fuse_retriever = 0.5` is what `--fuse-retriever 0.5` is (it was refused as "not a string")."""
+    config = tmp_path / "run.toml"
+    config.write_text(_merged("[rank]\nfuse_retriever = 0.5"), encoding="utf-8")
+    plans = build_plans(load_config(config), tmp_path / "runs" / "x")
+    [rank] = next(p for p in plans if p.name == "rank").commands
+    argv = rank.argv()
+    assert argv[argv.index("--fuse-retriever") + 1] == "0.5"
+
+
+def test_ablate_plans_each_variant_and_refuses_what_its_run_would(tmp_path: Path) -> None:
+    """Variants that change the index on a base without one, and `collab` on a base with [index] cold_share,
+    are refused when planned (`ablate --dry-run`), not minutes into the run."""
+    from ulmrec_app.experiment.ablate import plan_experiment
+    from ulmrec_app.pipeline.errors import PipelineError
+
+    demo = Path(__file__).resolve().parents[2] / "configs" / "demo-cpu.toml"
+    plain = tmp_path / "plain.toml"
+    plain.write_text(f'extends = "{demo}"\nname = "plain"\n[align]\nindex = "none"\n', encoding="utf-8")
+    for variant in ("permuted", "random", "noindex", "collab"):
+        with pytest.raises(PipelineError, match=rf"variant {variant}: changes or removes the user index, but "
+                                                r"the base config has none"):
+            plan_experiment(plain, tmp_path / "runs", ["full", variant], [0])
+    held = tmp_path / "held.toml"
+    held.write_text(f'extends = "{demo}"\nname = "held"\n[index]\ncold_share = 0.2\n', encoding="utf-8")
+    with pytest.raises(PipelineError, match=r"held-collab-s0\.toml: index\.cold_share: holds users out"):
+        plan_experiment(held, tmp_path / "runs", ["full", "collab"], [0])
+    assert not (tmp_path / "runs" / "held-experiment" / "experiment.json").exists()

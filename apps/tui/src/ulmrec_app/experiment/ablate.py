@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from ulmrec_app.experiment.variants import overrides
 from ulmrec_app.pipeline.config import load_config
 from ulmrec_app.pipeline.errors import PipelineError
+from ulmrec_app.pipeline.stages import build_plans
 from ulmrec_eval.runtime.artifacts import folder_lock
 from ulmrec_eval.runtime.errors import UlmrecError
 from ulmrec_eval.runtime.io import atomic_write_text, read_json_model
@@ -96,6 +97,8 @@ def plan_experiment(
             name = f"{base.name}-{variant}-s{seed}"
             path = folder / "configs" / f"{name}.toml"
             atomic_write_text(path, variant_config(config, name, overrides(variant, seed, tables)))
+            # plan its stages now (options, values, inputs): what its run would refuse, this call refuses
+            build_plans(load_config(path), runs_dir / name)
             runs.append(ExperimentRun(variant=variant, seed=seed, run=name, config=str(path.resolve())))
     manifest = ExperimentManifest(
         name=base.name,

@@ -30,6 +30,8 @@ AUX_TASKS = ("index_to_pref", "pref_to_index", "history_to_index", "rating", "in
 VARIANTS = ("full", "noindex", "permuted", "random", *(f"no-{t}" for t in AUX_TASKS), "added", "rqkmeans",
             "nofusion", "collab", "text")
 DEFAULT_VARIANTS = ("full", "noindex", "permuted")
+#: Variants that differ from ``full`` only through its user index (so a base without one cannot have them).
+NEEDS_INDEX = ("noindex", "permuted", "random", "added", "rqkmeans", "nofusion", "collab", "text")
 #: Minutes of the time budget of every variant: far above any CPU run, so that max_steps ends training.
 EQUAL_STEPS_MINUTES = 100_000
 
@@ -46,6 +48,9 @@ def overrides(variant: str, seed: int, base: dict[str, Any]) -> dict[str, dict[s
     """The stage options ``variant`` (with ``seed``) sets on top of ``base`` (the base config's tables)."""
     if variant not in VARIANTS:
         raise PipelineError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    if variant in NEEDS_INDEX and str(base.get("align", {}).get("index", "")).lower() == "none":
+        raise PipelineError(f"variant {variant}: changes or removes the user index, but the base config has "
+                            "none (align.index = \"none\"); ablate a config with an index")
     out: dict[str, dict[str, Any]] = {
         "align": {"seed": seed},
         "train": {"seed": seed, "max_minutes": EQUAL_STEPS_MINUTES},

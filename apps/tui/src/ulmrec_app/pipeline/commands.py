@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ class OptionSpec:
     required: bool
     positional: bool
     default: Any = None              # the command's own default (JSON-able: Paths and enums as text)
+    minimum: float | None = None     # the option's declared range (typer ``min``/``max``), None: open
+    maximum: float | None = None
+    open_bounds: tuple[bool, bool] = (False, False)   # (min_open, max_open)
 
     @property
     def is_path(self) -> bool:
@@ -89,9 +93,26 @@ def command_spec(path: tuple[str, ...]) -> CommandSpec | None:
             required=bool(param.required),
             positional=positional,
             default=_plain(getattr(param, "default", None)),
+            minimum=_bound(param, "min"),
+            maximum=_bound(param, "max"),
+            open_bounds=_open_bounds(param),
         )
     resolve = getattr(getattr(command, "callback", None), "resolved_settings", None)
     return CommandSpec(path=path, options=options, resolve=resolve)
+
+
+def _bound(param: Any, which: str) -> float | None:
+    """The option's declared ``min`` or ``max`` (typer keeps it on the option, click on its type)."""
+    value = getattr(param, which, None)
+    if value is None:
+        value = getattr(getattr(param, "type", None), which, None)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _open_bounds(param: Any) -> tuple[bool, bool]:
+    info = getattr(getattr(param, "type_descriptor", None), "parameter_info", None) or getattr(param, "type",
+                                                                                                None)
+    return bool(getattr(info, "min_open", False)), bool(getattr(info, "max_open", False))
 
 
 def _plain(value: Any) -> Any:
@@ -117,6 +138,106 @@ def producing_package(command: str) -> tuple[str, str] | None:
         if entry.name == command and entry.dist is not None:
             return entry.dist.name, entry.dist.version
     return None
+
+
+#: Options that a command checks in its body against a field of one of its library models (a Literal or a
+#: bound), as ``{command: {option: "module:Model.field"}}``: the stage checks them when it is planned, so that
+#: ``ulmrec run --dry-run`` and ``experiment ablate --dry-run`` refuse what the command would refuse minutes
+#: later. Ranges declared on an option itself (``min=1``) are read from the option.
+MODEL_BOUNDS: dict[tuple[str, ...], dict[str, str]] = {
+    ("align", "build"): {"answer": "ulmrec_align.prompts.config:PromptConfig.answer",
+                         "prefixes": "ulmrec_align.tasks.schema:AlignConfig.prefixes",
+                         "negatives": "ulmrec_align.tasks.schema:AlignConfig.negatives",
+                         "valid_order": "ulmrec_align.tasks.schema:AlignConfig.valid_order",
+                         "index_tokens": "ulmrec_align.tasks.schema:AlignConfig.index_tokens",
+                         "cold_share": "ulmrec_align.tasks.schema:AlignConfig.cold_share"},
+    ("align", "rank"): {"answer": "ulmrec_align.prompts.config:PromptConfig.answer",
+                        "quantization": "ulmrec_align.tuning.config:TrainSettings.quantization"},
+    ("align", "train"): {"scheduler": "ulmrec_align.tuning.config:TrainSettings.scheduler",
+                         "loss": "ulmrec_align.tuning.config:TrainSettings.loss",
+                         "lr": "ulmrec_align.tuning.config:TrainSettings.lr",
+                         "quantization": "ulmrec_align.tuning.config:TrainSettings.quantization"},
+}
+
+
+def _model_field(reference: str) -> Any:
+    """A ``TypeAdapter`` of ``module:Model.field`` (its annotation and constraints); None if not there."""
+    import importlib
+    from typing import Annotated
+
+    from pydantic import TypeAdapter
+
+    module, _, attribute = reference.partition(":")
+    model_name, _, field_name = attribute.partition(".")
+    try:
+        model = getattr(importlib.import_module(module), model_name)
+        info = model.model_fields[field_name]
+    except (ImportError, AttributeError, KeyError):
+        return None
+    annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    return TypeAdapter(annotation)
+
+
+def _base_types(annotation: Any) -> set[Any]:
+    import typing
+
+    args = typing.get_args(annotation)
+    return {a for a in args if a is not type(None)} if args else {annotation}
+
+
+def _check_values(spec: CommandSpec, values: dict[str, Any], where: str) -> None:
+    """What the command itself would refuse in a value of the right type: a number outside the option's
+    declared range, a value its library model does not allow (:data:`MODEL_BOUNDS`), a float that is not
+    finite."""
+    import math
+
+    bounds = MODEL_BOUNDS.get(spec.path, {})
+    for name, value in values.items():
+        option = spec.options[name]
+        flag = _flag(spec, name)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise PipelineError(f"{where}.{name}: {item!r} is not a finite number (option {flag} of "
+                                    f"`{spec.title}`)")
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                low, high = option.minimum, option.maximum
+                below = low is not None and (item <= low if option.open_bounds[0] else item < low)
+                above = high is not None and (item >= high if option.open_bounds[1] else item > high)
+                if below or above:
+                    shown = " and ".join(part for part in (
+                        None if low is None else f"{'>' if option.open_bounds[0] else '>='} {low}",
+                        None if high is None else f"{'<' if option.open_bounds[1] else '<='} {high}") if part)
+                    raise PipelineError(f"{where}.{name}: {item!r} is out of range; option {flag} of "
+                                        f"`{spec.title}` takes values {shown}")
+        if name in bounds and value is not None:
+            adapter = _model_field(bounds[name])
+            if adapter is None:
+                continue
+            try:
+                adapter.validate_python(value)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise PipelineError(f"{where}.{name}: {value!r}: {first['msg']} (option {flag} of "
+                                    f"`{spec.title}`)") from None
+
+
+def _coerce(spec: CommandSpec, settings: dict[str, Any], where: str) -> dict[str, Any]:
+    """Config values as the command line would take them: a number for a text option (``fuse_retriever =
+    0.5``) becomes its text; a true/false for a number option is refused (it would become 1 or 0)."""
+    out = dict(settings)
+    for name, value in settings.items():
+        option = spec.options.get(name)
+        if option is None or option.is_flag:
+            continue
+        types = _base_types(option.annotation)
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, bool) for v in items) and types & {int, float} and bool not in types:
+            raise PipelineError(f"{where}.{name}: {json.dumps(value)} is not a number (option "
+                                f"{_flag(spec, name)} of "
+                                f"`{spec.title}` takes a number; true/false would pass as 1/0)")
+        if types == {str} and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = repr(value) if isinstance(value, float) else str(value)
+    return out
 
 
 def normalise_key(key: str) -> str:
@@ -151,6 +272,7 @@ def validate_settings(spec: CommandSpec, settings: dict[str, Any], *, where: str
             raise PipelineError(f"{where}.{key}: set by the pipeline, not by the config "
                                 f"(allowed: {', '.join(spec.allowed(managed))})")
         normalised[name] = value
+    normalised = _coerce(spec, normalised, where)
     model = _settings_model(spec, managed)
     try:
         checked = model.model_validate(normalised)
@@ -162,7 +284,9 @@ def validate_settings(spec: CommandSpec, settings: dict[str, Any], *, where: str
                                 f"{', '.join(spec.allowed(managed))}") from None
         raise PipelineError(f"{where}.{key}: {first['msg']} (option {_flag(spec, key)} of "
                             f"`{spec.title}`)") from None
-    return {k: v for k, v in checked.model_dump().items() if k in normalised}
+    values = {k: v for k, v in checked.model_dump().items() if k in normalised}
+    _check_values(spec, values, where)
+    return values
 
 
 def _flag(spec: CommandSpec, name: str) -> str:

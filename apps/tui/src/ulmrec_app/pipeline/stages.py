@@ -254,6 +254,11 @@ def _index_stage(c: _Context, s: dict[str, Any]) -> _Built:
     vectors = c.folder["index"] / "user_vectors"
     export = {"kind": s["vectors_kind"]} if "vectors_kind" in s else {}
     settings = {k: v for k, v in s.items() if k not in ("vectors", "vectors_kind")}
+    share = settings.get("cold_share", settings.get("cold-share", 0.0))
+    if not isinstance(share, bool) and isinstance(share, (int, float)) and share > 0:
+        raise PipelineError(f"{c.where}index.cold_share: holds users out of a fit of review texts; the "
+                            "retriever's user vectors (vectors = \"retriever\") cover every user, so it does "
+                            "not apply: leave cold_share out, or build the index from texts")
     return [c.invocation(("retrieve", "user-vectors"), export,
                          {"data": c.out["data"], "retriever": c.out["retrieve"], "out": vectors,
                           "force": True}, "index"),
@@ -279,12 +284,27 @@ def _align_stage(c: _Context, s: dict[str, Any]) -> _Built:
         raise PipelineError(f"{c.config.source}: align.index: only \"none\" (the no-index baseline) "
                             f"may be set; otherwise the pipeline passes its own index stage")
     settings = {k: v for k, v in s.items() if k != "index"}
+    _check_controls(c, settings, "align")
     wired = {"data": c.out["data"], "index": c.index_value,
              "candidates": c.out["retrieve"] / "candidates.jsonl", "out": c.out["align"]}
-    if str(settings.get("negatives", "random")) == "retriever":   # hard negatives: the retriever per prefix
-        wired["retriever"] = c.out["retrieve"]
+    answer = str(settings.get("answer", "letter"))       # relevance answers default to the retriever's pools
+    if str(settings.get("negatives", "retriever" if answer == "relevance" else "random")) == "retriever":
+        wired["retriever"] = c.out["retrieve"]               # hard negatives: the retriever per prefix
     return [c.invocation(("align", "build"), settings, wired, "align")], \
         ["data", "retrieve", *c.index_deps], None
+
+
+def _check_controls(c: _Context, settings: dict[str, Any], table: str) -> None:
+    """The code controls (``index_permute``, ``index_random``) replace user codes: they need an index, and
+    one of them at a time (as ``align build`` and ``align rank`` refuse)."""
+    given = [k for k in settings if k.replace("-", "_") in ("index_permute", "index_random")
+             and settings[k] is not None]
+    if given and not c.config.uses_index:
+        raise PipelineError(f"{c.where}{table}.{given[0]}: replaces the users' codes, but this run has no "
+                            "user index (align.index = \"none\"); drop it, or use a config with an index")
+    if len(given) > 1:
+        raise PipelineError(f"{c.where}{table}: index_permute and index_random are two different controls; "
+                            "give one")
 
 
 def _train_stage(c: _Context, s: dict[str, Any]) -> _Built:
@@ -293,6 +313,7 @@ def _train_stage(c: _Context, s: dict[str, Any]) -> _Built:
 
 
 def _rank_stage(c: _Context, s: dict[str, Any]) -> _Built:
+    _check_controls(c, s, "rank")
     wired = {"model": c.out["train"], "data": c.out["data"], "index": c.index_value,
              "candidates": c.out["retrieve"] / "candidates.jsonl", "out": c.out["rank"]}
     return [c.invocation(("align", "rank"), s, wired, "rank", defaults={"split": "test"})], \
