@@ -68,3 +68,33 @@ def test_report_on_a_run_with_no_predictions_or_foreign_users_is_one_line(tmp_pa
     line = _one_line_error("experiment", "report", run, "--out", tmp_path / "report")
     assert "1 predicted users are not among the retriever's test candidates" in line
     assert "(e.g. user 7)" in line
+
+
+def test_ablate_says_what_is_wrong_with_variants(tmp_path: Path) -> None:
+    assert "--variants: no variant given ('')" in _one_line_error(
+        "experiment", "ablate", CONFIG, "--runs", tmp_path, "--variants", "", "--dry-run")
+    assert "--variants: unknown nope, other; known: full" in _one_line_error(
+        "experiment", "ablate", CONFIG, "--runs", tmp_path, "--variants", "full,nope,other", "--dry-run")
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ('"run.launch" = "ctl+l"', "run.launch: 'ctl+l': 'ctl' is not a modifier"),
+    ('"run.launch" = "bogus"', "run.launch: 'bogus': 'bogus' is not a key name"),
+    ('"run.launch" = "q"', "run.launch and app.quit would both be 'q' on the run screen"),
+    ('"runs.open" = "i"', "runs.open and runs.index would both be 'i' on the runs screen"),
+])
+def test_a_key_map_with_unknown_keys_or_clashes_is_refused(tmp_path: Path, keys: str, expected: str) -> None:
+    path = tmp_path / "keys.toml"
+    path.write_text(keys + "\n", encoding="utf-8")
+    assert expected in _one_line_error("tui", "--keys", path, "--list-keys")
+
+
+def test_list_keys_shows_the_key_map_it_is_given(tmp_path: Path) -> None:
+    path = tmp_path / "keys.toml"
+    path.write_text('"run.launch" = "ctrl+l"\n"runs.open" = "f5,space"\n', encoding="utf-8")
+    done = run_console("ulmrec", "tui", "--keys", str(path), "--list-keys", timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines() if line.strip()}
+    assert lines["run.launch"] == "ctrl+l"
+    assert lines["runs.open"] == "f5,space"
+    assert lines["app.quit"] == "q"

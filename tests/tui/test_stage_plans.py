@@ -107,6 +107,15 @@ BASE = ('name = "x"\n[data.synthetic]\nusers = 30\n[retrieve]\nepochs = 1\n[alig
                                                    r"this run has no user index"),
     ('[align]\nindex = "none"\n[rank]\nindex_random = 3', r"rank\.index_random: replaces the users' codes"),
     ("[align]\nindex_permute = 3\nindex_random = 4", r"align: index_permute and index_random are two"),
+    ('[align]\ntask_weight = ["rating=1e9"]', r"align\.task_weight: --task-weight rating must be a number "
+                                             r"from 0 to 100 "),
+    ("[rank]\nfuse_retriever = 1.7e308", r"rank\.fuse_retriever: --fuse-retriever must be a number from 0 to "
+                                        r"1e\+06"),
+    ('[rank]\nfuse_retriever = "1e7"', r"rank\.fuse_retriever: --fuse-retriever must be a number"),
+    ("[align]\ncold_share = 0.3", r"align\.cold_share: the index holds out no users as cold-start \(share 0, "
+                                 r"seed 0\) but 0\.3 of them"),
+    ("[index]\ncold_share = 0.3\n[align]\ncold_share = 0.3\ncold_seed = 1",
+     r"align\.cold_share: the index holds out 0\.3 of the users .* --cold-seed 1"),
 ])
 def test_a_plan_refuses_every_value_its_stage_would_refuse(tmp_path: Path, extra: str, refused: str) -> None:
     """`ulmrec run --dry-run` (and `experiment ablate`, which plans each variant) refuse bad values, not only
@@ -156,7 +165,38 @@ def test_ablate_plans_each_variant_and_refuses_what_its_run_would(tmp_path: Path
                                                 r"the base config has none"):
             plan_experiment(plain, tmp_path / "runs", ["full", variant], [0])
     held = tmp_path / "held.toml"
-    held.write_text(f'extends = "{demo}"\nname = "held"\n[index]\ncold_share = 0.2\n', encoding="utf-8")
+    held.write_text(f'extends = "{demo}"\nname = "held"\n[index]\ncold_share = 0.2\n'
+                    '[align]\ncold_share = 0.2\n', encoding="utf-8")
     with pytest.raises(PipelineError, match=r"held-collab-s0\.toml: index\.cold_share: holds users out"):
         plan_experiment(held, tmp_path / "runs", ["full", "collab"], [0])
     assert not (tmp_path / "runs" / "held-experiment" / "experiment.json").exists()
+
+
+def test_values_within_the_limits_plan(tmp_path: Path) -> None:
+    """The limits refuse only what they should: a weight of 5 (one string for a repeatable option), fusion
+    weight auto or 2, the same cold-start share in [index] and [align]."""
+    config = tmp_path / "run.toml"
+    config.write_text(_merged('[align]\ntask_weight = "rating=5"\ncold_share = 0.2\n'
+                              '[index]\ncold_share = 0.2\n[rank]\nfuse_retriever = "auto"'), encoding="utf-8")
+    plans = {p.name: p for p in build_plans(load_config(config), tmp_path / "runs" / "x")}
+    assert plans["align"].commands[0].settings["task_weight"] == ["rating=5"]
+    config.write_text(_merged("[rank]\nfuse_retriever = 2"), encoding="utf-8")
+    build_plans(load_config(config), tmp_path / "runs" / "x")
+
+
+def test_stage_with_from_reruns_from_that_stage(tmp_path: Path) -> None:
+    """`ulmrec run --stage rank --from train` reruns train and what follows it up to rank (--from was
+    ignored); a --from outside what --stage runs is refused."""
+    from ulmrec_app.pipeline.errors import PipelineError
+    from ulmrec_app.pipeline.runner import Runner
+
+    config = tmp_path / "run.toml"
+    config.write_text(_merged(""), encoding="utf-8")
+    runner = Runner(load_config(config), tmp_path / "runs")
+    selected, forced = runner._selection("rank", "train", False)
+    assert selected == ["data", "users", "index", "retrieve", "align", "train", "rank"]
+    assert forced == {"train", "rank"}
+    assert runner._selection("rank", None, False)[1] == set()
+    assert runner._selection("rank", "data", True)[1] == set(selected)
+    with pytest.raises(PipelineError, match=r"--from eval: not among the stages --stage rank runs"):
+        runner._selection("rank", "eval", False)

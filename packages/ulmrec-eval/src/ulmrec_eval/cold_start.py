@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["is_cold"]
+from ulmrec_eval.runtime.errors import InputError
+
+__all__ = ["check_same_cold_start", "is_cold"]
 
 
 def is_cold(user_id: str | int, share: float, *, seed: int = 0) -> bool:
@@ -24,3 +26,27 @@ def is_cold(user_id: str | int, share: float, *, seed: int = 0) -> bool:
         raise ValueError(f"share must be in [0, 1], got {share}")
     digest = hashlib.sha256(f"{seed}:{user_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def check_same_cold_start(index: tuple[float, int], samples: tuple[float, int]) -> None:
+    """Refuse alignment samples (or a ranking) whose cold-start ``(share, seed)`` is not the one the user
+    index held out of its fit: with another choice, users the LLM treats as new were in the index's fit (or
+    the reverse). Both without cold start passes.
+
+    >>> check_same_cold_start((0.2, 0), (0.2, 0))
+    >>> check_same_cold_start((0.0, 0), (0.3, 0))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ulmrec_eval.runtime.errors.InputError: the index holds out no users as cold-start (share 0, seed 0) ...
+    """
+    (index_share, index_seed), (share, seed) = index, samples
+    if index_share <= 0 and share <= 0:
+        return
+    if (index_share, index_seed) == (share, seed):
+        return
+    held = "no users" if index_share <= 0 else f"{index_share:g} of the users"
+    asked = "none" if share <= 0 else f"{share:g} of them"
+    raise InputError(f"the index holds out {held} as cold-start (share {index_share:g}, seed {index_seed}) "
+                     f"but {asked} (--cold-share {share:g} --cold-seed {seed}) are held out here: cold-start "
+                     "users must be the same users for the index's fit and the LLM's training; give both the "
+                     "same share and seed")

@@ -61,8 +61,10 @@ def ablate_command(
         seeds = ",".join(map(str, table.seeds or [0]))
     chosen = [v.strip() for v in variants.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in VARIANTS]
-    if unknown or not chosen:
-        raise PipelineError(f"--variants: unknown {unknown or chosen}; known: {', '.join(VARIANTS)}")
+    if not chosen:
+        raise PipelineError(f"--variants: no variant given ({variants!r}); known: {', '.join(VARIANTS)}")
+    if unknown:
+        raise PipelineError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     manifest = plan_experiment(config, runs, chosen, _ints(seeds))
     folder = Path(manifest.runs_dir) / f"{manifest.name}-experiment"
     planned_variants = list(dict.fromkeys(r.variant for r in manifest.runs))

@@ -19,11 +19,11 @@ def tui_command(
     """Terminal app: runs, stages (launch/stop/resume), logs, results, the user index, the system."""
     from ulmrec_app.tui.keys import binding_table, read_keymap
 
-    if list_keys:
-        for binding_id, key, description in binding_table():
-            typer.echo(f"{binding_id:<20} {key:<8} {description}")
-        return
     keymap = read_keymap(keys) if keys is not None else None
+    if list_keys:   # as the app would bind them: with --keys, its keys
+        for binding_id, key, description in binding_table():
+            typer.echo(f"{binding_id:<20} {(keymap or {}).get(binding_id, key):<8} {description}")
+        return
     from ulmrec_app.tui.app import UlmrecApp
 
     UlmrecApp(runs, keymap=keymap).run()

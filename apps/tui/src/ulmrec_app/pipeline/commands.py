@@ -237,6 +237,8 @@ def _coerce(spec: CommandSpec, settings: dict[str, Any], where: str) -> dict[str
                                 f"`{spec.title}` takes a number; true/false would pass as 1/0)")
         if types == {str} and isinstance(value, (int, float)) and not isinstance(value, bool):
             out[name] = repr(value) if isinstance(value, float) else str(value)
+        if option.multiple and isinstance(value, str):   # one value of a repeatable option
+            out[name] = [value]
     return out
 
 

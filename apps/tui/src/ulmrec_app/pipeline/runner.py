@@ -151,7 +151,13 @@ class Runner:
                     needed.add(name)
                     todo.extend(self.plans[name].depends)
             selected = [s for s in order if s in needed]
-            return selected, {stage} if force else set()
+            forced_here = {stage} if force else set()
+            if from_stage is not None:   # --stage X --from Y: rerun Y and what follows it, up to X
+                if from_stage not in selected:
+                    raise PipelineError(f"--from {from_stage}: not among the stages --stage {stage} runs "
+                                        f"({', '.join(selected)})")
+                forced_here |= set(selected[selected.index(from_stage):])
+            return selected, forced_here
         forced = set(order) if force else set()
         if from_stage is not None:
             forced |= set(order[order.index(from_stage):])

@@ -285,13 +285,15 @@ def _align_stage(c: _Context, s: dict[str, Any]) -> _Built:
                             f"may be set; otherwise the pipeline passes its own index stage")
     settings = {k: v for k, v in s.items() if k != "index"}
     _check_controls(c, settings, "align")
+    _check_limits(c, settings, "align")
     wired = {"data": c.out["data"], "index": c.index_value,
              "candidates": c.out["retrieve"] / "candidates.jsonl", "out": c.out["align"]}
     answer = str(settings.get("answer", "letter"))       # relevance answers default to the retriever's pools
     if str(settings.get("negatives", "retriever" if answer == "relevance" else "random")) == "retriever":
         wired["retriever"] = c.out["retrieve"]               # hard negatives: the retriever per prefix
-    return [c.invocation(("align", "build"), settings, wired, "align")], \
-        ["data", "retrieve", *c.index_deps], None
+    build = c.invocation(("align", "build"), settings, wired, "align")
+    _check_cold_start(c, settings)   # after the values themselves are checked
+    return [build], ["data", "retrieve", *c.index_deps], None
 
 
 def _check_controls(c: _Context, settings: dict[str, Any], table: str) -> None:
@@ -307,6 +309,61 @@ def _check_controls(c: _Context, settings: dict[str, Any], table: str) -> None:
                             "give one")
 
 
+def _check_limits(c: _Context, settings: dict[str, Any], table: str) -> None:
+    """Options that multiply work or scale scores, within the limits their commands hold them to
+    (:mod:`ulmrec_eval.runtime.limits`): ``align.task_weight`` and ``rank.fuse_retriever``."""
+    from ulmrec_eval.runtime.errors import InputError
+    from ulmrec_eval.runtime.limits import check_fusion_weight, check_task_weight
+
+    for key, value in settings.items():
+        name = key.replace("-", "_")
+        try:
+            if name == "task_weight":
+                for item in value if isinstance(value, list) else [value]:
+                    task, _, weight = str(item).partition("=")
+                    number = _number(weight)
+                    if number is not None:
+                        check_task_weight(task.strip(), number)
+            elif name == "fuse_retriever" and str(value).strip().lower() != "auto":
+                number = _number(value)
+                if number is not None:
+                    check_fusion_weight(number)
+        except InputError as exc:
+            raise PipelineError(f"{c.where}{table}.{key}: {exc}") from None
+
+
+def _check_cold_start(c: _Context, align: dict[str, Any]) -> None:
+    """``[align] cold_share`` holds users out of the LLM's training; with a user index, the index must have
+    held the same users out of its fit (``[index] cold_share`` and ``cold_seed`` alike), as ``align build``
+    refuses otherwise."""
+    from ulmrec_eval.cold_start import check_same_cold_start
+    from ulmrec_eval.runtime.errors import InputError
+
+    if not c.config.uses_index:
+        return
+
+    def share_and_seed(table: dict[str, Any]) -> tuple[float, int]:
+        share = _number(table.get("cold_share", table.get("cold-share", 0.0)))
+        seed = _number(table.get("cold_seed", table.get("cold-seed", 0)))
+        return (share or 0.0, int(seed or 0))
+
+    try:
+        check_same_cold_start(share_and_seed(c.config.index), share_and_seed(align))
+    except InputError as exc:
+        raise PipelineError(f"{c.where}align.cold_share: {exc} ([index] and [align] cold_share, "
+                            "cold_seed)") from None
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float (None: not a number; the command's own check says so)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _train_stage(c: _Context, s: dict[str, Any]) -> _Built:
     wired = {"samples": c.out["align"], "out": c.out["train"]}
     return [c.invocation(("align", "train"), s, wired, "train")], ["align"], None
@@ -314,6 +371,7 @@ def _train_stage(c: _Context, s: dict[str, Any]) -> _Built:
 
 def _rank_stage(c: _Context, s: dict[str, Any]) -> _Built:
     _check_controls(c, s, "rank")
+    _check_limits(c, s, "rank")
     wired = {"model": c.out["train"], "data": c.out["data"], "index": c.index_value,
              "candidates": c.out["retrieve"] / "candidates.jsonl", "out": c.out["rank"]}
     return [c.invocation(("align", "rank"), s, wired, "rank", defaults={"split": "test"})], \
