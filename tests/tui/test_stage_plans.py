@@ -200,3 +200,32 @@ def test_stage_with_from_reruns_from_that_stage(tmp_path: Path) -> None:
     assert runner._selection("rank", "data", True)[1] == set(selected)
     with pytest.raises(PipelineError, match=r"--from eval: not among the stages --stage rank runs"):
         runner._selection("rank", "eval", False)
+
+
+def test_a_relative_path_resolves_against_the_config_that_wrote_it(tmp_path: Path) -> None:
+    """A base config's relative paths stay its own when another config extends it: a child in another
+    folder, and `experiment ablate`'s variant configs (written under runs/<name>-experiment/configs/), which
+    resolved `raw` there and failed at run time (issue 26, item 7)."""
+    from ulmrec_app.experiment.ablate import plan_experiment
+
+    base_dir = tmp_path / "relbase"
+    (base_dir / "raw").mkdir(parents=True)
+    (tmp_path / "child" / "raw2").mkdir(parents=True)
+    base = base_dir / "rel.toml"
+    base.write_text('name = "rel"\nstages = ["data"]\n[data.prepare]\nsource = "amazon"\npath = "raw"\n',
+                    encoding="utf-8")
+
+    def prepare_path(config: Path, run: str) -> str:
+        [plan] = build_plans(load_config(config), tmp_path / "runs" / run)
+        argv = plan.commands[0].argv()
+        return argv[argv.index("--path") + 1]
+
+    child = tmp_path / "child" / "child.toml"
+    child.write_text('extends = "../relbase/rel.toml"\nname = "child"\n[data.prepare]\nk_core = 3\n',
+                     encoding="utf-8")
+    assert prepare_path(child, "child") == str(base_dir / "raw")
+    child.write_text('extends = "../relbase/rel.toml"\nname = "child"\n[data.prepare]\npath = "raw2"\n',
+                     encoding="utf-8")
+    assert prepare_path(child, "child") == str(tmp_path / "child" / "raw2")     # its own key: its own folder
+    manifest = plan_experiment(base, tmp_path / "runs", ["full"], [0])
+    assert prepare_path(Path(manifest.runs[0].config), "rel-full-s0") == str(base_dir / "raw")

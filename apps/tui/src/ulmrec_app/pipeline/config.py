@@ -65,6 +65,14 @@ class RunConfig(BaseModel):
                                         description="Defaults of `ulmrec experiment ablate` on this config.")
     source: str = Field(default="", exclude=True, description="The file it was read from.")
     base_dir: str = Field(default=".", exclude=True, description="Relative paths resolve here.")
+    origins: dict[str, str] = Field(
+        default_factory=dict, exclude=True,
+        description="Dotted key ('data.prepare.path') -> folder of the file that set it: a relative path "
+                    "resolves against the config that wrote it, not against one that extends that config.")
+
+    def base_for(self, key: str) -> str:
+        """Where a relative path given at the dotted ``key`` resolves: the folder of the file that set it."""
+        return self.origins.get(key, self.base_dir)
 
     def settings(self, stage: str) -> dict[str, Any]:
         value: dict[str, Any] = getattr(self, stage)
@@ -151,29 +159,42 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _resolve_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def _leaf_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys of every value that is not a table (``data.prepare.path``), key names as written."""
+    keys: list[str] = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        keys += _leaf_keys(value, dotted + ".") if isinstance(value, dict) else [dotted]
+    return keys
+
+
+def _resolve_extends(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[str, str]]:
+    """The merged config and, per dotted key, the folder of the file that set it."""
     resolved = path.resolve()
     if resolved in seen:
         raise PipelineError(f"{path}: extends: circular ({' -> '.join(str(p) for p in (*seen, resolved))})")
     data = _read_file(path)
     parent = data.pop("extends", None)
+    here = dict.fromkeys(_leaf_keys(data), str(resolved.parent))
     if parent is None:
-        return data
+        return data, here
     if not isinstance(parent, str):
         raise PipelineError(f"{path}: extends: expected a file name, got {parent!r}")
-    return _merge(_resolve_extends(path.parent / parent, (*seen, resolved)), data)
+    base, origins = _resolve_extends(path.parent / parent, (*seen, resolved))
+    return _merge(base, data), {**origins, **here}
 
 
 def load_config(path: str | Path) -> RunConfig:
     """Read, merge (``extends``) and validate a run config; any problem is one :class:`PipelineError` line."""
     file = Path(path)
-    data = _resolve_extends(file)
+    data, origins = _resolve_extends(file)
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
         raise PipelineError(f"{file}: {_describe(exc)}") from None
     config.source = str(file)
     config.base_dir = str(file.resolve().parent)
+    config.origins = origins
     if "synthetic" in config.data and "download" in config.data:
         raise PipelineError(f"{file}: data: give [data.synthetic] or [data.download], not both")
     return config

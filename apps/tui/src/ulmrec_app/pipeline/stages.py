@@ -25,6 +25,7 @@ from typing import Any
 from ulmrec_app.pipeline.commands import (
     CommandSpec,
     command_spec,
+    normalise_key,
     producing_package,
     to_argv,
     validate_settings,
@@ -156,7 +157,8 @@ def _resolve(value: Any, option_is_path: bool, base: Path) -> Any:
 
 
 def _invocation(path: tuple[str, ...], settings: dict[str, Any], wired: dict[str, Any], *, where: str,
-                base: Path, defaults: dict[str, Any] | None = None) -> Invocation:
+                base: Path, defaults: dict[str, Any] | None = None,
+                bases: dict[str, Path] | None = None) -> Invocation:
     spec = command_spec(path)
     settings = {**(defaults or {}), **settings}
     if spec is None:
@@ -168,7 +170,7 @@ def _invocation(path: tuple[str, ...], settings: dict[str, Any], wired: dict[str
     inputs: dict[str, Path] = {}
     for name, value in list(checked.items()):
         option = spec.options[name]
-        checked[name] = _resolve(value, option.is_path, base)
+        checked[name] = _resolve(value, option.is_path, (bases or {}).get(name, base))
         if name in NOT_INPUTS or not isinstance(checked[name], str):
             continue
         target = Path(checked[name])
@@ -211,7 +213,11 @@ class _Context:
 
     def invocation(self, path: tuple[str, ...], settings: dict[str, Any], wired: dict[str, Any], key: str,
                    defaults: dict[str, Any] | None = None) -> Invocation:
-        return _invocation(path, settings, wired, where=self.where + key, base=self.base, defaults=defaults)
+        # each setting's relative path resolves against the config file that set it (a base config's
+        # paths stay its own when another config extends it)
+        bases = {normalise_key(name): Path(self.config.base_for(f"{key}.{name}")) for name in settings}
+        return _invocation(path, settings, wired, where=self.where + key, base=self.base, defaults=defaults,
+                           bases=bases)
 
 
 #: ``(commands, depends, outputs or None)`` of one stage.
