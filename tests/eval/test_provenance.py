@@ -89,3 +89,17 @@ def test_eval_compare_refuses_predictions_whose_reused_retriever_was_rerun(tmp_p
     assert isinstance(result.exception, InputError)
     assert "stage rank of run cold was made from another retrieve" in str(result.exception)
     assert "(a link to " in str(result.exception)
+
+
+def test_an_artifact_is_used_with_the_settings_it_was_made_with() -> None:
+    from ulmrec_eval.runtime.provenance import check_made_with
+
+    check_made_with({"--index-permute": 1000, "--index-random": None}, {"--index-permute": 1000},
+                    artifact="m")
+    with pytest.raises(InputError, match=r"^m: it was made with --index-permute 1000 \(asked: none\): give "
+                                         r"the same settings, or --any-index to use it anyway$"):
+        check_made_with({"--index-permute": 1000}, {"--index-permute": None}, artifact="m",
+                        escape="--any-index")
+    with pytest.raises(InputError, match=r"--index-permute none \(asked: 5\); "
+                                         r"--index-random 5 \(asked: none\)"):
+        check_made_with({"--index-random": 5}, {"--index-permute": 5}, artifact="m")

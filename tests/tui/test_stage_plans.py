@@ -116,6 +116,10 @@ BASE = ('name = "x"\n[data.synthetic]\nusers = 30\n[retrieve]\nepochs = 1\n[alig
                                  r"seed 0\) but 0\.3 of them"),
     ("[index]\ncold_share = 0.3\n[align]\ncold_share = 0.3\ncold_seed = 1",
      r"align\.cold_share: the index holds out 0\.3 of the users .* --cold-seed 1"),
+    ("[align]\nindex_permute = 1000", r"rank: the tuned model: it was made with --index-permute 1000 "
+                                     r"\(asked: none\)"),
+    ("[align]\nindex_permute = 1000\n[rank]\nindex_permute = 5", r"--index-permute 1000 \(asked: 5\)"),
+    ("[rank]\nindex_random = 5", r"it was made with --index-random none \(asked: 5\)"),
 ])
 def test_a_plan_refuses_every_value_its_stage_would_refuse(tmp_path: Path, extra: str, refused: str) -> None:
     """`ulmrec run --dry-run` (and `experiment ablate`, which plans each variant) refuse bad values, not only
@@ -229,3 +233,11 @@ def test_a_relative_path_resolves_against_the_config_that_wrote_it(tmp_path: Pat
     assert prepare_path(child, "child") == str(tmp_path / "child" / "raw2")     # its own key: its own folder
     manifest = plan_experiment(base, tmp_path / "runs", ["full"], [0])
     assert prepare_path(Path(manifest.runs[0].config), "rel-full-s0") == str(base_dir / "raw")
+
+
+def test_a_control_ranks_as_it_was_tuned_or_with_any_index(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    for extra in ("[align]\nindex_permute = 7\n[rank]\nindex_permute = 7",
+                  "[rank]\nindex_permute = 7\nany_index = true"):
+        config.write_text(_merged(extra), encoding="utf-8")
+        build_plans(load_config(config), tmp_path / "runs" / "x")

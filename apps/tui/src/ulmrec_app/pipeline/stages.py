@@ -315,6 +315,26 @@ def _check_controls(c: _Context, settings: dict[str, Any], table: str) -> None:
                             "give one")
 
 
+def _check_same_controls(c: _Context, rank: dict[str, Any]) -> None:
+    """A model tuned on controlled codes (``[align] index_permute`` / ``index_random``) ranks with the same
+    control, as ``align rank`` refuses otherwise (unless ``any_index``)."""
+    from ulmrec_eval.runtime.errors import InputError
+    from ulmrec_eval.runtime.provenance import check_made_with
+
+    if rank.get("any_index", rank.get("any-index")) is True:
+        return
+
+    def controls(table: dict[str, Any]) -> dict[str, Any]:
+        return {f"--{name.replace('_', '-')}": table.get(name, table.get(name.replace("_", "-")))
+                for name in ("index_permute", "index_random")}
+
+    try:
+        check_made_with(controls(c.config.align), controls(rank), artifact="the tuned model")
+    except InputError as exc:
+        raise PipelineError(f"{c.where}rank: {exc} ([align] and [rank] index_permute / index_random must be "
+                            "the same)") from None
+
+
 def _check_limits(c: _Context, settings: dict[str, Any], table: str) -> None:
     """Options that multiply work or scale scores, within the limits their commands hold them to
     (:mod:`ulmrec_eval.runtime.limits`): ``align.task_weight`` and ``rank.fuse_retriever``."""
@@ -378,6 +398,7 @@ def _train_stage(c: _Context, s: dict[str, Any]) -> _Built:
 def _rank_stage(c: _Context, s: dict[str, Any]) -> _Built:
     _check_controls(c, s, "rank")
     _check_limits(c, s, "rank")
+    _check_same_controls(c, s)
     wired = {"model": c.out["train"], "data": c.out["data"], "index": c.index_value,
              "candidates": c.out["retrieve"] / "candidates.jsonl", "out": c.out["rank"]}
     return [c.invocation(("align", "rank"), s, wired, "rank", defaults={"split": "test"})], \

@@ -114,3 +114,20 @@ def _check_upstream(file: Path, folder: Path, record: dict[str, Any], *, seen: s
         if dep not in seen:   # every edge is checked; every stage is walked once
             seen.add(dep)
             _check_upstream(file, dep_folder, dep_record, seen=seen)
+
+
+def check_made_with(made_with: dict[str, Any], asked: dict[str, Any], *, artifact: str | Path,
+                    escape: str = "") -> None:
+    """Refuse to use an artifact with settings other than those it was made with, for settings that must be
+    the same (a model tuned on permuted codes ranks with the same permutation): ``{"--index-permute": 1000}``
+    against ``{"--index-permute": None}``; one line naming each setting both ways (``escape``: the option
+    that allows it anyway)."""
+    def shown(value: Any) -> str:
+        return "none" if value is None else str(value)
+
+    differ = [f"{name} {shown(made_with.get(name))} (asked: {shown(asked.get(name))})"
+              for name in sorted({*made_with, *asked}) if made_with.get(name) != asked.get(name)]
+    if differ:
+        allow = f", or {escape} to use it anyway" if escape else ""
+        raise InputError(f"it was made with {'; '.join(differ)}: give the same settings{allow}",
+                         path=artifact)
