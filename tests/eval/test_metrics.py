@@ -213,3 +213,105 @@ def test_parse_metric_key(key: str, parsed: tuple[str, int]) -> None:
 def test_parse_metric_key_rejects(key: str) -> None:
     with pytest.raises(ValueError, match="unknown metric"):
         M.parse_metric_key(key)
+
+
+# ------------------------------------------------------------------- found by mutation testing (issue 27)
+# Each test below fails on a change to metrics.py that every other test let through (bench/mutation.py;
+# docs/mutation.md lists the mutants that remain and why they are harmless).
+@pytest.mark.parametrize("targets", [[0, -1, 2], [-1, 0, 0], [0, 4, 1], [4, 0, 0]])
+def test_a_target_out_of_range_anywhere_in_the_batch_is_refused(targets: list[int]) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        M.target_ranks(np.zeros((3, 4)), np.array(targets))
+
+
+def test_boolean_scores_are_ranked_and_non_numeric_scores_refused() -> None:
+    scores = np.array([[True, False, True]])
+    assert M.target_ranks(scores, [1]).tolist() == [3]
+    assert M.target_ranks(scores, [0]).tolist() == [2]
+    with pytest.raises(ValueError, match="numeric"):
+        M.target_ranks(np.array([["b", "a"]]), [0])
+
+
+def test_ranked_arrays_with_one_column_or_none() -> None:
+    one = np.array([[7], [8], [9]])
+    assert M.ranks_from_lists(one, np.array([7, 1, 9])).tolist() == [1, 0, 1]
+    none = np.zeros((3, 0), dtype=np.int64)
+    assert M.ranks_from_lists(none, np.array([7, 1, 9])).tolist() == [0, 0, 0]
+
+
+def test_ragged_object_arrays_are_ranked_like_lists() -> None:
+    def ragged(rows: list[list[float]]) -> np.ndarray:
+        out = np.empty(len(rows), dtype=object)
+        out[:] = rows
+        return out
+
+    lists = [[5, 3, 9], [1, 2], [4]]
+    assert M.ranks_from_lists(ragged(lists), [9, 7, 4]).tolist() == [3, 0, 1]
+    scores = [[0.1, 0.9, 0.1], [0.5, 0.5], [0.2]]
+    want = M.ranks_from_candidates(lists, scores, [9, 2, 4]).tolist()
+    assert want == [3, 2, 1]
+    assert M.ranks_from_candidates(ragged(lists), ragged(scores), [9, 2, 4]).tolist() == want
+
+
+def test_array_candidates_find_a_target_in_the_first_column() -> None:
+    cands = np.array([[4, 5, 6], [7, 8, 9], [1, 2, 3]])
+    scores = np.array([[0.9, 0.1, 0.5], [0.1, 0.9, 0.5], [0.2, 0.2, 0.2]])
+    assert M.ranks_from_candidates(cands, scores, np.array([4, 7, 1])).tolist() == [1, 3, 3]
+    assert M.ranks_from_candidates(cands.tolist(), scores.tolist(), [4, 7, 1]).tolist() == [1, 3, 3]
+
+
+@pytest.mark.parametrize(("ranked", "targets"), [
+    ([[1, 2], [3]], ["1", "3"]),            # strings among integers
+    ([[True, False]], [1]),                 # an integer among booleans
+    ([[1.0, 2.0]], [1]),                    # an integer among floats
+])
+def test_targets_of_another_id_kind_are_refused(ranked: list[list[object]], targets: list[object]) -> None:
+    with pytest.raises(ValueError, match="same type"):
+        M.ranks_from_lists(ranked, targets)
+
+
+def test_candidate_blocks_stay_within_chunk_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists are padded into blocks of at most ``chunk_cells`` cells, as large as that allows."""
+    seen: list[tuple[int, ...]] = []
+    real = M.target_ranks
+
+    def spy(scores: np.ndarray, targets: np.ndarray, **kw: int) -> np.ndarray:
+        seen.append(np.shape(scores))
+        return real(scores, targets, **kw)
+
+    monkeypatch.setattr(M, "target_ranks", spy)
+    cands = [list(range(n)) for n in (3, 5, 2, 4, 4, 1, 5, 3)]
+    scores = [[float(j % 3) for j in range(len(c))] for c in cands]
+    targets = [c[-1] for c in cands]
+    want = [ref_rank(s, len(s) - 1) for s in scores]
+    for cells in (5, 10, 12, 40):
+        seen.clear()
+        assert M.ranks_from_candidates(cands, scores, targets, chunk_cells=cells).tolist() == want
+        assert all(rows * width <= cells for rows, width in seen), (cells, seen)
+        assert sum(rows for rows, _ in seen) == len(cands)
+    seen.clear()
+    M.ranks_from_candidates(cands, scores, targets, chunk_cells=8 * 5)   # exactly fits: one block
+    assert seen == [(8, 5)]
+    seen.clear()
+    M.ranks_from_candidates(cands, scores, targets, chunk_cells=10)      # greedy: [3, 5] fills 10 cells, ...
+    assert seen == [(2, 5), (2, 4), (2, 4), (2, 5)]
+    seen.clear()
+    M.ranks_from_candidates([[1]], [[0.5]], [1], chunk_cells=1)          # a one-item list: a 1-cell block
+    assert seen == [(1, 1)]
+
+
+def test_rank_inputs_whole_floats_accepted_and_the_rest_refused() -> None:
+    assert M.compute_metrics(np.array([1.0, 3.0, 0.0]), ks=5) == M.compute_metrics([1, 3, 0], ks=5)
+    for bad in (np.array([True, False]), np.array(["1"]), np.array([1.0, np.inf]), np.array([1.0, np.nan])):
+        with pytest.raises(ValueError, match="whole numbers"):
+            M.recall_at_k(bad, 5)
+    with pytest.raises(ValueError, match="no users"):                     # empty, whatever its dtype
+        M.compute_metrics(np.array([], dtype=object))
+
+
+def test_cut_offs_one_int_or_positive_integers() -> None:
+    assert M.normalise_ks(10) == (10,)
+    assert list(M.compute_metrics([1, 2], ks=5)) == ["recall@5", "mrr@5", "ndcg@5"]
+    for bad in (1.5, "5", [5, 2.5], [True], [0, 5], [], True):
+        with pytest.raises(ValueError, match="cut-offs"):
+            M.normalise_ks(bad)  # type: ignore[arg-type]
