@@ -201,3 +201,11 @@ def test_traits_file_holds_the_trait_each_users_reviews_state(synthetic):
             stated += 1
             assert said == [traits[review["reviewerID"]]]
     assert stated > len(reviews) / 2
+
+
+def test_the_review_names_the_trait_with_the_titles_word() -> None:
+    """The trait sentence carries the very word the titles show, so a model can learn to copy it."""
+    from ulmrec_align.data.synthetic import TRAITS
+
+    for label, sentence in TRAITS.items():
+        assert f" {label} " in f" {sentence} "

@@ -83,3 +83,22 @@ def test_cli_fuses_with_a_weight_chosen_on_validation(pipeline: Pipeline, tiny_l
     assert "chooses W on the validation users" in refused.stderr
     bad = run_ulmrec(*args, "--fuse-retriever", "-1", "--out", tmp_path / "b.jsonl")
     assert "must be 'auto' or a number >= 0" in bad.stderr
+
+
+def test_the_llm_is_standardised_so_w_does_not_depend_on_its_scale() -> None:
+    """``z(llm) + W·z(retriever)``: multiplying the LLM's scores by 1000 (log-odds vs log-probabilities)
+    changes no fused order; the grid runs from the LLM alone through 0.01 … 100, 10 % apart."""
+    rng = np.random.default_rng(1)
+    for user in range(20):
+        llm, ret = rng.normal(size=6).tolist(), rng.normal(size=6).tolist()
+        row, retrieved = _pair(user, llm, ret, target=100)
+        big, _ = _pair(user, [1000 * v for v in llm], ret, target=100)
+        for weight in (0.0, 0.5, 3.0):
+            assert fuse(row, retrieved, weight).scores == pytest.approx(fuse(big, retrieved, weight).scores)
+        fused = fuse(row, retrieved, 1.0)
+        assert fused.llm_scores == llm                                   # the LLM alone stays evaluable
+    assert WEIGHT_GRID[0] == 0.0
+    assert WEIGHT_GRID[1] == pytest.approx(0.01)
+    assert WEIGHT_GRID[-1] == pytest.approx(100.0)
+    ratios = np.array(WEIGHT_GRID[2:]) / np.array(WEIGHT_GRID[1:-1])
+    assert np.allclose(ratios, 10 ** 0.05, rtol=1e-3)

@@ -233,14 +233,30 @@ def test_rank_train_and_recommend_with_relevance_answers(pipeline: Pipeline, tin
     assert manifest["prompt"]["answer"] == "relevance"
     assert manifest["history"]
     assert manifest["history"][-1]["ndcg_at_10_raw"] is not None
+    assert manifest["history"][-1]["fusion_weight"] is not None        # W chosen on validation while tuning
     out = tmp_path / "pred.jsonl"
     done = ulmrec("align", "rank", "--model", model, "--data", pipeline.data, "--candidates",
-                  pipeline.candidates, "--out", out, "--limit", "6", "--fuse-retriever", "auto",
-                  "--no-progress")
+                  pipeline.candidates, "--out", out, "--limit", "20", "--fuse-retriever", "auto",
+                  "--retrieved-only", "--no-progress")
     assert "relevance log-odds" in done.stderr
+    assert "validation users while tuning" in done.stderr
     ranked_rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(ranked_rows) == 6
-    assert all(r["source"].startswith("fused(w=") and "relevance:" in r["source"] for r in ranked_rows)
+    assert len(ranked_rows) == 20
+    test_rows = read_candidates(pipeline.candidates, split="test")
+    assert {r["fusion_weight"] for r in ranked_rows} == {manifest["history"][-1]["fusion_weight"]}
+    hit = [r for r in ranked_rows if r["target"] in r["candidates"]]
+    missed = [r for r in ranked_rows if r["target"] not in r["candidates"]]
+    assert hit
+    assert missed                                                      # the tiny retriever misses some
+    for r in hit:
+        assert r["source"].startswith("fused(w=")
+        assert "relevance:" in r["source"]
+        assert r["llm_scores"] is not None
+    for r in missed:                       # no LLM pass: the retriever's order, which scores 0 all the same
+        assert "retriever:target-not-retrieved" in r["source"]
+        retrieved = test_rows[("test", r["user_id"])]
+        assert r["candidates"] == retrieved.candidates[:8]
+        assert np.argsort(-np.asarray(r["scores"]), kind="stable").tolist() == list(range(8))
     bad = run_ulmrec("align", "rank", "--model", model, "--data", pipeline.data, "--candidates",
                      pipeline.candidates, "--out", tmp_path / "g.jsonl", "--method", "generate", check=False)
     assert bad.returncode == 1
@@ -276,3 +292,21 @@ def test_relevance_logits_without_a_cache_read_prompt_and_continuation_whole(ran
     assert float(cached[1, 0]) != pytest.approx(expected)             # row 1's prompt is 8..11, not 5..7
     assert float(cached[0, 0]) == pytest.approx(log_odds_one_by_one(model, [5, 6, 7], [12, 13], yes_no),
                                                 abs=1e-4)
+
+
+def test_letter_validation_in_the_retrievers_order(pipeline: Pipeline, tiny_llm: Path,
+                                                   tmp_path: Path) -> None:
+    """``--valid-order retriever`` (the paper's path): validation candidates in the retriever's order, not
+    shuffled; the default shuffles them."""
+    rows = read_candidates(pipeline.candidates, split="valid")
+    orders = {}
+    for order in ("retriever", "shuffled"):
+        out = tmp_path / order
+        ulmrec("align", "build", "--data", pipeline.data, "--out", out, "--candidates", pipeline.candidates,
+               "--model", tiny_llm, "--tasks", "next_item", "--n-candidates", "8", "--history-items", "4",
+               "--title-tokens", "8", "--max-users", "20", "--valid-order", order, "--no-progress")
+        orders[order] = {s.user_id: s.candidates for s in validation_samples(out, None)}
+    assert orders["retriever"]
+    for user, pool in orders["retriever"].items():
+        assert pool == rows[("valid", user)].candidates[:8]
+    assert any(orders["shuffled"][u] != pool for u, pool in orders["retriever"].items())

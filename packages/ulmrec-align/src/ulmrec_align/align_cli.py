@@ -106,8 +106,9 @@ def build(
     from ulmrec_align.tasks.build import build_samples, load_inputs, parse_task_weights, write_samples
     from ulmrec_align.tasks.registry import DEFAULT_TASKS
     from ulmrec_align.tasks.schema import AlignConfig
-    from ulmrec_eval.runtime.artifacts import check_writable
+    from ulmrec_eval.runtime.artifacts import check_out_apart, check_writable
     from ulmrec_eval.runtime.errors import InputError
+
 
     check_writable(out, force=force)
     if index_tokens not in ("plain", "added"):
@@ -208,6 +209,9 @@ def rank(
         "--answer", help="letter | title | relevance: how an untuned base model ranks (lettered candidates, "
         "title likelihood, or yes/no log-odds per candidate); a tuned model ranks the way it was tuned")]
     = None,
+    retrieved_only: Annotated[bool, typer.Option(
+        "--retrieved-only", help="Spend no LLM pass on users whose target is not among the candidates (they "
+        "score 0 whatever the order): their rows keep the retriever's order; metrics are identical")] = False,
     fuse_retriever: Annotated[str | None, typer.Option(
         "--fuse-retriever", help="auto | W: add W times the retriever's standardised score to the LLM's "
         "(auto: W chosen by NDCG@10 on validation users, ranked first); default: the LLM alone")] = None,
@@ -223,14 +227,16 @@ def rank(
     if calibration not in ("prior", "none"):
         raise InputError(f"--calibration must be 'prior' or 'none', got {calibration!r}")
     fusion = _fusion_arg(fuse_retriever, split)
-    from ulmrec_eval.runtime.artifacts import folder_lock
+    from ulmrec_eval.runtime.artifacts import check_out_apart, folder_lock
 
+    check_out_apart(out, {"--model": model, "--data": data, "--candidates": candidates, "--index": index})
     with folder_lock(out):   # a second `align rank --out` of the same file is refused while this one runs
         if out.exists() and not force:
             raise InputError("exists; pass --force to replace it", path=out)
         _rank(model=model, data=data, candidates=candidates, out=out, index=index, split=split, method=method,
               limit=limit, batch_size=batch_size, device=device, quantization=quantization,
               permutations=permutations, calibration=calibration, index_permute=index_permute, answer=answer,
+              retrieved_only=retrieved_only,
               index_random=index_random,
               any_index=any_index, progress=progress, fusion=fusion)
 
@@ -252,6 +258,8 @@ def _fusion_arg(value: str | None, split: str) -> float | str | None:
         raise InputError(f"--fuse-retriever must be 'auto' or a number >= 0, got {value!r}") from None
     if weight < 0 or weight != weight or weight == float("inf"):
         raise InputError(f"--fuse-retriever must be 'auto' or a number >= 0, got {value!r}")
+    from ulmrec_eval.runtime.limits import check_fusion_weight
+
     return weight
 
 
@@ -259,7 +267,7 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
           limit: int | None, batch_size: int, device: str, quantization: str, permutations: int,
           calibration: str, index_permute: int | None, any_index: bool, progress: bool,
           index_random: int | None = None, answer: str | None = None,
-          fusion: float | str | None = None) -> None:
+          fusion: float | str | None = None, retrieved_only: bool = False) -> None:
     import sys
 
     from ulmrec_align.ranking.loading import load_ranking_model
@@ -275,6 +283,14 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
         raise InputError(f"--answer must be 'letter', 'title' or 'relevance', got {answer!r}")
     from ulmrec_align.prompts.config import PromptConfig
 
+    if not any_index and (Path(model) / "train_manifest.json").is_file():   # tuned: the same code control
+        from ulmrec_align.tuning.config import read_train_manifest
+        from ulmrec_eval.runtime.provenance import check_made_with
+
+        made = read_train_manifest(model).samples_config
+        check_made_with({f"--index-{k}": made.get(f"index_{k}") for k in ("permute", "random")},
+                        {"--index-permute": index_permute, "--index-random": index_random}, artifact=model,
+                        escape="--any-index")
     ranker = load_ranking_model(model, device=device, quantization=quantization,
                                 prompt=PromptConfig(answer=answer) if answer else None)
     if answer is not None and ranker.tuned and ranker.prompt.answer != answer:
@@ -291,11 +307,13 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
         now = "no index" if hashes.index_sha256 is None else f"the index {hashes.index_sha256[:12]}…"
         raise InputError(f"the model was tuned with {then} but is asked to rank with {now}; give the index "
                          "it was tuned with, or --any-index to rank anyway", path=model)
+    pass   # only n distinct cyclic letter orders
     n_split = sum(1 for (s, _) in rows if s == split)
     n = min(limit or n_split, n_split)
     settings = {"method": method, "limit": limit, "batch_size": batch_size, "candidates_path": candidates,
                 "permutations": permutations, "calibrate": calibration == "prior",
-                "index_permute": index_permute, "index_random": index_random}
+                "index_permute": index_permute, "index_random": index_random,
+                "retrieved_only": retrieved_only}
     start = time.perf_counter()
     choice = None
     if fusion == "auto":

@@ -91,7 +91,7 @@ def retriever_scores(row: RankRow, retrieved: CandidateRow) -> npt.NDArray[np.fl
 def fuse(row: RankRow, retrieved: CandidateRow, weight: float) -> RankRow:
     """``row`` with scores ``z(llm) + weight · z(retriever)`` and its source and weight recorded."""
     fused = fused_scores(row.scores, retriever_scores(row, retrieved), weight)
-    return row.model_copy(update={"scores": fused.tolist(), "fusion_weight": weight,
+    return row.model_copy(update={"scores": fused.tolist(), "fusion_weight": weight, "llm_scores": row.scores,
                                   "source": f"fused(w={weight:g}):{row.source}"})
 
 

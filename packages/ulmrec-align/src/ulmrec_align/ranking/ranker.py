@@ -91,7 +91,9 @@ class RankRow(BaseModel):
     retrieved_n: int | None = Field(default=None, ge=1,
                                     description="The retriever's top-N these candidates are (subset's N).")
     fusion_weight: float | None = Field(default=None, ge=0,
-                                        description="W of llm + W·z(retriever) when fused with it.")
+                                        description="W of z(llm) + W·z(retriever) when fused with it.")
+    llm_scores: list[float] | None = Field(default=None, description="When fused: the LLM's own scores "
+                                           "(``scores`` before fusion), so the LLM alone can be evaluated.")
     cold_start: bool | None = Field(default=None, description="The user was held out of the model's "
                                     "training (align build --cold-share); None: the model held none out.")
 
@@ -109,6 +111,7 @@ class RankingModel:
     index_sha256: str | None = None
     tuned: bool = False
     cold_start: tuple[float, int] | None = None   # (share, seed) of the users held out of its training
+    fusion: tuple[float, int] | None = None   # (W, validation users) chosen while tuning (relevance answers)
 
     def is_cold(self, raw_user_id: str) -> bool | None:
         """Whether the user was held out of this model's training; None when it held none out."""

@@ -28,11 +28,16 @@ def rank_split(ranker: RankingModel, dataset: PreparedDataset, rows: dict[tuple[
                batch_size: int = 8, candidates_path: str | Path = "candidates",
                progress: Callable[[int], None] | None = None, permutations: int = 1,
                calibrate: bool = True, index_permute: int | None = None,
-               index_random: int | None = None) -> list[RankRow]:
+               index_random: int | None = None, retrieved_only: bool = False) -> list[RankRow]:
     """Rank every user of ``split`` (the first ``limit`` by dense id) among their retrieved candidates;
     ``permutations > 1`` averages over that many letter orders, ``calibrate`` removes the model's letter
     prior (:mod:`ulmrec_align.ranking.ranker`); ``index_permute`` shuffles the codes among users and
-    ``index_random`` gives every user a random distinct code (controls, as in ``align build``)."""
+    ``index_random`` gives every user a random distinct code (controls, as in ``align build``).
+
+    ``retrieved_only``: a user whose target is not among the candidates the LLM would rank scores 0 on every
+    metric whatever their order, so no LLM pass is spent on them: their row keeps the retriever's order and
+    scores (``source = "retriever:target-not-retrieved"``). Metrics are identical; LlamaRec scores only the
+    others."""
     check_candidates(dataset, rows, candidates_path)
     chosen = sorted((row for (s, _), row in rows.items() if s == split), key=lambda r: r.user_id)
     if not chosen:
@@ -47,9 +52,20 @@ def rank_split(ranker: RankingModel, dataset: PreparedDataset, rows: dict[tuple[
                             index_tokens=ranker.index_tokens if index is not None else "plain")
     codes = (control_codes(user_codes(dataset, index), index, permute=index_permute, random_seed=index_random)
              if index is not None else None)
-    prompts = ranking_prompts(dataset, chosen, builder, codes, permutations=permutations)
-    return rank_prompts(ranker, prompts, method=method, batch_size=batch_size, progress=progress,
-                        calibrate=calibrate)
+    n = ranker.prompt.n_candidates
+    missed = {r.user_id for r in chosen if retrieved_only and r.target not in r.candidates[:n]}
+    prompts = ranking_prompts(dataset, [r for r in chosen if r.user_id not in missed], builder, codes,
+                              permutations=permutations)
+    ranked = {r.user_id: r for r in rank_prompts(ranker, prompts, method=method, batch_size=batch_size,
+                                                  progress=progress, calibrate=calibrate)}
+    for row in chosen:
+        if row.user_id in missed:
+            ranked[row.user_id] = RankRow(
+                user_id=row.user_id, raw_user_id=row.raw_user_id, split=row.split, target=row.target,
+                candidates=row.candidates[:n], scores=row.scores[:n], source="retriever:target-not-retrieved",
+                history_length=row.history_length, retrieved_n=len(row.candidates[:n]),
+                cold_start=ranker.is_cold(row.raw_user_id))
+    return [ranked[row.user_id] for row in chosen]
 
 
 def write_rankings(path: str | Path, rows: list[RankRow]) -> int:

@@ -112,4 +112,4 @@ def load_tuned(folder: str | Path, *, device: str = "cpu", quantization: str = "
                         index_tokens=manifest.index_tokens, name=Path(folder).absolute().name,
                         letter_prior=manifest.letter_prior, index_sha256=manifest.index_sha256,
                         tuned=manifest.schema_version >= 2,  # older manifests did not record the index
-                        cold_start=_cold_start(manifest.samples_config))
+                        cold_start=_cold_start(manifest.samples_config), fusion=manifest.fusion)

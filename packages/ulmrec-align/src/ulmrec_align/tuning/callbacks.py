@@ -31,6 +31,7 @@ class ValidationScores:
     raw: float | None = None
     prior: list[float] | None = None
     tasks: dict[str, dict[str, float]] | None = None   # code task -> {"loss", "exact"}
+    weight: float | None = None   # relevance answers: the retriever's fusion weight W best on these users
 
 
 #: ``validate(model) -> ValidationScores`` (or a bare float) on the validation ranking samples.
@@ -184,6 +185,7 @@ class TuningCallback(TrainerCallback):
         p = self.progress
         tasks = scores.tasks or {}
         p.history.append(ValidationPoint(step=step, ndcg_at_10=score, ndcg_at_10_raw=scores.raw,
+                                         fusion_weight=scores.weight,
                                          task_loss={t: v["loss"] for t, v in tasks.items()},
                                          task_exact={t: v["exact"] for t, v in tasks.items()}))
         if p.best_score is None or score > p.best_score:

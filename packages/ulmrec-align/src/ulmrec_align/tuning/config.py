@@ -126,6 +126,9 @@ class ValidationPoint(BaseModel):
     step: int
     ndcg_at_10: float
     ndcg_at_10_raw: float | None = None
+    fusion_weight: float | None = Field(default=None, description="Relevance answers: the W of z(LLM) + "
+                                        "W·z(retriever) best on these validation users (ndcg_at_10 is its "
+                                        "NDCG@10).")
     task_loss: dict[str, float] = Field(default_factory=dict,
                                         description="Code task -> validation response-token loss.")
     task_exact: dict[str, float] = Field(default_factory=dict,
@@ -185,6 +188,14 @@ class TrainManifest(BaseModel):
     stop_reason: str = ""
     status: Literal["running", "complete"] = "running"
     versions: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def fusion(self) -> tuple[float, int] | None:
+        """``(W, validation users)`` chosen for the kept adapter while tuning (relevance answers), or None."""
+        best = next((p for p in self.history if p.step == self.best_step), None)
+        if best is None or best.fusion_weight is None:
+            return None
+        return best.fusion_weight, self.valid_samples
 
 
 def read_train_manifest(folder: str | Path) -> TrainManifest:

@@ -217,6 +217,6 @@ def _relevance_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens
                  if code else None)
         flat = [[0.0] * len(r) for r in retriever]
         return ValidationScores(score=by_weight[weight], raw=fused_ndcg_at_10(llm, flat, targets, 0.0),
-                                prior=None, tasks=tasks)
+                                prior=None, tasks=tasks, weight=weight)
 
     return validate

@@ -1,0 +1,131 @@
+"""Benchmark: does the fused LLM rank above the retriever's own order? Pooled over runs (seeds, variants).
+
+Run: ``.venv/bin/python bench/relevance_demo.py RUN [RUN ...] [--label NAME=RUN,RUN ...]`` on finished runs
+whose rank stage fused with the retriever (``[rank] fuse_retriever = "auto"``, the demo's setting), e.g.
+``runs/demo runs/demo-seed1 runs/demo-seed2`` (``ulmrec demo --seed N``) or an ablation's
+``runs/X/demo-full-s0 …``. Each ``--label`` groups runs into one system (``full=runs/a,runs/b``); without it
+every run given is one group named ``runs``.
+
+Per group, over every (run, test user) pair whose target the retriever put in the LLM's candidates (the
+subset), NDCG@10 of:
+
+- ``LRURec order`` — the retriever's own order of the same candidates;
+- ``random order`` — the expected NDCG@10 of a uniformly random order (exact: ``(1/n) Σ_{r ≤ min(n,10)}
+  1/log2(r+1)``);
+- ``LLM alone`` — the LLM's own scores (``llm_scores`` of the fused rows);
+- ``fused`` — the rows' scores, ``z(LLM) + W·z(LRURec)`` with the run's W chosen on validation;
+
+and paired comparisons (``ulmrec_eval.compare.paired_comparison``: bootstrap 95 % CI, sign-flip p):
+fused − LRURec, LLM alone − random, and, between groups given with ``--label``, each group's fused − the
+first group's fused over the pairs both have (the same run seeds and users). Prints one table; ``--json``
+writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ulmrec_align.ranking.ranker import RankRow
+from ulmrec_align.retrieval.candidates import read_candidates
+from ulmrec_eval.compare import paired_comparison
+from ulmrec_eval.metrics import ndcg_at_k_per_user, target_ranks
+from ulmrec_eval.runtime.io import read_jsonl_models
+
+
+def ndcg10(scores: list[float], target: int) -> float:
+    """NDCG@10 of the target's position ``target`` under ``scores`` (pessimistic ties)."""
+    rank = target_ranks(np.asarray([scores], dtype=np.float64), np.array([target]))
+    return float(ndcg_at_k_per_user(rank, 10)[0])
+
+
+def random_ndcg10(n: int) -> float:
+    """Expected NDCG@10 of a uniformly random order of ``n`` candidates, one of them the target."""
+    return float(sum(1.0 / np.log2(r + 1) for r in range(1, min(n, 10) + 1)) / n)
+
+
+def run_pairs(run: Path) -> dict[tuple[str, int], dict[str, float]]:
+    """``(world, user) -> {system: NDCG@10}`` for the run's subset test users (``world``: the sha256 of the
+    retriever's candidates file, shared by the runs of one world)."""
+    rows = list(read_jsonl_models(run / "rank" / "predictions.jsonl", RankRow))
+    retrieved = read_candidates(run / "retrieve" / "retriever" / "candidates.jsonl", split="test")
+    if not rows or rows[0].llm_scores is None:
+        raise SystemExit(f"{run}: its rank stage did not fuse with the retriever (no llm_scores); rank with "
+                         "--fuse-retriever auto")
+    out = {}
+    # runs of one world (one retriever's candidates) pair up across variants, whatever their names
+    world = hashlib.sha256((run / "retrieve" / "retriever" / "candidates.jsonl").read_bytes()).hexdigest()
+    for row in rows:
+        if row.split != "test" or row.target not in row.candidates:
+            continue
+        target = row.candidates.index(row.target)
+        mine = retrieved[("test", row.user_id)]
+        by_item = dict(zip(mine.candidates, mine.scores, strict=True))
+        out[(world, row.user_id)] = {
+            "LRURec order": ndcg10([by_item[i] for i in row.candidates], target),
+            "random order": random_ndcg10(len(row.candidates)),
+            "LLM alone": ndcg10(list(row.llm_scores or []), target),
+            "fused": ndcg10(row.scores, target),
+            "W": float(row.fusion_weight or 0.0),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*", type=Path)
+    parser.add_argument("--label", action="append", default=[], help="NAME=RUN,RUN,... (a group of runs)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    groups: dict[str, list[Path]] = {}
+    for item in args.label:
+        name, _, runs = item.partition("=")
+        groups[name] = [Path(r) for r in runs.split(",") if r]
+    if args.runs:
+        groups["runs"] = list(args.runs)
+    if not groups:
+        raise SystemExit("give runs, or --label NAME=RUN,...")
+    pooled: dict[str, dict[tuple[str, int], dict[str, float]]] = {}
+    for name, runs in groups.items():
+        pooled[name] = {}
+        for run in runs:
+            pooled[name].update(run_pairs(run))
+    report: dict[str, object] = {}
+    systems = ("LRURec order", "random order", "LLM alone", "fused")
+    print(f"{'group':10s} {'pairs':>5s}  " + "  ".join(f"{s:>12s}" for s in systems) + "   W (per run)")
+    for name, pairs in pooled.items():
+        values = {s: np.array([v[s] for v in pairs.values()]) for s in systems}
+        weights = sorted({v["W"] for v in pairs.values()})
+        print(f"{name:10s} {len(pairs):5d}  " + "  ".join(f"{values[s].mean():12.4f}" for s in systems)
+              + "   " + ", ".join(f"{w:g}" for w in weights))
+        comparisons = {f"{b} − {a}": paired_comparison(values[a], values[b], metric="ndcg@10")
+                       for b, a in (("fused", "LRURec order"), ("LLM alone", "random order"),
+                                    ("LLM alone", "LRURec order"))}
+        for label, c in comparisons.items():
+            print(f"  {label:26s} {c.difference:+.4f}  95% CI [{c.ci_low:+.4f}, {c.ci_high:+.4f}]  "
+                  f"p = {c.p_value:.3g}  ({c.wins} wins, {c.losses} losses, {c.n_users} pairs)")
+        report[name] = {"pairs": len(pairs), "means": {s: float(values[s].mean()) for s in systems},
+                        "weights": weights,
+                        "comparisons": {k: c.model_dump() for k, c in comparisons.items()}}
+    names = list(pooled)
+    for other in names[1:]:
+        base = names[0]
+        shared = [k for k in pooled[base] if k in pooled[other]]
+        if not shared:
+            continue
+        a = np.array([pooled[base][k]["fused"] for k in shared])
+        b = np.array([pooled[other][k]["fused"] for k in shared])
+        c = paired_comparison(a, b, metric="ndcg@10")
+        print(f"{other} − {base} (fused, {c.n_users} shared pairs): {c.difference:+.4f}  95% CI "
+              f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]  p = {c.p_value:.3g}")
+        report[f"{other} − {base}"] = c.model_dump()
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
