@@ -109,7 +109,8 @@ def build(
     from ulmrec_eval.runtime.artifacts import check_out_apart, check_writable
     from ulmrec_eval.runtime.errors import InputError
 
-
+    check_out_apart(out, {"--data": data, "--index": index, "--candidates": candidates,
+                          "--retriever": retriever})
     check_writable(out, force=force)
     if index_tokens not in ("plain", "added"):
         raise InputError(f"--index-tokens must be 'plain' or 'added', got {index_tokens!r}")
@@ -236,8 +237,7 @@ def rank(
         _rank(model=model, data=data, candidates=candidates, out=out, index=index, split=split, method=method,
               limit=limit, batch_size=batch_size, device=device, quantization=quantization,
               permutations=permutations, calibration=calibration, index_permute=index_permute, answer=answer,
-              retrieved_only=retrieved_only,
-              index_random=index_random,
+              retrieved_only=retrieved_only, index_random=index_random,
               any_index=any_index, progress=progress, fusion=fusion)
 
 
@@ -260,7 +260,7 @@ def _fusion_arg(value: str | None, split: str) -> float | str | None:
         raise InputError(f"--fuse-retriever must be 'auto' or a number >= 0, got {value!r}")
     from ulmrec_eval.runtime.limits import check_fusion_weight
 
-    return weight
+    return check_fusion_weight(weight)
 
 
 def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, split: str, method: str,
@@ -307,7 +307,7 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
         now = "no index" if hashes.index_sha256 is None else f"the index {hashes.index_sha256[:12]}…"
         raise InputError(f"the model was tuned with {then} but is asked to rank with {now}; give the index "
                          "it was tuned with, or --any-index to rank anyway", path=model)
-    pass   # only n distinct cyclic letter orders
+    permutations = min(permutations, ranker.prompt.n_candidates)   # only n distinct cyclic letter orders
     n_split = sum(1 for (s, _) in rows if s == split)
     n = min(limit or n_split, n_split)
     settings = {"method": method, "limit": limit, "batch_size": batch_size, "candidates_path": candidates,
@@ -316,6 +316,10 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
                 "retrieved_only": retrieved_only}
     start = time.perf_counter()
     choice = None
+    if fusion == "auto" and ranker.fusion is not None and not index_permute and not index_random:
+        fusion, n_tuned = ranker.fusion   # chosen on validation users while tuning: no second pass
+        typer.echo(f"fused with the retriever: W={fusion:g} chosen on {n_tuned} validation users while "
+                   "tuning (the adapter's validation, scored as the test ranks)", err=True)
     if fusion == "auto":
         from ulmrec_align.ranking.fusion import choose_weight
 
