@@ -36,7 +36,7 @@ def _pair(user: int, llm: list[float], retriever: list[float], target: int,
 def test_standardise_and_the_extremes_of_w() -> None:
     assert standardise([2.0, 2.0]).tolist() == [0.0, 0.0]
     row, retrieved = _pair(0, llm=[-1.0, -2.0, -3.0], retriever=[0.1, 0.9, 0.5], target=101)
-    assert fuse(row, retrieved, 0.0).scores == pytest.approx(standardise(row.scores).tolist())  # the LLM alone
+    assert fuse(row, retrieved, 0.0).scores == pytest.approx(standardise(row.scores).tolist())  # LLM alone
     big = fuse(row, retrieved, 64.0)
     assert list(np.argsort(big.scores)[::-1]) == [1, 2, 0]        # the retriever's order (aligned by item)
     assert big.fusion_weight == 64.0
