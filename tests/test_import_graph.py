@@ -21,7 +21,8 @@ PACKAGES = {
     "ulmrec_align": ROOT / "packages/ulmrec-align/src/ulmrec_align",
     "ulmrec_app": ROOT / "apps/tui/src/ulmrec_app",
 }
-#: Deprecated forwarding modules (old import paths kept for one release); they import their new home only.
+#: The old top-level paths of ``ulmrec_eval.runtime``'s modules (deprecation shims, removed): nothing may
+#: import them, and no module may come back under those names.
 SHIMS = {f"ulmrec_eval.{name}" for name in ("errors", "io", "artifacts", "events", "cli_runner", "writer")}
 
 
@@ -145,6 +146,7 @@ def test_eval_never_imports_the_other_packages() -> None:
     assert wrong == []
 
 
-def test_nothing_imports_the_deprecated_paths() -> None:
+def test_the_removed_shim_paths_stay_gone() -> None:
+    assert sorted(SHIMS & set(MODULES)) == []
     users = sorted(f"{m} -> {d}" for m, deps in GRAPH.items() if m not in SHIMS for d in deps if d in SHIMS)
     assert users == []

@@ -1,5 +1,5 @@
-"""The shared runtime lives in ``ulmrec_eval.runtime``; the old module paths keep working for one release with
-a DeprecationWarning, and give the same objects."""
+"""The shared runtime lives in ``ulmrec_eval.runtime``; the old top-level module paths (deprecated for one
+release) are gone, and the new homes hold the names they forwarded."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ NAMES = {"errors": "InputError", "io": "atomic_write_text", "artifacts": "atomic
 
 
 @pytest.mark.parametrize("old", sorted(MOVED))
-def test_old_paths_warn_and_forward(old: str) -> None:
+def test_old_paths_are_gone_and_the_new_ones_hold_the_names(old: str) -> None:
     sys.modules.pop(f"ulmrec_eval.{old}", None)
-    with pytest.warns(DeprecationWarning, match=f"ulmrec_eval.{old} moved to ulmrec_eval.{MOVED[old]}"):
-        module = importlib.import_module(f"ulmrec_eval.{old}")
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"ulmrec_eval.{old}")
     new = importlib.import_module(f"ulmrec_eval.{MOVED[old]}")
-    assert getattr(module, NAMES[old]) is getattr(new, NAMES[old])
+    assert callable(getattr(new, NAMES[old]))
