@@ -73,12 +73,12 @@ TARGETS: dict[str, Target] = {
         files={f"{INDEX}/rqkmeans.py": ("RQKMeans.encode", "RQKMeans.decode", "RQKMeans.code_distances"),
                f"{INDEX}/residual.py": (),
                f"{INDEX}/kmeans.py": ("squared_distances", "nearest")},
-        tests=("tests/index/test_quantizer_rqkmeans.py",),
+        tests=("tests/index/test_quantizer_maths.py", "tests/index/test_quantizer_rqkmeans.py"),
         note="rqkmeans encode/decode/code_distances and the residual and distance helpers they call"),
     "rqvae": Target(
         files={f"{INDEX}/rqvae.py": ("RQVAE.encode", "RQVAE.decode", "RQVAE.code_distances", "RQVAE._assign",
                                      "RQVAE._standardize", "RQVAE.latent", "RQVAE._residual")},
-        tests=("tests/index/test_quantizer_rqvae.py",),
+        tests=("tests/index/test_quantizer_maths.py", "tests/index/test_quantizer_rqvae.py"),
         note="rqvae encode/decode/code_distances and the latent/assignment helpers they call"),
     "scorer": Target(
         files={f"{ALIGN}/ranking/scorer.py": ()},
