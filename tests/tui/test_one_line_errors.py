@@ -49,7 +49,7 @@ def test_user_vectors_refuses_a_device_it_cannot_use(tmp_path: Path, device: str
         (tmp_path / name).mkdir()
     line = _one_line_error("retrieve", "user-vectors", "--data", tmp_path / "data", "--retriever",
                            tmp_path / "retriever", "--out", tmp_path / "vectors", "--device", device)
-    assert ("unknown device 'bogus'" if device == "bogus" else "torch sees no CUDA device") in line
+    assert ("--device 'bogus' is not a device" if device == "bogus" else "no usable CUDA GPU") in line
 
 
 def test_report_on_a_run_with_no_predictions_or_foreign_users_is_one_line(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def test_missing_bitsandbytes_names_the_extra(tiny_llm: Path, monkeypatch: pytes
 def test_cuda_without_a_gpu_is_one_clear_error(tiny_llm: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    with pytest.raises(ModelError, match="no CUDA device"):
+    with pytest.raises(ModelError, match="no usable CUDA GPU"):
         load_causal_lm(tiny_llm, device="cuda")
 
 

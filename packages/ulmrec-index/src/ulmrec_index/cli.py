@@ -139,7 +139,7 @@ def build(
     """
     _setup_logging()
     from ulmrec_eval.runtime.artifacts import check_writable, folder_lock
-    from ulmrec_index.encoders import check_device
+    from ulmrec_eval.runtime.devices import check_device
     from ulmrec_index.indexer import read_reference
     from ulmrec_index.report import render_report
 

@@ -37,6 +37,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ulmrec_eval.runtime.devices import check_device
 from ulmrec_eval.runtime.errors import UlmrecError
 from ulmrec_eval.runtime.events import emit
 from ulmrec_eval.runtime.io import atomic_write_json
@@ -102,27 +103,6 @@ def resolve_encoder_path(name_or_path: str | None) -> str:
 class EncoderError(UlmrecError, RuntimeError):
     """The encoder or its device cannot be used as asked (a missing model, a precomputed index asked to embed
     text)."""
-
-
-def check_device(device: str) -> str:
-    """``device`` if torch can use it, else :class:`EncoderError` in one line (bogus name, no CUDA, …)."""
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise EncoderError(f"--device {device!r} is not a device (use cpu, cuda, cuda:N or mps)") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise EncoderError(f"--device {device}: this torch has no usable CUDA GPU; use --device cpu")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise EncoderError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif parsed.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise EncoderError(f"--device {device}: MPS is not available here; use --device cpu")
-    elif parsed.type != "cpu":
-        raise EncoderError(f"--device {device}: device type {parsed.type!r} is not supported (use cpu, cuda)")
-    return device
 
 
 #: Files hashed into a model folder's identity: top-level files (weights, configs, tokenizer) and the files
@@ -275,7 +255,7 @@ class TextEncoder:
     ) -> None:
         self.name = name_or_path or DEFAULT_ENCODER
         self.path = resolve_encoder_path(name_or_path)
-        self.device = check_device(device)
+        self.device = check_device(device, error=EncoderError)
         self.batch_size = batch_size
         self.workers = workers
         self.show_progress = show_progress

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ulmrec_align.models.errors import ModelError, missing_extra
+from ulmrec_eval.runtime.devices import check_device
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 Quantization = Literal["auto", "nf4", "none"]
-Device = Literal["cpu", "cuda"]
 
 
 def resolve_quantization(quantization: str, device: str) -> Literal["nf4", "none"]:
@@ -28,16 +28,6 @@ def resolve_quantization(quantization: str, device: str) -> Literal["nf4", "none
     if quantization in ("nf4", "none"):
         return quantization  # type: ignore[return-value]
     raise ModelError(f"unknown quantization {quantization!r}; use auto, nf4 or none")
-
-
-def check_device(device: str) -> None:
-    """Refuse ``cuda`` where torch sees no CUDA device, and anything other than cpu/cuda[:n]."""
-    import torch
-
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ModelError(f"unknown device {device!r}; use cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError("--device cuda, but torch sees no CUDA device here; use --device cpu")
 
 
 def require_bitsandbytes(device: str) -> Any:
@@ -96,7 +86,7 @@ def load_causal_lm(path: Path | str, *, quantization: str = "auto", device: str 
     import torch
     from transformers import AutoModelForCausalLM
 
-    check_device(device)
+    check_device(device, error=ModelError)
     mode = resolve_quantization(quantization, device)
     on_cuda = device.startswith("cuda")
     dtype = dtype or (torch.bfloat16 if on_cuda else torch.float32)

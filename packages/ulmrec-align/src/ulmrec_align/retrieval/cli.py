@@ -40,8 +40,8 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 
 
 def _check_device(device: str) -> None:
-    """cpu, or cuda[:n] where torch sees a CUDA device; else one line before anything is read."""
-    from ulmrec_align.models.loading import check_device
+    """The device rule of :func:`ulmrec_eval.runtime.devices.check_device`, before anything is read."""
+    from ulmrec_eval.runtime.devices import check_device
 
     check_device(device)
 
@@ -103,7 +103,7 @@ def train(
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", help="Run folder: model, checkpoint, candidates, metrics.")],
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default 500).")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda[:N] or mps (where torch can use it).")] = "cpu",
     seed: Annotated[int | None, typer.Option(help="Random seed (default 42).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --out.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Start anew in a non-empty --out.")] = False,
@@ -161,7 +161,7 @@ def tune(
     max_minutes: Annotated[float, typer.Option(min=0.01, help="Time budget of the whole search.")] = 60.0,
     max_trials: Annotated[int | None, typer.Option(min=1, help="At most this many trials.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the trial order.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda[:N] or mps (where torch can use it).")] = "cpu",
     config: Annotated[Path | None,
                       typer.Option("--config", help="Base RetrieverConfig JSON (trial 0).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing OUT (and OUT.trials).")] = False,
@@ -206,7 +206,7 @@ def evaluate(
                                              help="Also rewrite candidates.jsonl.")] = False,
     pool_size: Annotated[int | None, typer.Option(min=1,
                                                   help="Candidates per user (default: the model's).")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda[:N] or mps (where torch can use it).")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json instead of a table.")] = False,
 ) -> None:
     """Recompute the full-ranking metrics (and optionally candidates) of a saved retriever."""
@@ -232,7 +232,7 @@ def user_vectors_command(
     kind: Annotated[str, typer.Option(
         "--kind", help="state: the retriever's hidden state after the user's training prefix | item-mean: "
         "the mean of its item embeddings over that prefix")] = "state",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda[:N] or mps (where torch can use it).")] = "cpu",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing folder.")] = False,
 ) -> None:
     """Collaborative user vectors for `ulmrec index build --vectors OUT/vectors.safetensors --ids

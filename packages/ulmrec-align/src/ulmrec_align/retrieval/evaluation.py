@@ -25,8 +25,8 @@ from ulmrec_align.retrieval.saved import (
     load_retriever,
 )
 from ulmrec_eval.runtime.artifacts import atomic_update
+from ulmrec_eval.runtime.devices import check_device
 from ulmrec_eval.runtime.io import atomic_write_json
-from ulmrec_index.encoders import check_device
 
 
 def split_report(result: SplitResult, ks: tuple[int, ...]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ulmrec_align.retrieval.lru import count_parameters
 from ulmrec_align.retrieval.saved import build_model, dataset_identity, save_model
 from ulmrec_align.retrieval.trainer import CHECKPOINT_NAME, RetrieverProgress, RetrieverTrainer
 from ulmrec_eval.runtime.artifacts import atomic_update, folder_lock
-from ulmrec_index.encoders import check_device
+from ulmrec_eval.runtime.devices import check_device
 
 
 @dataclass(frozen=True)

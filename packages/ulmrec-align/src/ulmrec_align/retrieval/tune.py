@@ -43,8 +43,8 @@ from ulmrec_align.retrieval.config import RETRIEVER_SCHEMA_VERSION, RetrieverCon
 from ulmrec_align.retrieval.errors import RetrieverError
 from ulmrec_align.retrieval.trainer import CHECKPOINT_NAME
 from ulmrec_eval.runtime.artifacts import atomic_dir, check_writable, folder_lock
+from ulmrec_eval.runtime.devices import check_device
 from ulmrec_eval.runtime.io import atomic_write_json, read_json_model
-from ulmrec_index.encoders import check_device
 
 TUNE_FILE = "tune.json"
 PLAN_FILE = "plan.json"

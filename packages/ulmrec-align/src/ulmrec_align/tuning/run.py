@@ -37,6 +37,7 @@ from ulmrec_align.tuning.request import (
     partial_dir,
 )
 from ulmrec_eval.runtime.artifacts import atomic_dir, check_writable, folder_lock, sha256_file
+from ulmrec_eval.runtime.devices import check_device
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.runtime.io import atomic_write_text, read_json_model
 
@@ -54,12 +55,13 @@ def _versions() -> dict[str, str]:
 
 def plan(request: TrainRequest) -> TrainManifest:
     """The manifest this request would produce, before training (inputs resolved and hashed)."""
-    from ulmrec_align.models.loading import check_device, resolve_quantization
+    from ulmrec_align.models.errors import ModelError
+    from ulmrec_align.models.loading import resolve_quantization
     from ulmrec_align.models.resolve import model_identity, resolve_model
     from ulmrec_align.tasks.schema import MANIFEST, read_manifest
 
     samples = read_manifest(request.samples)
-    check_device(request.train.device)
+    check_device(request.train.device, error=ModelError)
     resolved = resolve_model(request.model)
     return TrainManifest(
         base_model=BaseModelInfo(name=request.model, path=str(resolved), identity=model_identity(resolved)),
