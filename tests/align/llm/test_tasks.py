@@ -247,7 +247,9 @@ def test_cold_start_users_get_no_samples_and_the_index_must_agree(pipeline: Pipe
     from ulmrec_eval.cold_start import is_cold
 
     dataset, warm = _build(pipeline)
-    _, built = _build(pipeline, cold_share=0.3, cold_seed=2)
+    _, built = _build(pipeline, index=False, cold_share=0.3, cold_seed=2)   # no index: nothing to agree
+    with pytest.raises(InputError, match=r"holds out no users as cold-start"):   # an index fitted on all
+        _build(pipeline, cold_share=0.3, cold_seed=2)
     cold = {u.user_id for u in dataset.users if is_cold(u.raw_id, 0.3, seed=2)}
     assert 0 < len(cold) < dataset.n_users
     assert built.manifest.cold_users == len(cold)

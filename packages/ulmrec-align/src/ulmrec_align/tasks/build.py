@@ -30,6 +30,7 @@ from ulmrec_align.tasks.summarise import ExtractiveSummariser, Summariser
 from ulmrec_eval.runtime.artifacts import atomic_dir, sha256_file
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.runtime.io import atomic_write_json, atomic_write_jsonl
+from ulmrec_eval.runtime.limits import check_task_weight
 from ulmrec_index.artifact import INDEX_FILE, IndexArtifact, load_index
 
 
@@ -170,10 +171,10 @@ def _repeats(weight: float, rng: random.Random) -> int:
 def cold_start_users(dataset: PreparedDataset, config: AlignConfig, index: IndexArtifact | None) -> set[int]:
     """Dense ids of the users held out as cold-start (``config.cold_share``); an index that held out another
     share or seed would make "cold" mean two different things, and is refused."""
-    if index is not None and index.cold_users and (index.cold_share, index.cold_seed) != (
-            config.cold_share, config.cold_seed):
-        raise InputError(f"the index holds out {index.cold_share:g} of the users as cold-start (seed "
-                         f"{index.cold_seed}); build with the same --cold-share and --cold-seed")
+    if index is not None:   # also an index fitted on every user, under --cold-share here
+        from ulmrec_eval.cold_start import check_same_cold_start
+
+        check_same_cold_start((index.cold_share, index.cold_seed), (config.cold_share, config.cold_seed))
     if config.cold_share <= 0:
         return set()
     from ulmrec_eval.cold_start import is_cold
@@ -316,5 +317,5 @@ def parse_task_weights(values: Sequence[str]) -> dict[str, float]:
             weight = float("nan")
         if not sep or not name or not math.isfinite(weight) or weight < 0:
             raise InputError(f"--task-weight expects NAME=W with W a finite number >= 0, got {value!r}")
-        out[name.strip()] = weight
+        out[name.strip()] = check_task_weight(name.strip(), weight)
     return out

@@ -71,8 +71,11 @@ def train_command(
     from ulmrec_align.tuning.config import LoraSettings, TrainSettings
     from ulmrec_align.tuning.request import TrainRequest, partial_dir
     from ulmrec_align.tuning.run import run_training
+    from ulmrec_eval.runtime.artifacts import check_out_apart
     from ulmrec_eval.runtime.errors import InputError
 
+    check_out_apart(out, {"--samples": samples, "--model": model})
+    check_out_apart(partial_dir(out), {"--samples": samples, "--model": model})   # its checkpoints
     targets = [t.strip() for t in lora_targets.split(",") if t.strip()]
     if scheduler not in ("cosine", "linear", "constant"):
         raise InputError(f"--scheduler must be cosine, linear or constant, got {scheduler!r}")
