@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ulmrec_eval.runtime.errors import InputError
 
@@ -28,6 +28,11 @@ class LabelRecord(BaseModel):
 
     user_id: str
     label: str
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _int_id(cls, value: object) -> object:   # an int id is its decimal string, as `index build` has it
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class PrefixProbe(BaseModel):
