@@ -150,3 +150,11 @@ def test_the_removed_shim_paths_stay_gone() -> None:
     assert sorted(SHIMS & set(MODULES)) == []
     users = sorted(f"{m} -> {d}" for m, deps in GRAPH.items() if m not in SHIMS for d in deps if d in SHIMS)
     assert users == []
+
+
+@pytest.mark.parametrize("floor", ["models", "prompts", "ranking"])
+def test_ranking_and_what_it_stands_on_never_import_tuning(floor: str) -> None:
+    """Tuning writes the tuned folder and ranking reads it: its manifest and loading live in ``models``."""
+    wrong = sorted(f"{m} -> {d}" for m, deps in GRAPH.items() if m.startswith(f"ulmrec_align.{floor}.")
+                   for d in deps if d.startswith("ulmrec_align.tuning."))
+    assert wrong == []

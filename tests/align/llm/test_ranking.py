@@ -272,8 +272,8 @@ def test_rank_rows_say_whether_the_user_was_held_out_of_training() -> None:
     """A model tuned with --cold-share marks each row cold or not by the same rule as the build; a model
     that held none out leaves the field empty."""
     from ulmrec_align.prompts.config import PromptConfig
+    from ulmrec_align.ranking.loading import cold_start_of
     from ulmrec_align.ranking.ranker import RankingModel
-    from ulmrec_align.tuning.artifact import _cold_start as cold_start_of
     from ulmrec_eval.cold_start import is_cold
 
     assert cold_start_of({"cold_share": 0.3, "cold_seed": 2}) == (0.3, 2)

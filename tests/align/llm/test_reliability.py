@@ -100,7 +100,7 @@ def test_a_damaged_adapter_is_one_line_naming_its_file(tuned_with_index: Path, t
                                                        named: str, message: str) -> None:
     import shutil
 
-    from ulmrec_align.tuning.artifact import load_tuned_model
+    from ulmrec_align.models.tuned import load_tuned_model
     from ulmrec_eval.runtime.errors import InputError
 
     copy = tmp_path / "T"

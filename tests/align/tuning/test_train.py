@@ -32,9 +32,9 @@ def test_artifact_is_complete_and_reloads_to_the_validated_scores(samples_dir: P
                                                                    tmp_path: Path) -> None:
     from ulmrec_align.models import load_tokenizer
     from ulmrec_align.prompts.letters import letter_index
+    from ulmrec_align.ranking.loading import load_tuned
     from ulmrec_align.ranking.scorer import ndcg_at, score_samples
     from ulmrec_align.tasks.schema import read_samples
-    from ulmrec_align.tuning.artifact import load_tuned
     from ulmrec_align.tuning.data import encode_samples
 
     out = tmp_path / "T"
@@ -143,7 +143,7 @@ def test_loss_is_on_response_tokens_only(samples_dir: Path, tiny_llm: Path) -> N
 def test_added_index_tokens_train_only_their_rows(added_samples_dir: Path, tiny_llama_untied: Path,
                                                   tmp_path: Path) -> None:
     from ulmrec_align.models import load_causal_lm
-    from ulmrec_align.tuning.artifact import load_tuned_model
+    from ulmrec_align.models.tuned import load_tuned_model
 
     out = tmp_path / "T"
     manifest = run_training(request(added_samples_dir, tiny_llama_untied, out, max_steps=3, save_steps=3))

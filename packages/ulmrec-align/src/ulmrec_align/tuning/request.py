@@ -10,7 +10,6 @@ from ulmrec_align.tuning.config import LoraSettings, TrainSettings
 
 RUN_FILE = "run.json"
 RESULT_FILE = "result.json"
-TOKENIZER_DIR = "tokenizer"
 FINAL_ADAPTER = "final-adapter"
 #: Set in the processes started by a multi-process launch (the launcher holds the lock, prepares, finalizes).
 WORKER_ENV = "ULMREC_TRAIN_WORKER"

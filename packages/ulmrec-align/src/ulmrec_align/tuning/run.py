@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ulmrec_align.models.train_manifest import TOKENIZER_DIR
 from ulmrec_align.tuning.config import (
     ADAPTER_DIR,
     BEST_PREFIX,
@@ -31,7 +32,6 @@ from ulmrec_align.tuning.request import (
     FINAL_ADAPTER,
     RESULT_FILE,
     RUN_FILE,
-    TOKENIZER_DIR,
     WORKER_ENV,
     TrainRequest,
     partial_dir,

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ulmrec_align.models.errors import ModelError, missing_extra
+from ulmrec_align.models.train_manifest import TOKENIZER_DIR
 from ulmrec_align.tuning.config import TrainManifest
-from ulmrec_align.tuning.request import FINAL_ADAPTER, RESULT_FILE, TOKENIZER_DIR, TrainRequest, partial_dir
+from ulmrec_align.tuning.request import FINAL_ADAPTER, RESULT_FILE, TrainRequest, partial_dir
 from ulmrec_align.tuning.validation import code_samples, ranking_validator, validation_samples
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.runtime.io import atomic_write_text

@@ -1,18 +1,16 @@
-"""Read a tuned-model folder ``T/`` (``ulmrec align train --out T``): base model, LoRA adapter, tokenizer."""
+"""Read a tuned-model folder ``T/`` (``ulmrec align train --out T``): base model, LoRA adapter, tokenizer.
+
+Below both ``tuning`` (which writes the folder) and ``ranking`` (which ranks with it).
+"""
 
 from __future__ import annotations
 
 import json
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from ulmrec_align.tuning.config import ADAPTER_DIR, TrainManifest, read_train_manifest
-from ulmrec_align.tuning.request import TOKENIZER_DIR
+from ulmrec_align.models.train_manifest import ADAPTER_DIR, TOKENIZER_DIR, TrainManifest, read_train_manifest
 from ulmrec_eval.runtime.errors import InputError
-
-if TYPE_CHECKING:
-    from ulmrec_align.ranking.ranker import RankingModel
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -59,7 +57,6 @@ def check_adapter(folder: Path) -> None:
     check_safetensors(folder / ADAPTER_WEIGHTS)
 
 
-
 def load_tuned_model(folder: str | Path, *, device: str = "cpu", quantization: str = "none",
                      check_base: bool = True) -> tuple[object, object, TrainManifest]:
     """``(peft model in eval mode, tokenizer, manifest)`` of a tuned folder.
@@ -95,21 +92,3 @@ def load_tuned_model(folder: str | Path, *, device: str = "cpu", quantization: s
         raise InputError(f"cannot load the LoRA adapter ({first})", path=root / ADAPTER_DIR) from None
     tuned.eval()
     return tuned, tokenizer, manifest
-
-
-def _cold_start(samples_config: dict[str, Any]) -> tuple[float, int] | None:
-    """``(share, seed)`` of the users the samples held out (align build --cold-share), or None."""
-    share = float(samples_config.get("cold_share") or 0.0)
-    return (share, int(samples_config.get("cold_seed") or 0)) if share > 0 else None
-
-
-def load_tuned(folder: str | Path, *, device: str = "cpu", quantization: str = "none") -> RankingModel:
-    """A :class:`~ulmrec_align.ranking.ranker.RankingModel` with the prompt settings it was tuned with."""
-    from ulmrec_align.ranking.ranker import RankingModel
-
-    model, tokenizer, manifest = load_tuned_model(folder, device=device, quantization=quantization)
-    return RankingModel(model=model, tokenizer=tokenizer, prompt=manifest.prompt,
-                        index_tokens=manifest.index_tokens, name=Path(folder).absolute().name,
-                        letter_prior=manifest.letter_prior, index_sha256=manifest.index_sha256,
-                        tuned=manifest.schema_version >= 2,  # older manifests did not record the index
-                        cold_start=_cold_start(manifest.samples_config), fusion=manifest.fusion)
