@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from ulmrec_align.prompts.letters import MAX_LETTERS
+
 app = typer.Typer(name="align", help="Alignment samples, LoRA/QLoRA tuning and LLM ranking.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -54,7 +56,7 @@ def build(
     model: Annotated[str, typer.Option("--model", help="Model whose tokenizer counts tokens.")] = "smollm2",
     max_users: Annotated[int | None, typer.Option("--max-users", min=1, help="Seeded random subset.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    n_candidates: Annotated[int, typer.Option("--n-candidates", min=2, max=26)] = 20,
+    n_candidates: Annotated[int, typer.Option("--n-candidates", min=2, max=MAX_LETTERS)] = 20,
     history_items: Annotated[int, typer.Option("--history-items", min=1)] = 20,
     title_tokens: Annotated[int, typer.Option("--title-tokens", min=1)] = 32,
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", min=64)] = 1536,

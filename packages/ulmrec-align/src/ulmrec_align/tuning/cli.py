@@ -25,7 +25,7 @@ def train_command(
                                              help="Validation ranking samples per validation.")] = 200,
     patience: Annotated[int | None, typer.Option("--patience", min=1,
                                                  help="Validations without gain before stopping.")] = 5,
-    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (paper: 1e-4).")] = 1e-4,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate, > 0 (paper: 1e-4).")] = 1e-4,
     warmup_steps: Annotated[int | None, typer.Option(
         "--warmup-steps", min=0, help="Linear warm-up steps (default: the first 5 % of the run that happens; "
         "the release: 100).")] = None,
@@ -45,7 +45,8 @@ def train_command(
     grad_accum: Annotated[int, typer.Option("--grad-accum", min=1, help="Passes per optimizer step.")] = 1,
     max_length: Annotated[int, typer.Option("--max-length", min=16, help="Max tokens per sample.")] = 2048,
     lora_r: Annotated[int, typer.Option("--lora-r", min=1)] = 8,
-    lora_alpha: Annotated[float, typer.Option("--lora-alpha", min=0.0)] = 32.0,
+    lora_alpha: Annotated[float, typer.Option(
+        "--lora-alpha", help="LoRA scale (the update is scaled by alpha / r), > 0.")] = 32.0,
     lora_dropout: Annotated[float, typer.Option("--lora-dropout", min=0.0, max=0.99)] = 0.05,
     lora_targets: Annotated[str, typer.Option("--lora-targets", help="Comma-separated module names, or "
                                               "all-linear (every linear layer but the output head).")]
