@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from ulmrec_eval.runtime.errors import InputError
 
+
 class DeviceError(InputError):
     """A ``--device`` torch cannot use here (one line on the command line)."""
 
