@@ -12,10 +12,12 @@ order; ``--permutations K`` also ranks with ``ulmrec align rank --permutations K
 orders; ``--reuse`` keeps the samples, the tuned model and every ranking file already in ``--out``;
 ``--answer title`` tunes next_item to write the target's title and ranks by title likelihood minus the title
 prior, and also ranks with the prior kept and with the untuned base model; with ``--loss choices`` it trains
-on a cross-entropy over each sample's pool of titles instead of the title's tokens).
+on a cross-entropy over each sample's pool of titles instead of the title's tokens); ``--answer relevance
+--loss relevance`` trains the relevance head on the retriever's pools and ranks fused with the retriever
+(``--fuse-retriever auto``), beside the untuned base model fused the same way, and reports the LLM alone too).
 
 Settings are fixed up front (never chosen on test): prompts of ``--n-candidates`` (10) candidates, the last 6
-history titles cut to 12 tokens, next_item on every training prefix, the other tasks at weight 0.5;
+history titles cut to 16 tokens (12 lost the product type of 60 of 150 demo items), next_item on every training prefix, the other tasks at weight 0.5;
 SmolLM2-135M-Instruct + LoRA (r=8, alpha=32, q/v) with the given learning rate and ``--loss``, ``--steps``
 optimizer steps (equal across variants; ``--minutes`` is a safety budget); model selection by validation
 NDCG@10 of calibrated scores on shuffled letters only; test ranking removes the stored letter prior.
@@ -73,11 +75,11 @@ def main() -> None:
     parser.add_argument("--n-candidates", type=int, default=10)
     parser.add_argument("--lora-targets", default="q_proj,v_proj", help="q_proj,v_proj (paper) | all-linear")
     parser.add_argument("--tag", default="", help="Suffix of the output folder (another setting).")
-    parser.add_argument("--loss", choices=("letters", "choices", "tokens"), default="letters")
-    parser.add_argument("--answer", choices=("letter", "title"), default="letter",
+    parser.add_argument("--loss", choices=("letters", "choices", "tokens", "relevance"), default="letters")
+    parser.add_argument("--answer", choices=("letter", "title", "relevance"), default="letter",
                         help="next_item answered by letter (the paper) or by title (ranked by title "
                         "likelihood minus the title prior; also ranks with the prior kept and untuned)")
-    parser.add_argument("--title-tokens", type=int, default=12)
+    parser.add_argument("--title-tokens", type=int, default=16)
     parser.add_argument("--negatives", choices=("random", "retriever"), default="random")
     parser.add_argument("--signal", choices=("reviews", "none"), default="reviews")
     parser.add_argument("--index-permute", type=int, default=None,
@@ -146,7 +148,11 @@ def main() -> None:
     shuffled = out / "candidates-test-shuffled.jsonl"
     passes = [("align_rank_s", upstream.candidates, ranked)]
     titles = args.answer == "title"
+    relevance = args.answer == "relevance"
     raw_file, untuned_file = out / "rank-test-raw.jsonl", out / "rank-test-untuned.jsonl"
+    if relevance:   # one score per candidate, fused with the retriever; the untuned base model beside it
+        args.shuffled, args.permutations = False, 1
+        passes.append(("align_rank_untuned_s", upstream.candidates, untuned_file))
     if titles:    # no letters: no letter order to shuffle; instead the title prior kept, and the base model
         args.shuffled, args.permutations = False, 1
         passes += [("align_rank_raw_s", upstream.candidates, raw_file),
@@ -172,7 +178,9 @@ def main() -> None:
         if target == raw_file:
             rank += ["--calibration", "none"]
         if target == untuned_file:
-            rank += ["--answer", "title", "--any-index"]
+            rank += ["--answer", args.answer, "--any-index"]
+        if relevance:
+            rank += ["--fuse-retriever", "auto"]
         if args.index_permute is not None:
             rank += ["--index-permute", args.index_permute]
         if args.index_random is not None:
@@ -203,6 +211,13 @@ def main() -> None:
     orders_name = f"tuned LLM, mean of {args.permutations} letter orders"
     if args.permutations > 1:
         systems[orders_name] = prediction_ranks(load_predictions(orders_file, split="test"))
+    if relevance:   # the fused rows keep the LLM's own scores: the LLM alone, tuned and untuned
+        for name, path in (("tuned LLM alone", ranked), ("untuned LLM alone", untuned_file)):
+            rows_ = load_predictions(path, split="test")
+            own = [p.model_copy(update={"scores": json.loads(line).get("llm_scores") or p.scores})
+                   for p, line in zip(rows_, Path(path).read_text().splitlines(), strict=True)]
+            systems[name] = prediction_ranks(own)
+        systems["untuned LLM, fused"] = prediction_ranks(load_predictions(untuned_file, split="test"))
     metrics = {name: compute_metrics(r[subset], (1, 5, 10)) for name, r in systems.items()}
     comparisons = {
         f"tuned LLM vs {name}": compare_ranks(systems[name][subset], llm[subset],
@@ -218,6 +233,13 @@ def main() -> None:
         comparisons["tuned LLM vs untuned LLM"] = compare_ranks(
             systems["untuned LLM (title likelihood, prior removed)"][subset], llm[subset],
             metrics=("ndcg@10", "recall@1"), name_a="untuned LLM", name_b="tuned LLM").model_dump()
+    if relevance:
+        comparisons["tuned LLM alone vs random order"] = compare_ranks(
+            systems["random order"][subset], systems["tuned LLM alone"][subset],
+            metrics=("ndcg@10", "recall@1"), name_a="random order", name_b="tuned LLM alone").model_dump()
+        comparisons["tuned LLM vs untuned LLM, fused"] = compare_ranks(
+            systems["untuned LLM, fused"][subset], llm[subset], metrics=("ndcg@10", "recall@1"),
+            name_a="untuned LLM, fused", name_b="tuned LLM").model_dump()
     if args.permutations > 1:
         for name in ("random order", "retriever order", "tuned LLM"):
             comparisons[f"{orders_name} vs {name}"] = compare_ranks(

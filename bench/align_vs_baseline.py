@@ -3,7 +3,7 @@ baseline (next-item task only), same data, model, prompts, training budget and t
 with ``ulmrec eval compare`` (bootstrap CI and sign-flip p-value over the same users).
 
 Run: ``.venv/bin/python bench/align_vs_baseline.py [--data beauty|synthetic] [--minutes 12] [--max-users 2000]
-[--rank-users 1000] [--steps 200] [--answer letter|title] [--title-tokens 12]``
+[--rank-users 1000] [--steps 200] [--answer letter|title] [--title-tokens 16]``
 
 Each side is ``bench/align_learns.py`` (which also compares it with a random ordering and the retriever's
 order); then both test predictions are compared on the subset (target retrieved) and overall.
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="Optimizer steps of each side (equal).")
     parser.add_argument("--answer", choices=("letter", "title"), default="letter",
                         help="next_item answer (align_learns.py --answer; title: the demo's choice).")
-    parser.add_argument("--title-tokens", type=int, default=12)
+    parser.add_argument("--title-tokens", type=int, default=16)
     args = parser.parse_args()
     runs = {}
     world = f"{args.data}-reviews" if args.data == "synthetic" else args.data

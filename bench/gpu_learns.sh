@@ -5,7 +5,9 @@
 # each made are recorded):
 #   synthetic `reviews` world: full ULMRec, no index, permuted index (codes shuffled among users), random
 #   distinct codes;
-#   Amazon Beauty, 2,000 users: full ULMRec, no index.
+#   Amazon Beauty, 2,000 users: full ULMRec, no index;
+#   and the relevance head (--answer relevance --loss relevance, the retriever's pools, fused with the
+#   retriever) on the synthetic world, full and no index.
 # Each writes runs/bench-align-<world>[-variant]-gpu/summary.json; copies go to $OUT (or --out).
 #
 # SmolLM2's GGUF (98 MB) is larger than the 64 MiB a device call receives, so it travels in two parts over
@@ -109,6 +111,11 @@ start_variant synthetic-full --steps "$STEPS" --rank-users 300
 start_variant synthetic-noindex --steps "$STEPS" --rank-users 300 --no-index
 start_variant synthetic-permuted --steps "$STEPS" --rank-users 300 --index-permute 1
 start_variant synthetic-random --steps "$STEPS" --rank-users 300 --index-random 1
+# the relevance head beside the paper's path (issue 25): retriever's pools, fused with the retriever
+start_variant synthetic-full-relevance --steps "$STEPS" --rank-users 300 --answer relevance --loss relevance \
+    --negatives retriever --tag=-relevance-gpu
+start_variant synthetic-noindex-relevance --steps "$STEPS" --rank-users 300 --no-index --answer relevance \
+    --loss relevance --negatives retriever --tag=-relevance-gpu
 if [ "$BEAUTY_STEPS" -gt 0 ]; then
     start_variant beauty-full --data beauty --max-users 2000 --steps "$BEAUTY_STEPS" --rank-users 1000
     start_variant beauty-noindex --data beauty --max-users 2000 --steps "$BEAUTY_STEPS" --rank-users 1000 \
