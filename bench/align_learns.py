@@ -17,7 +17,8 @@ on a cross-entropy over each sample's pool of titles instead of the title's toke
 (``--fuse-retriever auto``), beside the untuned base model fused the same way, and reports the LLM alone too).
 
 Settings are fixed up front (never chosen on test): prompts of ``--n-candidates`` (10) candidates, the last 6
-history titles cut to 16 tokens (12 lost the product type of 60 of 150 demo items), next_item on every training prefix, the other tasks at weight 0.5;
+history titles cut to 16 tokens (12 lost the product type of 60 of 150 demo items), next_item on every
+training prefix, the other tasks at weight 0.5;
 SmolLM2-135M-Instruct + LoRA (r=8, alpha=32, q/v) with the given learning rate and ``--loss``, ``--steps``
 optimizer steps (equal across variants; ``--minutes`` is a safety budget); model selection by validation
 NDCG@10 of calibrated scores on shuffled letters only; test ranking removes the stored letter prior.
