@@ -470,3 +470,28 @@ def test_the_report_folder_is_written_whole(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(PipelineError, match=r"--out .*notes holds other files than a report \(thesis.tex…\)"):
         write_report(report, by_variant, mine)
     assert (mine / "thesis.tex").read_text(encoding="utf-8") == "mine"
+
+
+def test_the_report_names_each_runs_fusion_weight(tmp_path: Path) -> None:
+    """A run ranked fused with the retriever (``align rank --fuse-retriever``) shows its W per seed in the
+    report's rows and table; an unfused run shows —; rows fused at two weights are refused."""
+    import json
+
+    runs = [_run(tmp_path, f"full-s{s}", seed=s, skill=0.9) for s in (0, 1)]
+    for run, weight in zip(runs, (2.5, 100.0), strict=True):
+        path = run / "rank" / "predictions.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        atomic_write_jsonl(path, [{**row, "fusion_weight": weight} for row in rows])
+    plain = [_run(tmp_path, f"noindex-s{s}", seed=s, skill=0.1) for s in (0, 1)]
+    report, _ = build_report(runs + plain)
+    by_name = {row.variant: row for row in report.rows}
+    assert by_name["full"].fusion_weights == [2.5, 100.0]
+    assert by_name["noindex"].fusion_weights == [None, None]
+    text = render_markdown(report)
+    assert "| W |" in text
+    assert next(line for line in text.splitlines() if line.startswith("| full |")).endswith("| 2.5, 100 |")
+    path = runs[0] / "rank" / "predictions.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    atomic_write_jsonl(path, [{**row, "fusion_weight": 1.0 + (i % 2)} for i, row in enumerate(rows)])
+    with pytest.raises(Exception, match="different weights"):
+        build_report(runs + plain)

@@ -42,6 +42,7 @@ class RunData:
     candidates_hash: str | None = None  # sha256 of the retriever's candidates.jsonl it ranked
     dataset_hash: str | None = None     # output hash of its data stage (None: no stage record)
     kind: str | None = None             # report.KINDS: index, noindex, text, permuted, random; None: unknown
+    fusion_weight: float | None = None  # W of z(LLM) + W·z(retriever) its ranking used; None: not fused
 
 
 class VariantRow(BaseModel):
@@ -61,6 +62,9 @@ class VariantRow(BaseModel):
                                "apply.")
     steps: int = 0
     wall_seconds: float = 0.0
+    fusion_weights: list[float | None] = Field(
+        default_factory=list, description="Per seed: the W its ranking was fused with the retriever at "
+        "(z(LLM) + W·z(retriever), chosen on validation); None: the LLM alone.")
 
 
 class ExperimentReport(BaseModel):

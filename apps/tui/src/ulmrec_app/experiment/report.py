@@ -167,6 +167,7 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
         candidates_hash=sha256_file(candidates),
         kind=run_kind(stages, variant),
         dataset_hash=stages["data"].output_hash if "data" in stages else None,
+        fusion_weight=_fusion_weight(predictions),
     )
 
 
@@ -221,6 +222,17 @@ def is_ranking_loss(train_manifest: dict[str, Any]) -> bool:
     loss = train_manifest.get("train", {}).get("loss", "letters")
     answer = train_manifest.get("prompt", {}).get("answer", "letter")
     return loss == "choices" or (loss == "letters" and answer == "letter")
+
+
+def _fusion_weight(predictions: Path) -> float | None:
+    """The ``fusion_weight`` of the run's test rows (one W per run), None when they were not fused."""
+    import json
+
+    with predictions.open(encoding="utf-8") as handle:
+        weights = {json.loads(line).get("fusion_weight") for line in handle if line.strip()}
+    if len(weights) > 1:
+        raise PipelineError(f"{predictions}: rows fused at different weights {sorted(map(str, weights))}")
+    return next(iter(weights), None)
 
 
 def _cold_flags(predictions: Path, users: list[Any]) -> np.ndarray:
@@ -328,6 +340,8 @@ def build_report(paths: list[Path]) -> tuple[ExperimentReport, dict[str, list[Ru
                 ranking_loss=all(r.ranking_loss for r in group),
                 steps=0 if retriever else int(np.mean([r.steps for r in group])),
                 wall_seconds=0.0 if retriever else float(np.mean([_wall(r) for r in group])),
+                fusion_weights=[] if retriever else [r.fusion_weight
+                                                     for r in sorted(group, key=lambda r: r.seed)],
             )
         )
     comparisons: dict[str, list[MetricComparison]] = {}
@@ -479,8 +493,8 @@ def render_markdown(report: ExperimentReport) -> str:
         "## Metrics (subset, mean over seeds)",
         "",
         "| variant | seeds | users | " + " | ".join(ks) + " | NDCG@10 overall | next-item loss | steps |"
-        " wall s |",
-        "|---" * (len(ks) + 7) + "|",
+        " wall s | W |",
+        "|---" * (len(ks) + 8) + "|",
     ]
     for row in report.rows:
         loss = "—" if row.last_next_item_loss is None else f"{row.last_next_item_loss:.3f}"
@@ -489,6 +503,7 @@ def render_markdown(report: ExperimentReport) -> str:
             + " | ".join(f"{row.subset.get(k, float('nan')):.4f}" for k in ks)
             + f" | {row.overall.get('ndcg@10', float('nan')):.4f} | {loss} | {row.steps or '—'} | "
             + (f"{row.wall_seconds:.0f}" if row.wall_seconds else "—")
+            + " | " + (", ".join("—" if w is None else f"{w:g}" for w in row.fusion_weights) or "—")
             + " |"
         )
     lines += [
