@@ -98,3 +98,23 @@ def test_list_keys_shows_the_key_map_it_is_given(tmp_path: Path) -> None:
     assert lines["run.launch"] == "ctrl+l"
     assert lines["runs.open"] == "f5,space"
     assert lines["app.quit"] == "q"
+
+
+def test_report_says_when_no_run_is_the_baseline(tmp_path: Path) -> None:
+    """Two index runs, neither named full: the report compares nothing, and the command says why."""
+    import json
+
+    for name in ("a-s0", "b-s0"):
+        run = tmp_path / name
+        (run / "rank").mkdir(parents=True)
+        (run / "retrieve" / "retriever").mkdir(parents=True)
+        (run / "rank" / "predictions.jsonl").write_text(json.dumps(
+            {"user_id": 1, "split": "test", "target": 5, "candidates": [5, 6], "scores": [2.0, 1.0],
+             "retrieved_n": 2}) + "\n", encoding="utf-8")
+        (run / "retrieve" / "retriever" / "candidates.jsonl").write_text(json.dumps(
+            {"user_id": 1, "split": "test", "target": 5, "candidates": [5, 6], "scores": [2.0, 1.0]}) + "\n",
+            encoding="utf-8")
+    done = run_console("ulmrec", "experiment", "report", str(tmp_path / "a-s0"), str(tmp_path / "b-s0"),
+                       "--out", str(tmp_path / "report"), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "no baseline: none of the variants (a, b) is full ULMRec" in done.stderr

@@ -101,6 +101,7 @@ BASE = ('name = "x"\n[data.synthetic]\nusers = 30\n[retrieve]\nepochs = 1\n[alig
     ("[train]\nlr = 0.0", r"train\.lr: 0\.0: Input should be greater than 0"),
     ("[index]\nlevels = true", r"index\.levels: true is not a number"),
     ("[align]\nn_candidates = false", r"align\.n_candidates: false is not a number"),
+    ('[align]\nuser_text = "yes"', r'align\.user_text: "yes" is not true or false \(switch --user-text'),
     ('[index]\nvectors = "retriever"\ncold_share = 0.2', r"index\.cold_share: holds users out of a fit of "
                                                          r"review texts"),
     ('[align]\nindex = "none"\nindex_permute = 3', r"align\.index_permute: replaces the users' codes, but "

@@ -99,6 +99,9 @@ def report_command(
     check_report_folder(out)
     report, by_variant = build_report(paths)
     path = write_report(report, by_variant, out)
+    if report.baseline is None:
+        typer.echo(f"no baseline: none of the variants ({', '.join(by_variant)}) is full ULMRec (named "
+                   "`full`, or the only run with an index and no control), so nothing was compared", err=True)
     typer.echo(
         f"wrote {path} ({len(report.runs)} runs, {len(report.comparisons)} comparisons, "
         f"{len(report.plots)} plots)",

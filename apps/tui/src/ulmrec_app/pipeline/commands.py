@@ -223,10 +223,14 @@ def _check_values(spec: CommandSpec, values: dict[str, Any], where: str) -> None
 
 def _coerce(spec: CommandSpec, settings: dict[str, Any], where: str) -> dict[str, Any]:
     """Config values as the command line would take them: a number for a text option (``fuse_retriever =
-    0.5``) becomes its text; a true/false for a number option is refused (it would become 1 or 0)."""
+    0.5``) becomes its text; a true/false for a number option is refused (it would become 1 or 0), and so is
+    anything but true/false for a switch (``"yes"`` or ``1`` would pass as true)."""
     out = dict(settings)
     for name, value in settings.items():
         option = spec.options.get(name)
+        if option is not None and option.is_flag and value is not None and not isinstance(value, bool):
+            raise PipelineError(f"{where}.{name}: {json.dumps(value)} is not true or false (switch "
+                                f"{_flag(spec, name)} of `{spec.title}`)")
         if option is None or option.is_flag:
             continue
         types = _base_types(option.annotation)
