@@ -51,7 +51,10 @@ def random_ndcg10(n: int) -> float:
 def run_pairs(run: Path) -> dict[tuple[str, int], dict[str, float]]:
     """``(world, user) -> {system: NDCG@10}`` for the run's subset test users (``world``: the sha256 of the
     retriever's candidates file, shared by the runs of one world)."""
-    rows = list(read_jsonl_models(run / "rank" / "predictions.jsonl", RankRow))
+    predictions = run / "rank" / "predictions.jsonl"
+    if not predictions.is_file():
+        raise SystemExit(f"{run}: no rank/predictions.jsonl (a finished run's folder, e.g. runs/demo)")
+    rows = list(read_jsonl_models(predictions, RankRow))
     retrieved = read_candidates(run / "retrieve" / "retriever" / "candidates.jsonl", split="test")
     if not rows or rows[0].llm_scores is None:
         raise SystemExit(f"{run}: its rank stage did not fuse with the retriever (no llm_scores); rank with "
