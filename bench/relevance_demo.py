@@ -18,7 +18,8 @@ subset), NDCG@10 of:
 and paired comparisons (``ulmrec_eval.compare.paired_comparison``: bootstrap 95 % CI, sign-flip p):
 fused − LRURec, LLM alone − random, and, between groups given with ``--label``, each group's fused − the
 first group's fused over the pairs both have (the same run seeds and users). Prints one table; ``--json``
-writes the figures.
+writes the figures. ``--valid-rows RUN=FILE`` chooses a run's W anew on more validation users (its LLM's
+unfused rankings of them) with this version's rule, and re-fuses its test rows.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ def random_ndcg10(n: int) -> float:
     return float(sum(1.0 / np.log2(r + 1) for r in range(1, min(n, 10) + 1)) / n)
 
 
-def run_pairs(run: Path) -> dict[tuple[str, int], dict[str, float]]:
+def run_pairs(run: Path, valid_rows: Path | None = None) -> dict[tuple[str, int], dict[str, float]]:
     """``(world, user) -> {system: NDCG@10}`` for the run's subset test users (``world``: the sha256 of the
-    retriever's candidates file, shared by the runs of one world)."""
+    retriever's candidates file, shared by the runs of one world). With ``valid_rows`` (the LLM's unfused
+    rankings of validation users, ``align rank --split valid``), W is chosen anew on them with this
+    version's rule (``ranking.fusion.choose_weight``) and the test rows re-fused from their ``llm_scores``."""
     predictions = run / "rank" / "predictions.jsonl"
     if not predictions.is_file():
         raise SystemExit(f"{run}: no rank/predictions.jsonl (a finished run's folder, e.g. runs/demo)")
@@ -59,6 +62,15 @@ def run_pairs(run: Path) -> dict[tuple[str, int], dict[str, float]]:
     if not rows or rows[0].llm_scores is None:
         raise SystemExit(f"{run}: its rank stage did not fuse with the retriever (no llm_scores); rank with "
                          "--fuse-retriever auto")
+    weight = None
+    if valid_rows is not None:
+        from ulmrec_align.ranking.fusion import choose_weight, fused_scores
+
+        valid = [r for r in read_jsonl_models(valid_rows, RankRow) if r.split == "valid"]
+        choice = choose_weight(valid, read_candidates(run / "retrieve" / "retriever" / "candidates.jsonl",
+                                                      split="valid"))
+        weight = choice.weight
+        print(f"{run}: {choice.describe()}")
     out = {}
     # runs of one world (one retriever's candidates) pair up across variants, whatever their names
     world = hashlib.sha256((run / "retrieve" / "retriever" / "candidates.jsonl").read_bytes()).hexdigest()
@@ -68,12 +80,15 @@ def run_pairs(run: Path) -> dict[tuple[str, int], dict[str, float]]:
         target = row.candidates.index(row.target)
         mine = retrieved[("test", row.user_id)]
         by_item = dict(zip(mine.candidates, mine.scores, strict=True))
+        fused = row.scores
+        if weight is not None:
+            fused = fused_scores(row.llm_scores or [], [by_item[i] for i in row.candidates], weight).tolist()
         out[(world, row.user_id)] = {
             "LRURec order": ndcg10([by_item[i] for i in row.candidates], target),
             "random order": random_ndcg10(len(row.candidates)),
             "LLM alone": ndcg10(list(row.llm_scores or []), target),
-            "fused": ndcg10(row.scores, target),
-            "W": float(row.fusion_weight or 0.0),
+            "fused": ndcg10(fused, target),
+            "W": float(row.fusion_weight or 0.0) if weight is None else weight,
         }
     return out
 
@@ -83,6 +98,9 @@ def main() -> None:
     parser.add_argument("runs", nargs="*", type=Path)
     parser.add_argument("--label", action="append", default=[], help="NAME=RUN,RUN,... (a group of runs)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--valid-rows", action="append", default=[],
+                        help="RUN=FILE: choose that run's W anew on FILE (its LLM's unfused validation "
+                        "rankings, `align rank --split valid`) and re-fuse its test rows")
     args = parser.parse_args()
     groups: dict[str, list[Path]] = {}
     for item in args.label:
@@ -92,11 +110,12 @@ def main() -> None:
         groups["runs"] = list(args.runs)
     if not groups:
         raise SystemExit("give runs, or --label NAME=RUN,...")
+    valid_files = {Path(k): Path(v) for k, _, v in (item.partition("=") for item in args.valid_rows)}
     pooled: dict[str, dict[tuple[str, int], dict[str, float]]] = {}
     for name, runs in groups.items():
         pooled[name] = {}
         for run in runs:
-            pooled[name].update(run_pairs(run))
+            pooled[name].update(run_pairs(run, valid_files.get(run)))
     report: dict[str, object] = {}
     systems = ("LRURec order", "random order", "LLM alone", "fused")
     print(f"{'group':10s} {'pairs':>5s}  " + "  ".join(f"{s:>12s}" for s in systems) + "   W (per run)")
