@@ -39,6 +39,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -368,7 +369,7 @@ def run_target(box: Sandbox, name: str, mutants: list[Mutant], *, timeout_factor
     status, seconds, failed = box.pytest(target.tests, timeout=1800)
     if status != "survived":
         raise SystemExit(f"{name}: the tests do not pass on the unmutated copy ({status} {failed})")
-    limit = timeout_factor * seconds + 30
+    limit = timeout_factor * seconds + 60
     log(f"\n== {name}: {len(mutants)} mutants of {', '.join(target.files)}; tests {' '.join(target.tests)} "
         f"(baseline {seconds:.0f} s, limit {limit:.0f} s)")
     try:
@@ -423,8 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--seed", type=int, default=0)
         if command == "run":
             p.add_argument("--only", type=int, nargs="*", help="run only these mutant numbers (one target)")
-            p.add_argument("--timeout-factor", type=float, default=3.0,
-                           help="a mutant's time limit: this × the baseline test time + 30 s")
+            p.add_argument("--timeout-factor", type=float, default=5.0,
+                           help="a mutant's time limit: this × the baseline test time + 60 s")
             p.add_argument("--json", type=Path, help="write every result here")
     p = sub.add_parser("patch", help="one hand-made mutation (a literal replacement) and the tests to run")
     p.add_argument("file")
@@ -434,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=1,
                    help="occurrences of OLD that must be found (all are replaced)")
     args = parser.parse_args(argv)
+    # on SIGTERM: unwind, so the running pytest is killed and the temporary copy removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     if args.command == "patch":
         text = (ROOT / args.file).read_text()

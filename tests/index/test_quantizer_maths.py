@@ -92,6 +92,10 @@ def test_rqkmeans_encode_and_code_distances_by_hand(balanced: str) -> None:
             want = want + (prices[level].max() - prices[level]).double()
         got = q.code_distances(x, level, codes)
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-3)
+    other = torch.randint(8, (150, 3), generator=torch.Generator().manual_seed(9))   # any prefix
+    r = x.double() - books[0].double()[other[:, 0]] - books[1].double()[other[:, 1]]
+    want = brute_distances(r, books[2]) + (prices[2].max() - prices[2]).double()
+    torch.testing.assert_close(q.code_distances(x, 2, other).double(), want, rtol=1e-4, atol=1e-3)
 
 
 def _rqvae(**over: Any) -> tuple[RQVAE, torch.Tensor]:
@@ -128,3 +132,37 @@ def test_rqvae_encode_and_code_distances_by_hand(balanced: bool) -> None:
         if balanced and level == 2:
             want = want + (q.prices.max() - q.prices).double()
         torch.testing.assert_close(q.code_distances(x, level, codes).double(), want, rtol=1e-4, atol=1e-4)
+    # any prefix, not only the encoded one: the residual is taken after the codes given
+    other = torch.randint(8, (200, 3), generator=torch.Generator().manual_seed(9))
+    r = z.double() - books[0].double()[other[:, 0]] - books[1].double()[other[:, 1]]
+    want = brute_distances(r, books[2])
+    if balanced:
+        want = want + (q.prices.max() - q.prices).double()
+    torch.testing.assert_close(q.code_distances(x, 2, other).double(), want, rtol=1e-4, atol=1e-4)
+
+
+def test_rqvae_training_assignment_balances_the_batch_and_learns_the_prices() -> None:
+    """In training mode the balanced last level is assigned by Sinkhorn on each batch and its prices follow
+    (an EMA of the batch prices, kept centred): fed a skewed population batch by batch, the priced argmin
+    that ``encode`` uses ends up spreading it over the codes, and agrees with the batch assignment. A joint
+    trainer that never calls ``calibrate()`` encodes with these prices."""
+    q, _ = _rqvae()
+    last = 2
+    books = q.codebooks.detach()
+    gen = torch.Generator().manual_seed(4)
+    # residuals crowded around two of the eight last-level codewords
+    crowd = books[last][torch.randint(2, (256,), generator=gen)]
+    residual = crowd + 0.05 * torch.randn(256, 4, generator=gen)
+    with torch.no_grad():
+        q.prices.zero_()
+    skewed = torch.bincount(q._assign(residual, last, batch_balance=False), minlength=8)
+    assert int(skewed.max()) >= 64                                       # twice the fair share of 32
+    for _ in range(300):
+        q._assign(residual[torch.randperm(256, generator=gen)[:64]], last, batch_balance=True)
+    spread = torch.bincount(q._assign(residual, last, batch_balance=False), minlength=8)
+    assert int(spread.max()) <= 48
+    assert int(spread.min()) >= 16
+    assert abs(float(q.prices.mean())) < 1e-6
+    batch = residual[:64]
+    agree = (q._assign(batch, last, batch_balance=True) == q._assign(batch, last, batch_balance=False))
+    assert float(agree.float().mean()) >= 0.75
