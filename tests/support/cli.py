@@ -33,3 +33,12 @@ def run_console(script: str, *args: str | Path, env: dict[str, str] | None = Non
         environment.pop(name, None)
     return subprocess.run([str(Path(sys.executable).parent / script), *map(str, args)], capture_output=True,
                           text=True, check=False, timeout=timeout, env=environment)
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The single stderr line of a command that failed cleanly (exit 1, no traceback); fails the test
+    otherwise."""
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    return done.stderr.strip()

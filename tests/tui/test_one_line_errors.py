@@ -6,17 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.cli import run_console
+from support.cli import one_line_error, run_console
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo-cpu.toml"
 
 
 def _one_line_error(*args: object) -> str:
-    done = run_console("ulmrec", *map(str, args), timeout=120)
-    assert done.returncode == 1, (done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    return done.stderr.strip()
+    return one_line_error(run_console("ulmrec", *map(str, args), timeout=120))
 
 
 @pytest.mark.parametrize(("seeds", "expected"), [("-1", "seeds are integers >= 0, got -1"),

@@ -6,15 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.cli import run_console
+from support.cli import one_line_error, run_console
 
 
 def _one_line_error(*args: object) -> str:
-    done = run_console("ulmrec", *map(str, args), timeout=120)
-    assert done.returncode == 1, (done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    return done.stderr.strip()
+    return one_line_error(run_console("ulmrec", *map(str, args), timeout=120))
 
 
 def _folder(path: Path) -> Path:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.cli import run_console
+from support.cli import one_line_error, run_console
 
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.data.split import canonical_split_text, split_sha256
@@ -21,11 +21,7 @@ def _ulmrec(*args: object) -> subprocess.CompletedProcess[str]:
 
 
 def _one_line_error(*args: object) -> str:
-    done = _ulmrec(*args)
-    assert done.returncode == 1, (done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    return done.stderr.strip()
+    return one_line_error(_ulmrec(*args))
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import Pipeline, ulmrec
-from support.cli import run_ulmrec
+from support.cli import one_line_error, run_ulmrec
 
 
 def _one_line_error(*args: str | Path) -> str:
-    done = run_ulmrec(*args)
-    assert done.returncode == 1, (done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    return done.stderr.strip()
+    return one_line_error(run_ulmrec(*args))
 
 
 @pytest.fixture(scope="module")
