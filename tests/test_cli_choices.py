@@ -1,10 +1,13 @@
 """A CLI option and the config field it fills declare the same choices, default and bounds.
 
-The options are read from the Typer commands (``typer.main.get_command``); an option's choices are its
-parameter type's (an Enum/Literal annotation or a click ``Choice``) or, for a plain ``str`` option, the
-tuple of the command body's hand check ``if x not in (...)``. Each pair below must agree with the pydantic
-field's ``Literal`` (and default), and each numeric option's ``min``/``max`` with the field's
-``ge``/``gt``/``le``/``lt`` -- so a choice added to one side and not the other fails here.
+The options are read from the Typer commands (``typer.main.get_command``), and each is paired with the field
+of the same name of the config model it fills (:func:`_field_of`: ``align build`` -> ``PromptConfig`` /
+``AlignConfig``, ``align train`` -> ``TrainSettings`` / ``LoraSettings`` for ``--lora-*``, plus the pairs of
+:data:`EXTRA`), so a new option is checked without being listed. A choice option must declare its choices as
+its type (the field's ``Literal`` alias: Typer offers and checks them, ``ulmrec run`` validates a config's
+value against them) -- never a plain ``str`` with a hand check ``if x not in (...)`` in the command body;
+its choices and default must be the field's; a numeric option's ``min``/``max`` must be the field's
+``ge``/``le`` (a ``gt``/``lt``, which Typer cannot say, is left to the model, whose refusal is one line).
 """
 
 from __future__ import annotations
@@ -14,44 +17,62 @@ import inspect
 import textwrap
 import typing
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
 from pydantic import BaseModel
+from support.cli import one_line_error, run_ulmrec
 
 from ulmrec_align.align_cli import app
 from ulmrec_align.prompts.config import PromptConfig
+from ulmrec_align.ranking.ranker import Method, RankRow
 from ulmrec_align.tasks.schema import AlignConfig
 from ulmrec_align.tuning.config import LoraSettings, TrainSettings
 
-# (command, option, config model, field)
-CHOICES = [
-    ("build", "--answer", PromptConfig, "answer"),
-    ("build", "--prefixes", AlignConfig, "prefixes"),
-    ("build", "--negatives", AlignConfig, "negatives"),
-    ("build", "--index-tokens", AlignConfig, "index_tokens"),
-    ("build", "--valid-order", AlignConfig, "valid_order"),
-    ("rank", "--answer", PromptConfig, "answer"),
-    ("train", "--loss", TrainSettings, "loss"),
-    ("train", "--scheduler", TrainSettings, "scheduler"),
-]
-BOUNDS = [
-    ("build", "--n-candidates", PromptConfig, "n_candidates"),
-    ("build", "--history-items", PromptConfig, "history_items"),
-    ("build", "--title-tokens", PromptConfig, "title_tokens"),
-    ("build", "--max-prompt-tokens", PromptConfig, "max_prompt_tokens"),
-    ("build", "--text-tokens", PromptConfig, "text_tokens"),
-    ("train", "--lora-alpha", LoraSettings, "alpha"),
-    ("train", "--lora-r", LoraSettings, "r"),
-    ("train", "--lr", TrainSettings, "lr"),
-    ("train", "--batch-size", TrainSettings, "batch_size"),
-    ("train", "--grad-accum", TrainSettings, "grad_accum"),
-    ("train", "--save-steps", TrainSettings, "save_steps"),
-    ("train", "--max-length", TrainSettings, "max_length"),
-]
-
 COMMANDS = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+#: Options paired with a field of another name or model than :func:`_field_of` finds.
+EXTRA: dict[tuple[str, str], tuple[type[BaseModel], str]] = {
+    ("rank", "answer"): (PromptConfig, "answer"),
+    ("rank", "quantization"): (TrainSettings, "quantization"),
+    ("rank", "split"): (RankRow, "split"),
+}
+#: Pairs whose defaults differ on purpose, with why.
+OWN_DEFAULT = {
+    ("build", "negatives"): "None: derived from --answer (retriever for relevance answers)",
+    ("build", "tasks"): "None: the registered built-ins (the field has no default)",
+    ("train", "gradient_checkpointing"): "auto | on | off spells the field's None | True | False",
+    ("rank", "quantization"): "ranking defaults to none; tuning to auto (NF4 on CUDA)",
+    ("rank", "answer"): "None: a tuned model ranks the way it was tuned",
+    ("rank", "split"): "RankRow.split has no default",
+}
+
+
+def _field_of(command: str, name: str) -> tuple[type[BaseModel], str] | None:
+    """The config field an option fills: the one of the same name in the command's models."""
+    if (command, name) in EXTRA:
+        return EXTRA[(command, name)]
+    models: dict[str, list[tuple[type[BaseModel], str]]] = {
+        "build": [(PromptConfig, name), (AlignConfig, name)],
+        "train": [(LoraSettings, name.removeprefix("lora_"))] if name.startswith("lora_")
+        else [(TrainSettings, name)],
+    }
+    return next(((m, f) for m, f in models.get(command, []) if f in m.model_fields), None)
+
+
+PAIRS = [(command, param.opts[0], *found) for command in ("build", "rank", "train")
+         for param in COMMANDS[command].params if (found := _field_of(command, param.name)) is not None]
+
+
+def _is_literal(annotation: Any) -> bool:
+    args = typing.get_args(annotation)
+    return typing.get_origin(annotation) is typing.Literal or any(map(_is_literal, args))
+
+
+CHOICES = [pair for pair in PAIRS if _is_literal(pair[2].model_fields[pair[3]].annotation)]
+BOUNDS = [pair for pair in PAIRS if pair[2].model_fields[pair[3]].annotation in (int, float, int | None,
+                                                                                  float | None)]
 
 
 def _param(command: str, option: str) -> Any:
@@ -94,10 +115,10 @@ def _bodies(command: str) -> list[ast.AST]:
     return [tree, *(ast.parse(textwrap.dedent(inspect.getsource(h))) for h in helpers)]
 
 
-def _hand_checked(command: str, name: str) -> set[str] | None:
+def _hand_checked(command: str, name: str, bodies: list[ast.AST] | None = None) -> set[str] | None:
     """The constants of ``if <name> not in (...)`` / ``<name> in (...)`` in the command's body, or None."""
     found: list[set[str]] = []
-    for node in (n for tree in _bodies(command) for n in ast.walk(tree)):
+    for node in (n for tree in bodies or _bodies(command) for n in ast.walk(tree)):
         if (isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == name
                 and len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn))
                 and isinstance(node.comparators[0], (ast.Tuple, ast.List, ast.Set))):
@@ -111,15 +132,13 @@ def _hand_checked(command: str, name: str) -> set[str] | None:
 
 
 def _cli_choices(command: str, option: str) -> set[str]:
+    """The choices the option declares as its type (an Enum/Literal annotation, or a click ``Choice``)."""
     param = _param(command, option)
     declared = getattr(getattr(param, "type", None), "choices", None)     # a click Choice
     if declared is None:                                                  # Typer's Enum/Literal annotation
         declared = getattr(getattr(param, "type_descriptor", None), "choices", None)
-    if declared is not None:
-        return {str(c.value) if isinstance(c, Enum) else str(c) for c in declared}
-    checked = _hand_checked(command, param.name)
-    assert checked is not None, f"align {command} {option}: neither a choice type nor a hand check"
-    return checked
+    assert declared is not None, f"align {command} {option}: a plain option, not a choice type"
+    return {str(c.value) if isinstance(c, Enum) else str(c) for c in declared}
 
 
 @pytest.mark.parametrize(("command", "option", "model", "field"), CHOICES,
@@ -130,18 +149,20 @@ def test_choices_match_the_config_literal(command: str, option: str, model: type
         f"align {command} {option} and {model.__name__}.{field} offer different choices")
 
 
-@pytest.mark.parametrize(("command", "option", "model", "field"), CHOICES,
-                         ids=[f"{c} {o}" for c, o, _, _ in CHOICES])
-def test_choice_defaults_match_the_config(command: str, option: str, model: type[BaseModel],
+@pytest.mark.parametrize(("command", "option", "model", "field"), PAIRS,
+                         ids=[f"{c} {o}" for c, o, _, _ in PAIRS])
+def test_defaults_match_the_config(command: str, option: str, model: type[BaseModel],
                                           field: str) -> None:
-    """A CLI default is the config's (None: the command derives it, e.g. --negatives from --answer)."""
-    default = _param(command, option).default
-    if default is None:
+    """A CLI default is the config's (unless :data:`OWN_DEFAULT` says why not)."""
+    param = _param(command, option)
+    if (command, param.name) in OWN_DEFAULT:
         return
-    default = default.value if isinstance(default, Enum) else default
-    assert default == model.model_fields[field].default, (
-        f"align {command} {option} defaults to {default!r}, {model.__name__}.{field} to "
-        f"{model.model_fields[field].default!r}")
+    default = param.default.value if isinstance(param.default, Enum) else param.default
+    expected = model.model_fields[field].get_default(call_default_factory=True)
+    if isinstance(expected, list) and isinstance(default, str):       # --lora-targets q_proj,v_proj
+        expected = ",".join(expected)
+    assert default == expected, (
+        f"align {command} {option} defaults to {default!r}, {model.__name__}.{field} to {expected!r}")
 
 
 Bound = tuple[Any, bool] | None
@@ -192,9 +213,46 @@ def test_bounds_match_the_config_field(command: str, option: str, model: type[Ba
         f"align {command} {option}: upper bound {cli_high} vs {model.__name__}.{field} {high}")
 
 
+@pytest.mark.parametrize("command", ["build", "rank", "train"])
+def test_no_option_is_checked_by_hand(command: str) -> None:
+    """A choice is the option's type, not a ``str`` the body compares with a tuple of its own."""
+    bodies = _bodies(command)
+    checked = {p.name: found for p in COMMANDS[command].params
+               if (found := _hand_checked(command, p.name, bodies)) is not None}
+    assert checked == {}, f"align {command}: options checked by hand: {checked}"
+
+
+def test_options_without_a_config_field_keep_the_librarys_choices() -> None:
+    """``--method`` is ``ranking.ranker.Method``; every config pair is found (the discovery is not empty)."""
+    assert _cli_choices("rank", "--method") == set(typing.get_args(Method))
+    found = {(c, o) for c, o, _, _ in PAIRS}
+    assert {("build", "--answer"), ("build", "--negatives"), ("build", "--cold-share"), ("rank", "--answer"),
+            ("rank", "--split"), ("train", "--loss"), ("train", "--lora-alpha"),
+            ("train", "--epochs")} <= found
+    assert len(CHOICES) >= 11
+    assert len(BOUNDS) >= 20
+
+
+@pytest.mark.parametrize(("command", "args", "line"), [
+    ("train", ["--lr", "0"], "--lr: Input should be greater than 0 (got 0.0)"),
+    ("train", ["--lora-alpha", "0"], "--lora-alpha: Input should be greater than 0 (got 0.0)"),
+    ("train", ["--epochs", "0"], "--epochs: Input should be greater than 0 (got 0.0)"),
+    ("train", ["--lora-dropout", "1"], "--lora-dropout: Input should be less than 1 (got 1.0)"),
+    ("build", ["--cold-share", "1"], "--cold-share: Input should be less than 1 (got 1.0)"),
+], ids=["lr", "lora-alpha", "epochs", "lora-dropout", "cold-share"])
+def test_a_bound_left_to_the_config_is_refused_in_one_line(tmp_path: Path, command: str, args: list[str],
+                                                           line: str) -> None:
+    """An open bound (gt/lt) Typer cannot say: the model refuses it, in one line naming the option."""
+    paths = (["--samples", tmp_path / "A", "--model", "smollm2"] if command == "train"
+             else ["--data", tmp_path / "D"])
+    done = run_ulmrec("align", command, *paths, "--out", tmp_path / "out", *args)
+    assert one_line_error(done) == f"ulmrec: error: {line}"
+
+
 def test_the_readers_see_a_drift() -> None:
     """The helpers themselves: a hand check is read from the body, a Literal unwrapped, bounds compared."""
-    assert _hand_checked("build", "prefixes") == {"all", "last"}
+    body = ast.parse("def f(x):\n    if x not in ('all', 'last'):\n        raise ValueError(x)\n")
+    assert _hand_checked("build", "x", [body]) == {"all", "last"}
     assert _literal(AlignConfig, "negatives") == {"random", "retriever"}
     assert not _agree((0.0, False), (0, True))      # --lora-alpha min=0.0 against alpha gt=0
     assert not _agree((2, False), (3, False))

@@ -175,7 +175,7 @@ def test_cli_rank_with_title_answers_and_its_refusals(pipeline: Pipeline, tiny_l
     assert all(r["source"].startswith("titles+pmi:") for r in rows)
     for extra, message in [(["--permutations", "3"], "--permutations 1 only"),
                            (["--method", "generate"], "--method logits"),
-                           (["--answer", "word"], "--answer must be")]:
+                           (["--answer", "word"], "'word' is not one of")]:
         args = [*common, "--out", tmp_path / "x.jsonl", *extra]
         if "--answer" not in extra:
             args += ["--answer", "title"]

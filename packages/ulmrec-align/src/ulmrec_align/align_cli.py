@@ -7,14 +7,26 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
+from ulmrec_align.cli_options import default_of, options_checked
+from ulmrec_align.models.loading import Quantization
+from ulmrec_align.prompts.config import AnswerKind, PromptConfig
+from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.letters import MAX_LETTERS
+from ulmrec_align.tasks.schema import AlignConfig, Negatives, Prefixes, ValidOrder
 
 app = typer.Typer(name="align", help="Alignment samples, LoRA/QLoRA tuning and LLM ranking.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+#: The choices of ``align rank`` that fill no config model (``ranking.ranker.Method`` is the library's
+#: ``--method``; tests/test_cli_choices.py holds the two together).
+RankSplit = Literal["test", "valid"]
+RankMethod = Literal["logits", "generate"]
+Calibration = Literal["prior", "none"]
+_PROMPT = PromptConfig()
 
 
 def _index_arg(value: str | None) -> Path | None:
@@ -52,25 +64,31 @@ def build(
         "--tasks", help="Comma-separated tasks (default: all six registered built-ins).")] = None,
     task_weight: Annotated[list[str] | None, typer.Option(
         "--task-weight", help="NAME=W samples per user for a task (repeatable; default 1).")] = None,
-    index_tokens: Annotated[str, typer.Option("--index-tokens", help="plain | added")] = "plain",
+    index_tokens: Annotated[IndexTokens, typer.Option(
+        "--index-tokens", help="User codes as plain text, or as added tokens.")] = default_of(AlignConfig,
+                                                                                            "index_tokens"),
     model: Annotated[str, typer.Option("--model", help="Model whose tokenizer counts tokens.")] = "smollm2",
     max_users: Annotated[int | None, typer.Option("--max-users", min=1, help="Seeded random subset.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    n_candidates: Annotated[int, typer.Option("--n-candidates", min=2, max=MAX_LETTERS)] = 20,
-    history_items: Annotated[int, typer.Option("--history-items", min=1)] = 20,
-    title_tokens: Annotated[int, typer.Option("--title-tokens", min=1)] = 32,
-    max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", min=64)] = 1536,
-    text_tokens: Annotated[int, typer.Option("--text-tokens", min=8,
-                                             help="Preference/intent texts cut to N tokens.")] = 96,
-    answer: Annotated[str, typer.Option(
+    n_candidates: Annotated[int, typer.Option("--n-candidates", min=2, max=MAX_LETTERS)]
+    = _PROMPT.n_candidates,
+    history_items: Annotated[int, typer.Option("--history-items", min=1)] = _PROMPT.history_items,
+    title_tokens: Annotated[int, typer.Option("--title-tokens", min=1)] = _PROMPT.title_tokens,
+    max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", min=64)]
+    = _PROMPT.max_prompt_tokens,
+    text_tokens: Annotated[int, typer.Option("--text-tokens", min=8, help="Preference/intent texts cut to N "
+                                             "tokens.")] = _PROMPT.text_tokens,
+    answer: Annotated[AnswerKind, typer.Option(
         "--answer", help="next_item answer: letter (lettered candidates, the paper) | title (no candidate "
         "list; the target's title, ranked by title likelihood) | relevance (each candidate read after the "
-        "cached prompt and scored by the log-odds of ' Yes'; train with --loss relevance)")] = "letter",
-    prefixes: Annotated[str, typer.Option(
-        "--prefixes", help="next_item training samples: all (one per prefix, as LlamaRec) | last")] = "all",
+        "cached prompt and scored by the log-odds of ' Yes'; train with --loss relevance)")] = _PROMPT.answer,
+    prefixes: Annotated[Prefixes, typer.Option(
+        "--prefixes", help="next_item training samples: all (one per prefix, as LlamaRec) | last")]
+    = default_of(AlignConfig, "prefixes"),
     max_prefixes: Annotated[int | None, typer.Option(
-        "--max-prefixes", min=1, help="Cap on next_item prefixes per user (the latest).")] = 10,
-    negatives: Annotated[str | None, typer.Option(
+        "--max-prefixes", min=1, help="Cap on next_item prefixes per user (the latest).")]
+    = default_of(AlignConfig, "max_prefixes"),
+    negatives: Annotated[Negatives | None, typer.Option(
         "--negatives", help="next_item training negatives: random (LlamaRec) | retriever (its best items "
         "for that prefix; needs --retriever). Default: retriever with --answer relevance (train on the pools "
         "the ranker sees), else random")] = None,
@@ -87,15 +105,16 @@ def build(
         "'Preferences:' line; `align rank` reads it from the tuned model). With --index none: what a perfect "
         "reading of the index could add at the same budget.")] = False,
     cold_share: Annotated[float, typer.Option(
-        "--cold-share", min=0.0, max=0.99, help="Cold start: hold this share of users "
+        "--cold-share", min=0.0, help="Cold start: hold this share (< 1) of users "
         "(ulmrec_eval.cold_start, the same choice as `index build --cold-share`) out of training and "
-        "validation.")] = 0.0,
+        "validation.")] = default_of(AlignConfig, "cold_share"),
     cold_seed: Annotated[int, typer.Option("--cold-seed", help="Seed of the cold-start choice.")] = 0,
     valid_users: Annotated[int | None, typer.Option("--valid-users", min=1,
                                                     help="Cap on validation samples per task.")] = None,
-    valid_order: Annotated[str, typer.Option(
+    valid_order: Annotated[ValidOrder, typer.Option(
         "--valid-order", help="Lettered validation candidates: shuffled (letter prior removed) | retriever "
-        "(LlamaRec's order; validation selects on the uncalibrated NDCG)")] = "shuffled",
+        "(LlamaRec's order; validation selects on the uncalibrated NDCG)")] = default_of(AlignConfig,
+                                                                                       "valid_order"),
     force: Annotated[bool, typer.Option("--force", help="Replace an existing samples folder.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
@@ -104,46 +123,33 @@ def build(
 
     from ulmrec_align.models.loading import load_tokenizer
     from ulmrec_align.models.resolve import resolve_model
-    from ulmrec_align.prompts.config import PromptConfig
     from ulmrec_align.tasks.build import build_samples, load_inputs, parse_task_weights, write_samples
     from ulmrec_align.tasks.registry import DEFAULT_TASKS
-    from ulmrec_align.tasks.schema import AlignConfig
     from ulmrec_eval.runtime.artifacts import check_out_apart, check_writable
     from ulmrec_eval.runtime.errors import InputError
 
     check_out_apart(out, {"--data": data, "--index": index, "--candidates": candidates,
                           "--retriever": retriever})
     check_writable(out, force=force)
-    if index_tokens not in ("plain", "added"):
-        raise InputError(f"--index-tokens must be 'plain' or 'added', got {index_tokens!r}")
-    if prefixes not in ("all", "last"):
-        raise InputError(f"--prefixes must be 'all' or 'last', got {prefixes!r}")
-    if answer not in ("letter", "title", "relevance"):
-        raise InputError(f"--answer must be 'letter', 'title' or 'relevance', got {answer!r}")
-    if valid_order not in ("shuffled", "retriever"):
-        raise InputError(f"--valid-order must be 'shuffled' or 'retriever', got {valid_order!r}")
     if negatives is None:
         negatives = "retriever" if answer == "relevance" else "random"
-    if negatives not in ("random", "retriever"):
-        raise InputError(f"--negatives must be 'random' or 'retriever', got {negatives!r}")
-    if negatives == "retriever" and retriever is None:
-        raise InputError("--negatives retriever (the default with --answer relevance) needs --retriever (the "
-                         "folder of `ulmrec retrieve train`); or pass --negatives random")
     if (index_permute is not None or index_random is not None) and _index_arg(index) is None:
         raise InputError("--index-permute and --index-random replace user codes: they need --index")
     if index_permute is not None and index_random is not None:
         raise InputError("--index-permute and --index-random are two different controls: give one")
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else list(DEFAULT_TASKS)
-    config = AlignConfig(
-        tasks=names, task_weights=parse_task_weights(task_weight or []),
-        index_tokens=index_tokens,
-        model=model, max_users=max_users, seed=seed, prefixes=prefixes,
-        max_prefixes=max_prefixes, negatives=negatives, valid_users=valid_users,
-        valid_order=valid_order,
-        index_permute=index_permute, index_random=index_random, cold_share=cold_share, cold_seed=cold_seed,
-        prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items, title_tokens=title_tokens,
-                            max_prompt_tokens=max_prompt_tokens, text_tokens=text_tokens,
-                            answer=answer, user_text=user_text))
+    with options_checked({"task_weights": "--task-weight"}):
+        config = AlignConfig(
+            tasks=names, task_weights=parse_task_weights(task_weight or []),
+            index_tokens=index_tokens,
+            model=model, max_users=max_users, seed=seed, prefixes=prefixes,
+            max_prefixes=max_prefixes, negatives=negatives, valid_users=valid_users,
+            valid_order=valid_order,
+            index_permute=index_permute, index_random=index_random, cold_share=cold_share,
+            cold_seed=cold_seed,
+            prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items,
+                                title_tokens=title_tokens, max_prompt_tokens=max_prompt_tokens,
+                                text_tokens=text_tokens, answer=answer, user_text=user_text))
     index_path = _index_arg(index)
     dataset, artifact, rows, inputs = load_inputs(data, index_path, candidates)
     resolved = resolve_model(model)
@@ -186,17 +192,19 @@ def rank(
     candidates: Annotated[Path, typer.Option("--candidates", help="Retriever candidates.jsonl.")],
     out: Annotated[Path, typer.Option("--out", help="Predictions file (JSON lines) to write.")],
     index: Annotated[str, typer.Option("--index", help="User index folder, or 'none'.")] = "none",
-    split: Annotated[str, typer.Option("--split", help="test | valid")] = "test",
-    method: Annotated[str, typer.Option("--method", help="logits (one forward pass) | generate")] = "logits",
+    split: Annotated[RankSplit, typer.Option("--split", help="The users ranked.")] = "test",
+    method: Annotated[RankMethod, typer.Option("--method", help="logits (one forward pass) | generate")]
+    = "logits",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Rank only the first N users.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
     device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
-    quantization: Annotated[str, typer.Option("--quantization", help="auto | nf4 | none")] = "none",
+    quantization: Annotated[Quantization, typer.Option(
+        "--quantization", help="auto (NF4 on CUDA, none on CPU) | nf4 | none")] = "none",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing predictions file.")] = False,
     permutations: Annotated[int, typer.Option(
         "--permutations", min=1, help="Average over K letter orders of the candidates (removes the letter "
         "bias; K times the cost; 1 = the paper's single order).")] = 1,
-    calibration: Annotated[str, typer.Option(
+    calibration: Annotated[Calibration, typer.Option(
         "--calibration", help="prior: subtract the tuned model's letter prior from its letter "
         "log-probabilities (stored with the adapter; none for an untuned model) | none: raw letter logits")]
     = "prior",
@@ -208,8 +216,8 @@ def rank(
         "`align build --index-random`).")] = None,
     any_index: Annotated[bool, typer.Option(
         "--any-index", help="Rank with an index other than the one the model was tuned with.")] = False,
-    answer: Annotated[str | None, typer.Option(
-        "--answer", help="letter | title | relevance: how an untuned base model ranks (lettered candidates, "
+    answer: Annotated[AnswerKind | None, typer.Option(
+        "--answer", help="How an untuned base model ranks (lettered candidates, "
         "title likelihood, or yes/no log-odds per candidate); a tuned model ranks the way it was tuned")]
     = None,
     retrieved_only: Annotated[bool, typer.Option(
@@ -223,12 +231,6 @@ def rank(
     """Rank each user's retrieved candidates with the LLM; write ulmrec-eval predictions."""
     from ulmrec_eval.runtime.errors import InputError
 
-    if split not in ("test", "valid"):
-        raise InputError(f"--split must be 'test' or 'valid', got {split!r}")
-    if method not in ("logits", "generate"):
-        raise InputError(f"--method must be 'logits' or 'generate', got {method!r}")
-    if calibration not in ("prior", "none"):
-        raise InputError(f"--calibration must be 'prior' or 'none', got {calibration!r}")
     fusion = _fusion_arg(fuse_retriever, split)
     from ulmrec_eval.runtime.artifacts import check_out_apart, folder_lock
 
@@ -265,10 +267,10 @@ def _fusion_arg(value: str | None, split: str) -> float | str | None:
     return check_fusion_weight(weight)
 
 
-def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, split: str, method: str,
-          limit: int | None, batch_size: int, device: str, quantization: str, permutations: int,
-          calibration: str, index_permute: int | None, any_index: bool, progress: bool,
-          index_random: int | None = None, answer: str | None = None,
+def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, split: RankSplit,
+          method: RankMethod, limit: int | None, batch_size: int, device: str, quantization: Quantization,
+          permutations: int, calibration: Calibration, index_permute: int | None, any_index: bool,
+          progress: bool, index_random: int | None = None, answer: AnswerKind | None = None,
           fusion: float | str | None = None, retrieved_only: bool = False) -> None:
     import sys
 
@@ -281,10 +283,6 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     index_path = _index_arg(index)
     dataset, artifact, _, hashes = load_inputs(data, index_path, None)
     rows = read_candidates(candidates, split=None if fusion == "auto" else split)
-    if answer not in (None, "letter", "title", "relevance"):
-        raise InputError(f"--answer must be 'letter', 'title' or 'relevance', got {answer!r}")
-    from ulmrec_align.prompts.config import PromptConfig
-
     if not any_index and (Path(model) / "train_manifest.json").is_file():   # tuned: the same code control
         from ulmrec_align.tuning.config import read_train_manifest
         from ulmrec_eval.runtime.provenance import check_made_with

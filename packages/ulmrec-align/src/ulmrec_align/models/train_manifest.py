@@ -12,12 +12,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ulmrec_align.models.loading import Quantization
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.runtime.io import read_json_model
 
 TRAIN_SCHEMA_VERSION = 2
+#: The choices of ``align train --scheduler`` and ``--loss`` (:class:`TrainSettings`).
+ScheduleKind = Literal["cosine", "linear", "constant"]
+LossKind = Literal["tokens", "letters", "choices", "relevance"]
 #: The files and folders of ``T/``.
 TRAIN_MANIFEST = "train_manifest.json"
 ADAPTER_DIR = "adapter"
@@ -54,10 +58,10 @@ class TrainSettings(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_steps: int | None = Field(default=None, ge=0, description="Optimizer steps of linear warm-up; "
                                      "None = the first 5 % of the run (by steps or by the time budget).")
-    scheduler: Literal["cosine", "linear", "constant"] = Field(
+    scheduler: ScheduleKind = Field(
         default="cosine", description="Decay after warm-up, over the run that actually happens: the step "
         "count or the time budget, whichever ends it (tuning/schedule.py).")
-    loss: Literal["tokens", "letters", "choices", "relevance"] = Field(
+    loss: LossKind = Field(
         default="letters", description="'tokens': cross-entropy of every response token (the paper); "
         "'letters': ranking samples learn a cross-entropy over their candidate letters only; 'choices': "
         "letters, and samples answered by title a cross-entropy over their candidates' title likelihoods; "
@@ -82,7 +86,7 @@ class TrainSettings(BaseModel):
                                       "much training time; the schedule decays over it.")
     keep_checkpoints: int = Field(default=2, ge=1, description="Most recent checkpoints kept for --resume.")
     seed: int = 42
-    quantization: Literal["auto", "nf4", "none"] = "auto"
+    quantization: Quantization = "auto"
     device: str = "cpu"
     num_processes: int = Field(default=1, ge=1, description="Data-parallel processes (Accelerate/DDP).")
 

@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ulmrec_align.prompts.letters import MAX_LETTERS
 
+#: How next_item is answered (``PromptConfig.answer``, ``align build --answer``, ``align rank --answer``).
+AnswerKind = Literal["letter", "title", "relevance"]
+
 
 class PromptConfig(BaseModel):
     """Sizes of a prompt; paper defaults (20 candidates, 20 history items, 32-token titles, 1536 tokens)."""
@@ -24,7 +27,7 @@ class PromptConfig(BaseModel):
         "(then cuts the preference or intent text); counted in tokens of the chosen model.")
     text_tokens: int = Field(default=96, ge=8,
                              description="Preference, review and intent texts are cut to this many tokens.")
-    answer: Literal["letter", "title", "relevance"] = Field(
+    answer: AnswerKind = Field(
         default="letter", description="How next_item is answered and ranked. 'letter' (the paper, "
         "LlamaRec): the prompt lists the candidates as (A), (B), ... and the answer is the target's letter; "
         "a candidate's score is its letter's logit. 'title': the prompt has no candidate list and the answer "

@@ -196,8 +196,10 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
                   progress: Callable[[int, int], None] | None = None) -> BuildResult:
     """Build every enabled task's samples in memory (see the module docstring). ``retriever`` (a loaded
     sequence retriever) is needed for ``negatives="retriever"``."""
-    if config.negatives == "retriever" and retriever is None:
-        raise InputError("--negatives retriever needs --retriever (the folder of `ulmrec retrieve train`)")
+    if config.negatives == "retriever" and retriever is None:   # the one check (`align build` leaves it here)
+        default = " (the default with --answer relevance)" if config.prompt.answer == "relevance" else ""
+        raise InputError(f"--negatives retriever{default} needs --retriever (the folder of `ulmrec retrieve "
+                         "train`); or pass --negatives random")
     if config.index_tokens == "added" and index is not None:
         from ulmrec_align.prompts.index_tokens import add_index_tokens
 

@@ -17,6 +17,10 @@ from ulmrec_eval.runtime.io import read_json_model, read_jsonl_models
 ALIGN_SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 SampleSplit = Literal["train", "valid", "test"]
+#: The choices of ``align build --prefixes``, ``--negatives`` and ``--valid-order`` (:class:`AlignConfig`).
+Prefixes = Literal["all", "last"]
+Negatives = Literal["random", "retriever"]
+ValidOrder = Literal["shuffled", "retriever"]
 
 
 class AlignmentSample(BaseModel):
@@ -73,18 +77,18 @@ class AlignConfig(BaseModel):
     max_users: int | None = Field(default=None, ge=1, description="A seeded random subset of users.")
     seed: int = 0
     prompt: PromptConfig = Field(default_factory=PromptConfig)
-    prefixes: Literal["all", "last"] = Field(
+    prefixes: Prefixes = Field(
         default="all", description="next_item training samples: one per prefix of the training sequence (as "
         "LlamaRec), the latest `max_prefixes` per user; 'last': only the last training item as target.")
     max_prefixes: int | None = Field(default=10, ge=1, description="Cap on next_item prefixes per user (the "
                                      "latest ones); None = every prefix.")
-    negatives: Literal["random", "retriever"] = Field(
+    negatives: Negatives = Field(
         default="random", description="next_item training negatives: uniformly random items (LlamaRec), or "
         "the items the retriever ranks highest for that very prefix (hard, like the test candidates; needs "
         "--retriever; no later interaction is an input). With relevance answers the pool is then the "
         "retriever's top n for the prefix in its order, target included (the pools the ranker sees).")
     valid_users: int | None = Field(default=None, ge=1, description="Cap on validation samples.")
-    valid_order: Literal["shuffled", "retriever"] = Field(
+    valid_order: ValidOrder = Field(
         default="shuffled", description="Order of the lettered validation candidates: shuffled (seeded; the "
         "letter prior is estimated on them and removed) or the retriever's, as LlamaRec validates and tests "
         "(the order is information: validation then selects on the uncalibrated NDCG). Relevance answers "

@@ -3,64 +3,80 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
+from ulmrec_align.cli_options import options_checked
+from ulmrec_align.models.loading import Quantization
+from ulmrec_align.models.train_manifest import LoraSettings, LossKind, ScheduleKind, TrainSettings
 from ulmrec_eval.runtime.errors import CommandInterruptedError
+
+#: ``--gradient-checkpointing``: the CLI's words for ``TrainSettings.gradient_checkpointing`` (None, True,
+#: False).
+Checkpointing = Literal["auto", "on", "off"]
+_TRAIN = TrainSettings()
+_LORA = LoraSettings()
 
 
 def train_command(
     samples: Annotated[Path, typer.Option("--samples", help="Samples folder (`ulmrec align build`).")],
     model: Annotated[str, typer.Option("--model", help="smollm2, a local model folder or a hub id.")],
     out: Annotated[Path, typer.Option("--out", help="Output: adapter/, tokenizer/, train_manifest.json.")],
-    epochs: Annotated[float, typer.Option("--epochs", min=0.001, help="Passes over the samples.")] = 1.0,
+    epochs: Annotated[float, typer.Option("--epochs", help="Passes over the samples, > 0.")] = _TRAIN.epochs,
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1,
                                                   help="Optimizer steps (overrides --epochs).")] = None,
-    save_steps: Annotated[int, typer.Option("--save-steps", min=1, help="Checkpoint every N steps.")] = 50,
+    save_steps: Annotated[int, typer.Option("--save-steps", min=1, help="Checkpoint every N steps.")]
+    = _TRAIN.save_steps,
     eval_steps: Annotated[int | None, typer.Option("--eval-steps", min=1,
                                                    help="Validate every N steps (default: save steps).")]
     = None,
     valid_users: Annotated[int, typer.Option("--valid-users", min=1,
                                              help="Validation ranking samples per validation.")] = 200,
     patience: Annotated[int | None, typer.Option("--patience", min=1,
-                                                 help="Validations without gain before stopping.")] = 5,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate, > 0 (paper: 1e-4).")] = 1e-4,
+                                                 help="Validations without gain before stopping.")]
+    = _TRAIN.patience,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate, > 0 (paper: 1e-4).")] = _TRAIN.lr,
     warmup_steps: Annotated[int | None, typer.Option(
         "--warmup-steps", min=0, help="Linear warm-up steps (default: the first 5 % of the run that happens; "
         "the release: 100).")] = None,
-    scheduler: Annotated[str, typer.Option(
+    scheduler: Annotated[ScheduleKind, typer.Option(
         "--scheduler", help="Decay over the run that happens (steps or --max-minutes): cosine | linear "
-        "(the release) | constant")] = "cosine",
-    loss: Annotated[str, typer.Option(
+        "(the release) | constant")] = _TRAIN.scheduler,
+    loss: Annotated[LossKind, typer.Option(
         "--loss", help="letters: ranking samples learn a cross-entropy over their candidate letters | "
         "choices: letters, and samples answered by title a cross-entropy over their candidates' title "
         "likelihoods | relevance: samples answered by relevance a cross-entropy over their pool's yes/no "
-        "log-odds | tokens: every response token over the full vocabulary (the paper)")] = "letters",
+        "log-odds | tokens: every response token over the full vocabulary (the paper)")] = _TRAIN.loss,
     group_by_length: Annotated[bool, typer.Option(
-        "--group-by-length/--no-group-by-length", help="Batches of similar length (less padding).")] = False,
-    gradient_checkpointing: Annotated[str, typer.Option(
+        "--group-by-length/--no-group-by-length", help="Batches of similar length (less padding).")]
+    = _TRAIN.group_by_length,
+    gradient_checkpointing: Annotated[Checkpointing, typer.Option(
         "--gradient-checkpointing", help="auto (on for CUDA, off on CPU) | on | off")] = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Samples per process per pass.")] = 4,
-    grad_accum: Annotated[int, typer.Option("--grad-accum", min=1, help="Passes per optimizer step.")] = 1,
-    max_length: Annotated[int, typer.Option("--max-length", min=16, help="Max tokens per sample.")] = 2048,
-    lora_r: Annotated[int, typer.Option("--lora-r", min=1)] = 8,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Samples per process per pass.")]
+    = _TRAIN.batch_size,
+    grad_accum: Annotated[int, typer.Option("--grad-accum", min=1, help="Passes per optimizer step.")]
+    = _TRAIN.grad_accum,
+    max_length: Annotated[int, typer.Option("--max-length", min=16, help="Max tokens per sample.")]
+    = _TRAIN.max_length,
+    lora_r: Annotated[int, typer.Option("--lora-r", min=1)] = _LORA.r,
     lora_alpha: Annotated[float, typer.Option(
-        "--lora-alpha", help="LoRA scale (the update is scaled by alpha / r), > 0.")] = 32.0,
-    lora_dropout: Annotated[float, typer.Option("--lora-dropout", min=0.0, max=0.99)] = 0.05,
+        "--lora-alpha", help="LoRA scale (the update is scaled by alpha / r), > 0.")] = _LORA.alpha,
+    lora_dropout: Annotated[float, typer.Option("--lora-dropout", min=0.0, help="< 1.")] = _LORA.dropout,
     lora_targets: Annotated[str, typer.Option("--lora-targets", help="Comma-separated module names, or "
                                               "all-linear (every linear layer but the output head).")]
-    = "q_proj,v_proj",
-    quantization: Annotated[str, typer.Option("--quantization",
-                                              help="auto (NF4 on CUDA, none on CPU) | nf4 | none")] = "auto",
-    device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
+    = ",".join(_LORA.targets),
+    quantization: Annotated[Quantization, typer.Option("--quantization",
+                                                       help="auto (NF4 on CUDA, none on CPU) | nf4 | none")]
+    = _TRAIN.quantization,
+    device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = _TRAIN.device,
     num_processes: Annotated[int, typer.Option("--num-processes", min=1,
                                                help="Data-parallel processes (gloo on CPU, NCCL on GPU).")]
-    = 1,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", min=0.01,
-                                                      help="Training time budget; the best adapter is kept.")]
-    = None,
-    seed: Annotated[int, typer.Option("--seed")] = 42,
+    = _TRAIN.num_processes,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes",
+                                                      help="Training time budget (> 0); the best adapter is "
+                                                      "kept.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = _TRAIN.seed,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in OUT.partial.")]
     = False,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT / discard OUT.partial.")] = False,
@@ -69,33 +85,25 @@ def train_command(
     """Tune a causal LM with LoRA (QLoRA on CUDA) on alignment samples; keep the best validation adapter."""
     import sys
 
-    from ulmrec_align.tuning.config import LoraSettings, TrainSettings
     from ulmrec_align.tuning.request import TrainRequest, partial_dir
     from ulmrec_align.tuning.run import run_training
     from ulmrec_eval.runtime.artifacts import check_out_apart
-    from ulmrec_eval.runtime.errors import InputError
 
     check_out_apart(out, {"--samples": samples, "--model": model})
     check_out_apart(partial_dir(out), {"--samples": samples, "--model": model})   # its checkpoints
     targets = [t.strip() for t in lora_targets.split(",") if t.strip()]
-    if scheduler not in ("cosine", "linear", "constant"):
-        raise InputError(f"--scheduler must be cosine, linear or constant, got {scheduler!r}")
-    if loss not in ("letters", "choices", "relevance", "tokens"):
-        raise InputError(f"--loss must be letters, choices, relevance or tokens, got {loss!r}")
-    if gradient_checkpointing not in ("auto", "on", "off"):
-        raise InputError(f"--gradient-checkpointing must be auto, on or off, got {gradient_checkpointing!r}")
     checkpointing = None if gradient_checkpointing == "auto" else gradient_checkpointing == "on"
-    request = TrainRequest(
-        samples=samples, model=model, out=out, resume=resume, force=force,
-        progress=progress and sys.stderr.isatty(),
-        lora=LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=targets),
-        train=TrainSettings(epochs=epochs, max_steps=max_steps, save_steps=save_steps, eval_steps=eval_steps,
-                            valid_users=valid_users, patience=patience, lr=lr, batch_size=batch_size,
-                            grad_accum=grad_accum, max_length=max_length, quantization=quantization,
-                            device=device, num_processes=num_processes, max_minutes=max_minutes, seed=seed,
-                            warmup_steps=warmup_steps, scheduler=scheduler,
-                            loss=loss, group_by_length=group_by_length,
-                            gradient_checkpointing=checkpointing))
+    with options_checked(prefix="--lora-"):
+        lora = LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=targets)
+    with options_checked():
+        train = TrainSettings(
+            epochs=epochs, max_steps=max_steps, save_steps=save_steps, eval_steps=eval_steps,
+            valid_users=valid_users, patience=patience, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+            max_length=max_length, quantization=quantization, device=device, num_processes=num_processes,
+            max_minutes=max_minutes, seed=seed, warmup_steps=warmup_steps, scheduler=scheduler, loss=loss,
+            group_by_length=group_by_length, gradient_checkpointing=checkpointing)
+    request = TrainRequest(samples=samples, model=model, out=out, resume=resume, force=force,
+                           progress=progress and sys.stderr.isatty(), lora=lora, train=train)
     try:
         manifest = run_training(request)
     except KeyboardInterrupt as stopped:

@@ -34,15 +34,17 @@ The batch loss is the mean over *loss items* (response tokens, or one item per r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ulmrec_align.models.train_manifest import LossKind
 from ulmrec_align.prompts.encoding import IGNORE_INDEX
 from ulmrec_align.ranking.scorer import relevance_logits, summed_log_probs
 
-LossKind = Literal["tokens", "letters", "choices", "relevance"]
+__all__ = ["LossKind", "alignment_loss", "choice_scores", "kept_positions", "pool_relevance",
+           "response_logits", "token_losses"]
 
 
 def kept_positions(labels: torch.Tensor) -> int:

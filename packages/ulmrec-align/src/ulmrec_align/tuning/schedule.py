@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
-ScheduleKind = Literal["cosine", "linear", "constant"]
+from ulmrec_align.models.train_manifest import ScheduleKind
+
+__all__ = ["DEFAULT_WARMUP_SHARE", "BudgetSchedule", "ScheduleKind", "lambda_scheduler"]
 #: Warm-up share of the progress fraction when no --warmup-steps is given.
 DEFAULT_WARMUP_SHARE = 0.05
 

@@ -1,0 +1,43 @@
+"""What the ``align`` commands' options share with the config models they fill.
+
+An option that fills a config field takes that field's ``Literal`` alias as its type (Typer offers and checks
+the choices: ``--answer <letter|title|relevance>``) and the model's default as its own, so the CLI, the config
+check of ``ulmrec run`` (which reads the options' types) and the docs agree by construction;
+``tests/test_cli_choices.py`` fails when an option's bounds drift from the field's ``ge``/``gt``/``le``/
+``lt``.
+A bound that Typer cannot say (an open one: ``gt=0``) is left to the model, whose refusal
+:func:`options_checked` turns into one line naming the option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ulmrec_eval.runtime.errors import InputError
+
+
+def default_of(model: type[BaseModel], field: str) -> Any:
+    """``model.field``'s default (factories called): an option's default is the library's."""
+    return model.model_fields[field].get_default(call_default_factory=True)
+
+
+@contextmanager
+def options_checked(flags: Mapping[str, str] | None = None, *, prefix: str = "--") -> Iterator[None]:
+    """Turn a config model's :class:`~pydantic.ValidationError` into one :class:`InputError` line that names
+    the option: ``--lr: Input should be greater than 0 (got 0.0)``.
+
+    The option of a field is ``flags[field]``, else ``prefix`` + the field with ``-`` for ``_``
+    (``prefix="--lora-"`` for :class:`~ulmrec_align.tuning.config.LoraSettings`' ``alpha``)."""
+    try:
+        yield
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = next((str(part) for part in reversed(first["loc"]) if isinstance(part, str)), "")
+        flag = (flags or {}).get(field) or prefix + field.replace("_", "-")
+        given = first.get("input")
+        got = "" if given is None or isinstance(given, dict) else f" (got {given!r})"
+        raise InputError(f"{flag}: {first['msg']}{got}") from None
