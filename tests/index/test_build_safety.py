@@ -68,7 +68,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_index(
     users_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed (here: failing) after the quantizer file is written, the old index must stay whole."""
-    from ulmrec_index import indexer as indexer_module
+    from ulmrec_index import persistence
     from ulmrec_index.indexer import UserIndexer
 
     out, cache = tmp_path / "idx", tmp_path / "cache"
@@ -77,7 +77,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_index(
     fitted = UserIndexer.load(out, cache_dir=cache)
     fitted.artifact = fitted.artifact.model_copy(update={"seed": 99}) if fitted.artifact else None
     calls = {"n": 0}
-    real_save_file = indexer_module.save_file
+    real_save_file = persistence.save_file
 
     def failing_save_file(*args: object, **kwargs: object) -> None:
         calls["n"] += 1
@@ -85,7 +85,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_index(
             raise OSError("disk full")
         real_save_file(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(indexer_module, "save_file", failing_save_file)
+    monkeypatch.setattr(persistence, "save_file", failing_save_file)
     with pytest.raises(OSError, match="disk full"):
         fitted.save(out, force=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
