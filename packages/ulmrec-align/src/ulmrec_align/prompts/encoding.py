@@ -7,9 +7,10 @@ the *first response id* of each candidate letter — :func:`letter_token_ids` de
 :func:`encode_response`, the very function that builds the training targets (never from ``tokenizer("A")``
 inside some other context).
 
-With ``index_tokens="added"``, the spans marked as user codes become the added code tokens (looked up by name)
-and every other piece is tokenized with special tokens split, so user-written text that looks like a code
-(``<a_12>``) is ordinary text.
+Text is data: every piece is tokenized with special tokens split, so a review or title that contains
+``<|endoftext|>``, ``<|im_start|>`` or a code such as ``<a_12>`` is ordinary text, in every mode, in training
+and ranking alike (the only special ids are the special prefix and the response's EOS). With
+``index_tokens="added"``, the spans marked as user codes become the added code tokens (looked up by name).
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ def _code_ids(tokenizer: Any, code: str) -> list[int]:
 
 def encode_pieces(tokenizer: Any, text: str, spans: Sequence[Span] = (), *,
                   index_tokens: IndexTokens = "plain") -> list[int]:
-    """Token ids of ``text`` without special tokens; in ``added`` mode ``spans`` become code tokens."""
+    """Ids of ``text``, no special token coming from it; in ``added`` mode ``spans`` become code tokens."""
     if index_tokens == "plain":
-        return [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+        return _plain(tokenizer, text)
     ids: list[int] = []
     position = 0
     for start, end in sorted(spans):
