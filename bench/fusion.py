@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from ulmrec_app.pipeline.layout import RunLayout, default_ranked_n
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -53,8 +55,9 @@ def main() -> None:
     run: Path = args.run
     out = ROOT / "runs" / f"bench-fusion-{run.name}"
     out.mkdir(parents=True, exist_ok=True)
-    candidates = run / "retrieve" / "retriever" / "candidates.jsonl"
-    llm = run / "rank" / "predictions.jsonl"
+    layout = RunLayout(run)
+    candidates = layout.candidates
+    llm = layout.predictions
     fused = out / "test-fused.jsonl"
     if args.limit is None:
         args.limit = sum(
@@ -65,11 +68,11 @@ def main() -> None:
         "align",
         "rank",
         "--model",
-        run / "train" / "model",
+        layout.model,
         "--data",
-        run / "data" / "dataset",
+        layout.dataset,
         "--index",
-        run / "index" / "index",
+        layout.index,
         "--candidates",
         candidates,
         "--split",
@@ -91,7 +94,7 @@ def main() -> None:
     from ulmrec_eval.evaluation import load_predictions
 
     ranked = load_predictions(fused, split="test")
-    n = ranked[0].retrieved_n or 20
+    n = ranked[0].retrieved_n or default_ranked_n()
     order = retriever_predictions(candidates, fused, out / "retriever-order.jsonl", split="test", n=n)
     pairs = {"fused − LRURec": (order, fused), "fused − LLM": (llm, fused), "LLM − LRURec": (order, llm)}
     summary: dict[str, object] = {

@@ -33,6 +33,7 @@ import numpy as np
 
 from ulmrec_align.ranking.ranker import RankRow
 from ulmrec_align.retrieval.candidates import read_candidates
+from ulmrec_app.pipeline.layout import RunLayout
 from ulmrec_eval.compare import paired_comparison
 from ulmrec_eval.metrics import ndcg_at_k_per_user, target_ranks
 from ulmrec_eval.runtime.io import read_jsonl_models
@@ -54,11 +55,12 @@ def run_pairs(run: Path, valid_rows: Path | None = None) -> dict[tuple[str, int]
     retriever's candidates file, shared by the runs of one world). With ``valid_rows`` (the LLM's unfused
     rankings of validation users, ``align rank --split valid``), W is chosen anew on them with this
     version's rule (``ranking.fusion.choose_weight``) and the test rows re-fused from their ``llm_scores``."""
-    predictions = run / "rank" / "predictions.jsonl"
+    layout = RunLayout(run)
+    predictions = layout.predictions
     if not predictions.is_file():
         raise SystemExit(f"{run}: no rank/predictions.jsonl (a finished run's folder, e.g. runs/demo)")
     rows = list(read_jsonl_models(predictions, RankRow))
-    retrieved = read_candidates(run / "retrieve" / "retriever" / "candidates.jsonl", split="test")
+    retrieved = read_candidates(layout.candidates, split="test")
     if not rows or rows[0].llm_scores is None:
         raise SystemExit(f"{run}: its rank stage did not fuse with the retriever (no llm_scores); rank with "
                          "--fuse-retriever auto")
@@ -67,13 +69,12 @@ def run_pairs(run: Path, valid_rows: Path | None = None) -> dict[tuple[str, int]
         from ulmrec_align.ranking.fusion import choose_weight, fused_scores
 
         valid = [r for r in read_jsonl_models(valid_rows, RankRow) if r.split == "valid"]
-        choice = choose_weight(valid, read_candidates(run / "retrieve" / "retriever" / "candidates.jsonl",
-                                                      split="valid"))
+        choice = choose_weight(valid, read_candidates(layout.candidates, split="valid"))
         weight = choice.weight
         print(f"{run}: {choice.describe()}")
     out = {}
     # runs of one world (one retriever's candidates) pair up across variants, whatever their names
-    world = hashlib.sha256((run / "retrieve" / "retriever" / "candidates.jsonl").read_bytes()).hexdigest()
+    world = hashlib.sha256(layout.candidates.read_bytes()).hexdigest()
     for row in rows:
         if row.split != "test" or row.target not in row.candidates:
             continue

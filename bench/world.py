@@ -33,6 +33,7 @@ from pathlib import Path
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.data.synthetic import TRAITS
 from ulmrec_align.retrieval.candidates import read_candidates
+from ulmrec_app.pipeline.layout import RunLayout
 from ulmrec_eval.compare import paired_comparison
 from ulmrec_eval.metrics import ndcg_at_k_per_user
 from ulmrec_index.probe import read_labels
@@ -55,7 +56,7 @@ def trait_first(candidates: Sequence[int], traits: Sequence[str | None], trait: 
 
 
 def user_traits(run: Path, dataset: PreparedDataset) -> list[str]:
-    by_raw = read_labels(sorted((run / "data" / "raw").glob("traits_*.jsonl"))[0])
+    by_raw = read_labels(sorted(RunLayout(run).raw.glob("traits_*.jsonl"))[0])
     return [by_raw[u.raw_id] for u in dataset.users]
 
 
@@ -68,13 +69,14 @@ def main() -> None:
     parser.add_argument("--n-candidates", type=int, default=10, help="Retriever candidates re-ranked.")
     parser.add_argument("--limit", type=int, default=80, help="First test users, as `align rank --limit`.")
     args = parser.parse_args()
-    if not sorted((args.run / "data" / "raw").glob("traits_*.jsonl")):
-        raise SystemExit(f"{args.run}/data/raw has no traits_*.jsonl: not a run of a synthetic world "
+    layout = RunLayout(args.run)
+    if not sorted(layout.raw.glob("traits_*.jsonl")):
+        raise SystemExit(f"{layout.raw} has no traits_*.jsonl: not a run of a synthetic world "
                          "(ulmrec data synthetic)")
-    dataset = PreparedDataset.load(args.run / "data" / "dataset")
+    dataset = PreparedDataset.load(layout.dataset)
     traits = [item_trait(t) for t in dataset.titles()]
     own = user_traits(args.run, dataset)
-    candidates = read_candidates(args.run / "retrieve" / "retriever" / "candidates.jsonl")
+    candidates = read_candidates(layout.candidates)
     splits = {s.user_id: s for s in dataset.splits}
     summary: dict[str, object] = {"run": str(args.run), "history_items": args.history_items,
                                   "n_candidates": args.n_candidates}

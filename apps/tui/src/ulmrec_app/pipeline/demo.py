@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ulmrec_app.pipeline.config import RunConfig, load_config
 from ulmrec_app.pipeline.errors import PipelineError
+from ulmrec_app.pipeline.layout import RunLayout, default_ranked_n
 from ulmrec_app.pipeline.results import TABLE_METRICS, Row, eval_result, retriever_on_users, rows_of
 from ulmrec_app.pipeline.runner import Runner
 from ulmrec_eval.runtime.io import read_json_model
@@ -118,23 +119,23 @@ def retriever_predictions(candidates: Path, predictions: Path, out: Path, *, spl
 def demo_rows(ours_dir: Path, base_dir: Path) -> tuple[list[Row], dict[str, ComparisonReport]]:
     """The table's rows (retriever, no index, ULMRec) and the paired comparisons ("B − A" → report), from
     finished runs; all comparisons are also written to ``ours_dir/compare.json``."""
-    ours = eval_result(ours_dir / "eval" / "metrics.json")
-    base = eval_result(base_dir / "eval" / "metrics.json")
+    ours_run, base_run = RunLayout(ours_dir), RunLayout(base_dir)
+    ours = eval_result(ours_run.metrics)
+    base = eval_result(base_run.metrics)
     if ours is None or base is None:
         raise PipelineError(f"no eval results in {ours_dir} and {base_dir}; run `ulmrec demo` first")
-    predictions = ours_dir / "rank" / "predictions.jsonl"
+    predictions = ours_run.predictions
     split = "test"
-    n = next((r.retrieved_n for r in ours.reports if r.retrieved_n), 20) or 20
-    retriever = retriever_on_users(ours_dir / "retrieve" / "retriever" / "candidates.jsonl", predictions,
-                                   split=split, retrieved_n=n)
+    n = next((r.retrieved_n for r in ours.reports if r.retrieved_n), None) or default_ranked_n()
+    retriever = retriever_on_users(ours_run.candidates, predictions, split=split, retrieved_n=n)
     rows = rows_of("LRURec alone", retriever) + rows_of("no index", base) + rows_of("ULMRec", ours)
-    order = retriever_predictions(ours_dir / "retrieve" / "retriever" / "candidates.jsonl", predictions,
-                                  ours_dir / "compare" / "retriever-order.jsonl", split=split, n=n)
-    base_predictions = base_dir / "rank" / "predictions.jsonl"
+    order = retriever_predictions(ours_run.candidates, predictions,
+                                  ours_run.compare / "retriever-order.jsonl", split=split, n=n)
+    base_predictions = base_run.predictions
     pairs = {"ULMRec − no index": (base_predictions, predictions),
              "ULMRec − LRURec": (order, predictions),
              "no index − LRURec": (order, base_predictions)}
-    reports = {label: _compare(a, b, ours_dir / "compare" / f"{i}.json", split)
+    reports = {label: _compare(a, b, ours_run.compare / f"{i}.json", split)
                for i, (label, (a, b)) in enumerate(pairs.items())}
     from ulmrec_eval.runtime.io import atomic_write_text
 
@@ -181,7 +182,7 @@ def print_table(ours_dir: Path, base_dir: Path) -> None:
                           f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}], p = {c.p_value:.3g}, {c.n_users} users",
                           highlight=False)
     for system, folder in (("ULMRec", ours_dir), ("no index", base_dir)):
-        weight = fusion_weight(folder / "rank" / "predictions.jsonl")
+        weight = fusion_weight(RunLayout(folder).predictions)
         console.print(f"{system}: " + ("the LLM alone" if weight is None else
                                        f"z(LLM) + W·z(LRURec), W = {weight:g} chosen on validation users"),
                       highlight=False)

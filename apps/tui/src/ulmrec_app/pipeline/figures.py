@@ -11,6 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ulmrec_app.pipeline.layout import (
+    DATASET,
+    INDEX,
+    METRICS,
+    PREDICTIONS,
+    RETRIEVER,
+    RETRIEVER_EVAL,
+    RETRIEVER_METRICS,
+    USER_TEXTS,
+)
 from ulmrec_eval.runtime.events import read_events
 
 Figures = dict[str, float | int | str]
@@ -40,12 +50,16 @@ def eval_figures(path: Path, prefix: str = "") -> Figures:
 
 
 def _data(folder: Path) -> Figures:
-    counts = _json(folder / "dataset" / "manifest.json").get("counts", {})
+    from ulmrec_align.data.prepared import MANIFEST
+
+    counts = _json(folder / DATASET / MANIFEST).get("counts", {})
     return {k: int(counts[k]) for k in ("users", "items", "interactions") if k in counts}
 
 
 def _index(folder: Path) -> Figures:
-    report = _json(folder / "index" / "report.json")
+    from ulmrec_index.artifact import REPORT_FILE
+
+    report = _json(folder / INDEX / REPORT_FILE)
     ours = report.get("ours", {})
     out: Figures = {"users": int(report.get("n_users", 0))}
     for key in ("collisions", "collision_rate", "unique_codes"):
@@ -55,7 +69,7 @@ def _index(folder: Path) -> Figures:
 
 
 def _retrieve(folder: Path) -> Figures:
-    metrics = _json(folder / "retriever" / "metrics.json")
+    metrics = _json(folder / RETRIEVER / RETRIEVER_METRICS)
     test = metrics.get("test", {})
     out: Figures = {}
     for key in ("ndcg@10", "recall@10"):
@@ -68,10 +82,10 @@ def _retrieve(folder: Path) -> Figures:
 
 def _eval(folder: Path) -> Figures:
     out: Figures = {}
-    if (folder / "metrics.json").is_file():
-        out.update(eval_figures(folder / "metrics.json"))
-    if (folder / "retriever.json").is_file():
-        out.update(eval_figures(folder / "retriever.json", prefix="retriever "))
+    if (folder / METRICS).is_file():
+        out.update(eval_figures(folder / METRICS))
+    if (folder / RETRIEVER_EVAL).is_file():
+        out.update(eval_figures(folder / RETRIEVER_EVAL, prefix="retriever "))
     return out
 
 
@@ -79,8 +93,8 @@ def _lines(name: str) -> Any:
     return lambda folder: {"records": _count_lines(folder / name)}
 
 
-_EXTRACTORS: dict[str, Any] = {"data": _data, "users": _lines("user_texts.jsonl"), "index": _index,
-                               "retrieve": _retrieve, "rank": _lines("predictions.jsonl"), "eval": _eval}
+_EXTRACTORS: dict[str, Any] = {"data": _data, "users": _lines(USER_TEXTS), "index": _index,
+                               "retrieve": _retrieve, "rank": _lines(PREDICTIONS), "eval": _eval}
 
 
 def stage_figures(stage: str, folder: Path) -> Figures:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ulmrec_app.pipeline.layout import RunLayout, default_ranked_n
 from ulmrec_eval.runtime.io import read_json_model, read_jsonl_models
 from ulmrec_eval.schemas import EvalResult, RankedPrediction
 
@@ -51,13 +52,13 @@ def run_rows(run_dir: Path, label: str) -> list[Row]:
     """Rows of one run: its LLM ranking (``label``) and, as ``retriever``, the retriever alone — on the same
     users as the LLM when the run ranked a subset (``align rank --limit``), else from ``retriever.json``."""
     rows: list[Row] = []
-    ours = eval_result(run_dir / "eval" / "metrics.json")
-    retriever = eval_result(run_dir / "eval" / "retriever.json")
-    predictions = run_dir / "rank" / "predictions.jsonl"
-    candidates = run_dir / "retrieve" / "retriever" / "candidates.jsonl"
+    layout = RunLayout(run_dir)
+    ours = eval_result(layout.metrics)
+    retriever = eval_result(layout.retriever_eval)
+    predictions, candidates = layout.predictions, layout.candidates
     if ours is not None and retriever is not None and predictions.is_file() and candidates.is_file() \
             and ours.reports[0].total_users != retriever.reports[0].total_users:
-        n = next((r.retrieved_n for r in ours.reports if r.retrieved_n), None) or 20
+        n = next((r.retrieved_n for r in ours.reports if r.retrieved_n), None) or default_ranked_n()
         retriever = retriever_on_users(candidates, predictions, split="test", retrieved_n=n)
     if retriever is not None:
         rows += rows_of("retriever", retriever)

@@ -2,17 +2,17 @@
 
 A stage's commands get two kinds of options: those the pipeline wires (inputs from upstream stages, the
 output path, ``--no-progress``) and the config's settings for that stage, which are exactly the command's
-own options (checked against the command, see :mod:`ulmrec_app.pipeline.commands`). Layout of a run::
+own options (checked against the command, see :mod:`ulmrec_app.pipeline.commands`). The stages and what they
+run (the paths: :class:`ulmrec_app.pipeline.layout.RunLayout`)::
 
-    runs/<name>/data/dataset/            ulmrec data [synthetic|download] + prepare
-    runs/<name>/users/user_texts.jsonl   ulmrec data users
-    runs/<name>/index/index/             ulmrec index build
-    runs/<name>/retrieve/retriever/      ulmrec retrieve train   (candidates.jsonl, metrics.json; --resume),
-                                         or retrieve tune with a [retrieve.tune] table (--resume)
-    runs/<name>/align/samples/           ulmrec align build
-    runs/<name>/train/model/             ulmrec align train      (--resume)
-    runs/<name>/rank/predictions.jsonl   ulmrec align rank
-    runs/<name>/eval/metrics.json        ulmrec eval metrics (ULMRec) + retriever.json (the retriever alone)
+    data       ulmrec data [synthetic|download] + prepare
+    users      ulmrec data users
+    index      ulmrec index build
+    retrieve   ulmrec retrieve train   (--resume), or retrieve tune with a [retrieve.tune] table (--resume)
+    align      ulmrec align build
+    train      ulmrec align train      (--resume)
+    rank       ulmrec align rank
+    eval       ulmrec eval metrics (ULMRec) + on the retriever's candidates alone
 """
 
 from __future__ import annotations
@@ -32,10 +32,24 @@ from ulmrec_app.pipeline.commands import (
 )
 from ulmrec_app.pipeline.config import STAGES, RunConfig
 from ulmrec_app.pipeline.errors import PipelineError
+from ulmrec_app.pipeline.layout import (
+    DATASET,
+    INDEX,
+    METRICS,
+    MODEL,
+    PREDICTIONS,
+    RETRIEVER,
+    RETRIEVER_EVAL,
+    SAMPLES,
+    USER_TEXTS,
+    RunLayout,
+    default_n_candidates,
+    default_pool_size,
+)
 
 #: Main output of each stage, relative to its folder.
-OUTPUT = {"data": "dataset", "users": "user_texts.jsonl", "index": "index", "retrieve": "retriever",
-          "align": "samples", "train": "model", "rank": "predictions.jsonl", "eval": "metrics.json"}
+OUTPUT = {"data": DATASET, "users": USER_TEXTS, "index": INDEX, "retrieve": RETRIEVER,
+          "align": SAMPLES, "train": MODEL, "rank": PREDICTIONS, "eval": METRICS}
 #: Options that name paths but are not inputs of the stage.
 NOT_INPUTS = frozenset({"out", "cache_dir"})
 #: Stages that continue from a checkpoint when a killed attempt left one: (option, checkpoint globs).
@@ -198,6 +212,7 @@ class _Context:
 
     config: RunConfig
     stages: list[str]
+    layout: RunLayout
     folder: dict[str, Path]
     out: dict[str, Path]
     base: Path
@@ -226,7 +241,7 @@ _Built = tuple[list[Invocation], list[str], list[str] | None]
 
 def _data_stage(c: _Context, s: dict[str, Any]) -> _Built:
     commands: list[Invocation] = []
-    raw = c.folder["data"] / "raw"
+    raw = c.layout.raw
     wired: dict[str, Any] = {"out": c.out["data"]}
     if "synthetic" in c.config.data:
         commands.append(c.invocation(("data", "synthetic"), c.config.data["synthetic"], {"out": raw},
@@ -257,10 +272,10 @@ def _index_stage(c: _Context, s: dict[str, Any]) -> _Built:
     if source != "retriever":
         raise PipelineError(f"{c.where}index.vectors: only \"retriever\" (the retriever's user vectors) is "
                             f"known, got {source!r}")
-    vectors = c.folder["index"] / "user_vectors"
+    vectors = c.layout.user_vectors
     export = {"kind": s["vectors_kind"]} if "vectors_kind" in s else {}
     settings = {k: v for k, v in s.items() if k not in ("vectors", "vectors_kind")}
-    share = settings.get("cold_share", settings.get("cold-share", 0.0))
+    share = _setting(settings, "cold_share", 0.0)
     if not isinstance(share, bool) and isinstance(share, (int, float)) and share > 0:
         raise PipelineError(f"{c.where}index.cold_share: holds users out of a fit of review texts; the "
                             "retriever's user vectors (vectors = \"retriever\") cover every user, so it does "
@@ -293,7 +308,7 @@ def _align_stage(c: _Context, s: dict[str, Any]) -> _Built:
     _check_controls(c, settings, "align")
     _check_limits(c, settings, "align")
     wired = {"data": c.out["data"], "index": c.index_value,
-             "candidates": c.out["retrieve"] / "candidates.jsonl", "out": c.out["align"]}
+             "candidates": c.layout.candidates, "out": c.out["align"]}
     answer = str(settings.get("answer", "letter"))       # relevance answers default to the retriever's pools
     if str(settings.get("negatives", "retriever" if answer == "relevance" else "random")) == "retriever":
         wired["retriever"] = c.out["retrieve"]               # hard negatives: the retriever per prefix
@@ -305,7 +320,7 @@ def _align_stage(c: _Context, s: dict[str, Any]) -> _Built:
 def _check_controls(c: _Context, settings: dict[str, Any], table: str) -> None:
     """The code controls (``index_permute``, ``index_random``) replace user codes: they need an index, and
     one of them at a time (as ``align build`` and ``align rank`` refuse)."""
-    given = [k for k in settings if k.replace("-", "_") in ("index_permute", "index_random")
+    given = [k for k in settings if normalise_key(k) in ("index_permute", "index_random")
              and settings[k] is not None]
     if given and not c.config.uses_index:
         raise PipelineError(f"{c.where}{table}.{given[0]}: replaces the users' codes, but this run has no "
@@ -321,11 +336,11 @@ def _check_same_controls(c: _Context, rank: dict[str, Any]) -> None:
     from ulmrec_eval.runtime.errors import InputError
     from ulmrec_eval.runtime.provenance import check_made_with
 
-    if rank.get("any_index", rank.get("any-index")) is True:
+    if _setting(rank, "any_index") is True:
         return
 
     def controls(table: dict[str, Any]) -> dict[str, Any]:
-        return {f"--{name.replace('_', '-')}": table.get(name, table.get(name.replace("_", "-")))
+        return {f"--{name.replace('_', '-')}": _setting(table, name)
                 for name in ("index_permute", "index_random")}
 
     try:
@@ -342,7 +357,7 @@ def _check_limits(c: _Context, settings: dict[str, Any], table: str) -> None:
     from ulmrec_eval.runtime.limits import check_fusion_weight, check_task_weight
 
     for key, value in settings.items():
-        name = key.replace("-", "_")
+        name = normalise_key(key)
         try:
             if name == "task_weight":
                 for item in value if isinstance(value, list) else [value]:
@@ -369,8 +384,8 @@ def _check_cold_start(c: _Context, align: dict[str, Any]) -> None:
         return
 
     def share_and_seed(table: dict[str, Any]) -> tuple[float, int]:
-        share = _number(table.get("cold_share", table.get("cold-share", 0.0)))
-        seed = _number(table.get("cold_seed", table.get("cold-seed", 0)))
+        share = _number(_setting(table, "cold_share", 0.0))
+        seed = _number(_setting(table, "cold_seed", 0))
         return (share or 0.0, int(seed or 0))
 
     try:
@@ -378,6 +393,14 @@ def _check_cold_start(c: _Context, align: dict[str, Any]) -> None:
     except InputError as exc:
         raise PipelineError(f"{c.where}align.cold_share: {exc} ([index] and [align] cold_share, "
                             "cold_seed)") from None
+
+
+def _setting(table: dict[str, Any], name: str, default: Any = None) -> Any:
+    """The value a stage table gives the option ``name`` under any spelling of its key (``pool_size``,
+    ``pool-size``: :func:`~ulmrec_app.pipeline.commands.normalise_key`), else ``default``."""
+    if name in table:
+        return table[name]
+    return next((value for key, value in table.items() if normalise_key(key) == name), default)
 
 
 def _number(value: Any) -> float | None:
@@ -400,27 +423,28 @@ def _rank_stage(c: _Context, s: dict[str, Any]) -> _Built:
     _check_limits(c, s, "rank")
     _check_same_controls(c, s)
     wired = {"model": c.out["train"], "data": c.out["data"], "index": c.index_value,
-             "candidates": c.out["retrieve"] / "candidates.jsonl", "out": c.out["rank"]}
+             "candidates": c.layout.candidates, "out": c.out["rank"]}
     return [c.invocation(("align", "rank"), s, wired, "rank", defaults={"split": "test"})], \
         ["train", "data", "retrieve", *c.index_deps], None
 
 
 def _eval_stage(c: _Context, s: dict[str, Any]) -> _Built:
     config = c.config
-    pool = config.retrieve.get("pool_size", config.retrieve.get("pool-size", 20))
+    pool = _setting(config.retrieve, "pool_size")
     # the LLM ranks the first n_candidates of the retriever's pool: that is the N of its subset
-    llm_pool = config.align.get("n_candidates", config.align.get("n-candidates", 20))
-    defaults = {"split": config.rank.get("split", "test"), "retrieved_n": min(int(pool), int(llm_pool))}
+    llm_pool = _setting(config.align, "n_candidates")
+    pool = default_pool_size() if pool is None else pool
+    llm_pool = default_n_candidates() if llm_pool is None else llm_pool
+    defaults = {"split": _setting(config.rank, "split", "test"), "retrieved_n": min(int(pool), int(llm_pool))}
     commands, outputs = [], []
     ranked = "rank" in c.stages
     if ranked:
         wired = {"predictions": c.out["rank"], "out": c.out["eval"]}
         commands.append(c.invocation(("eval", "metrics"), s, wired, "eval", defaults=defaults))
         outputs.append(OUTPUT["eval"])
-    retriever = {"predictions": c.out["retrieve"] / "candidates.jsonl",
-                 "out": c.folder["eval"] / "retriever.json"}
+    retriever = {"predictions": c.layout.candidates, "out": c.layout.retriever_eval}
     commands.append(c.invocation(("eval", "metrics"), s, retriever, "eval", defaults=defaults))
-    outputs.append("retriever.json")
+    outputs.append(RETRIEVER_EVAL)
     return commands, ["retrieve", *(["rank"] if ranked else [])], outputs
 
 
@@ -449,8 +473,9 @@ def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
     """One :class:`StagePlan` per active stage, in order (:data:`STAGE_BUILDERS`); config problems raise
     :class:`PipelineError`."""
     stages = active_stages(config)
-    folder: dict[str, Path] = {s: run_dir / s for s in STAGES}
-    context = _Context(config=config, stages=stages, folder=folder,
+    layout = RunLayout(run_dir)
+    folder: dict[str, Path] = {s: layout.folder(s) for s in STAGES}
+    context = _Context(config=config, stages=stages, layout=layout, folder=folder,
                        out={s: folder[s] / OUTPUT[s] for s in STAGES}, base=Path(config.base_dir),
                        where=f"{config.source}: ")
     plans: list[StagePlan] = []

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ulmrec_app.pipeline.layout import RunLayout
+
 BARS = " ▁▂▃▄▅▆▇█"
 
 
@@ -25,10 +27,10 @@ class IndexView:
 
 def load_index_view(run_dir: Path) -> IndexView | None:
     """The run's index (``index/index``), None when the run has none yet."""
-    from ulmrec_index.artifact import TEXTS_FILE, load_index, load_report
+    from ulmrec_index.artifact import INDEX_FILE, TEXTS_FILE, load_index, load_report
 
-    folder = run_dir / "index" / "index"
-    if not (folder / "index.json").is_file():
+    folder = RunLayout(run_dir).index
+    if not (folder / INDEX_FILE).is_file():
         return None
     artifact = load_index(folder)
     texts: dict[str, list[str]] = {}
