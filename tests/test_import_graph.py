@@ -152,9 +152,10 @@ def test_the_removed_shim_paths_stay_gone() -> None:
     assert users == []
 
 
-@pytest.mark.parametrize("floor", ["models", "prompts", "ranking"])
+@pytest.mark.parametrize("floor", ["models", "prompts", "ranking", "losses"])
 def test_ranking_and_what_it_stands_on_never_import_tuning(floor: str) -> None:
-    """Tuning writes the tuned folder and ranking reads it: its manifest and loading live in ``models``."""
+    """Tuning writes the tuned folder and ranking reads it: its manifest and loading live in ``models``; the
+    losses, which the manifest's settings name, sit beside ranking."""
     wrong = sorted(f"{m} -> {d}" for m, deps in GRAPH.items() if m.startswith(f"ulmrec_align.{floor}.")
                    for d in deps if d.startswith("ulmrec_align.tuning."))
     assert wrong == []

@@ -13,6 +13,7 @@ import typer
 
 from ulmrec_align.cli_options import default_of, options_checked
 from ulmrec_align.models.loading import Quantization
+from ulmrec_align.prompts.answers.registry import ANSWERS, get_answer
 from ulmrec_align.prompts.config import AnswerKind, PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.letters import MAX_LETTERS
@@ -27,6 +28,7 @@ RankSplit = Literal["test", "valid"]
 RankMethod = Literal["logits", "generate"]
 Calibration = Literal["prior", "none"]
 _PROMPT = PromptConfig()
+_ANSWER_HELP = "next_item answer: " + " | ".join(f"{a.name} ({a.summary})" for a in ANSWERS.values())
 
 
 def _index_arg(value: str | None) -> Path | None:
@@ -79,9 +81,7 @@ def build(
     text_tokens: Annotated[int, typer.Option("--text-tokens", min=8, help="Preference/intent texts cut to N "
                                              "tokens.")] = _PROMPT.text_tokens,
     answer: Annotated[AnswerKind, typer.Option(
-        "--answer", help="next_item answer: letter (lettered candidates, the paper) | title (no candidate "
-        "list; the target's title, ranked by title likelihood) | relevance (each candidate read after the "
-        "cached prompt and scored by the log-odds of ' Yes'; train with --loss relevance)")] = _PROMPT.answer,
+        "--answer", help=_ANSWER_HELP)] = _PROMPT.answer,
     prefixes: Annotated[Prefixes, typer.Option(
         "--prefixes", help="next_item training samples: all (one per prefix, as LlamaRec) | last")]
     = default_of(AlignConfig, "prefixes"),
@@ -131,8 +131,6 @@ def build(
     check_out_apart(out, {"--data": data, "--index": index, "--candidates": candidates,
                           "--retriever": retriever})
     check_writable(out, force=force)
-    if negatives is None:
-        negatives = "retriever" if answer == "relevance" else "random"
     if (index_permute is not None or index_random is not None) and _index_arg(index) is None:
         raise InputError("--index-permute and --index-random replace user codes: they need --index")
     if index_permute is not None and index_random is not None:
@@ -143,7 +141,8 @@ def build(
             tasks=names, task_weights=parse_task_weights(task_weight or []),
             index_tokens=index_tokens,
             model=model, max_users=max_users, seed=seed, prefixes=prefixes,
-            max_prefixes=max_prefixes, negatives=negatives, valid_users=valid_users,
+            max_prefixes=max_prefixes, negatives=negatives or get_answer(answer).negatives,
+            valid_users=valid_users,
             valid_order=valid_order,
             index_permute=index_permute, index_random=index_random, cold_share=cold_share,
             cold_seed=cold_seed,
@@ -155,7 +154,7 @@ def build(
     resolved = resolve_model(model)
     tokenizer = load_tokenizer(resolved)
     loaded_retriever = None
-    if negatives == "retriever" and retriever is not None:
+    if config.negatives == "retriever" and retriever is not None:
         from ulmrec_align.retrieval.api import load_retriever
 
         loaded_retriever = load_retriever(retriever)[0]
@@ -296,7 +295,7 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     if answer is not None and ranker.tuned and ranker.prompt.answer != answer:
         raise InputError(f"the model was tuned to answer with a {ranker.prompt.answer}, not a {answer}; "
                          "drop --answer", path=model)
-    if ranker.prompt.answer in ("title", "relevance") and (method != "logits" or permutations > 1):
+    if get_answer(ranker.prompt.answer).per_candidate and (method != "logits" or permutations > 1):
         raise InputError(f"a model that answers by {ranker.prompt.answer} scores each candidate on its own: "
                          "--method logits and --permutations 1 only")
     if artifact is None and ranker.index_tokens == "added":
@@ -345,7 +344,7 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     orders = f", {permutations} letter orders" if permutations > 1 else ""
     if calibration == "prior" and ranker.letter_prior is not None and method == "logits":
         orders += ", letter prior removed"
-    how = {"title": "title likelihood", "relevance": "relevance log-odds"}.get(ranker.prompt.answer, method)
+    how = get_answer(ranker.prompt.answer).scored_by or method
     line = (f"ranked {len(ranked)} users ({how}{orders}) in {seconds:.1f}s "
             f"({len(ranked) / seconds:.2f} users/s)")
     if method == "generate":

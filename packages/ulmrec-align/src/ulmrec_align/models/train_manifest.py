@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ulmrec_align.losses.registry import LOSSES, LossName
 from ulmrec_align.models.loading import Quantization
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
@@ -19,9 +20,10 @@ from ulmrec_eval.runtime.errors import InputError
 from ulmrec_eval.runtime.io import read_json_model
 
 TRAIN_SCHEMA_VERSION = 2
-#: The choices of ``align train --scheduler`` and ``--loss`` (:class:`TrainSettings`).
+#: The choices of ``align train --scheduler`` and ``--loss`` (:class:`TrainSettings`; the losses are the
+#: registered ones, :mod:`ulmrec_align.losses.registry`).
 ScheduleKind = Literal["cosine", "linear", "constant"]
-LossKind = Literal["tokens", "letters", "choices", "relevance"]
+LossKind = LossName
 #: The files and folders of ``T/``.
 TRAIN_MANIFEST = "train_manifest.json"
 ADAPTER_DIR = "adapter"
@@ -62,11 +64,8 @@ class TrainSettings(BaseModel):
         default="cosine", description="Decay after warm-up, over the run that actually happens: the step "
         "count or the time budget, whichever ends it (tuning/schedule.py).")
     loss: LossKind = Field(
-        default="letters", description="'tokens': cross-entropy of every response token (the paper); "
-        "'letters': ranking samples learn a cross-entropy over their candidate letters only; 'choices': "
-        "letters, and samples answered by title a cross-entropy over their candidates' title likelihoods; "
-        "'relevance': samples answered by relevance a cross-entropy over their pool's yes/no log-odds "
-        "(tuning/loss.py).")
+        default="letters", description="; ".join(f"'{loss.name}': {loss.summary}" for loss in LOSSES.values())
+        + " (ulmrec_align/losses/).")
     max_grad_norm: float = Field(default=1.0, ge=0)
     max_length: int = Field(default=2048, ge=16,
                             description="Prompt + response tokens; longer prompts are cut from the left.")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
+from ulmrec_align.prompts.answers.registry import ANSWERS, AnswerName
 from ulmrec_align.prompts.letters import MAX_LETTERS
 
-#: How next_item is answered (``PromptConfig.answer``, ``align build --answer``, ``align rank --answer``).
-AnswerKind = Literal["letter", "title", "relevance"]
+#: How next_item is answered (``PromptConfig.answer``, ``align build --answer``, ``align rank --answer``): the
+#: registered answer kinds (:mod:`ulmrec_align.prompts.answers.registry`).
+AnswerKind = AnswerName
 
 
 class PromptConfig(BaseModel):
@@ -28,14 +28,8 @@ class PromptConfig(BaseModel):
     text_tokens: int = Field(default=96, ge=8,
                              description="Preference, review and intent texts are cut to this many tokens.")
     answer: AnswerKind = Field(
-        default="letter", description="How next_item is answered and ranked. 'letter' (the paper, "
-        "LlamaRec): the prompt lists the candidates as (A), (B), ... and the answer is the target's letter; "
-        "a candidate's score is its letter's logit. 'title': the prompt has no candidate list and the answer "
-        "is the target's (cut) title; a candidate's score is the log-likelihood of its title + EOS after the "
-        "prompt (small models learn this far faster than binding letters to candidates; docs/align.md). "
-        "'relevance': the prompt has no candidate list; each candidate is read after the user's (cached) "
-        "prompt as a short continuation (its title and a yes/no question), and its score is the log-odds of "
-        "' Yes' against ' No' there: one number per candidate, trained listwise with --loss relevance.")
+        default="letter", description="How next_item is answered and ranked. " + " ".join(
+            f"'{a.name}': {a.description}" for a in ANSWERS.values()))
     user_text: bool = Field(
         default=False, description="The next_item prompt shows the user's preference text in plain words "
         "(a 'Preferences:' line: the data's preference, else the extractive summary of the training reviews, "

@@ -20,6 +20,7 @@ from typing import Any
 
 from ulmrec_align import __version__
 from ulmrec_align.data.prepared import PreparedDataset
+from ulmrec_align.prompts.answers.registry import get_answer
 from ulmrec_align.prompts.builder import PromptBuilder
 from ulmrec_align.retrieval.candidates import CandidateRow, read_candidates
 from ulmrec_align.tasks.base import BuildContext
@@ -197,7 +198,9 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
     """Build every enabled task's samples in memory (see the module docstring). ``retriever`` (a loaded
     sequence retriever) is needed for ``negatives="retriever"``."""
     if config.negatives == "retriever" and retriever is None:   # the one check (`align build` leaves it here)
-        default = " (the default with --answer relevance)" if config.prompt.answer == "relevance" else ""
+        answer = config.prompt.answer
+        default = (f" (the default with --answer {answer})" if get_answer(answer).negatives == "retriever"
+                   else "")
         raise InputError(f"--negatives retriever{default} needs --retriever (the folder of `ulmrec retrieve "
                          "train`); or pass --negatives random")
     if config.index_tokens == "added" and index is not None:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from ulmrec_align.cli_options import options_checked
+from ulmrec_align.losses.registry import LOSSES
 from ulmrec_align.models.loading import Quantization
 from ulmrec_align.models.train_manifest import LoraSettings, LossKind, ScheduleKind, TrainSettings
 from ulmrec_eval.runtime.errors import CommandInterruptedError
@@ -17,6 +18,7 @@ from ulmrec_eval.runtime.errors import CommandInterruptedError
 Checkpointing = Literal["auto", "on", "off"]
 _TRAIN = TrainSettings()
 _LORA = LoraSettings()
+_LOSS_HELP = " | ".join(f"{loss.name}: {loss.summary}" for loss in LOSSES.values())
 
 
 def train_command(
@@ -44,10 +46,7 @@ def train_command(
         "--scheduler", help="Decay over the run that happens (steps or --max-minutes): cosine | linear "
         "(the release) | constant")] = _TRAIN.scheduler,
     loss: Annotated[LossKind, typer.Option(
-        "--loss", help="letters: ranking samples learn a cross-entropy over their candidate letters | "
-        "choices: letters, and samples answered by title a cross-entropy over their candidates' title "
-        "likelihoods | relevance: samples answered by relevance a cross-entropy over their pool's yes/no "
-        "log-odds | tokens: every response token over the full vocabulary (the paper)")] = _TRAIN.loss,
+        "--loss", help=_LOSS_HELP)] = _TRAIN.loss,
     group_by_length: Annotated[bool, typer.Option(
         "--group-by-length/--no-group-by-length", help="Batches of similar length (less padding).")]
     = _TRAIN.group_by_length,

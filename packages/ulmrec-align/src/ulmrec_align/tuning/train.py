@@ -1,6 +1,6 @@
 """The training loop of one process (:func:`train_in_process`): Hugging Face ``Trainer`` + peft LoRA, loss
-on response tokens only (logits only where a loss is taken; ``--loss letters``: over the candidate letters;
-``choices``: also over the candidates' title likelihoods),
+on response tokens only (logits only where a loss is taken; ``--loss``: the registered loss of that name,
+:mod:`ulmrec_align.losses`),
 a schedule sized to the run that actually happens (steps or time budget), validation NDCG@10 of calibrated
 scores on shuffled letters with early stopping, a checkpoint on SIGINT/SIGTERM. The orchestration around it
 (prepare, launch, finalize) is :mod:`ulmrec_align.tuning.run`.
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ulmrec_align.losses.registry import get_loss, pairing_error
 from ulmrec_align.models.errors import ModelError, missing_extra
 from ulmrec_align.models.train_manifest import TOKENIZER_DIR
 from ulmrec_align.tuning.config import TrainManifest
@@ -57,6 +58,7 @@ class _Inputs:
 
 def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) -> _Inputs:
     """Step 2a: tokenizer (with added code tokens), encoded training samples, letter ids, validator."""
+    from ulmrec_align.prompts.answers.registry import get_answer
     from ulmrec_align.prompts.encoding import letter_token_ids, relevance_token_ids
     from ulmrec_align.tasks.schema import read_samples
     from ulmrec_align.tuning.data import encode_samples
@@ -68,16 +70,14 @@ def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) 
     train_rows = read_samples(request.samples, "train")
     if not train_rows:
         raise InputError("no training samples in train.jsonl", path=request.samples)
-    answer = planned.prompt.answer
-    if (answer == "relevance") != (settings.loss == "relevance"):
-        raise InputError("--loss relevance trains samples answered by relevance, and they train with it "
-                         f"only: these samples answer by {answer} and --loss is {settings.loss}",
-                         path=request.samples)
+    answer, loss = planned.prompt.answer, get_loss(settings.loss)
+    refused = pairing_error(answer, loss.name)
+    if refused is not None:
+        raise InputError(refused, path=request.samples)
     dataset, encoding = encode_samples(tokenizer, train_rows, index_tokens=planned.index_tokens,
                                        max_length=settings.max_length, answer=answer)
     n_letters = max((int(r["n_letters"]) for r in dataset.rows), default=0)
-    if (settings.loss in ("choices", "relevance") and answer in ("title", "relevance")
-            and not any("choice_ids" in r for r in dataset.rows)):
+    if loss.pools and get_answer(answer).per_candidate and not any("choice_ids" in r for r in dataset.rows):
         raise InputError(f"--loss {settings.loss}: no training sample carries its pool; rebuild the samples "
                          f"with this version's `ulmrec align build --answer {answer}`", path=request.samples)
     valid_rows = validation_samples(request.samples, settings.valid_users) if validator is not False else []
@@ -90,7 +90,7 @@ def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) 
     return _Inputs(tokenizer=tokenizer, added=added, dataset=dataset, prompts_cut=encoding.cut,
                    letters=letter_token_ids(tokenizer, max(n_letters, 1)), valid_rows=valid_rows,
                    validator=validator,
-                   yes_no=relevance_token_ids(tokenizer) if answer == "relevance" else None)
+                   yes_no=relevance_token_ids(tokenizer) if loss.yes_no else None)
 
 
 def _lora_model(request: TrainRequest, planned: TrainManifest, inputs: _Inputs, device: str) -> Any:
@@ -159,13 +159,14 @@ def _training_arguments(request: TrainRequest, planned: TrainManifest, world: in
 
 
 def _collator(tokenizer: Any, *, loss: str) -> Any:
-    """Left-padding batches; under ``--loss choices`` with the pools and the content-free title prompt, under
-    ``--loss relevance`` with the pools' continuations."""
+    """Left-padding batches; with the pools under a loss that reads them (``choices``: with the content-free
+    title prompt too; ``relevance``: the pools' continuations)."""
     from ulmrec_align.ranking.ranker import null_title_prompt
     from ulmrec_align.tuning.data import PadCollator
 
-    return PadCollator(pad_id=int(tokenizer.pad_token_id), choices=loss in ("choices", "relevance"),
-                       null_prompt=tuple(null_title_prompt(tokenizer)) if loss == "choices" else None)
+    spec = get_loss(loss)
+    return PadCollator(pad_id=int(tokenizer.pad_token_id), choices=spec.pools,
+                       null_prompt=tuple(null_title_prompt(tokenizer)) if spec.null_prompt else None)
 
 
 def _resume_point(request: TrainRequest, callback: Any, *, is_main: bool) -> Path | None:

@@ -1,0 +1,35 @@
+"""``relevance``: for samples answered by relevance (their pool's continuations in ``choice_*``), a listwise
+cross-entropy ``−log softmax_j(s_j)[target]`` over the pool with ``s_j = z_yes − z_no`` at the last token of
+candidate ``j``'s continuation read after the cached prompt
+(:func:`ulmrec_align.ranking.scorer.relevance_logits`, the ranker's score); other rows as ``letters``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ulmrec_align.losses.base import Loss
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Relevance(Loss):
+    name = "relevance"
+    summary = "samples answered by relevance a cross-entropy over their pool's yes/no log-odds"
+    pools = True
+    yes_no = True
+    answers = ("relevance",)
+
+    def __call__(self, model: Any, batch: dict[str, torch.Tensor], *, letter_ids: Sequence[int],
+                 yes_no: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from ulmrec_align.losses.maths import pool_loss, pool_relevance, response_loss
+
+        if "choice_rows" not in batch:
+            return response_loss(model, batch, letters=True, letter_ids=letter_ids)
+        if yes_no is None:
+            raise ValueError("the relevance loss needs the ids of its yes/no answers")
+        return pool_loss(model, batch, pool_relevance(model, batch, yes_no), letter_ids=letter_ids)
+
+
+LOSS = Relevance()
