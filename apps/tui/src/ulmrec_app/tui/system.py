@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ulmrec_app.tui.data import folder_size, human_bytes
+from ulmrec_app.tui.formatting import human_bytes
 
 
 @dataclass
@@ -32,6 +32,16 @@ class SystemInfo:
     runs_bytes: int = 0
     disk_free: int = 0
     disk_total: int = 0
+
+
+def folder_size(path: Path) -> int:
+    """Bytes under ``path`` (links not followed, so reused stages count once)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 def nvidia_smi() -> list[GpuInfo] | None:

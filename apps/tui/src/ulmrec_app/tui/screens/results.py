@@ -15,8 +15,9 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from ulmrec_app.experiment.model import ExperimentReport
 from ulmrec_app.pipeline.results import Row, run_rows
-from ulmrec_app.tui.data import curves, list_runs, load_run
 from ulmrec_app.tui.published import Published, published_for
+from ulmrec_app.tui.run_logs import curves
+from ulmrec_app.tui.run_views import list_runs, load_run
 from ulmrec_app.tui.screens.base import PollingScreen
 from ulmrec_app.tui.widgets.plot import LinePlot
 

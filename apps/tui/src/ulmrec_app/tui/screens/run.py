@@ -17,17 +17,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Log, ProgressBar, Static
 
-from ulmrec_app.tui.data import (
-    GLYPH,
-    RunView,
-    human_seconds,
-    last_progress,
-    launch,
-    load_run,
-    stage_events,
-    stage_log,
-    stop,
-)
+from ulmrec_app.tui.formatting import human_seconds
+from ulmrec_app.tui.processes import launch, stop
+from ulmrec_app.tui.run_logs import last_progress, stage_events, stage_log
+from ulmrec_app.tui.run_views import GLYPH, RunView, load_run
 from ulmrec_app.tui.screens.base import PollingScreen
 from ulmrec_app.tui.style import STATUS_STYLE
 from ulmrec_app.tui.widgets.table_sync import sync_rows

@@ -10,7 +10,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Static
 
-from ulmrec_app.tui.data import RunView, human_seconds, list_runs, start_config
+from ulmrec_app.tui.formatting import human_seconds
+from ulmrec_app.tui.processes import start_config
+from ulmrec_app.tui.run_views import RunView, list_runs
 from ulmrec_app.tui.screens.base import PollingScreen
 from ulmrec_app.tui.style import STATUS_STYLE
 from ulmrec_app.tui.widgets.table_sync import sync_rows
