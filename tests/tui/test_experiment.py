@@ -3,9 +3,9 @@ come from the runs' own predictions (fixture runs written with the real schemas;
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -58,11 +58,24 @@ def _run(root: Path, name: str, *, seed: int, skill: float, users: int = 60, col
               "task_loss": {"next_item": final_loss + (40 - s) / 20}}
              for s in range(10, 41, 10)]
     (folder / "train" / "model").mkdir(parents=True)
-    (folder / "train" / "model" / "train_manifest.json").write_text(json.dumps(
-        {"curve": curve, "history": [{"step": 20, "ndcg_at_10": 0.5, "task_exact": {"pref_to_index": 0.2}},
-                                     {"step": 40, "ndcg_at_10": 0.6, "task_exact": {"pref_to_index": 0.7}}],
-         "steps": 40}))
+    (folder / "train" / "model" / "train_manifest.json").write_text(_train_manifest(
+        curve=curve, history=[{"step": 20, "ndcg_at_10": 0.5, "task_exact": {"pref_to_index": 0.2}},
+                              {"step": 40, "ndcg_at_10": 0.6, "task_exact": {"pref_to_index": 0.7}}],
+        steps=40).model_dump_json())
     return folder
+
+
+def _train_manifest(*, loss: str = "letters", answer: str = "letter", **fields: Any) -> Any:
+    """A tuned model's ``train_manifest.json`` as ``align train`` writes it (the report reads it through
+    its model)."""
+    from ulmrec_align.models.train_manifest import BaseModelInfo, LoraSettings, TrainManifest, TrainSettings
+    from ulmrec_align.prompts.config import PromptConfig
+
+    return TrainManifest(base_model=BaseModelInfo(name="m", path="m", identity="hub:m"), samples_path="S",
+                         samples_manifest_sha256="0" * 64, samples_config={},
+                         prompt=PromptConfig(answer=answer), index_tokens="plain", lora=LoraSettings(),
+                         train=TrainSettings(loss=loss), quantization="none", device="cpu",
+                         train_samples=1, valid_samples=1, status="complete", **fields)
 
 
 def _records(folder: Path, *, data: str = "data-0", align: tuple[str, ...] = ("--index", "IDX")) -> Path:
@@ -216,10 +229,10 @@ def test_the_token_loss_of_title_answers_is_not_held_to_ln_n() -> None:
     from ulmrec_app.experiment.model import ExperimentReport, VariantRow
     from ulmrec_app.experiment.report import is_ranking_loss, render_markdown
 
-    assert is_ranking_loss({"train": {"loss": "letters"}, "prompt": {"answer": "letter"}})
-    assert is_ranking_loss({"train": {"loss": "choices"}, "prompt": {"answer": "title"}})
-    assert not is_ranking_loss({"train": {"loss": "letters"}, "prompt": {"answer": "title"}})
-    assert not is_ranking_loss({"train": {"loss": "tokens"}, "prompt": {"answer": "letter"}})
+    assert is_ranking_loss(_train_manifest(loss="letters", answer="letter"))
+    assert is_ranking_loss(_train_manifest(loss="choices", answer="title"))
+    assert not is_ranking_loss(_train_manifest(loss="letters", answer="title"))
+    assert not is_ranking_loss(_train_manifest(loss="tokens", answer="letter"))
     row = VariantRow(variant="full", seeds=[0], n_users=3, subset={}, overall={}, buckets={},
                      last_next_item_loss=2.8, ranking_loss=False)
     report = ExperimentReport(runs=["r"], n_candidates=10, chance_loss=math.log(10), rows=[row],

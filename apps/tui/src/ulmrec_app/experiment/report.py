@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from ulmrec_align.models.train_manifest import TrainManifest
 from ulmrec_app.experiment.ablate import EXPERIMENT_FILE, ExperimentManifest
 from ulmrec_app.experiment.model import BUCKETS, KS, ExperimentReport, RunData, VariantRow
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.manifest import StageManifest
-from ulmrec_eval.runtime.io import atomic_write_text, read_jsonl_models
+from ulmrec_eval.runtime.io import atomic_write_text, read_json_model, read_jsonl_models
 from ulmrec_eval.runtime.provenance import check_made_from
 from ulmrec_eval.schemas import MetricComparison, RankedPrediction
 
@@ -101,8 +102,6 @@ def _ranks(rows: list[RankedPrediction]) -> np.ndarray:
 
 def read_run(folder: Path, variant: str, seed: int) -> RunData:
     """The test predictions and records of one run (missing stages are a clear error)."""
-    import json
-
     predictions = folder / "rank" / "predictions.jsonl"
     candidates = folder / "retrieve" / "retriever" / "candidates.jsonl"
     for needed in (predictions, candidates):
@@ -135,7 +134,7 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
     from ulmrec_eval.runtime.artifacts import sha256_file
 
     manifest_path = folder / "train" / "model" / "train_manifest.json"
-    train = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    train = read_json_model(manifest_path, TrainManifest) if manifest_path.is_file() else None
     stages = {}
     for stage in ("data", "users", "index", "retrieve", "align", "train", "rank", "eval"):
         record = StageManifest.load_or_none(folder / stage) if (folder / stage).exists() else None
@@ -159,11 +158,11 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
         history=np.array([p.history_length or 0 for p in llm]),
         cold=_cold_flags(predictions, [p.user_id for p in llm]),
         n_candidates=n,
-        curve=train.get("curve", []),
-        validation=train.get("history", []),
-        steps=int(train.get("steps", 0)),
+        curve=[point.model_dump() for point in train.curve] if train else [],
+        validation=[point.model_dump() for point in train.history] if train else [],
+        steps=train.steps if train else 0,
         stages=stages,
-        ranking_loss=is_ranking_loss(train),
+        ranking_loss=train is None or is_ranking_loss(train),
         candidates_hash=sha256_file(candidates),
         kind=run_kind(stages, variant),
         dataset_hash=stages["data"].output_hash if "data" in stages else None,
@@ -215,13 +214,14 @@ def _variant_of_kind(by_variant: dict[str, list[RunData]], kind: str) -> list[st
     return [v for v, group in by_variant.items() if all(r.kind == kind for r in group)]
 
 
-def is_ranking_loss(train_manifest: dict[str, Any]) -> bool:
-    """Whether a tuned model's next-item loss is a cross-entropy over its candidates: letter answers under
-    ``--loss letters``, or ``--loss choices``; not the token loss of titles (or of letters under ``tokens``,
-    whose one letter token is still over the whole vocabulary)."""
-    loss = train_manifest.get("train", {}).get("loss", "letters")
-    answer = train_manifest.get("prompt", {}).get("answer", "letter")
-    return loss == "choices" or (loss == "letters" and answer == "letter")
+def is_ranking_loss(train_manifest: TrainManifest) -> bool:
+    """Whether a tuned model's next-item loss is a cross-entropy over its candidates, as its loss declares
+    (``Loss.ranking_answers``): letter answers under ``--loss letters``, or ``--loss choices``; not the token
+    loss of titles (or of letters under ``tokens``, whose one letter token is still over the whole
+    vocabulary)."""
+    from ulmrec_align.losses.registry import get_loss
+
+    return get_loss(train_manifest.train.loss).ranks_candidates(train_manifest.prompt.answer)
 
 
 def _fusion_weight(predictions: Path) -> float | None:
