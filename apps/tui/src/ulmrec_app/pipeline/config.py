@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ulmrec_app.pipeline.errors import PipelineError
 
+#: The stages' names, in order: each is declared in :data:`ulmrec_app.pipeline.stages.STAGE_LIST` and has its
+#: options table in :class:`RunConfig` (a config is read before the stages are;
+#: tests/tui/test_stage_registry.py keeps the three in step).
 StageName = Literal["data", "users", "index", "retrieve", "align", "train", "rank", "eval"]
-STAGES: tuple[StageName, ...] = ("data", "users", "index", "retrieve", "align", "train", "rank", "eval")
+STAGES: tuple[StageName, ...] = get_args(StageName)
 #: Sub-commands the data stage may run (at most one of synthetic/download, then prepare).
 DATA_COMMANDS = ("synthetic", "download", "prepare")
 CONFIG_SCHEMA_VERSION = 1

@@ -93,6 +93,9 @@ def _lines(name: str) -> Any:
     return lambda folder: {"records": _count_lines(folder / name)}
 
 
+#: Key figures of a stage, read from its folder: optional (a stage without one still shows its events' last
+#: loss and metrics). Keyed by name rather than declared with the stage, as ``execute`` (the stage process)
+#: reads figures without loading the stage graph.
 _EXTRACTORS: dict[str, Any] = {"data": _data, "users": _lines(USER_TEXTS), "index": _index,
                                "retrieve": _retrieve, "rank": _lines(PREDICTIONS), "eval": _eval}
 

@@ -18,6 +18,7 @@ run (the paths: :class:`ulmrec_app.pipeline.layout.RunLayout`)::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from ulmrec_app.pipeline.commands import (
     to_argv,
     validate_settings,
 )
-from ulmrec_app.pipeline.config import STAGES, RunConfig
+from ulmrec_app.pipeline.config import RunConfig, StageName
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.layout import (
     DATASET,
@@ -47,16 +48,8 @@ from ulmrec_app.pipeline.layout import (
     default_pool_size,
 )
 
-#: Main output of each stage, relative to its folder.
-OUTPUT = {"data": DATASET, "users": USER_TEXTS, "index": INDEX, "retrieve": RETRIEVER,
-          "align": SAMPLES, "train": MODEL, "rank": PREDICTIONS, "eval": METRICS}
 #: Options that name paths but are not inputs of the stage.
 NOT_INPUTS = frozenset({"out", "cache_dir"})
-#: Stages that continue from a checkpoint when a killed attempt left one: (option, checkpoint globs).
-RESUMABLE: dict[str, tuple[str, tuple[str, ...]]] = {
-    "retrieve": ("resume", ("retriever/checkpoint.safetensors", "retriever.trials/plan.json")),  # train, tune
-    "train": ("resume", ("model.partial/checkpoint-*",)),   # `align train` stages checkpoints in T.partial
-}
 #: Above this many bytes an external input is fingerprinted by names, sizes and times instead of content.
 CONTENT_HASH_LIMIT = 512 * 1024 * 1024
 #: Options that never change what a stage produces (display and control switches).
@@ -199,11 +192,9 @@ def _invocation(path: tuple[str, ...], settings: dict[str, Any], wired: dict[str
 
 
 def active_stages(config: RunConfig) -> list[str]:
-    """The run's stages in order; the no-index baseline drops ``users`` and ``index``."""
-    chosen: list[str] = [s for s in STAGES if s in config.stages]
-    if not config.uses_index:
-        chosen = [s for s in chosen if s not in ("users", "index")]
-    return chosen
+    """The run's stages in order; the no-index baseline drops those that only serve the index (``users``,
+    ``index``)."""
+    return [s.name for s in STAGE_LIST if s.name in config.stages and (config.uses_index or not s.index_only)]
 
 
 @dataclass(frozen=True)
@@ -441,24 +432,48 @@ def _eval_stage(c: _Context, s: dict[str, Any]) -> _Built:
     if ranked:
         wired = {"predictions": c.out["rank"], "out": c.out["eval"]}
         commands.append(c.invocation(("eval", "metrics"), s, wired, "eval", defaults=defaults))
-        outputs.append(OUTPUT["eval"])
+        outputs.append(METRICS)
     retriever = {"predictions": c.layout.candidates, "out": c.layout.retriever_eval}
     commands.append(c.invocation(("eval", "metrics"), s, retriever, "eval", defaults=defaults))
     outputs.append(RETRIEVER_EVAL)
     return commands, ["retrieve", *(["rank"] if ranked else [])], outputs
 
 
-#: The stages, in order: each builds its commands from its settings and names the stages it needs.
-STAGE_BUILDERS: dict[str, Any] = {
-    "data": _data_stage, "users": _users_stage, "index": _index_stage, "retrieve": _retrieve_stage,
-    "align": _align_stage, "train": _train_stage, "rank": _rank_stage, "eval": _eval_stage,
-}
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage, declared once in :data:`STAGE_LIST` (docs/pipeline.md, "Adding a stage")."""
+
+    name: StageName                  # its folder runs/<name>/<stage>/ and its table in the run config
+    output: str                      # its main output, relative to its folder (the names of layout.py)
+    build: Callable[[_Context, dict[str, Any]], _Built]   # its settings -> commands, upstream stages, outputs
+    #: ``(option, checkpoint globs in its folder)``: a killed attempt that left a checkpoint continues with
+    #: ``--option`` (None: the stage starts over)
+    resume: tuple[str, tuple[str, ...]] | None = None
+    index_only: bool = False         # serves only the user index: the no-index baseline leaves it out
+
+
+#: The stages, in their usual order (a stage moves after the stages its builder says it needs). Each stage's
+#: key figures for the run list, if any, are in :data:`ulmrec_app.pipeline.figures._EXTRACTORS`.
+STAGE_LIST: tuple[Stage, ...] = (
+    Stage("data", DATASET, _data_stage),
+    Stage("users", USER_TEXTS, _users_stage, index_only=True),
+    Stage("index", INDEX, _index_stage, index_only=True),
+    Stage("retrieve", RETRIEVER, _retrieve_stage,       # `retrieve train` and `retrieve tune` checkpoints
+          resume=("resume", (f"{RETRIEVER}/checkpoint.safetensors", f"{RETRIEVER}.trials/plan.json"))),
+    Stage("align", SAMPLES, _align_stage),
+    Stage("train", MODEL, _train_stage,                  # `align train` stages its checkpoints in T.partial
+          resume=("resume", (f"{MODEL}.partial/checkpoint-*",))),
+    Stage("rank", PREDICTIONS, _rank_stage),
+    Stage("eval", METRICS, _eval_stage),
+)
+#: The stages by name.
+STAGE: dict[str, Stage] = {stage.name: stage for stage in STAGE_LIST}
 
 
 def _dependency_order(c: _Context, stages: list[str]) -> list[str]:
     """``stages`` in their usual order, except that a stage moves after the stages it needs (the index of
     collaborative codes needs ``retrieve``)."""
-    needs = {name: [d for d in STAGE_BUILDERS[name](c, c.config.settings(name))[1] if d in stages]
+    needs = {name: [d for d in STAGE[name].build(c, c.config.settings(name))[1] if d in stages]
              for name in stages}
     ordered: list[str] = []
     while len(ordered) < len(stages):
@@ -470,21 +485,22 @@ def _dependency_order(c: _Context, stages: list[str]) -> list[str]:
 
 
 def build_plans(config: RunConfig, run_dir: Path) -> list[StagePlan]:
-    """One :class:`StagePlan` per active stage, in order (:data:`STAGE_BUILDERS`); config problems raise
+    """One :class:`StagePlan` per active stage, in order (:data:`STAGE_LIST`); config problems raise
     :class:`PipelineError`."""
     stages = active_stages(config)
     layout = RunLayout(run_dir)
-    folder: dict[str, Path] = {s: layout.folder(s) for s in STAGES}
-    context = _Context(config=config, stages=stages, layout=layout, folder=folder,
-                       out={s: folder[s] / OUTPUT[s] for s in STAGES}, base=Path(config.base_dir),
-                       where=f"{config.source}: ")
+    folder: dict[str, Path] = {s.name: layout.folder(s.name) for s in STAGE_LIST}
+    out: dict[str, Path] = {s.name: folder[s.name] / s.output for s in STAGE_LIST}
+    context = _Context(config=config, stages=stages, layout=layout, folder=folder, out=out,
+                       base=Path(config.base_dir), where=f"{config.source}: ")
     plans: list[StagePlan] = []
     for name in _dependency_order(context, stages):
-        commands, depends, outputs = STAGE_BUILDERS[name](context, config.settings(name))
+        stage = STAGE[name]
+        commands, depends, outputs = stage.build(context, config.settings(name))
         for dep in depends:
             if dep not in stages:
                 raise PipelineError(f"{config.source}: stages: {name} needs {dep}, which is not in stages")
-        option, globs = RESUMABLE.get(name, (None, ()))
+        option, globs = stage.resume or (None, ())
         plans.append(StagePlan(name=name, folder=folder[name], commands=commands, depends=depends,
-                               outputs=outputs or [OUTPUT[name]], resume_option=option, resume_globs=globs))
+                               outputs=outputs or [stage.output], resume_option=option, resume_globs=globs))
     return plans
