@@ -231,6 +231,7 @@ def test_the_token_loss_of_title_answers_is_not_held_to_ln_n() -> None:
 
     assert is_ranking_loss(_train_manifest(loss="letters", answer="letter"))
     assert is_ranking_loss(_train_manifest(loss="choices", answer="title"))
+    assert is_ranking_loss(_train_manifest(loss="relevance", answer="relevance"))
     assert not is_ranking_loss(_train_manifest(loss="letters", answer="title"))
     assert not is_ranking_loss(_train_manifest(loss="tokens", answer="letter"))
     row = VariantRow(variant="full", seeds=[0], n_users=3, subset={}, overall={}, buckets={},

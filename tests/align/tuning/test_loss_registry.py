@@ -46,8 +46,9 @@ def test_what_each_loss_asks_of_its_batches(name: str, pools: bool, null_prompt:
 
 
 def _old_is_ranking_loss(loss: str, answer: str) -> bool:
-    """The experiment report's rule before the registry (ulmrec_app/experiment/report.py)."""
-    return loss == "choices" or (loss == "letters" and answer == "letter")
+    """The experiment report's rule before the registry (ulmrec_app/experiment/report.py), plus the
+    relevance loss: a cross-entropy over the pool, held to ln N like the others."""
+    return loss in ("choices", "relevance") or (loss == "letters" and answer == "letter")
 
 
 def _old_pairing_refused(loss: str, answer: str) -> bool:

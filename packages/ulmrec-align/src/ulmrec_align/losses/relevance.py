@@ -20,6 +20,7 @@ class Relevance(Loss):
     pools = True
     yes_no = True
     answers = ("relevance",)
+    ranking_answers = ("relevance",)   # a cross-entropy over the pool: at or above ln N it learned nothing
 
     def __call__(self, model: Any, batch: dict[str, torch.Tensor], *, letter_ids: Sequence[int],
                  yes_no: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
