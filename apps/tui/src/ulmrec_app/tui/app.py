@@ -8,6 +8,7 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
+from ulmrec_app.tui.screens.registry import bindings, open_screen
 from ulmrec_app.tui.screens.runs import RunsScreen
 
 
@@ -18,7 +19,7 @@ class UlmrecApp(App[None]):
     TITLE = "ULMRec"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("s", "system", "System", id="app.system"),
+        *bindings("app", "app"),      # the screens opened from anywhere (System): screens/registry.py
         Binding("t", "toggle_theme", "Theme", id="app.toggle_theme"),
     ]
     #: Seconds between refreshes of the files a screen shows.
@@ -41,8 +42,6 @@ class UlmrecApp(App[None]):
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
-    def action_system(self) -> None:
-        from ulmrec_app.tui.screens.system import SystemScreen
-
-        if not isinstance(self.screen, SystemScreen):
-            self.push_screen(SystemScreen())
+    def action_open_screen(self, name: str) -> None:
+        """Open a registered screen of scope ``"app"`` (:mod:`ulmrec_app.tui.screens.registry`)."""
+        open_screen(self, name)

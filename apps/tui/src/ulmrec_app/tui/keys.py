@@ -9,17 +9,21 @@ from ulmrec_eval.runtime.errors import InputError
 
 
 def binding_table() -> list[tuple[str, str, str]]:
-    """``(id, key, description)`` of every binding of the app and its screens, sorted by id."""
+    """``(id, key, description)`` of every binding of the app and its screens (those of
+    :data:`ulmrec_app.tui.screens.registry.SCREENS` included), sorted by id."""
     from textual.binding import Binding
+    from textual.dom import DOMNode
 
     from ulmrec_app.tui.app import UlmrecApp
     from ulmrec_app.tui.screens.base import PollingScreen
     from ulmrec_app.tui.screens.prompt import ConfigPrompt
+    from ulmrec_app.tui.screens.registry import SCREENS
     from ulmrec_app.tui.screens.run import RunScreen
     from ulmrec_app.tui.screens.runs import RunsScreen
 
+    owners: list[type[DOMNode]] = [UlmrecApp, PollingScreen, RunsScreen, RunScreen, ConfigPrompt]
     rows = {}
-    for owner in (UlmrecApp, PollingScreen, RunsScreen, RunScreen, ConfigPrompt):
+    for owner in owners + [e.load() for e in SCREENS]:
         for binding in owner.BINDINGS:
             if isinstance(binding, Binding) and binding.id:
                 rows[binding.id] = (binding.id, binding.key, binding.description)
@@ -31,12 +35,14 @@ MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
 
 
 def _binding_groups() -> dict[str, set[str]]:
-    """``{screen: binding ids active on it}``: the app's bindings and those of the screen and its bases."""
+    """``{screen: binding ids active on it}``: the app's bindings and those of the screen and its bases
+    (the registered screens after the others)."""
     from textual.binding import Binding
 
     from ulmrec_app.tui.app import UlmrecApp
     from ulmrec_app.tui.screens.base import PollingScreen
     from ulmrec_app.tui.screens.prompt import ConfigPrompt
+    from ulmrec_app.tui.screens.registry import SCREENS
     from ulmrec_app.tui.screens.run import RunScreen
     from ulmrec_app.tui.screens.runs import RunsScreen
 
@@ -45,9 +51,9 @@ def _binding_groups() -> dict[str, set[str]]:
                 if isinstance(b, Binding) and b.id}
 
     app = ids(UlmrecApp)
-    return {"the app": app, **{f"the {name} screen": app | ids(screen) for name, screen in
-                               (("runs", RunsScreen), ("run", RunScreen), ("other", PollingScreen),
-                                ("new-run", ConfigPrompt))}}
+    screens: list[tuple[str, type]] = [("runs", RunsScreen), ("run", RunScreen), ("other", PollingScreen),
+                                       ("new-run", ConfigPrompt), *((e.name, e.load()) for e in SCREENS)]
+    return {"the app": app, **{f"the {name} screen": app | ids(screen) for name, screen in screens}}
 
 
 def key_problem(keys: str) -> str | None:

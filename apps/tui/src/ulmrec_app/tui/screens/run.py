@@ -22,6 +22,7 @@ from ulmrec_app.tui.processes import launch, stop
 from ulmrec_app.tui.run_logs import last_progress, stage_events, stage_log
 from ulmrec_app.tui.run_views import GLYPH, RunView, load_run
 from ulmrec_app.tui.screens.base import PollingScreen
+from ulmrec_app.tui.screens.registry import bindings, open_screen
 from ulmrec_app.tui.style import STATUS_STYLE
 from ulmrec_app.tui.widgets.table_sync import sync_rows
 from ulmrec_eval.runtime.events import StageEvent
@@ -57,8 +58,7 @@ class RunScreen(PollingScreen):
         Binding("x", "stop", "Stop", id="run.stop"),
         Binding("u", "resume", "Resume", id="run.resume"),
         Binding("f", "rerun", "Rerun", id="run.rerun"),
-        Binding("r", "results", "Results", id="run.results"),
-        Binding("i", "index", "Index", id="run.index"),
+        *bindings("run", "run"),      # Results, Index, …: screens/registry.py
     ]
 
     def __init__(self, folder: Path) -> None:
@@ -196,12 +196,6 @@ class RunScreen(PollingScreen):
     def action_rerun(self) -> None:
         self._act("rerun")
 
-    def action_results(self) -> None:
-        from ulmrec_app.tui.screens.results import ResultsScreen
-
-        self.app.push_screen(ResultsScreen(self.folder))
-
-    def action_index(self) -> None:
-        from ulmrec_app.tui.screens.index import IndexScreen
-
-        self.app.push_screen(IndexScreen(self.folder))
+    def action_open_screen(self, name: str) -> None:
+        """Open a registered screen of scope ``"run"`` on this run."""
+        open_screen(self.app, name, self.folder)

@@ -14,6 +14,7 @@ from ulmrec_app.tui.formatting import human_seconds
 from ulmrec_app.tui.processes import start_config
 from ulmrec_app.tui.run_views import RunView, list_runs
 from ulmrec_app.tui.screens.base import PollingScreen
+from ulmrec_app.tui.screens.registry import bindings, open_screen
 from ulmrec_app.tui.style import STATUS_STYLE
 from ulmrec_app.tui.widgets.table_sync import sync_rows
 
@@ -25,8 +26,7 @@ class RunsScreen(PollingScreen):
         Binding("escape", "back", "Back", show=False, id="runs.back"),
         Binding("enter", "open", "Open", show=True, id="runs.open"),
         Binding("n", "new_run", "New run", id="runs.new_run"),
-        Binding("r", "results", "Results", id="runs.results"),
-        Binding("i", "index", "Index", id="runs.index"),
+        *bindings("run", "runs"),     # Results, Index, …: screens/registry.py
     ]
 
     def __init__(self) -> None:
@@ -87,19 +87,10 @@ class RunsScreen(PollingScreen):
         if run is not None:
             self.app.push_screen(RunScreen(run.folder))
 
-    def action_results(self) -> None:
-        from ulmrec_app.tui.screens.results import ResultsScreen
-
+    def action_open_screen(self, name: str) -> None:
+        """Open a registered screen of scope ``"run"`` on the selected run."""
         run = self.selected()
-        if run is not None:
-            self.app.push_screen(ResultsScreen(run.folder))
-
-    def action_index(self) -> None:
-        from ulmrec_app.tui.screens.index import IndexScreen
-
-        run = self.selected()
-        if run is not None:
-            self.app.push_screen(IndexScreen(run.folder))
+        open_screen(self.app, name, run.folder if run is not None else None)
 
     def action_new_run(self) -> None:
         from ulmrec_app.tui.screens.prompt import ConfigPrompt
