@@ -34,7 +34,8 @@ def test_the_stages_write_where_the_layout_says(tmp_path: Path) -> None:
             "align": run.samples, "train": run.model, "rank": run.predictions, "eval": run.metrics}
     for name, plan in plans.items():
         assert plan.folder == run.folder(name)
-        assert plan.folder / plan.outputs[0] == main[name], name
+    for name, path in main.items():
+        assert plans[name].folder / plans[name].outputs[0] == path, name
     argv = {name: [c.argv() for c in plan.commands] for name, plan in plans.items()}
     assert _option(argv["align"][0], "--candidates") == str(run.candidates)
     assert _option(argv["rank"][0], "--candidates") == str(run.candidates)

@@ -31,7 +31,9 @@ import numpy as np
 from ulmrec_align.models.train_manifest import TrainManifest
 from ulmrec_app.experiment.ablate import EXPERIMENT_FILE, ExperimentManifest
 from ulmrec_app.experiment.model import BUCKETS, KS, ExperimentReport, RunData, VariantRow
+from ulmrec_app.pipeline.config import STAGES
 from ulmrec_app.pipeline.errors import PipelineError
+from ulmrec_app.pipeline.layout import RunLayout, default_ranked_n
 from ulmrec_app.pipeline.manifest import StageManifest
 from ulmrec_eval.runtime.io import atomic_write_text, read_json_model, read_jsonl_models
 from ulmrec_eval.runtime.provenance import check_made_from
@@ -56,7 +58,7 @@ def _runs_of(paths: list[Path]) -> list[tuple[Path, str, int]]:
         if (path / EXPERIMENT_FILE).is_file():
             manifest = ExperimentManifest.load(path)
             found += [(Path(manifest.runs_dir) / r.run, r.variant, r.seed) for r in manifest.runs]
-        elif (path / "rank").is_dir():
+        elif RunLayout(path).folder("rank").is_dir():
             match = re.match(r"^(.*)-s(\d+)$", path.name)
             found.append((path, match.group(1) if match else path.name, int(match.group(2)) if match else 0))
         else:
@@ -102,8 +104,8 @@ def _ranks(rows: list[RankedPrediction]) -> np.ndarray:
 
 def read_run(folder: Path, variant: str, seed: int) -> RunData:
     """The test predictions and records of one run (missing stages are a clear error)."""
-    predictions = folder / "rank" / "predictions.jsonl"
-    candidates = folder / "retrieve" / "retriever" / "candidates.jsonl"
+    layout = RunLayout(folder)
+    predictions, candidates = layout.predictions, layout.candidates
     for needed in (predictions, candidates):
         if not needed.is_file():
             raise PipelineError(f"{needed}: missing; run the variant first (`ulmrec experiment ablate`)")
@@ -115,7 +117,7 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
     if not llm:
         raise PipelineError(f"{predictions}: no test predictions; rerun the run's rank stage (`ulmrec run` "
                             "its config with --from rank)")
-    n = llm[0].retrieved_n or len(llm[0].candidates or []) or 20
+    n = llm[0].retrieved_n or len(llm[0].candidates or []) or default_ranked_n()
     by_user = {p.user_id: p for p in read_jsonl_models(candidates, RankedPrediction) if p.split == "test"}
     strangers = [p.user_id for p in llm if p.user_id not in by_user]
     if strangers:
@@ -133,11 +135,11 @@ def read_run(folder: Path, variant: str, seed: int) -> RunData:
     ]
     from ulmrec_eval.runtime.artifacts import sha256_file
 
-    manifest_path = folder / "train" / "model" / "train_manifest.json"
+    manifest_path = layout.train_manifest
     train = read_json_model(manifest_path, TrainManifest) if manifest_path.is_file() else None
-    stages = {}
-    for stage in ("data", "users", "index", "retrieve", "align", "train", "rank", "eval"):
-        record = StageManifest.load_or_none(folder / stage) if (folder / stage).exists() else None
+    stages: dict[str, StageManifest] = {}
+    for stage in STAGES:
+        record = StageManifest.load_or_none(layout.folder(stage)) if layout.folder(stage).exists() else None
         if record is not None:
             stages[stage] = record
     unfinished = [f"{name} is {record.effective_status()}" for name, record in stages.items()
@@ -413,7 +415,9 @@ def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
 def _index_summary(folder: Path) -> dict[str, Any]:
     import json
 
-    path = folder / "index" / "index" / "report.json"
+    from ulmrec_index.artifact import REPORT_FILE
+
+    path = RunLayout(folder).index / REPORT_FILE
     if not path.is_file():
         return {}
     data = json.loads(path.read_text())
