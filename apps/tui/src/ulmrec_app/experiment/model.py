@@ -1,5 +1,6 @@
 """What an ablation report holds: the cut-offs K, the history-length buckets, one run's data
-(:class:`RunData`) and the report itself (:class:`ExperimentReport`); read by ``report`` and ``plots``."""
+(:class:`RunData`) and the report itself (:class:`ExperimentReport`); read by ``report_data`` (which fills
+:class:`RunData`), ``report_stats`` (which computes the report), ``report_render`` and ``plots``."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class RunData:
     ranking_loss: bool = True  # its next-item loss is over the candidates (ln N applies), not title tokens
     candidates_hash: str | None = None  # sha256 of the retriever's candidates.jsonl it ranked
     dataset_hash: str | None = None     # output hash of its data stage (None: no stage record)
-    kind: str | None = None             # report.KINDS: index, noindex, text, permuted, random; None: unknown
+    kind: str | None = None  # report_data.KINDS: index, noindex, text, permuted, random; None: unknown
     fusion_weight: float | None = None  # W of z(LLM) + W·z(retriever) its ranking used; None: not fused
 
 
