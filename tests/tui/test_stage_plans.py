@@ -4,6 +4,7 @@ retriever pool of 20, eval was told --retrieved-n 20 and called the subset "targ
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,6 +84,23 @@ def test_retriever_negatives_are_wired_to_the_runs_retriever(tmp_path: Path) -> 
             assert candidates == argv[argv.index("--retriever") + 1] + "/candidates.jsonl"
 
 
+@pytest.mark.parametrize(("answer", "wired"), [("letter", False), ("title", False), ("relevance", True)])
+def test_without_negatives_the_answer_kind_decides_whether_the_retriever_is_wired(
+        tmp_path: Path, answer: str, wired: bool) -> None:
+    """No [align] negatives: `align build` takes its answer kind's default (the answer registry's
+    ``Answer.negatives``), so the plan wires the retriever exactly when that default is "retriever"."""
+    from ulmrec_align.prompts.answers.registry import get_answer
+
+    assert (get_answer(answer).negatives == "retriever") == wired
+    config = tmp_path / "run.toml"
+    config.write_text(f'name = "x"\n[data.synthetic]\nusers = 30\n[retrieve]\nepochs = 1\n[align]\n'
+                      f'model = "smollm2"\nanswer = "{answer}"\n[train]\nmodel = "smollm2"\n',
+                      encoding="utf-8")
+    plans = build_plans(load_config(config), tmp_path / "runs" / "x")
+    [build] = next(p for p in plans if p.name == "align").commands
+    assert ("--retriever" in build.argv()) == wired
+
+
 BASE = ('name = "x"\n[data.synthetic]\nusers = 30\n[retrieve]\nepochs = 1\n[align]\nmodel = "smollm2"\n'
         '[train]\nmodel = "smollm2"\nmax_steps = 1\n')
 
@@ -94,11 +112,17 @@ BASE = ('name = "x"\n[data.synthetic]\nusers = 30\n[retrieve]\nepochs = 1\n[alig
     ("[align]\nn_candidates = 27", r"align\.n_candidates: 27 is out of range; .* >= 2 and <= 26"),
     ("[index]\ncold_share = nan", r"index\.cold_share: nan is not a finite number"),
     ("[align]\ncold_share = inf", r"align\.cold_share: inf is not a finite number"),
-    ('[align]\nanswer = "titel"', r"align\.answer: Input should be 'letter', 'title'"),
-    ('[rank]\nanswer = "titel"', r"rank\.answer: Input should be 'letter'"),
-    ('[align]\nprefixes = "first"', r"align\.prefixes: Input should be 'all' or 'last'"),
-    ('[train]\nloss = "letter"', r"train\.loss: Input should be 'tokens'"),
+    ('[align]\nanswer = "titel"', r"align\.answer: 'titel': Input should be 'letter', 'title'"),
+    ('[rank]\nanswer = "titel"', r"rank\.answer: 'titel': Input should be 'letter'"),
+    ('[align]\nprefixes = "first"', r"align\.prefixes: 'first': Input should be 'all' or 'last'"),
+    ('[train]\nloss = "letter"', r"train\.loss: 'letter': Input should be 'tokens'"),
     ("[train]\nlr = 0.0", r"train\.lr: 0\.0: Input should be greater than 0"),
+    ("[train]\nepochs = 0", r"train\.epochs: 0\.0: Input should be greater than 0 \(option --epochs"),
+    ("[train]\nmax_minutes = 0", r"train\.max_minutes: 0\.0: Input should be greater than 0"),
+    ("[train]\nlora_alpha = 0", r"train\.lora_alpha: 0\.0: Input should be greater than 0"),
+    ("[train]\nlora_dropout = 1", r"train\.lora_dropout: 1\.0: Input should be less than 1 \(option "
+                                  r"--lora-dropout"),
+    ("[align]\ncold_share = 1.0", r"align\.cold_share: 1\.0: Input should be less than 1"),
     ("[index]\nlevels = true", r"index\.levels: true is not a number"),
     ("[align]\nn_candidates = false", r"align\.n_candidates: false is not a number"),
     ('[align]\nuser_text = "yes"', r'align\.user_text: "yes" is not true or false \(switch --user-text'),
@@ -131,6 +155,36 @@ def test_a_plan_refuses_every_value_its_stage_would_refuse(tmp_path: Path, extra
     config.write_text(_merged(extra), encoding="utf-8")
     with pytest.raises(PipelineError, match=refused):
         build_plans(load_config(config), tmp_path / "runs" / "x")
+
+
+def test_every_open_bound_of_align_build_and_train_is_checked_when_planned() -> None:
+    """An option whose config field has an open bound (``gt``/``lt``, which Typer's min/max cannot declare)
+    is in MODEL_BOUNDS, so the plan refuses the bound itself (``epochs = 0``) before the stage starts; every
+    entry of MODEL_BOUNDS names a field that exists."""
+    from ulmrec_align.prompts.config import PromptConfig
+    from ulmrec_align.tasks.schema import AlignConfig
+    from ulmrec_align.tuning.config import LoraSettings, TrainSettings
+    from ulmrec_app.pipeline.commands import MODEL_BOUNDS, _model_field, command_spec
+
+    models = {("align", "build"): [(PromptConfig, ""), (AlignConfig, "")],
+              ("align", "train"): [(LoraSettings, "lora_"), (TrainSettings, "")]}
+
+    def is_open(metadata: list[Any]) -> bool:
+        return any(getattr(m, "gt", None) is not None or getattr(m, "lt", None) is not None for m in metadata)
+
+    open_bounded: set[tuple[tuple[str, ...], str]] = set()
+    for path, fields in models.items():
+        spec = command_spec(path)
+        assert spec is not None
+        for name in spec.options:
+            field = next((info for model, prefix in fields if name.startswith(prefix)
+                          and (info := model.model_fields.get(name.removeprefix(prefix))) is not None), None)
+            if field is not None and is_open(field.metadata):
+                open_bounded.add((path, name))
+    train = ("align", "train")
+    assert {(train, "epochs"), (train, "lora_dropout"), (train, "max_minutes")} <= open_bounded
+    assert [(p, n) for p, n in sorted(open_bounded) if n not in MODEL_BOUNDS.get(p, {})] == []
+    assert [ref for refs in MODEL_BOUNDS.values() for ref in refs.values() if _model_field(ref) is None] == []
 
 
 def _merged(extra: str) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ulmrec_app.pipeline.config import STAGES
 from ulmrec_app.pipeline.manifest import StageManifest
 from ulmrec_app.pipeline.run_info import RunInfo
 from ulmrec_eval.evaluation import evaluate
 from ulmrec_eval.runtime.events import StageEvent
 
 T0 = 1_796_000_000.0
-STAGES = ["data", "users", "index", "retrieve", "align", "train", "rank", "eval"]
 
 
 def fixture_predictions(n_users: int, shift: int) -> list[dict[str, object]]:
@@ -94,7 +94,7 @@ def build_runs(root: Path, n_users: int = 40) -> Path:
     write_eval_result(demo / "eval", "retriever.json", fixture_predictions(n_users, 3))
     _index(demo / "index" / "index", n_users)
     RunInfo(name="demo", config="/nonexistent/demo.toml", description="fixture run",
-            stages=STAGES).save(demo)
+            stages=list(STAGES)).save(demo)
 
     base = runs / "demo-noindex"
     base_stages = ["data", "retrieve", "align", "train", "rank", "eval"]

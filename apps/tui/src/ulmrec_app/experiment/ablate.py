@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ulmrec_app.experiment.variants import overrides
-from ulmrec_app.pipeline.config import load_config
+from ulmrec_app.pipeline.config import STAGES, load_config
 from ulmrec_app.pipeline.errors import PipelineError
 from ulmrec_app.pipeline.stages import build_plans
 from ulmrec_eval.runtime.artifacts import folder_lock
@@ -88,7 +88,7 @@ def plan_experiment(
     if negative:   # numpy and torch take seeds >= 0 only: each run would fail in its first seeded stage
         raise PipelineError(f"seeds are integers >= 0, got {negative[0]}")
     base = load_config(config)
-    tables = base.model_dump(include={"data", "users", "index", "retrieve", "align", "train", "rank", "eval"})
+    tables = base.model_dump(include=set[str](STAGES))   # a table per stage
     folder = runs_dir / f"{base.name}-experiment"
     (folder / "configs").mkdir(parents=True, exist_ok=True)
     runs = []

@@ -143,7 +143,8 @@ def producing_package(command: str) -> tuple[str, str] | None:
 #: Options that a command checks in its body against a field of one of its library models (a Literal or a
 #: bound), as ``{command: {option: "module:Model.field"}}``: the stage checks them when it is planned, so that
 #: ``ulmrec run --dry-run`` and ``experiment ablate --dry-run`` refuse what the command would refuse minutes
-#: later. Ranges declared on an option itself (``min=1``) are read from the option.
+#: later. Ranges declared on an option itself (``min=1``) are read from the option; an open bound
+#: (``gt``/``lt``, which Typer cannot declare) lives only in the model, so every option with one is listed.
 MODEL_BOUNDS: dict[tuple[str, ...], dict[str, str]] = {
     ("align", "build"): {"answer": "ulmrec_align.prompts.config:PromptConfig.answer",
                          "prefixes": "ulmrec_align.tasks.schema:AlignConfig.prefixes",
@@ -156,6 +157,10 @@ MODEL_BOUNDS: dict[tuple[str, ...], dict[str, str]] = {
     ("align", "train"): {"scheduler": "ulmrec_align.tuning.config:TrainSettings.scheduler",
                          "loss": "ulmrec_align.tuning.config:TrainSettings.loss",
                          "lr": "ulmrec_align.tuning.config:TrainSettings.lr",
+                         "epochs": "ulmrec_align.tuning.config:TrainSettings.epochs",
+                         "max_minutes": "ulmrec_align.tuning.config:TrainSettings.max_minutes",
+                         "lora_alpha": "ulmrec_align.tuning.config:LoraSettings.alpha",
+                         "lora_dropout": "ulmrec_align.tuning.config:LoraSettings.dropout",
                          "quantization": "ulmrec_align.tuning.config:TrainSettings.quantization"},
 }
 
@@ -288,8 +293,8 @@ def validate_settings(spec: CommandSpec, settings: dict[str, Any], *, where: str
         if first["type"] == "extra_forbidden":
             raise PipelineError(f"{where}.{key}: not an option of `{spec.title}`; allowed: "
                                 f"{', '.join(spec.allowed(managed))}") from None
-        raise PipelineError(f"{where}.{key}: {first['msg']} (option {_flag(spec, key)} of "
-                            f"`{spec.title}`)") from None
+        raise PipelineError(f"{where}.{key}: {first.get('input')!r}: {first['msg']} (option "
+                            f"{_flag(spec, key)} of `{spec.title}`)") from None
     values = {k: v for k, v in checked.model_dump().items() if k in normalised}
     _check_values(spec, values, where)
     return values

@@ -300,12 +300,24 @@ def _align_stage(c: _Context, s: dict[str, Any]) -> _Built:
     _check_limits(c, settings, "align")
     wired = {"data": c.out["data"], "index": c.index_value,
              "candidates": c.layout.candidates, "out": c.out["align"]}
-    answer = str(settings.get("answer", "letter"))       # relevance answers default to the retriever's pools
-    if str(settings.get("negatives", "retriever" if answer == "relevance" else "random")) == "retriever":
+    if _negatives(settings) == "retriever":
         wired["retriever"] = c.out["retrieve"]               # hard negatives: the retriever per prefix
     build = c.invocation(("align", "build"), settings, wired, "align")
     _check_cold_start(c, settings)   # after the values themselves are checked
     return [build], ["data", "retrieve", *c.index_deps], None
+
+
+def _negatives(settings: dict[str, Any]) -> str:
+    """``align build --negatives`` as the command will take it: the table's, else its answer kind's default
+    (the answer registry's ``Answer.negatives``: the retriever's pools for relevance answers)."""
+    from ulmrec_align.prompts.answers.registry import ANSWERS
+    from ulmrec_align.prompts.config import PromptConfig
+
+    given = _setting(settings, "negatives")
+    if given is not None:
+        return str(given)
+    answer = ANSWERS.get(str(_setting(settings, "answer", PromptConfig.model_fields["answer"].default)))
+    return answer.negatives if answer is not None else "random"   # an unknown answer is refused by its check
 
 
 def _check_controls(c: _Context, settings: dict[str, Any], table: str) -> None:

@@ -14,6 +14,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from ulmrec_app.experiment.model import ExperimentReport
+from ulmrec_app.pipeline.layout import RunLayout
 from ulmrec_app.pipeline.results import Row, run_rows
 from ulmrec_app.tui.published import Published, published_for
 from ulmrec_app.tui.run_logs import curves
@@ -38,8 +39,10 @@ class ResultsData:
 
 
 def dataset_name(run_dir: Path) -> str | None:
+    from ulmrec_align.data.prepared import MANIFEST
+
     try:
-        data = json.loads((run_dir / "data" / "dataset" / "manifest.json").read_text())
+        data = json.loads((RunLayout(run_dir).dataset / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
     name = data.get("name") if isinstance(data, dict) else None
