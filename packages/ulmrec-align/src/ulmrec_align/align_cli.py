@@ -17,7 +17,7 @@ from ulmrec_align.prompts.answers.registry import ANSWERS, get_answer
 from ulmrec_align.prompts.config import AnswerKind, PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.letters import MAX_LETTERS
-from ulmrec_align.tasks.schema import AlignConfig, Negatives, Prefixes, ValidOrder
+from ulmrec_align.tasks.schema import MAX_NEGATIVE_DRAWS, AlignConfig, Negatives, Prefixes, ValidOrder
 
 app = typer.Typer(name="align", help="Alignment samples, LoRA/QLoRA tuning and LLM ranking.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -92,6 +92,11 @@ def build(
         "--negatives", help="next_item training negatives: random (LlamaRec) | retriever (its best items "
         "for that prefix; needs --retriever). Default: retriever with --answer relevance (train on the pools "
         "the ranker sees), else random")] = None,
+    negative_draws: Annotated[int, typer.Option(
+        "--negative-draws", min=1, max=MAX_NEGATIVE_DRAWS, help="next_item training with random negatives: "
+        "K draws of negatives and letter order per prefix; `align train` epoch e uses draw e mod K (fresh "
+        "negatives each epoch, as LlamaRec). Set K to the epochs trained")]
+    = default_of(AlignConfig, "negative_draws"),
     retriever: Annotated[Path | None, typer.Option(
         "--retriever", help="Retriever folder (`ulmrec retrieve train --out`), for --negatives retriever.")]
     = None,
@@ -142,7 +147,7 @@ def build(
             index_tokens=index_tokens,
             model=model, max_users=max_users, seed=seed, prefixes=prefixes,
             max_prefixes=max_prefixes, negatives=negatives or get_answer(answer).negatives,
-            valid_users=valid_users,
+            negative_draws=negative_draws, valid_users=valid_users,
             valid_order=valid_order,
             index_permute=index_permute, index_random=index_random, cold_share=cold_share,
             cold_seed=cold_seed,

@@ -3,8 +3,11 @@
 Per user (a seeded random subset with ``max_users``), every enabled task contributes
 ``floor(w) + Bernoulli(frac(w))`` samples for weight ``w``; the template and negatives come from one
 ``random.Random`` seeded by ``(seed, task, user, split, repeat)``, so the build is deterministic and adding a
-task never changes another task's samples. Tasks the data cannot support, and tasks that need an index when
-there is none, are skipped with their reason in the manifest. The folder is written whole or not at all.
+task never changes another task's samples. With ``negative_draws = K`` the next_item training samples of each
+repeat are built K times (``draw`` 0..K-1; draw 0 from the generator above, so it is the build without
+redraws), each with its own template, negatives and letter order; ``align train`` takes draw ``e mod K`` in
+epoch ``e``. Tasks the data cannot support, and tasks that need an index when there is none, are skipped with
+their reason in the manifest. The folder is written whole or not at all.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.answers.registry import get_answer
 from ulmrec_align.prompts.builder import PromptBuilder
 from ulmrec_align.retrieval.candidates import CandidateRow, read_candidates
-from ulmrec_align.tasks.base import BuildContext
-from ulmrec_align.tasks.builders import has_preference_source
+from ulmrec_align.tasks.base import BuildContext, TaskBuilder
+from ulmrec_align.tasks.builders import NextItem, has_preference_source
 from ulmrec_align.tasks.registry import get_task
 from ulmrec_align.tasks.schema import MANIFEST, AlignConfig, AlignManifest, AlignmentSample, InputHashes
 from ulmrec_align.tasks.summarise import ExtractiveSummariser, Summariser
@@ -164,6 +167,22 @@ def _rng(seed: int, *parts: object) -> random.Random:
     return random.Random(int.from_bytes(key[:8], "little"))
 
 
+def _draw_rng(seed: int, task: str, user: int, split: str, repeat: int, draw: int) -> random.Random:
+    """The generator of one draw; draw 0's is the one a build without redraws uses (same samples)."""
+    return _rng(seed, task, user, split, repeat) if draw == 0 else _rng(seed, task, user, split, repeat,
+                                                                         "draw", draw)
+
+
+def negative_draws(builder: TaskBuilder, split: str, config: AlignConfig) -> int:
+    """How many draws of ``builder``'s samples ``split`` gets: ``config.negative_draws`` for next_item
+    training samples (their random negatives and letter order, redrawn for each training epoch), else 1."""
+    return config.negative_draws if builder.name == NextItem.name and split == "train" else 1
+
+
+def _drawn(rows: list[AlignmentSample], draw: int) -> list[AlignmentSample]:
+    return rows if draw == 0 else [row.model_copy(update={"draw": draw}) for row in rows]
+
+
 def _repeats(weight: float, rng: random.Random) -> int:
     whole = math.floor(weight)
     return whole + (1 if rng.random() < weight - whole else 0)
@@ -197,6 +216,10 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
                   progress: Callable[[int, int], None] | None = None) -> BuildResult:
     """Build every enabled task's samples in memory (see the module docstring). ``retriever`` (a loaded
     sequence retriever) is needed for ``negatives="retriever"``."""
+    if config.negative_draws > 1 and config.negatives == "retriever":
+        raise InputError(f"--negative-draws {config.negative_draws} redraws random negatives for each epoch, "
+                         "but --negatives retriever (the default with --answer relevance) gives the same "
+                         "pools in every draw: pass --negatives random or --negative-draws 1")
     if config.negatives == "retriever" and retriever is None:   # the one check (`align build` leaves it here)
         answer = config.prompt.answer
         default = (f" (the default with --answer {answer})" if get_answer(answer).negatives == "retriever"
@@ -249,8 +272,9 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
                 weight = config.task_weights.get(builder.name, 1.0) if split == "train" else 1.0
                 repeats = _repeats(weight, _rng(config.seed, builder.name, user, split, "weight"))
                 for repeat in range(repeats):
-                    rng = _rng(config.seed, builder.name, user, split, repeat)
-                    samples[split] += builder.build(ctx, user, split, rng)
+                    for draw in range(negative_draws(builder, split, config)):
+                        rng = _draw_rng(config.seed, builder.name, user, split, repeat, draw)
+                        samples[split] += _drawn(builder.build(ctx, user, split, rng), draw)
         if progress is not None:
             progress(done, len(users))
     if config.valid_users is not None:   # the cap holds per task (ranking and code-writing samples)

@@ -7,7 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
@@ -21,6 +28,10 @@ SampleSplit = Literal["train", "valid", "test"]
 Prefixes = Literal["all", "last"]
 Negatives = Literal["random", "retriever"]
 ValidOrder = Literal["shuffled", "retriever"]
+#: ``align build --negative-draws`` at most: each draw is another copy of every next_item training prefix
+#: (K times that task's build time and size; training still passes over one draw per epoch). LlamaRec trains
+#: one epoch; 16 covers any epoch count worth a fresh draw each.
+MAX_NEGATIVE_DRAWS = 16
 
 
 class AlignmentSample(BaseModel):
@@ -51,6 +62,17 @@ class AlignmentSample(BaseModel):
     retriever_scores: list[float] | None = Field(
         default=None, description="next_item validation answered by relevance: the retriever's score of "
         "each candidate (candidates in the retriever's order), so validation ranks fused as the test does.")
+    draw: int = Field(
+        default=0, ge=0, description="next_item training with `--negative-draws K`: which of the prefix's K "
+        "draws of random negatives (and letter order) this is; training epoch e uses draw e mod K. 0 is not "
+        "written, so a build without redraws writes the same lines as before draws existed.")
+
+    @model_serializer(mode="wrap")
+    def _without_draw_zero(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.draw == 0:
+            data.pop("draw", None)
+        return data
 
 
 class InputHashes(BaseModel):
@@ -87,6 +109,11 @@ class AlignConfig(BaseModel):
         "the items the retriever ranks highest for that very prefix (hard, like the test candidates; needs "
         "--retriever; no later interaction is an input). With relevance answers the pool is then the "
         "retriever's top n for the prefix in its order, target included (the pools the ranker sees).")
+    negative_draws: int = Field(
+        default=1, ge=1, le=MAX_NEGATIVE_DRAWS, description="next_item training samples with random "
+        "negatives: K draws per prefix, each with its own seeded negatives and letter order (`draw` 0..K-1); "
+        "`align train` epoch e uses draw e mod K, so each epoch sees fresh negatives (LlamaRec draws them "
+        "anew every epoch). Other tasks and validation: one draw. Not with --negatives retriever.")
     valid_users: int | None = Field(default=None, ge=1, description="Cap on validation samples.")
     valid_order: ValidOrder = Field(
         default="shuffled", description="Order of the lettered validation candidates: shuffled (seeded; the "

@@ -1,9 +1,10 @@
 """Training examples: samples encoded once (prompt labelled -100), left-padded per batch
-(:class:`PadCollator`)."""
+(:class:`PadCollator`), one draw of negatives per epoch (:class:`DrawSampler`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,17 +12,26 @@ import torch
 
 from ulmrec_align.prompts.encoding import IGNORE_INDEX, candidate_ids, encode_sample
 from ulmrec_align.prompts.index_tokens import IndexTokens
+from ulmrec_eval.runtime.errors import InputError
 
 
 class EncodedDataset(torch.utils.data.Dataset):
     """In-memory list of ``{"input_ids", "labels", "n_letters", "task_id", "prompt_length"}`` (+
     ``"choice_ids"``, ``"choice_target"`` for samples answered by title that carry their pool); ``lengths``
-    for length grouping; ``tasks[task_id]`` names the task of a row."""
+    for length grouping; ``tasks[task_id]`` names the task of a row; ``draws[i]`` is row i's draw of
+    negatives (``align build --negative-draws``; all 0 without redraws)."""
 
-    def __init__(self, rows: Sequence[dict[str, Any]], tasks: Sequence[str] = ()) -> None:
+    def __init__(self, rows: Sequence[dict[str, Any]], tasks: Sequence[str] = (),
+                 draws: Sequence[int] = ()) -> None:
         self.rows = list(rows)
         self.lengths = [len(r["input_ids"]) for r in self.rows]
         self.tasks = list(tasks)
+        self.draws = list(draws) or [0] * len(self.rows)
+
+    @property
+    def redrawn(self) -> bool:
+        """Whether some rows are later draws of negatives (training then takes one draw per epoch)."""
+        return any(self.draws)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -46,6 +56,7 @@ def encode_samples(tokenizer: Any, samples: Sequence[Any], *, index_tokens: Inde
     (:func:`~ulmrec_align.prompts.encoding.candidate_ids`) and the target's position among them."""
     rows = []
     tasks: list[str] = []
+    draws: list[int] = []
     cut = 0
     for sample in samples:
         encoded = encode_sample(tokenizer, sample, index_tokens=index_tokens, max_length=max_length)
@@ -60,7 +71,59 @@ def encode_samples(tokenizer: Any, samples: Sequence[Any], *, index_tokens: Inde
             row["choice_ids"] = candidate_ids(tokenizer, sample.choices, answer)
             row["choice_target"] = sample.candidates.index(sample.target)
         rows.append(row)
-    return EncodedDataset(rows, tasks), EncodingReport(cut=cut, total=len(rows))
+        draws.append(sample.draw)
+    return EncodedDataset(rows, tasks, draws), EncodingReport(cut=cut, total=len(rows))
+
+
+class DrawSampler(torch.utils.data.Sampler[int]):
+    """The training order of samples built with ``align build --negative-draws K``: epoch ``e`` takes the
+    rows of draw ``e mod K`` of each redrawn task (every prefix once, with that draw's negatives) and every
+    row of the other tasks, shuffled with ``(seed, e)``. Its length is one such epoch, so the Trainer's steps
+    per epoch, and the schedule sized to them (:mod:`ulmrec_align.tuning.schedule`), count one draw.
+
+    The Trainer calls :meth:`set_epoch` before each epoch (through Accelerate's data loader, also when it
+    skips the batches a resumed epoch already trained); the order is a function of the epoch alone, the same
+    in every process.
+
+    >>> sampler = DrawSampler(draws=[0, 1, 0, 1, 0], tasks=[0, 0, 0, 0, 1], seed=0)
+    >>> len(sampler), sorted(sampler)
+    (3, [0, 2, 4])
+    >>> sampler.set_epoch(1); sorted(sampler)
+    [1, 3, 4]
+    """
+
+    def __init__(self, *, draws: Sequence[int], tasks: Sequence[int], seed: int) -> None:
+        if len(draws) != len(tasks):
+            raise ValueError(f"{len(draws)} draws for {len(tasks)} rows")
+        self.k = max(draws, default=0) + 1
+        redrawn = {task for task, draw in zip(tasks, draws, strict=True) if draw > 0}
+        self._by_draw = [[i for i, (task, d) in enumerate(zip(tasks, draws, strict=True))
+                          if task not in redrawn or d == draw] for draw in range(self.k)]
+        if len({len(rows) for rows in self._by_draw}) > 1:
+            sizes = ", ".join(str(len(rows)) for rows in self._by_draw)
+            raise InputError(f"train.jsonl: the draws of negatives hold different numbers of samples "
+                             f"({sizes}); rebuild it with `ulmrec align build --negative-draws {self.k}`")
+        self.seed = seed
+        self.epoch = 0
+
+    @classmethod
+    def of(cls, dataset: EncodedDataset, *, seed: int) -> DrawSampler:
+        return cls(draws=dataset.draws, tasks=[int(r["task_id"]) for r in dataset.rows], seed=seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def epoch_rows(self, epoch: int) -> list[int]:
+        """The row indices of epoch ``epoch``, in their training order."""
+        rows = list(self._by_draw[epoch % self.k])
+        random.Random(f"{self.seed}/{epoch}").shuffle(rows)
+        return rows
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.epoch_rows(self.epoch))
+
+    def __len__(self) -> int:
+        return len(self._by_draw[0])
 
 
 @dataclass(frozen=True)

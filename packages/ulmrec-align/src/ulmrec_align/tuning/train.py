@@ -61,7 +61,7 @@ def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) 
     from ulmrec_align.prompts.answers.registry import get_answer
     from ulmrec_align.prompts.encoding import letter_token_ids, relevance_token_ids
     from ulmrec_align.tasks.schema import read_samples
-    from ulmrec_align.tuning.data import encode_samples
+    from ulmrec_align.tuning.data import DrawSampler, encode_samples
     from ulmrec_align.tuning.inputs import prepared_tokenizer
 
     settings = request.train
@@ -76,6 +76,13 @@ def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) 
         raise InputError(refused, path=request.samples)
     dataset, encoding = encode_samples(tokenizer, train_rows, index_tokens=planned.index_tokens,
                                        max_length=settings.max_length, answer=answer)
+    if dataset.redrawn:   # one draw of negatives per epoch (DrawSampler); checked before the model loads
+        if settings.group_by_length:
+            raise InputError("--group-by-length cannot keep one draw of negatives per epoch (the samples "
+                             "were built with --negative-draws > 1): drop it, or rebuild with "
+                             "--negative-draws 1",
+                             path=request.samples)
+        DrawSampler.of(dataset, seed=settings.seed)
     n_letters = max((int(r["n_letters"]) for r in dataset.rows), default=0)
     if loss.pools and get_answer(answer).per_candidate and not any("choice_ids" in r for r in dataset.rows):
         raise InputError(f"--loss {settings.loss}: no training sample carries its pool; rebuild the samples "

@@ -1,7 +1,7 @@
 """:class:`LlmTuner`: the Hugging Face ``Trainer`` the LLM is tuned with — safe checkpoints
 (:class:`~ulmrec_align.tuning.checkpoints.SafeTrainer`), the response-only loss of
-:mod:`ulmrec_align.tuning.loss`, the budget-sized schedule of :mod:`ulmrec_align.tuning.schedule`, and
-per-task loss sums for the curves."""
+:mod:`ulmrec_align.tuning.loss`, the budget-sized schedule of :mod:`ulmrec_align.tuning.schedule`,
+per-task loss sums for the curves, and one draw of negatives per epoch (``align build --negative-draws``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ulmrec_align.tuning.checkpoints import SafeTrainer
+from ulmrec_align.tuning.data import DrawSampler, EncodedDataset
 from ulmrec_align.tuning.loss import LossKind, alignment_loss
 from ulmrec_align.tuning.schedule import BudgetSchedule, lambda_scheduler
 
@@ -31,6 +32,15 @@ class LlmTuner(SafeTrainer):
         # our compute_loss returns a per-batch mean: let Trainer divide by the accumulation steps
         self.model_accepts_loss_kwargs = False
         self._task_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """Samples with several draws of negatives (``align build --negative-draws``): one draw per epoch
+        (:class:`~ulmrec_align.tuning.data.DrawSampler`); otherwise the Trainer's own sampler."""
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if isinstance(dataset, EncodedDataset) and dataset.redrawn:
+            return DrawSampler.of(dataset, seed=self.args.data_seed if self.args.data_seed is not None
+                                  else self.args.seed)
+        return super()._get_train_sampler(train_dataset)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         if self.schedule is None:
