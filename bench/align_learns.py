@@ -82,6 +82,9 @@ def main() -> None:
                         "likelihood minus the title prior; also ranks with the prior kept and untuned)")
     parser.add_argument("--title-tokens", type=int, default=16)
     parser.add_argument("--negatives", choices=("random", "retriever"), default="random")
+    parser.add_argument("--negative-draws", type=int, default=1,
+                        help="Random negatives redrawn for each epoch, up to this many draws (align build "
+                        "--negative-draws; random negatives only).")
     parser.add_argument("--signal", choices=("reviews", "none"), default="reviews")
     parser.add_argument("--index-permute", type=int, default=None,
                         help="Control: codes shuffled among users.")
@@ -128,6 +131,8 @@ def main() -> None:
                for x in ("--task-weight", f"{t}=0.5")]]
     if args.negatives == "retriever":
         build += ["--retriever", upstream.candidates.parent]
+    elif args.negative_draws > 1:
+        build += ["--negative-draws", args.negative_draws]
     if args.index_permute is not None:
         build += ["--index-permute", args.index_permute]
     if args.index_random is not None:
@@ -252,6 +257,7 @@ def main() -> None:
         "machine": platform.machine(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
         "model": args.model, "device": args.device, "lr": args.lr, "batch_size": args.batch_size,
         "minutes": args.minutes, "steps": args.steps, "loss": args.loss, "negatives": args.negatives,
+        "negative_draws": args.negative_draws,
         "answer": args.answer, "title_tokens": args.title_tokens,
         "signal": args.signal, "index_permute": args.index_permute, "index_random": args.index_random,
         "lora_targets": args.lora_targets,

@@ -98,7 +98,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --f
 
 COMMON=(--model "$MODEL" --device "$DEVICE" --batch-size "$BATCH" --minutes "$MINUTES" --rank-batch-size 32
         --lr "$LR" --eval-steps "$EVAL_STEPS" --answer "$ANSWER"
-        --shuffled --tag=-gpu)
+        --shuffled --negative-draws 16 --tag=-gpu)   # random negatives redrawn each epoch (16 draws, cycled)
 PIDS=()
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # six processes share 16 cores; the work is on the GPU
 start_variant() {  # start_variant NAME ARGS...: one align_learns run in the background, its log in $DEST
