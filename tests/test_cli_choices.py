@@ -25,7 +25,7 @@ import typer
 from pydantic import BaseModel
 from support.cli import one_line_error, run_ulmrec
 
-from ulmrec_align.align_cli import app
+from ulmrec_align.cli import align_app as app
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.ranking.ranker import Method, RankRow
 from ulmrec_align.tasks.schema import AlignConfig
@@ -258,3 +258,27 @@ def test_the_readers_see_a_drift() -> None:
     assert not _agree((2, False), (3, False))
     assert not _agree((26, False), None)
     assert _agree(None, (0, True))
+
+
+def _options(group: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every command of a group with its parameters: name, flags, type, choices, bounds, default, help."""
+    def described(p: Any) -> tuple[Any, ...]:
+        kind = getattr(p, "type_descriptor", None)
+        return (p.name, tuple(p.opts), tuple(p.secondary_opts), repr(getattr(kind, "annotation", None)),
+                tuple(map(str, getattr(kind, "choices", None) or ())), getattr(p, "min", None),
+                getattr(p, "max", None), p.default, p.required, getattr(p, "help", None))
+
+    return {name: [described(p) for p in command.params] for name, command in group.commands.items()}
+
+
+def test_ulmrec_align_and_ulmrec_mount_the_same_align_group() -> None:
+    """``ulmrec-align align …`` and ``ulmrec align …`` (the entry point ``ulmrec.cli``) are one tree."""
+    from ulmrec_align.cli import build_app
+    from ulmrec_app.main import build_app as build_ulmrec
+
+    standalone = typer.main.get_command(build_app()).commands["align"]  # type: ignore[attr-defined]
+    umbrella = typer.main.get_command(build_ulmrec()).commands["align"]  # type: ignore[attr-defined]
+    assert list(umbrella.commands) == list(standalone.commands) == ["build", "rank", "inspect", "train"]
+    assert _options(umbrella) == _options(standalone)
+    assert _options(umbrella)["build"]
+    assert _options(umbrella)["train"]

@@ -38,7 +38,10 @@ def test_help_does_not_import_torch() -> None:
 
 
 @pytest.mark.parametrize(("umbrella", "standalone"), [(("ulmrec", "eval"), ("ulmrec-eval",)),
-                                                      (("ulmrec", "index"), ("ulmrec-index",))])
+                                                      (("ulmrec", "index"), ("ulmrec-index",)),
+                                                      (("ulmrec", "align"), ("ulmrec-align", "align")),
+                                                      (("ulmrec", "align", "build"),
+                                                       ("ulmrec-align", "align", "build"))])
 def test_package_command_and_umbrella_sub_command_are_the_same(
     umbrella: tuple[str, ...], standalone: tuple[str, ...]
 ) -> None:

@@ -6,13 +6,16 @@ check of ``ulmrec run`` (which reads the options' types) and the docs agree by c
 ``tests/test_cli_choices.py`` fails when an option's bounds drift from the field's ``ge``/``gt``/``le``/
 ``lt``.
 A bound that Typer cannot say (an open one: ``gt=0``) is left to the model, whose refusal
-:func:`options_checked` turns into one line naming the option.
+:func:`options_checked` turns into one line naming the option. :func:`index_arg` and :func:`progress_bar` are
+what ``align build`` and ``align rank`` (``tasks/cli.py``, ``ranking/cli.py``) share besides.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -41,3 +44,29 @@ def options_checked(flags: Mapping[str, str] | None = None, *, prefix: str = "--
         given = first.get("input")
         got = "" if given is None or isinstance(given, dict) else f" (got {given!r})"
         raise InputError(f"{flag}: {first['msg']}{got}") from None
+
+
+def index_arg(value: str | None) -> Path | None:
+    """``--index``: a folder, or ``none`` (any case) for no index."""
+    return None if value is None or value.lower() == "none" else Path(value)
+
+
+def progress_bar(total: int, label: str, enabled: bool):  # type: ignore[no-untyped-def]
+    """A tqdm bar over ``total`` users and the ``update(n)`` that advances it and emits a progress event
+    (at most every 2 s, and at the end)."""
+    from tqdm import tqdm
+
+    from ulmrec_eval.runtime.events import emit
+
+    bar = tqdm(total=total, desc=label, disable=not enabled, leave=False, unit="user")
+    state = {"done": 0, "last": 0.0}
+
+    def update(n: int) -> None:
+        state["done"] += n
+        bar.update(n)
+        now = time.monotonic()
+        if now - state["last"] > 2 or state["done"] == total:
+            state["last"] = now
+            emit(stage=label, step=state["done"], total=total)
+
+    return bar, update

@@ -1,4 +1,4 @@
-"""``ulmrec align train``: the Typer command (registered by ``align_cli`` as ``app.command("train")``)."""
+"""``ulmrec align train``: the Typer command (put in the ``align`` group by :mod:`ulmrec_align.cli`)."""
 
 from __future__ import annotations
 
