@@ -29,7 +29,14 @@ from ulmrec_align.retrieval.candidates import CandidateRow, read_candidates
 from ulmrec_align.tasks.base import BuildContext, TaskBuilder
 from ulmrec_align.tasks.builders import NextItem, has_preference_source
 from ulmrec_align.tasks.registry import get_task
-from ulmrec_align.tasks.schema import MANIFEST, AlignConfig, AlignManifest, AlignmentSample, InputHashes
+from ulmrec_align.tasks.schema import (
+    MANIFEST,
+    AlignConfig,
+    AlignManifest,
+    AlignmentSample,
+    InputHashes,
+    SampleSplit,
+)
 from ulmrec_align.tasks.summarise import ExtractiveSummariser, Summariser
 from ulmrec_eval.runtime.artifacts import atomic_dir, sha256_file
 from ulmrec_eval.runtime.errors import InputError
@@ -216,50 +223,10 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
                   progress: Callable[[int, int], None] | None = None) -> BuildResult:
     """Build every enabled task's samples in memory (see the module docstring). ``retriever`` (a loaded
     sequence retriever) is needed for ``negatives="retriever"``."""
-    if config.negative_draws > 1 and config.negatives == "retriever":
-        raise InputError(f"--negative-draws {config.negative_draws} redraws random negatives for each epoch, "
-                         "but --negatives retriever (the default with --answer relevance) gives the same "
-                         "pools in every draw: pass --negatives random or --negative-draws 1")
-    if config.negatives == "retriever" and retriever is None:   # the one check (`align build` leaves it here)
-        answer = config.prompt.answer
-        default = (f" (the default with --answer {answer})" if get_answer(answer).negatives == "retriever"
-                   else "")
-        raise InputError(f"--negatives retriever{default} needs --retriever (the folder of `ulmrec retrieve "
-                         "train`); or pass --negatives random")
-    if config.index_tokens == "added" and index is not None:
-        from ulmrec_align.prompts.index_tokens import add_index_tokens
-
-        add_index_tokens(tokenizer, index.token_format, index.codebook_sizes)
-    prompts = PromptBuilder(tokenizer, config.prompt, titles=dataset.titles(),
-                            index_tokens=config.index_tokens if index is not None else "plain")
-    codes = None
-    if index is not None:
-        codes = control_codes(user_codes(dataset, index, path=paths.get("index") or "index"), index,
-                              permute=config.index_permute, random_seed=config.index_random)
-    ctx = BuildContext(dataset=dataset, config=config, prompts=prompts, codes=codes,
-                       candidates=candidates, summariser=summariser or ExtractiveSummariser())
-    if config.prompt.user_text:
-        if summariser is not None and not isinstance(summariser, ExtractiveSummariser):
-            raise InputError("--user-text shows the default (extractive) preference text, which "
-                             "`align rank` writes again; another summariser would make the ranked prompts "
-                             "differ from the trained ones")
-        if not has_preference_source(ctx):
-            raise InputError("--user-text: the data has no preference, review or user texts to show")
-    builders = []
-    skipped: dict[str, str] = {}
-    for name in config.tasks:
-        builder = get_task(name)
-        if builder.needs_index and index is None:
-            skipped[name] = "needs a user index (built with --index none)"
-            continue
-        reason = builder.unsupported_reason(ctx)
-        if reason is not None:
-            skipped[name] = reason
-            continue
-        builders.append(builder)
-    if "valid" in {s for b in builders for s in b.splits} and not any(k[0] == "valid" for k in candidates):
-        skipped.setdefault("next_item:valid", "no validation candidates (--candidates not given)")
-
+    _check_negatives(config, retriever)
+    ctx = _context(dataset, config, tokenizer, index=index, candidates=candidates, summariser=summariser,
+                   index_path=paths.get("index") or "index")
+    builders, skipped = _enabled_builders(ctx)
     users = select_users(dataset.n_users, config.max_users, config.seed)
     cold = cold_start_users(dataset, config, index)
     users = [u for u in users if u not in cold]
@@ -269,24 +236,117 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
     for done, user in enumerate(users, start=1):
         for builder in builders:
             for split in builder.splits:
-                weight = config.task_weights.get(builder.name, 1.0) if split == "train" else 1.0
-                repeats = _repeats(weight, _rng(config.seed, builder.name, user, split, "weight"))
-                for repeat in range(repeats):
-                    for draw in range(negative_draws(builder, split, config)):
-                        rng = _draw_rng(config.seed, builder.name, user, split, repeat, draw)
-                        samples[split] += _drawn(builder.build(ctx, user, split, rng), draw)
+                samples[split] += _user_samples(ctx, builder, user, split)
         if progress is not None:
             progress(done, len(users))
-    if config.valid_users is not None:   # the cap holds per task (ranking and code-writing samples)
-        capped: list[AlignmentSample] = []
-        for task in dict.fromkeys(x.task for x in samples["valid"]):
-            rows = [x for x in samples["valid"] if x.task == task]
-            if len(rows) > config.valid_users:
-                keep = sorted(random.Random(config.seed).sample(range(len(rows)), config.valid_users))
-                rows = [rows[i] for i in keep]
-            capped += rows
-        samples["valid"] = capped
+    samples["valid"] = _cap_valid(samples["valid"], config)
+    manifest = _manifest(ctx, samples, builders, skipped, index=index, inputs=inputs, paths=paths,
+                         tokenizer_name=tokenizer_name, cold_users=len(cold))
+    return BuildResult(samples=samples, manifest=manifest)
 
+
+def _check_negatives(config: AlignConfig, retriever: Any | None) -> None:
+    """Retriever negatives need the retriever and cannot be redrawn (the one place ``align build`` checks)."""
+    if config.negative_draws > 1 and config.negatives == "retriever":
+        raise InputError(f"--negative-draws {config.negative_draws} redraws random negatives for each epoch, "
+                         "but --negatives retriever (the default with --answer relevance) gives the same "
+                         "pools in every draw: pass --negatives random or --negative-draws 1")
+    if config.negatives == "retriever" and retriever is None:
+        answer = config.prompt.answer
+        default = (f" (the default with --answer {answer})" if get_answer(answer).negatives == "retriever"
+                   else "")
+        raise InputError(f"--negatives retriever{default} needs --retriever (the folder of `ulmrec retrieve "
+                         "train`); or pass --negatives random")
+
+
+def _context(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any, *, index: IndexArtifact | None,
+             candidates: dict[tuple[str, int], CandidateRow], summariser: Summariser | None,
+             index_path: str) -> BuildContext:
+    """What the builders share: the prompt builder (the code tokens added to ``tokenizer`` in ``added``
+    mode), the codes the prompts show (the index's or a control; None without an index), the candidates."""
+    if config.index_tokens == "added" and index is not None:
+        from ulmrec_align.prompts.index_tokens import add_index_tokens
+
+        add_index_tokens(tokenizer, index.token_format, index.codebook_sizes)
+    prompts = PromptBuilder(tokenizer, config.prompt, titles=dataset.titles(),
+                            index_tokens=config.index_tokens if index is not None else "plain")
+    codes = None
+    if index is not None:
+        codes = control_codes(user_codes(dataset, index, path=index_path), index,
+                              permute=config.index_permute, random_seed=config.index_random)
+    ctx = BuildContext(dataset=dataset, config=config, prompts=prompts, codes=codes,
+                       candidates=candidates, summariser=summariser or ExtractiveSummariser())
+    if config.prompt.user_text:
+        _check_user_text(ctx, summariser)
+    return ctx
+
+
+def _check_user_text(ctx: BuildContext, summariser: Summariser | None) -> None:
+    """``--user-text`` shows the extractive preference text (what ``align rank`` writes again), from data
+    that has some."""
+    if summariser is not None and not isinstance(summariser, ExtractiveSummariser):
+        raise InputError("--user-text shows the default (extractive) preference text, which "
+                         "`align rank` writes again; another summariser would make the ranked prompts "
+                         "differ from the trained ones")
+    if not has_preference_source(ctx):
+        raise InputError("--user-text: the data has no preference, review or user texts to show")
+
+
+def _enabled_builders(ctx: BuildContext) -> tuple[list[TaskBuilder], dict[str, str]]:
+    """The builders of ``config.tasks`` the data supports, and ``task -> why`` for the others (an index
+    task without an index; validation without validation candidates)."""
+    builders = []
+    skipped: dict[str, str] = {}
+    for name in ctx.config.tasks:
+        builder = get_task(name)
+        if builder.needs_index and ctx.codes is None:
+            skipped[name] = "needs a user index (built with --index none)"
+            continue
+        reason = builder.unsupported_reason(ctx)
+        if reason is not None:
+            skipped[name] = reason
+            continue
+        builders.append(builder)
+    if ("valid" in {s for b in builders for s in b.splits}
+            and not any(k[0] == "valid" for k in ctx.candidates)):
+        skipped.setdefault("next_item:valid", "no validation candidates (--candidates not given)")
+    return builders, skipped
+
+
+def _user_samples(ctx: BuildContext, builder: TaskBuilder, user: int,
+                  split: SampleSplit) -> list[AlignmentSample]:
+    """One user's samples of one task and split: ``floor(w) + Bernoulli(frac(w))`` repeats of the task's
+    weight ``w`` (1 outside training), each built once per draw, from its own seeded generator."""
+    config = ctx.config
+    weight = config.task_weights.get(builder.name, 1.0) if split == "train" else 1.0
+    rows: list[AlignmentSample] = []
+    for repeat in range(_repeats(weight, _rng(config.seed, builder.name, user, split, "weight"))):
+        for draw in range(negative_draws(builder, split, config)):
+            rng = _draw_rng(config.seed, builder.name, user, split, repeat, draw)
+            rows += _drawn(builder.build(ctx, user, split, rng), draw)
+    return rows
+
+
+def _cap_valid(rows: list[AlignmentSample], config: AlignConfig) -> list[AlignmentSample]:
+    """At most ``config.valid_users`` validation samples per task (ranking and code-writing samples), a
+    seeded choice kept in order."""
+    if config.valid_users is None:
+        return rows
+    capped: list[AlignmentSample] = []
+    for task in dict.fromkeys(x.task for x in rows):
+        kept = [x for x in rows if x.task == task]
+        if len(kept) > config.valid_users:
+            keep = sorted(random.Random(config.seed).sample(range(len(kept)), config.valid_users))
+            kept = [kept[i] for i in keep]
+        capped += kept
+    return capped
+
+
+def _manifest(ctx: BuildContext, samples: dict[str, list[AlignmentSample]], builders: list[TaskBuilder],
+              skipped: dict[str, str], *, index: IndexArtifact | None, inputs: InputHashes,
+              paths: dict[str, str | None], tokenizer_name: str, cold_users: int) -> AlignManifest:
+    """The manifest: inputs, counts per split and task, skipped tasks (a task that built nothing too), the
+    prompt lengths of the first 2000 training samples."""
     counts: dict[str, dict[str, int]] = {split: defaultdict(int) for split in samples}
     lengths: dict[str, list[int]] = defaultdict(list)
     for split_name, rows in samples.items():
@@ -296,17 +356,16 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
         if not any(counts[s].get(builder.name) for s in counts):
             skipped.setdefault(builder.name, "no user had what this task needs")
     for sample in samples["train"][:2000]:
-        lengths[sample.task].append(prompts.count_text(sample.prompt, sample.prompt_code_spans))
-    manifest = AlignManifest(
-        config=config, inputs=inputs, data_path=str(paths.get("data")), index_path=paths.get("index"),
+        lengths[sample.task].append(ctx.prompts.count_text(sample.prompt, sample.prompt_code_spans))
+    return AlignManifest(
+        config=ctx.config, inputs=inputs, data_path=str(paths.get("data")), index_path=paths.get("index"),
         candidates_path=paths.get("candidates"), tokenizer=tokenizer_name,
         token_format=list(index.token_format) if index else None,
         codebook_sizes=list(index.codebook_sizes) if index else None,
-        counts={split: dict(c) for split, c in counts.items()}, skipped=skipped, cold_users=len(cold),
+        counts={split: dict(c) for split, c in counts.items()}, skipped=skipped, cold_users=cold_users,
         prompt_tokens={task: {"mean": sum(v) / len(v), "max": float(max(v))}
                        for task, v in lengths.items()},
         ulmrec_version=__version__)
-    return BuildResult(samples=samples, manifest=manifest)
 
 
 def write_samples(out: str | Path, result: BuildResult, *, force: bool = False) -> Path:

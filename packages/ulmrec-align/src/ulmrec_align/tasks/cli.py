@@ -6,9 +6,10 @@ Nothing heavy is imported at module level (``ulmrec --help`` stays fast).
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,7 +18,17 @@ from ulmrec_align.prompts.answers.registry import ANSWERS, get_answer
 from ulmrec_align.prompts.config import AnswerKind, PromptConfig
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.letters import MAX_LETTERS
-from ulmrec_align.tasks.schema import MAX_NEGATIVE_DRAWS, AlignConfig, Negatives, Prefixes, ValidOrder
+from ulmrec_align.tasks.schema import (
+    MAX_NEGATIVE_DRAWS,
+    AlignConfig,
+    AlignManifest,
+    Negatives,
+    Prefixes,
+    ValidOrder,
+)
+
+if TYPE_CHECKING:
+    from ulmrec_align.tasks.build import BuildResult
 
 _PROMPT = PromptConfig()
 _ANSWER_HELP = "next_item answer: " + " | ".join(f"{a.name} ({a.summary})" for a in ANSWERS.values())
@@ -92,39 +103,78 @@ def build(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Build the alignment samples of the six tasks (those the data supports)."""
-    import sys
+    _check_build_options(out, inputs={"--data": data, "--index": index, "--candidates": candidates,
+                                      "--retriever": retriever}, force=force, index=index,
+                         index_permute=index_permute, index_random=index_random)
+    prompt = {"n_candidates": n_candidates, "history_items": history_items, "title_tokens": title_tokens,
+              "max_prompt_tokens": max_prompt_tokens, "text_tokens": text_tokens, "user_text": user_text}
+    config = _config_from_options(
+        tasks=tasks, task_weight=task_weight, answer=answer, negatives=negatives, prompt=prompt,
+        index_tokens=index_tokens, model=model, max_users=max_users, seed=seed, prefixes=prefixes,
+        max_prefixes=max_prefixes, negative_draws=negative_draws, valid_users=valid_users,
+        valid_order=valid_order, index_permute=index_permute, index_random=index_random,
+        cold_share=cold_share, cold_seed=cold_seed)
+    _write_build(config, data=data, out=out, index=index, candidates=candidates, retriever=retriever,
+                 force=force, progress=progress)
 
-    from ulmrec_align.models.loading import load_tokenizer
-    from ulmrec_align.models.resolve import resolve_model
-    from ulmrec_align.tasks.build import build_samples, load_inputs, parse_task_weights, write_samples
-    from ulmrec_align.tasks.registry import DEFAULT_TASKS
+
+def _check_build_options(out: Path, *, inputs: dict[str, Any], force: bool, index: str,
+                         index_permute: int | None, index_random: int | None) -> None:
+    """What is refused before anything is read: OUT inside an input or already there (without --force), a
+    code control without an index, both controls at once."""
     from ulmrec_eval.runtime.artifacts import check_out_apart, check_writable
     from ulmrec_eval.runtime.errors import InputError
 
-    check_out_apart(out, {"--data": data, "--index": index, "--candidates": candidates,
-                          "--retriever": retriever})
+    check_out_apart(out, inputs)
     check_writable(out, force=force)
     if (index_permute is not None or index_random is not None) and index_arg(index) is None:
         raise InputError("--index-permute and --index-random replace user codes: they need --index")
     if index_permute is not None and index_random is not None:
         raise InputError("--index-permute and --index-random are two different controls: give one")
+
+
+def _config_from_options(*, tasks: str | None, task_weight: list[str] | None, answer: AnswerKind,
+                         negatives: Negatives | None, prompt: dict[str, Any], **fields: Any) -> AlignConfig:
+    """The :class:`AlignConfig` the options say: ``--tasks`` split (default: the registered built-ins),
+    ``--task-weight`` parsed, the answer kind's negatives by default; a refusal is one line naming the
+    option."""
+    from ulmrec_align.tasks.build import parse_task_weights
+    from ulmrec_align.tasks.registry import DEFAULT_TASKS
+
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else list(DEFAULT_TASKS)
     with options_checked({"task_weights": "--task-weight"}):
-        config = AlignConfig(
-            tasks=names, task_weights=parse_task_weights(task_weight or []),
-            index_tokens=index_tokens,
-            model=model, max_users=max_users, seed=seed, prefixes=prefixes,
-            max_prefixes=max_prefixes, negatives=negatives or get_answer(answer).negatives,
-            negative_draws=negative_draws, valid_users=valid_users,
-            valid_order=valid_order,
-            index_permute=index_permute, index_random=index_random, cold_share=cold_share,
-            cold_seed=cold_seed,
-            prompt=PromptConfig(n_candidates=n_candidates, history_items=history_items,
-                                title_tokens=title_tokens, max_prompt_tokens=max_prompt_tokens,
-                                text_tokens=text_tokens, answer=answer, user_text=user_text))
+        return AlignConfig(tasks=names, task_weights=parse_task_weights(task_weight or []),
+                           negatives=negatives or get_answer(answer).negatives,
+                           prompt=PromptConfig(answer=answer, **prompt), **fields)
+
+
+def _write_build(config: AlignConfig, *, data: Path, out: Path, index: str, candidates: Path | None,
+                 retriever: Path | None, force: bool, progress: bool) -> None:
+    """Build the samples, refuse an empty training split, write the folder whole and say what it holds."""
+    from ulmrec_align.tasks.build import write_samples
+    from ulmrec_eval.runtime.errors import InputError
+
+    result, start = _build_result(config, data=data, index=index, candidates=candidates, retriever=retriever,
+                                  progress=progress)
+    if not result.samples["train"]:
+        weights = ", ".join(f"{k}={v:g}" for k, v in config.task_weights.items()) or "default weights"
+        raise InputError(f"no training samples would be written (tasks {', '.join(config.tasks)}; {weights}; "
+                         f"skipped: {result.manifest.skipped or 'none'}); nothing was written", path=out)
+    write_samples(out, result, force=force)
+    _report(result.manifest, out, seconds=time.perf_counter() - start)
+
+
+def _build_result(config: AlignConfig, *, data: Path, index: str, candidates: Path | None,
+                  retriever: Path | None, progress: bool) -> tuple[BuildResult, float]:
+    """Read the inputs and the tokenizer (and the retriever for its negatives), then build the samples in
+    memory with a progress bar; also the ``perf_counter`` at which the build began."""
+    from ulmrec_align.models.loading import load_tokenizer
+    from ulmrec_align.models.resolve import resolve_model
+    from ulmrec_align.tasks.build import build_samples, load_inputs
+
     index_path = index_arg(index)
     dataset, artifact, rows, inputs = load_inputs(data, index_path, candidates)
-    resolved = resolve_model(model)
+    resolved = resolve_model(config.model)
     tokenizer = load_tokenizer(resolved)
     loaded_retriever = None
     if config.negatives == "retriever" and retriever is not None:
@@ -140,20 +190,19 @@ def build(
                                       "candidates": str(candidates) if candidates else None},
                                tokenizer_name=str(resolved), retriever=loaded_retriever,
                                progress=lambda done, _: update(1))
-    if not result.samples["train"]:
-        weights = ", ".join(f"{k}={v:g}" for k, v in config.task_weights.items()) or "default weights"
-        raise InputError(f"no training samples would be written (tasks {', '.join(names)}; {weights}; "
-                         f"skipped: {result.manifest.skipped or 'none'}); nothing was written", path=out)
-    write_samples(out, result, force=force)
-    m = result.manifest
-    for split, counts in m.counts.items():
+    return result, start
+
+
+def _report(manifest: AlignManifest, out: Path, *, seconds: float) -> None:
+    """What was written: samples per split and task, the skipped tasks, the cold-start users."""
+    for split, counts in manifest.counts.items():
         shown = ", ".join(f"{task} {n}" for task, n in counts.items()) or "none"
         typer.echo(f"{split}: {sum(counts.values())} samples ({shown})", err=True)
-    for task, reason in m.skipped.items():
+    for task, reason in manifest.skipped.items():
         typer.echo(f"skipped {task}: {reason}", err=True)
-    if m.cold_users:
-        typer.echo(f"held out {m.cold_users} cold-start users (no samples of any task)", err=True)
-    typer.echo(f"wrote {out} in {time.perf_counter() - start:.1f}s", err=True)
+    if manifest.cold_users:
+        typer.echo(f"held out {manifest.cold_users} cold-start users (no samples of any task)", err=True)
+    typer.echo(f"wrote {out} in {seconds:.1f}s", err=True)
 
 
 def inspect(

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from ulmrec_align.cli_options import options_checked
 from ulmrec_align.losses.registry import LOSSES
 from ulmrec_align.models.loading import Quantization
-from ulmrec_align.models.train_manifest import LoraSettings, LossKind, ScheduleKind, TrainSettings
+from ulmrec_align.models.train_manifest import (
+    LoraSettings,
+    LossKind,
+    ScheduleKind,
+    TrainManifest,
+    TrainSettings,
+)
 from ulmrec_eval.runtime.errors import CommandInterruptedError
+
+if TYPE_CHECKING:
+    from ulmrec_align.tuning.request import TrainRequest
 
 #: ``--gradient-checkpointing``: the CLI's words for ``TrainSettings.gradient_checkpointing`` (None, True,
 #: False).
@@ -84,46 +93,80 @@ def train_command(
     """Tune a causal LM with LoRA (QLoRA on CUDA) on alignment samples; keep the best validation adapter."""
     import sys
 
-    from ulmrec_align.tuning.request import TrainRequest, partial_dir
-    from ulmrec_align.tuning.run import run_training
+    from ulmrec_align.tuning.request import TrainRequest
+
+    _check_out(out, samples=samples, model=model)
+    lora = _lora_from_options(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
+    train = _train_from_options(
+        epochs=epochs, max_steps=max_steps, save_steps=save_steps, eval_steps=eval_steps,
+        valid_users=valid_users, patience=patience, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+        max_length=max_length, quantization=quantization, device=device, num_processes=num_processes,
+        max_minutes=max_minutes, seed=seed, warmup_steps=warmup_steps, scheduler=scheduler, loss=loss,
+        group_by_length=group_by_length, gradient_checkpointing=gradient_checkpointing)
+    request = TrainRequest(samples=samples, model=model, out=out, resume=resume, force=force,
+                           progress=progress and sys.stderr.isatty(), lora=lora, train=train)
+    _report(_run(request), out)
+
+
+def _check_out(out: Path, *, samples: Path, model: str) -> None:
+    """OUT and OUT.partial (its checkpoints) must lie apart from the inputs."""
+    from ulmrec_align.tuning.request import partial_dir
     from ulmrec_eval.runtime.artifacts import check_out_apart
 
     check_out_apart(out, {"--samples": samples, "--model": model})
-    check_out_apart(partial_dir(out), {"--samples": samples, "--model": model})   # its checkpoints
-    targets = [t.strip() for t in lora_targets.split(",") if t.strip()]
-    checkpointing = None if gradient_checkpointing == "auto" else gradient_checkpointing == "on"
-    with options_checked(prefix="--lora-"):
-        lora = LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=targets)
-    with options_checked():
-        train = TrainSettings(
-            epochs=epochs, max_steps=max_steps, save_steps=save_steps, eval_steps=eval_steps,
-            valid_users=valid_users, patience=patience, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
-            max_length=max_length, quantization=quantization, device=device, num_processes=num_processes,
-            max_minutes=max_minutes, seed=seed, warmup_steps=warmup_steps, scheduler=scheduler, loss=loss,
-            group_by_length=group_by_length, gradient_checkpointing=checkpointing)
-    request = TrainRequest(samples=samples, model=model, out=out, resume=resume, force=force,
-                           progress=progress and sys.stderr.isatty(), lora=lora, train=train)
-    try:
-        manifest = run_training(request)
-    except KeyboardInterrupt as stopped:
-        from ulmrec_align.tuning.callbacks import TrainingInterrupted
-        from ulmrec_align.tuning.checkpoints import checkpoints
+    check_out_apart(partial_dir(out), {"--samples": samples, "--model": model})
 
-        saved = checkpoints(partial_dir(out))
-        if isinstance(stopped, TrainingInterrupted) and saved and saved[-1][0] == stopped.step:
-            raise CommandInterruptedError(
-                f"Interrupted at step {stopped.step}: saved checkpoint-{stopped.step} in {partial_dir(out)}; "
-                "continue with the same command and --resume.") from None
-        if saved:
-            raise CommandInterruptedError(
-                f"Interrupted: the last checkpoint (step {saved[-1][0]}) is in {partial_dir(out)}; later "
-                "steps are trained again; continue with the same command and --resume.") from None
-        if partial_dir(out).exists():
-            raise CommandInterruptedError(
-                "Interrupted before the first checkpoint: no step was kept; --resume starts from step 0."
-            ) from None
-        raise CommandInterruptedError("Interrupted before the first checkpoint was saved: nothing was kept; "
-                                      "the next run starts from step 0.") from None
+
+def _lora_from_options(*, r: int, alpha: float, dropout: float, targets: str) -> LoraSettings:
+    """``--lora-*`` -> :class:`LoraSettings` (``--lora-targets`` split on commas); a refusal names the
+    option."""
+    names = [t.strip() for t in targets.split(",") if t.strip()]
+    with options_checked(prefix="--lora-"):
+        return LoraSettings(r=r, alpha=alpha, dropout=dropout, targets=names)
+
+
+def _train_from_options(*, gradient_checkpointing: Checkpointing, **options: Any) -> TrainSettings:
+    """The other options -> :class:`TrainSettings` (``--gradient-checkpointing auto|on|off`` is the field's
+    None | True | False); a refusal names the option."""
+    checkpointing = None if gradient_checkpointing == "auto" else gradient_checkpointing == "on"
+    with options_checked():
+        return TrainSettings(gradient_checkpointing=checkpointing, **options)
+
+
+def _run(request: TrainRequest) -> TrainManifest:
+    """Train; an interrupt becomes one message saying what was kept and how to go on."""
+    from ulmrec_align.tuning.run import run_training
+
+    try:
+        return run_training(request)
+    except KeyboardInterrupt as stopped:
+        raise _interrupted(stopped, request.out) from None
+
+
+def _interrupted(stopped: KeyboardInterrupt, out: Path) -> CommandInterruptedError:
+    """Where an interrupted run stands: the checkpoint kept (at the step or earlier), or none."""
+    from ulmrec_align.tuning.callbacks import TrainingInterrupted
+    from ulmrec_align.tuning.checkpoints import checkpoints
+    from ulmrec_align.tuning.request import partial_dir
+
+    saved = checkpoints(partial_dir(out))
+    if isinstance(stopped, TrainingInterrupted) and saved and saved[-1][0] == stopped.step:
+        return CommandInterruptedError(
+            f"Interrupted at step {stopped.step}: saved checkpoint-{stopped.step} in {partial_dir(out)}; "
+            "continue with the same command and --resume.")
+    if saved:
+        return CommandInterruptedError(
+            f"Interrupted: the last checkpoint (step {saved[-1][0]}) is in {partial_dir(out)}; later "
+            "steps are trained again; continue with the same command and --resume.")
+    if partial_dir(out).exists():
+        return CommandInterruptedError(
+            "Interrupted before the first checkpoint: no step was kept; --resume starts from step 0.")
+    return CommandInterruptedError("Interrupted before the first checkpoint was saved: nothing was kept; "
+                                   "the next run starts from step 0.")
+
+
+def _report(manifest: TrainManifest, out: Path) -> None:
+    """The run in one line (steps, why it stopped, samples, tokens, the best validation), cut prompts."""
     best = ("no validation samples (kept the last adapter)" if manifest.best_ndcg_at_10 is None else
             f"best validation NDCG@10 {manifest.best_ndcg_at_10:.4f} at step {manifest.best_step}")
     rate = manifest.tokens_seen / manifest.elapsed_seconds if manifest.elapsed_seconds else 0.0
