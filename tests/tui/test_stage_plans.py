@@ -123,6 +123,10 @@ BASE = ('name = "x"\n[data.synthetic]\nusers = 30\n[retrieve]\nepochs = 1\n[alig
     ("[train]\nlora_dropout = 1", r"train\.lora_dropout: 1\.0: Input should be less than 1 \(option "
                                   r"--lora-dropout"),
     ("[align]\ncold_share = 1.0", r"align\.cold_share: 1\.0: Input should be less than 1"),
+    ('[align]\nnegatives = "retriever"\nnegative_draws = 2', r"align\.negative_draws: --negative-draws 2 "
+                                                         r"redraws random negatives"),
+    ('[align]\nanswer = "relevance"\nnegative_draws = 3', r"align\.negative_draws: .* \(the default with "
+                                                       r"--answer relevance"),
     ("[index]\nlevels = true", r"index\.levels: true is not a number"),
     ("[align]\nn_candidates = false", r"align\.n_candidates: false is not a number"),
     ('[align]\nuser_text = "yes"', r'align\.user_text: "yes" is not true or false \(switch --user-text'),

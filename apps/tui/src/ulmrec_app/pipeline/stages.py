@@ -304,7 +304,19 @@ def _align_stage(c: _Context, s: dict[str, Any]) -> _Built:
         wired["retriever"] = c.out["retrieve"]               # hard negatives: the retriever per prefix
     build = c.invocation(("align", "build"), settings, wired, "align")
     _check_cold_start(c, settings)   # after the values themselves are checked
+    _check_redraws(c, settings)
     return [build], ["data", "retrieve", *c.index_deps], None
+
+
+def _check_redraws(c: _Context, settings: dict[str, Any]) -> None:
+    """``negative_draws`` > 1 only with random negatives (the rule ``align build`` applies, asked here so that
+    ``--dry-run`` refuses it before a stage starts)."""
+    from ulmrec_align.tasks.schema import redraw_conflict
+
+    draws = _setting(settings, "negative_draws")
+    conflict = None if draws is None else redraw_conflict(int(draws), _negatives(settings))
+    if conflict is not None:
+        raise PipelineError(f"{c.config.source}: align.negative_draws: {conflict}")
 
 
 def _negatives(settings: dict[str, Any]) -> str:

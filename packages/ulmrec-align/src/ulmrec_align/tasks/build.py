@@ -36,6 +36,7 @@ from ulmrec_align.tasks.schema import (
     AlignmentSample,
     InputHashes,
     SampleSplit,
+    redraw_conflict,
 )
 from ulmrec_align.tasks.summarise import ExtractiveSummariser, Summariser
 from ulmrec_eval.runtime.artifacts import atomic_dir, sha256_file
@@ -247,10 +248,9 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
 
 def _check_negatives(config: AlignConfig, retriever: Any | None) -> None:
     """Retriever negatives need the retriever and cannot be redrawn (the one place ``align build`` checks)."""
-    if config.negative_draws > 1 and config.negatives == "retriever":
-        raise InputError(f"--negative-draws {config.negative_draws} redraws random negatives for each epoch, "
-                         "but --negatives retriever (the default with --answer relevance) gives the same "
-                         "pools in every draw: pass --negatives random or --negative-draws 1")
+    conflict = redraw_conflict(config.negative_draws, config.negatives)
+    if conflict is not None:
+        raise InputError(conflict)
     if config.negatives == "retriever" and retriever is None:
         answer = config.prompt.answer
         default = (f" (the default with --answer {answer})" if get_answer(answer).negatives == "retriever"

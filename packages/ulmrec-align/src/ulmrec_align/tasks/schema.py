@@ -34,6 +34,16 @@ ValidOrder = Literal["shuffled", "retriever"]
 MAX_NEGATIVE_DRAWS = 16
 
 
+def redraw_conflict(negative_draws: int, negatives: str) -> str | None:
+    """Why ``negative_draws`` cannot apply to ``negatives`` (the retriever's pools are the same in each
+    draw), or None; ``align build`` and the pipeline's plan check both ask it."""
+    if negative_draws > 1 and negatives == "retriever":
+        return (f"--negative-draws {negative_draws} redraws random negatives for each epoch, but --negatives "
+                "retriever (the default with --answer relevance) gives the same pools in every draw: pass "
+                "--negatives random or --negative-draws 1")
+    return None
+
+
 class AlignmentSample(BaseModel):
     """One instruction sample: a prompt, the response the model must learn, and where it came from."""
 
