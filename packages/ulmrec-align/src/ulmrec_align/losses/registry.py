@@ -8,9 +8,9 @@ level all follow from the module's :class:`~ulmrec_align.losses.base.Loss`.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Literal
 
+from ulmrec_align.declarations import declared
 from ulmrec_align.losses.base import Loss
 from ulmrec_align.prompts.answers.registry import get_answer
 from ulmrec_eval.runtime.errors import InputError
@@ -23,15 +23,8 @@ BUILTIN_MODULES = (
 )
 
 
-def _load(module: str) -> Loss:
-    loss = getattr(importlib.import_module(module), "LOSS", None)
-    if not isinstance(loss, Loss):
-        raise TypeError(f"{module} declares no LOSS (an instance of a Loss subclass)")
-    return loss
-
-
 #: Every loss by name.
-LOSSES: dict[str, Loss] = {loss.name: loss for loss in map(_load, BUILTIN_MODULES)}
+LOSSES: dict[str, Loss] = declared(BUILTIN_MODULES, "LOSS", Loss)
 LOSS_NAMES = tuple(LOSSES)
 if TYPE_CHECKING:
     LossName = str

@@ -8,9 +8,9 @@ and scores is still written where those are made (``prompts/templates.py``, ``ta
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Literal
 
+from ulmrec_align.declarations import declared
 from ulmrec_align.prompts.answers.base import Answer
 from ulmrec_eval.runtime.errors import InputError
 
@@ -21,15 +21,8 @@ BUILTIN_MODULES = (
 )
 
 
-def _load(module: str) -> Answer:
-    answer = getattr(importlib.import_module(module), "ANSWER", None)
-    if not isinstance(answer, Answer):
-        raise TypeError(f"{module} declares no ANSWER = Answer(...)")
-    return answer
-
-
 #: Every answer kind by name.
-ANSWERS: dict[str, Answer] = {a.name: a for a in map(_load, BUILTIN_MODULES)}
+ANSWERS: dict[str, Answer] = declared(BUILTIN_MODULES, "ANSWER", Answer)
 ANSWER_NAMES = tuple(ANSWERS)
 if TYPE_CHECKING:
     AnswerName = str
