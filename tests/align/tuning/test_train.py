@@ -265,6 +265,39 @@ def test_cli_maps_options_to_the_manifest(samples_dir: Path, tiny_llm: Path, tmp
     assert np.isfinite(manifest.best_ndcg_at_10 or np.nan)
 
 
+def test_lora_top_layers_adapts_only_the_top_layers(samples_dir: Path, tiny_llm: Path,
+                                                    tmp_path: Path) -> None:
+    """``--lora-top-layers 1``: adapters on the last decoder layer only (their weights are the only LoRA
+    tensors saved), the manifest records it, and a count above the model's layers is one clear refusal."""
+    import typer
+    from safetensors import safe_open
+    from typer.testing import CliRunner
+
+    from ulmrec_align.tuning.cli import train_command
+
+    app = typer.Typer()
+    app.command("train")(train_command)
+    app.command("noop")(lambda: None)
+    layers = json.loads((tiny_llm / "config.json").read_text())["num_hidden_layers"]
+    assert layers >= 2
+    common = ["train", "--samples", str(samples_dir), "--model", str(tiny_llm), "--max-steps", "1",
+              "--eval-steps", "1", "--quantization", "none", "--valid-users", "2", "--no-progress"]
+    out = tmp_path / "T"
+    result = CliRunner().invoke(app, [*common, "--out", str(out), "--lora-top-layers", "1"])
+    assert result.exit_code == 0, result.output
+    assert read_train_manifest(out).lora.top_layers == 1
+    with safe_open(str(out / "adapter" / "adapter_model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    adapted = {int(k.split(".layers.")[1].split(".")[0]) for k in names if "lora_" in k}
+    assert adapted == {layers - 1}
+
+    refused = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "T2"), "--lora-top-layers",
+                                       str(layers + 1)])
+    assert refused.exit_code != 0
+    assert f"--lora-top-layers {layers + 1}" in str(refused.exception or refused.output)
+    assert not (tmp_path / "T2").exists()
+
+
 # --------------------------------------------------------------- issue 15: inputs first, nothing left behind
 @pytest.mark.parametrize(("damage", "message"), [
     ("malformed", r"train.jsonl:3: "),

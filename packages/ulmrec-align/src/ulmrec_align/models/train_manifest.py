@@ -41,6 +41,9 @@ class LoraSettings(BaseModel):
     dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the adapter's input.")
     targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"],
                                description="Module names that get an adapter.")
+    top_layers: int | None = Field(
+        default=None, ge=1, description="Adapters on the top K decoder layers only (None: on every layer). "
+        "Nothing below them trains, so the backward pass stops there and a step costs less on CPU.")
 
 
 class TrainSettings(BaseModel):

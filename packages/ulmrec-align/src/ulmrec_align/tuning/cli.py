@@ -74,6 +74,9 @@ def train_command(
     lora_targets: Annotated[str, typer.Option("--lora-targets", help="Comma-separated module names, or "
                                               "all-linear (every linear layer but the output head).")]
     = ",".join(_LORA.targets),
+    lora_top_layers: Annotated[int | None, typer.Option(
+        "--lora-top-layers", min=1, help="Adapters on the top K decoder layers only (default: every "
+        "layer); the backward pass stops below them.")] = _LORA.top_layers,
     quantization: Annotated[Quantization, typer.Option("--quantization",
                                                        help="auto (NF4 on CUDA, none on CPU) | nf4 | none")]
     = _TRAIN.quantization,
@@ -96,7 +99,8 @@ def train_command(
     from ulmrec_align.tuning.request import TrainRequest
 
     _check_out(out, samples=samples, model=model)
-    lora = _lora_from_options(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
+    lora = _lora_from_options(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets,
+                              top_layers=lora_top_layers)
     train = _train_from_options(
         epochs=epochs, max_steps=max_steps, save_steps=save_steps, eval_steps=eval_steps,
         valid_users=valid_users, patience=patience, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
@@ -117,12 +121,13 @@ def _check_out(out: Path, *, samples: Path, model: str) -> None:
     check_out_apart(partial_dir(out), {"--samples": samples, "--model": model})
 
 
-def _lora_from_options(*, r: int, alpha: float, dropout: float, targets: str) -> LoraSettings:
+def _lora_from_options(*, r: int, alpha: float, dropout: float, targets: str,
+                       top_layers: int | None = None) -> LoraSettings:
     """``--lora-*`` -> :class:`LoraSettings` (``--lora-targets`` split on commas); a refusal names the
     option."""
     names = [t.strip() for t in targets.split(",") if t.strip()]
     with options_checked(prefix="--lora-"):
-        return LoraSettings(r=r, alpha=alpha, dropout=dropout, targets=names)
+        return LoraSettings(r=r, alpha=alpha, dropout=dropout, targets=names, top_layers=top_layers)
 
 
 def _train_from_options(*, gradient_checkpointing: Checkpointing, **options: Any) -> TrainSettings:

@@ -121,14 +121,27 @@ def _lora_model(request: TrainRequest, planned: TrainManifest, inputs: _Inputs, 
         if not model.config.tie_word_embeddings:
             trainable_tokens["lm_head"] = inputs.added
     targets = list(request.lora.targets)
+    layers = _top_layers(model, request.lora.top_layers, planned.base_model.name)
     lora = LoraConfig(r=request.lora.r, lora_alpha=request.lora.alpha,  # type: ignore[arg-type]
                       lora_dropout=request.lora.dropout,
                       target_modules=targets[0] if targets == ["all-linear"] else targets,
+                      layers_to_transform=layers,
                       task_type="CAUSAL_LM", trainable_token_indices=trainable_tokens)
     try:
         return get_peft_model(model, lora)
     except ValueError as exc:
         raise ModelError(f"cannot apply LoRA to {planned.base_model.name}: {exc}") from None
+
+
+def _top_layers(model: Any, top: int | None, name: str) -> list[int] | None:
+    """Indices of the top ``top`` decoder layers (``None``: every layer gets adapters)."""
+    if top is None:
+        return None
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    total = int(getattr(config, "num_hidden_layers", 0) or 0)
+    if not 1 <= top <= total:
+        raise ModelError(f"--lora-top-layers {top}: {name} has {total} decoder layers")
+    return list(range(total - top, total))
 
 
 def _checkpointing_arguments(enabled: bool) -> dict[str, Any]:
