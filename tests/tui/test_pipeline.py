@@ -245,6 +245,32 @@ def test_detach_stop_and_resume(tmp_path: Path) -> None:
     assert idle.stdout.strip() == "run d: nothing is running"
 
 
+def test_two_detached_starts_at_once_start_one_run(tmp_path: Path) -> None:
+    """Two ``run --detach`` of one run started together: one says it started, the other says the run is
+    already being run (exit 1) — the parent waits for its child to hold the run's lock before saying so."""
+    from ulmrec_app.pipeline.manifest import StageManifest
+
+    runs = tmp_path / "runs"
+    config = write_config(tmp_path / "two.toml", 'name = "two"' + RETRIEVE.format(epochs=40))
+    argv = [sys.executable, "-m", "ulmrec_app.main", "run", str(config), "--runs", str(runs), "--detach"]
+    both = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+            for _ in range(2)]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in both]
+    try:
+        assert sorted(code for code, _, _ in results) == [0, 1], results
+        started = next(out for code, out, _ in results if code == 0)
+        refused = next(err for code, _, err in results if code == 1)
+        assert "started in the background" in started
+        assert "already being run" in refused
+        assert len(refused.strip().splitlines()) == 1
+    finally:
+        ulmrec("run", str(config), "--runs", str(runs), "--stop")
+        folder = runs / "two" / "retrieve"
+        if (folder / "stage.json").is_file():
+            pid = StageManifest.load(folder).pid or 0
+            assert wait_for(lambda: not _alive(pid), timeout=60)
+
+
 def test_unknown_stage_option_of_runner(tmp_path: Path) -> None:
     config = tiny_config(tmp_path)
     with pytest.raises(PipelineError, match="--stage nope: not a stage of run tiny; allowed: data, users"):

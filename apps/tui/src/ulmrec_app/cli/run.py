@@ -49,9 +49,13 @@ def run_command(
         argv += [f"--stage={stage}"] * (stage is not None)
         argv += [f"--from={from_stage}"] * (from_stage is not None)
         argv += ["--force"] * force
-        pid = start_detached(argv, runner.run_dir)
-        typer.echo(f"run {loaded.name} started in the background (pid {pid}); log: {runner.run_dir}/run.log; "
-                   f"watch it with `ulmrec tui {runner.runs_dir}`")
+        started = start_detached(argv, runner.run_dir)
+        if started.finished:
+            typer.echo(f"run {loaded.name} ran to its end in the background (pid {started.pid}); log: "
+                       f"{runner.run_dir}/run.log")
+            return
+        typer.echo(f"run {loaded.name} started in the background (pid {started.pid}); log: "
+                   f"{runner.run_dir}/run.log; watch it with `ulmrec tui {runner.runs_dir}`")
         return
     runner.run(stage=stage, from_stage=from_stage, force=force)
 

@@ -371,11 +371,44 @@ def stop_stage(manifest: StageManifest) -> bool:
     return True
 
 
-def detach(argv: list[str], run_dir: Path) -> int:
-    """Start ``ulmrec run …`` (``argv`` without ``--detach``) in its own session; returns its pid."""
+@dataclass(frozen=True)
+class Detached:
+    """A background ``ulmrec run``: its pid, and whether it had already finished (exit 0) when seen."""
+
+    pid: int
+    finished: bool = False
+
+
+def detach(argv: list[str], run_dir: Path, *, timeout: float = 60.0) -> Detached:
+    """Start ``ulmrec run …`` (``argv`` without ``--detach``) in its own session, and wait until it holds
+    the run's lock (it runs), has exited 0 (nothing was left to run), or ``timeout`` seconds pass.
+
+    A child that exits with an error before taking the lock (another ``ulmrec run`` took it first, a bad
+    config) raises :class:`PipelineError` with the last line it wrote to ``run.log``: two ``--detach``
+    started together cannot both say "started"."""
+    from ulmrec_eval.runtime.artifacts import lock_path
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    with (run_dir / RUN_LOG).open("ab") as log:
+    log_file = run_dir / RUN_LOG
+    start = log_file.stat().st_size if log_file.exists() else 0
+    with log_file.open("ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "ulmrec_app.main", *argv], stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                    close_fds=True)
-    return process.pid
+    lock = lock_path(run_dir.absolute())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = process.poll()
+        if code == 0:
+            return Detached(process.pid, finished=True)
+        if code is not None:
+            with log_file.open("rb") as log:
+                log.seek(start)
+                lines = [line for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+            raise PipelineError(lines[-1].removeprefix("ulmrec: error: ") if lines else
+                                f"the background run exited with status {code} (log: {log_file})")
+        with contextlib.suppress(OSError):
+            if lock.read_text().strip() == str(process.pid):
+                return Detached(process.pid)
+        time.sleep(0.05)
+    return Detached(process.pid)
