@@ -24,7 +24,7 @@ import argparse
 import math
 import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,17 +83,28 @@ def main() -> None:
         if not rows:
             continue
         by_length: dict[str, list[tuple[list[float], list[float], int]]] = defaultdict(list)
+        shows = {"target": [0, 0], "others": [0, 0]}      # [shows the history's commonest trait, seen]
         for s in rows:
             history = [item_trait(t) for t in history_titles(s.prompt)]
             traits = [item_trait(c) for c in s.choices or []]
             share = [sum(h is not None and h == t for h in history) / max(len(history), 1) for t in traits]
             true = [float(t is not None and t == own.get(s.raw_user_id)) for t in traits]
             target = list(s.candidates).index(s.target)
+            common = Counter(h for h in history if h is not None).most_common(1)
+            if len(history) >= 6 and common:
+                for j, t in enumerate(traits):
+                    side = shows["target" if j == target else "others"]
+                    side[0] += t == common[0][0]
+                    side[1] += 1
             key = str(min(len(history), 6)) + ("+" if len(history) >= 6 else "")
             by_length[key].append((share, true, target))
             by_length["all"].append((share, true, target))
         n = len(rows[0].candidates or [])
         print(f"\n{split}: {len(rows)} pools of {n}, ln N = {math.log(n):.4f}")
+        if shows["target"][1]:
+            print(f"  6+ history items: the target shows the history's commonest trait in "
+                  f"{shows['target'][0] / shows['target'][1]:.3f}, the other candidates in "
+                  f"{shows['others'][0] / shows['others'][1]:.3f}")
         print(f"  {'history':>8s} {'pools':>6s} {'floor (history)':>16s} {'floor (true trait)':>19s}")
         for key in sorted(by_length, key=lambda k: (k == "all", k)):
             pools = by_length[key]
