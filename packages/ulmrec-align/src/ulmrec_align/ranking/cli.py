@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -117,35 +117,15 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     from ulmrec_align.ranking.run import rank_split, write_rankings
     from ulmrec_align.retrieval.candidates import read_candidates
     from ulmrec_align.tasks.build import load_inputs
-    from ulmrec_eval.runtime.errors import InputError
 
-    index_path = index_arg(index)
-    dataset, artifact, _, hashes = load_inputs(data, index_path, None)
+    dataset, artifact, _, hashes = load_inputs(data, index_arg(index), None)
     rows = read_candidates(candidates, split=None if fusion == "auto" else split)
     if not any_index and (Path(model) / "train_manifest.json").is_file():   # tuned: the same code control
-        from ulmrec_align.models.train_manifest import read_train_manifest
-        from ulmrec_eval.runtime.provenance import check_made_with
-
-        made = read_train_manifest(model).samples_config
-        check_made_with({f"--index-{k}": made.get(f"index_{k}") for k in ("permute", "random")},
-                        {"--index-permute": index_permute, "--index-random": index_random}, artifact=model,
-                        escape="--any-index")
+        _check_code_control(model, index_permute=index_permute, index_random=index_random)
     ranker = load_ranking_model(model, device=device, quantization=quantization,
                                 prompt=PromptConfig(answer=answer) if answer else None)
-    if answer is not None and ranker.tuned and ranker.prompt.answer != answer:
-        raise InputError(f"the model was tuned to answer with a {ranker.prompt.answer}, not a {answer}; "
-                         "drop --answer", path=model)
-    if get_answer(ranker.prompt.answer).per_candidate and (method != "logits" or permutations > 1):
-        raise InputError(f"a model that answers by {ranker.prompt.answer} scores each candidate on its own: "
-                         "--method logits and --permutations 1 only")
-    if artifact is None and ranker.index_tokens == "added":
-        raise InputError("the model was tuned with a user index (added code tokens): pass --index")
-    tuned_with = ranker.index_sha256
-    if ranker.tuned and not any_index and tuned_with != hashes.index_sha256:
-        then = "no index" if tuned_with is None else f"the index {tuned_with[:12]}…"
-        now = "no index" if hashes.index_sha256 is None else f"the index {hashes.index_sha256[:12]}…"
-        raise InputError(f"the model was tuned with {then} but is asked to rank with {now}; give the index "
-                         "it was tuned with, or --any-index to rank anyway", path=model)
+    _check_ranker(ranker, model=model, answer=answer, method=method, permutations=permutations,
+                  has_index=artifact is not None, index_sha256=hashes.index_sha256, any_index=any_index)
     permutations = min(permutations, ranker.prompt.n_candidates)   # only n distinct cyclic letter orders
     n_split = sum(1 for (s, _) in rows if s == split)
     n = min(limit or n_split, n_split)
@@ -154,7 +134,6 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
                 "index_permute": index_permute, "index_random": index_random,
                 "retrieved_only": retrieved_only}
     start = time.perf_counter()
-    choice = None
     if fusion == "auto" and ranker.fusion is not None and not index_permute and not index_random:
         fusion, n_tuned = ranker.fusion   # chosen on validation users while tuning: no second pass
         typer.echo(f"fused with the retriever: W={fusion:g} chosen on {n_tuned} validation users while "
@@ -180,7 +159,48 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
 
         ranked = [fuse(row, rows[(split, row.user_id)], float(fusion)) for row in ranked]
     write_rankings(out, ranked)
-    seconds = time.perf_counter() - start
+    typer.echo(_ranked_line(ranked, ranker, seconds=time.perf_counter() - start, method=method,
+                            permutations=permutations, calibration=calibration), err=True)
+    typer.echo(f"wrote {out}; score it with `ulmrec eval metrics {out} --split {split}`", err=True)
+
+
+def _check_code_control(model: str, *, index_permute: int | None, index_random: int | None) -> None:
+    """A tuned model ranks with the code control it was tuned with (``--index-permute``, ``--index-random``).
+    """
+    from ulmrec_align.models.train_manifest import read_train_manifest
+    from ulmrec_eval.runtime.provenance import check_made_with
+
+    made = read_train_manifest(model).samples_config
+    check_made_with({f"--index-{k}": made.get(f"index_{k}") for k in ("permute", "random")},
+                    {"--index-permute": index_permute, "--index-random": index_random}, artifact=model,
+                    escape="--any-index")
+
+
+def _check_ranker(ranker: Any, *, model: str, answer: AnswerKind | None, method: RankMethod,
+                  permutations: int, has_index: bool, index_sha256: str | None, any_index: bool) -> None:
+    """The options agree with how the model was tuned: its answer kind, per-candidate scoring (logits, one
+    order), the added code tokens that need an index, and the index it was tuned with."""
+    from ulmrec_eval.runtime.errors import InputError
+
+    if answer is not None and ranker.tuned and ranker.prompt.answer != answer:
+        raise InputError(f"the model was tuned to answer with a {ranker.prompt.answer}, not a {answer}; "
+                         "drop --answer", path=model)
+    if get_answer(ranker.prompt.answer).per_candidate and (method != "logits" or permutations > 1):
+        raise InputError(f"a model that answers by {ranker.prompt.answer} scores each candidate on its own: "
+                         "--method logits and --permutations 1 only")
+    if not has_index and ranker.index_tokens == "added":
+        raise InputError("the model was tuned with a user index (added code tokens): pass --index")
+    tuned_with = ranker.index_sha256
+    if ranker.tuned and not any_index and tuned_with != index_sha256:
+        then = "no index" if tuned_with is None else f"the index {tuned_with[:12]}…"
+        now = "no index" if index_sha256 is None else f"the index {index_sha256[:12]}…"
+        raise InputError(f"the model was tuned with {then} but is asked to rank with {now}; give the index "
+                         "it was tuned with, or --any-index to rank anyway", path=model)
+
+
+def _ranked_line(ranked: list[Any], ranker: Any, *, seconds: float, method: RankMethod, permutations: int,
+                 calibration: Calibration) -> str:
+    """``ranked N users (how) in S s (U users/s)``, with the parse rate of generated rankings."""
     orders = f", {permutations} letter orders" if permutations > 1 else ""
     if calibration == "prior" and ranker.letter_prior is not None and method == "logits":
         orders += ", letter prior removed"
@@ -190,5 +210,4 @@ def _rank(*, model: str, data: Path, candidates: Path, out: Path, index: str, sp
     if method == "generate":
         parsed = sum(1 for r in ranked if r.parsed) / max(len(ranked), 1)
         line += f"; complete parsed rankings: {parsed:.1%}"
-    typer.echo(line, err=True)
-    typer.echo(f"wrote {out}; score it with `ulmrec eval metrics {out} --split {split}`", err=True)
+    return line
