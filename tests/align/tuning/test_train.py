@@ -383,6 +383,7 @@ def test_sigint_saves_a_checkpoint_at_the_step_it_stops_and_resume_finishes_the_
     again = request(samples_dir, tiny_llm, out, **settings).model_copy(update={"resume": True})
     resumed = run_training(again, callbacks=[Final()])
     assert resumed.steps == 6
+    assert resumed.stop_reason == "max steps"          # not the first attempt's "interrupted"
     for name, value in reference.items():
         assert torch.equal(Final.weights[name], value), name
 

@@ -134,8 +134,9 @@ class TuningCallback(TrainerCallback):
         self._last_validated = -1
 
     def restore(self, progress: TuningProgress) -> None:
-        """Continue from a checkpoint's progress."""
-        self.progress = progress.model_copy(deep=True)
+        """Continue from a checkpoint's progress; why the earlier attempt stopped (``interrupted``, its time
+        budget) is not why this one will, so its ``stop_reason`` is cleared."""
+        self.progress = progress.model_copy(update={"stop_reason": ""}, deep=True)
         self._base_samples = progress.samples_seen
         validated_last = bool(progress.history) and progress.history[-1].step == progress.step
         self._last_validated = progress.step if validated_last else -1
