@@ -386,8 +386,6 @@ def detach(argv: list[str], run_dir: Path, *, timeout: float = 60.0) -> Detached
     A child that exits with an error before taking the lock (another ``ulmrec run`` took it first, a bad
     config) raises :class:`PipelineError` with the last line it wrote to ``run.log``: two ``--detach``
     started together cannot both say "started"."""
-    from ulmrec_eval.runtime.artifacts import lock_path
-
     run_dir.mkdir(parents=True, exist_ok=True)
     log_file = run_dir / RUN_LOG
     start = log_file.stat().st_size if log_file.exists() else 0
@@ -395,7 +393,6 @@ def detach(argv: list[str], run_dir: Path, *, timeout: float = 60.0) -> Detached
         process = subprocess.Popen([sys.executable, "-m", "ulmrec_app.main", *argv], stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                    close_fds=True)
-    lock = lock_path(run_dir.absolute())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         code = process.poll()
@@ -407,8 +404,7 @@ def detach(argv: list[str], run_dir: Path, *, timeout: float = 60.0) -> Detached
                 lines = [line for line in log.read().decode(errors="replace").splitlines() if line.strip()]
             raise PipelineError(lines[-1].removeprefix("ulmrec: error: ") if lines else
                                 f"the background run exited with status {code} (log: {log_file})")
-        with contextlib.suppress(OSError):
-            if lock.read_text().strip() == str(process.pid):
-                return Detached(process.pid)
+        if _lock_holder(run_dir) == str(process.pid):
+            return Detached(process.pid)
         time.sleep(0.05)
     return Detached(process.pid)
