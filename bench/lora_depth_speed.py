@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from _samples import pool_samples
 
 
 def main() -> None:
@@ -35,17 +36,13 @@ def main() -> None:
     from ulmrec_align.models.loading import load_causal_lm, load_tokenizer
     from ulmrec_align.models.resolve import resolve_model
     from ulmrec_align.prompts.encoding import relevance_token_ids
-    from ulmrec_align.tasks.schema import read_samples
     from ulmrec_align.tuning.data import PadCollator, encode_samples
     from ulmrec_align.tuning.loss import alignment_loss
 
     torch.manual_seed(0)
     resolved = resolve_model(args.model)
     tok = load_tokenizer(resolved)
-    samples = [s for s in read_samples(args.samples, "train") if s.task == "next_item" and s.choices]
-    if not samples:
-        raise SystemExit(f"{args.samples}: no next_item training samples with a pool (build with --answer "
-                         "relevance)")
+    samples = pool_samples(args.samples, "train")
     dataset = encode_samples(tok, samples, index_tokens="plain", max_length=2048, answer="relevance")[0]
     collate = PadCollator(pad_id=int(tok.pad_token_id), choices=True)
     yes_no = relevance_token_ids(tok)

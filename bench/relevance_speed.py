@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from _samples import pool_samples
 
 
 def main() -> None:
@@ -40,17 +41,13 @@ def main() -> None:
     from ulmrec_align.prompts.encoding import candidate_ids, encode_prompt, relevance_token_ids
     from ulmrec_align.ranking.ranker import null_title_prompt
     from ulmrec_align.ranking.scorer import choice_log_likelihoods, relevance_scores
-    from ulmrec_align.tasks.schema import read_samples
     from ulmrec_align.tuning.data import PadCollator, encode_samples
     from ulmrec_align.tuning.loss import alignment_loss
 
     torch.manual_seed(0)
     resolved = resolve_model(args.model)
     tok = load_tokenizer(resolved)
-    samples = [s for s in read_samples(args.samples, "train") if s.task == "next_item" and s.choices]
-    if not samples:
-        raise SystemExit(f"{args.samples}: no next_item training samples with a pool (build with --answer "
-                         "relevance)")
+    samples = pool_samples(args.samples, "train")
     lora = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],
                       task_type="CAUSAL_LM")
     model = get_peft_model(load_causal_lm(resolved, quantization="none", device="cpu"), lora)

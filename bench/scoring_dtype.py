@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _samples import pool_samples
 
 
 def main() -> None:
@@ -34,14 +35,10 @@ def main() -> None:
     from ulmrec_align.models.resolve import resolve_model
     from ulmrec_align.prompts.encoding import candidate_ids, encode_prompt, relevance_token_ids
     from ulmrec_align.ranking.scorer import relevance_scores
-    from ulmrec_align.tasks.schema import read_samples
 
     resolved = resolve_model(args.model)
     tok = load_tokenizer(resolved)
-    rows = [s for s in read_samples(args.samples, "valid") if s.task == "next_item" and s.choices]
-    if not rows:
-        raise SystemExit(f"{args.samples}: no next_item validation samples with a pool (build with --answer "
-                         "relevance)")
+    rows = pool_samples(args.samples, "valid")
     rows = rows[: args.users + 1]
     prompts = [encode_prompt(tok, s.prompt, s.prompt_code_spans) for s in rows]
     options = [candidate_ids(tok, s.choices or [], "relevance") for s in rows]
