@@ -6,7 +6,7 @@ import pytest
 from support.doctests import check_doctests
 
 MODULES = ["ulmrec_align.ranking.scorer", "ulmrec_align.ranking.ranker", "ulmrec_align.ranking.fusion",
-           "ulmrec_align.tasks.builders", "ulmrec_align.tasks.build"]
+           "ulmrec_align.tasks.builders", "ulmrec_align.tasks.build", "ulmrec_align.prompts.sizes"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -103,3 +103,32 @@ def test_titles_are_cut_in_model_tokens() -> None:
     short = builder.title(0)
     assert len(tokenizer(short, add_special_tokens=False)["input_ids"]) <= 4
     assert "a very long title".startswith(short.strip()[:5])
+
+
+@pytest.mark.parametrize(("title", "stripped"), [
+    ("Derma Clarity Vegan Gentle Toner, 6.7 fl oz", "Derma Clarity Vegan Gentle Toner"),
+    ("Aquage Beyond Shine Spray, 5 Ounce", "Aquage Beyond Shine Spray"),
+    ("Stamping Plates Case - Pack of 3 In Different Colors", "Stamping Plates Case In Different Colors"),
+    ("Soap Bar, Lemongrass, 4-Ounce Bars, 8 Count (Pack of 2)", "Soap Bar, Lemongrass"),
+    ("Eyelash Adhesive Remover 59ml/2oz", "Eyelash Adhesive Remover"),
+    ("Neutrogena Healthy Skin Primer SPF 15, 1 Ounce", "Neutrogena Healthy Skin Primer SPF 15"),
+    ("It's A 10 Miracle Finishing Spray", "It's A 10 Miracle Finishing Spray"),   # a number is not a size
+    ("100 ct", "100 ct"),                                                         # never left empty
+])
+def test_size_and_pack_strings_leave_the_title(title: str, stripped: str) -> None:
+    from ulmrec_align.prompts.sizes import strip_sizes
+
+    assert strip_sizes(title) == stripped
+    assert strip_sizes(stripped) == stripped
+
+
+def test_the_builder_strips_sizes_only_when_asked() -> None:
+    tokenizer: Any = tiny_tokenizer()
+    titles = ["Silk Theory Organic Hair Oil, 12 fl oz"]
+    kept = PromptBuilder(tokenizer, PromptConfig(title_tokens=64), titles=titles)
+    stripped = PromptBuilder(tokenizer, PromptConfig(title_tokens=64, strip_sizes=True), titles=titles)
+    assert kept.title(0) == titles[0]
+    assert stripped.title(0) == "Silk Theory Organic Hair Oil"
+    history = stripped.render("Rank.", user_code=None, history=[0]).text
+    assert "Hair Oil" in history
+    assert "fl oz" not in history

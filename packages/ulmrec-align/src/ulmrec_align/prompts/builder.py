@@ -11,6 +11,7 @@ from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.encoding import encode_prompt
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.render import SpannedText, alpaca_prompt, lettered, numbered
+from ulmrec_align.prompts.sizes import strip_sizes
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,12 @@ class PromptBuilder:
         return str(self.tokenizer.decode(ids[:max_tokens], skip_special_tokens=False)).strip()
 
     def title(self, item: int) -> str:
-        """Item ``item``'s title cut to ``title_tokens``."""
+        """Item ``item``'s title (its size and pack strings removed with ``strip_sizes``) cut to
+        ``title_tokens``."""
         if item not in self._titles:
-            self._titles[item] = self.cut(self._raw_titles[item], self.config.title_tokens)
+            raw = self._raw_titles[item]
+            self._titles[item] = self.cut(strip_sizes(raw) if self.config.strip_sizes else raw,
+                                          self.config.title_tokens)
         return self._titles[item]
 
     def count(self, prompt: SpannedText) -> int:

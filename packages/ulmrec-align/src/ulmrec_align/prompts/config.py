@@ -22,6 +22,9 @@ class PromptConfig(BaseModel):
     history_items: int = Field(default=20, ge=1,
                                description="Most recent history titles shown, in time order.")
     title_tokens: int = Field(default=32, ge=1, description="Each title is cut to this many model tokens.")
+    strip_sizes: bool = Field(
+        default=False, description="Size and pack strings (', 6.7 fl oz', 'Pack of 3', '(2 Count)') are "
+        "removed from every title before it is cut (ulmrec_align.prompts.sizes).")
     max_prompt_tokens: int = Field(
         default=1536, ge=64, description="A prompt longer than this drops its oldest history items first "
         "(then cuts the preference or intent text); counted in tokens of the chosen model.")

@@ -22,7 +22,7 @@ from typing import Any
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.letters import LETTERS
 from ulmrec_align.prompts.render import Span
-from ulmrec_align.prompts.templates import RELEVANCE_ANSWERS, RELEVANCE_QUESTION, relevance_continuation
+from ulmrec_align.prompts.templates import RELEVANCE_ANSWERS, RELEVANCE_CUE, relevance_continuation
 
 IGNORE_INDEX = -100
 _CODE_TOKEN = r"<[^<>]+>"
@@ -122,17 +122,17 @@ def encode_sample(tokenizer: Any, sample: Any, *, index_tokens: IndexTokens = "p
 
 
 def relevance_token_ids(tokenizer: Any) -> tuple[int, int]:
-    """``(yes_id, no_id)``: the first id of " Yes" and of " No" as they follow the relevance question in the
+    """``(yes_id, no_id)``: the first id of " Yes" and of " No" as they follow the relevance cue that ends the
     continuation (:func:`ulmrec_align.prompts.templates.relevance_continuation`), derived from encoding the
-    question with and without each answer. Raises :class:`PromptEncodingError` when the tokenizer merges the
-    answer into the question or gives both answers one first id."""
-    question = encode_pieces(tokenizer, RELEVANCE_QUESTION)
+    cue with and without each answer. Raises :class:`PromptEncodingError` when the tokenizer merges the
+    answer into the cue or gives both answers one first id."""
+    cue = encode_pieces(tokenizer, RELEVANCE_CUE)
     firsts = []
     for answer in RELEVANCE_ANSWERS:
-        ids = encode_pieces(tokenizer, f"{RELEVANCE_QUESTION} {answer}")
-        if ids[: len(question)] != question or len(ids) == len(question):
-            raise PromptEncodingError(f"the tokenizer merges the answer {answer!r} into the question")
-        firsts.append(ids[len(question)])
+        ids = encode_pieces(tokenizer, f"{RELEVANCE_CUE} {answer}")
+        if ids[: len(cue)] != cue or len(ids) == len(cue):
+            raise PromptEncodingError(f"the tokenizer merges the answer {answer!r} into the cue")
+        firsts.append(ids[len(cue)])
     if firsts[0] == firsts[1]:
         raise PromptEncodingError("the relevance answers start with the same token in this tokenizer")
     return firsts[0], firsts[1]
@@ -148,7 +148,7 @@ def encode_continuation(tokenizer: Any, text: str) -> list[int]:
 
 def candidate_ids(tokenizer: Any, titles: Sequence[str], answer: str) -> list[list[int]]:
     """Each candidate's ids as training and ranking read them after the prompt: its answer ids (title + EOS,
-    :func:`encode_response`) for title answers, its continuation (title + the yes/no question,
+    :func:`encode_response`) for title answers, its continuation (title + the yes/no cue,
     :func:`ulmrec_align.prompts.templates.relevance_continuation`) for relevance answers."""
     if answer == "relevance":
         return [encode_continuation(tokenizer, relevance_continuation(t)) for t in titles]

@@ -53,14 +53,19 @@ NEXT_TITLE_TEMPLATES: tuple[str, ...] = (
 
 
 #: ``next_item`` with ``answer = "relevance"``: no candidate pool; each candidate follows as a continuation.
+#: The question is asked here, once a prompt, so that a candidate's continuation is its title and a short cue.
 NEXT_RELEVANCE_TEMPLATES: tuple[str, ...] = (
     "Given the user's purchase history in chronological order, judge whether the user will buy the "
-    "candidate item next.",
-    "Here is what this user bought so far, oldest first. Decide whether they will buy the candidate next.",
-    "From the user's past purchases, tell whether the candidate below is their next purchase.",
+    "candidate item next. Answer Yes or No.",
+    "Here is what this user bought so far, oldest first. Decide whether they will buy the candidate next: "
+    "answer Yes or No.",
+    "From the user's past purchases, tell whether the candidate below is their next purchase. Answer Yes "
+    "or No.",
 )
-#: The question after each candidate's title; its answer is one of :data:`RELEVANCE_ANSWERS`.
-RELEVANCE_QUESTION = "Would the user buy it next? Answer:"
+#: The cue after each candidate's title; its answer is one of :data:`RELEVANCE_ANSWERS`. (The question used to
+#: follow every title, "Would the user buy it next? Answer:": 7 more tokens per candidate, ×1.16 slower
+#: scoring, ``bench/relevance_format_speed.py``.)
+RELEVANCE_CUE = "Answer:"
 #: (positive, negative) answers whose first-token log-odds is a candidate's relevance score.
 RELEVANCE_ANSWERS = ("Yes", "No")
 
@@ -73,9 +78,9 @@ def next_item_templates(answer: str) -> tuple[str, ...]:
 
 
 def relevance_continuation(title: str) -> str:
-    """What follows the user's prompt for one candidate: ``"Candidate: <title>\n<question>"``; the score is
-    read at its last token."""
-    return f"Candidate: {title}\n{RELEVANCE_QUESTION}"
+    """What follows the user's prompt for one candidate: ``"Candidate: <title>\nAnswer:"``; the score is read
+    at its last token."""
+    return f"Candidate: {title}\n{RELEVANCE_CUE}"
 
 
 def template_id(task: str, number: int) -> str:

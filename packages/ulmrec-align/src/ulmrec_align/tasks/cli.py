@@ -55,6 +55,10 @@ def build(
     = _PROMPT.n_candidates,
     history_items: Annotated[int, typer.Option("--history-items", min=1)] = _PROMPT.history_items,
     title_tokens: Annotated[int, typer.Option("--title-tokens", min=1)] = _PROMPT.title_tokens,
+    strip_sizes: Annotated[bool, typer.Option(
+        "--strip-sizes/--keep-sizes", help="Remove size and pack strings (', 6.7 fl oz', 'Pack of 3') from "
+        "titles before they are cut (training, validation and ranking read the same titles).")]
+    = _PROMPT.strip_sizes,
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", min=64)]
     = _PROMPT.max_prompt_tokens,
     text_tokens: Annotated[int, typer.Option("--text-tokens", min=8, help="Preference/intent texts cut to N "
@@ -107,7 +111,8 @@ def build(
                                       "--retriever": retriever}, force=force, index=index,
                          index_permute=index_permute, index_random=index_random)
     prompt = {"n_candidates": n_candidates, "history_items": history_items, "title_tokens": title_tokens,
-              "max_prompt_tokens": max_prompt_tokens, "text_tokens": text_tokens, "user_text": user_text}
+              "strip_sizes": strip_sizes, "max_prompt_tokens": max_prompt_tokens, "text_tokens": text_tokens,
+              "user_text": user_text}
     config = _config_from_options(
         tasks=tasks, task_weight=task_weight, answer=answer, negatives=negatives, prompt=prompt,
         index_tokens=index_tokens, model=model, max_users=max_users, seed=seed, prefixes=prefixes,
