@@ -127,8 +127,9 @@ class BaseModelInfo(BaseModel):
 
 
 class ValidationPoint(BaseModel):
-    """One validation: NDCG@10 of the calibrated letter scores on shuffled letters (what selects the best
-    adapter), and the same without calibration."""
+    """One validation: NDCG@10 of the scores the test ranks by (calibrated letters on shuffled letters, or
+    relevance fused with the retriever) and of the LLM's scores alone; :attr:`selection_key` picks the
+    adapter kept."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -142,6 +143,17 @@ class ValidationPoint(BaseModel):
                                         description="Code task -> validation response-token loss.")
     task_exact: dict[str, float] = Field(default_factory=dict,
                                          description="Code task -> share of codes written exactly.")
+
+    @property
+    def selection_key(self) -> tuple[float, float]:
+        """How validations compare (the greater keeps its adapter): ``(ndcg_at_10, 0)``; for relevance answers
+        (those with a ``fusion_weight``) ``(ndcg_at_10_raw, ndcg_at_10)``, the LLM alone first. The fused
+        score moves only where the LLM reorders the retriever's near-ties, a few users: between adapters of
+        an LLM near random order it differs by noise, and a weight below the top of the grid is then fitted
+        to those few users (docs/tuning.md)."""
+        if self.fusion_weight is not None and self.ndcg_at_10_raw is not None:
+            return self.ndcg_at_10_raw, self.ndcg_at_10
+        return self.ndcg_at_10, 0.0
 
 
 class CurvePoint(BaseModel):

@@ -32,18 +32,6 @@ class ValidationScores:
     prior: list[float] | None = None
     tasks: dict[str, dict[str, float]] | None = None   # code task -> {"loss", "exact"}
     weight: float | None = None   # relevance answers: the retriever's fusion weight W best on these users
-    #: The chosen W is the top of the fusion grid: the fused order is the retriever's, the LLM only breaks
-    #: its near-ties, so ``score`` says little about this adapter.
-    retriever_only: bool = False
-
-    @property
-    def key(self) -> tuple[float, float]:
-        """How validations compare (the greater is kept): ``(1, score)``; ``(0, raw)`` when
-        ``retriever_only`` — an adapter that earns a weight of its own beats every one that does not, and
-        among those that do not, the LLM alone decides (not the retriever's order, the same for all)."""
-        if self.retriever_only and self.raw is not None:
-            return 0.0, self.raw
-        return 1.0, self.score
 
 
 #: ``validate(model) -> ValidationScores`` (or a bare float) on the validation ranking samples.
@@ -197,16 +185,15 @@ class TuningCallback(TrainerCallback):
         self._last_validated = step
         p = self.progress
         tasks = scores.tasks or {}
-        p.history.append(ValidationPoint(step=step, ndcg_at_10=score, ndcg_at_10_raw=scores.raw,
-                                         fusion_weight=scores.weight,
-                                         task_loss={t: v["loss"] for t, v in tasks.items()},
-                                         task_exact={t: v["exact"] for t, v in tasks.items()}))
-        # a checkpoint saved before best_key existed compares on its score
-        best = (tuple(p.best_key) if p.best_key is not None
-                else None if p.best_score is None else (1.0, p.best_score))
-        if best is None or scores.key > best:
+        point = ValidationPoint(step=step, ndcg_at_10=score, ndcg_at_10_raw=scores.raw,
+                                fusion_weight=scores.weight,
+                                task_loss={t: v["loss"] for t, v in tasks.items()},
+                                task_exact={t: v["exact"] for t, v in tasks.items()})
+        best = next((h.selection_key for h in p.history if h.step == p.best_step),
+                    None if p.best_score is None else (p.best_score, 0.0))
+        p.history.append(point)
+        if best is None or point.selection_key > best:
             p.best_score, p.best_step, p.bad_validations = score, step, 0
-            p.best_key = list(scores.key)
             p.best_prior = scores.prior
             if self.is_main:
                 save_adapter_atomically(model, self.run_dir / f"{BEST_PREFIX}{step}")
@@ -222,11 +209,11 @@ class TuningCallback(TrainerCallback):
             for task, values in tasks.items():
                 metric[f"valid/loss {task}"] = values["loss"]
                 metric[f"valid/exact {task}"] = values["exact"]
-            alone = (f"; W at the top of the grid, the LLM alone ({scores.raw:.4f}) chooses"
-                     if scores.retriever_only and scores.raw is not None else "")
+            alone = (f", LLM alone {scores.raw:.4f}, W = {scores.weight:g}; the LLM alone selects"
+                     if scores.weight is not None and scores.raw is not None else "")
             _emit(step=step, metric=metric,
-                  message=f"step {step}: validation NDCG@10 {score:.4f} "
-                          f"(best {p.best_score:.4f} at {p.best_step}{alone})")
+                  message=f"step {step}: validation NDCG@10 {score:.4f}{alone} "
+                          f"(best at {p.best_step}: {p.best_score:.4f})")
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, float] | None = None, **kwargs: Any) -> None:

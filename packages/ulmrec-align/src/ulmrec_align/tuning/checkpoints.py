@@ -43,8 +43,6 @@ class TuningProgress(BaseModel):
     step: int = 0
     best_score: float | None = None
     best_step: int | None = None
-    best_key: list[float] | None = Field(
-        default=None, description="The best validation's selection key (ValidationScores.key).")
     bad_validations: int = Field(default=0, description="Validations since the last improvement.")
     history: list[ValidationPoint] = Field(default_factory=list)
     curve: list[CurvePoint] = Field(default_factory=list)

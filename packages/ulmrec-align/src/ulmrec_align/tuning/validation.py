@@ -191,10 +191,10 @@ def _title_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: st
 def _relevance_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens: str, batch_size: int,
                          code: Sequence[Any] = ()) -> Any:
     """``validate(model)``: NDCG@10 of the relevance log-odds fused with the retriever's scores at the ``W``
-    best on these users (``score``: how the test ranks), and of the log-odds alone (``raw``); when that ``W``
-    is the top of the grid the LLM alone selects the adapter (:attr:`ValidationScores.key`)."""
+    best on these users (``score``: how the test ranks), and of the log-odds alone (``raw``, which selects the
+    adapter: :attr:`~ulmrec_align.models.train_manifest.ValidationPoint.selection_key`)."""
     from ulmrec_align.prompts.encoding import candidate_ids, encode_prompt, relevance_token_ids
-    from ulmrec_align.ranking.fusion import WEIGHT_GRID, best_weight, fused_ndcg_at_10
+    from ulmrec_align.ranking.fusion import best_weight, fused_ndcg_at_10
     from ulmrec_align.ranking.scorer import relevance_scores
     from ulmrec_align.tuning.callbacks import ValidationScores
     from ulmrec_eval.runtime.errors import InputError
@@ -218,7 +218,6 @@ def _relevance_validator(tokenizer: Any, samples: Sequence[Any], *, index_tokens
                  if code else None)
         flat = [[0.0] * len(r) for r in retriever]
         return ValidationScores(score=by_weight[weight], raw=fused_ndcg_at_10(llm, flat, targets, 0.0),
-                                prior=None, tasks=tasks, weight=weight,
-                                retriever_only=weight >= max(WEIGHT_GRID))
+                                prior=None, tasks=tasks, weight=weight)
 
     return validate
