@@ -63,8 +63,8 @@ NEXT_RELEVANCE_TEMPLATES: tuple[str, ...] = (
     "or No.",
 )
 #: The cue after each candidate's title; its answer is one of :data:`RELEVANCE_ANSWERS`. (The question used to
-#: follow every title, "Would the user buy it next? Answer:": 7 more tokens per candidate, ×1.16 slower
-#: scoring, ``bench/relevance_format_speed.py``.)
+#: follow every title, "Would the user buy it next? Answer:": 7 more tokens a candidate, 70 a user;
+#: ``bench/relevance_format_speed.py``.)
 RELEVANCE_CUE = "Answer:"
 #: (positive, negative) answers whose first-token log-odds is a candidate's relevance score.
 RELEVANCE_ANSWERS = ("Yes", "No")
