@@ -17,9 +17,10 @@ subset), NDCG@10 of:
 
 and paired comparisons (``ulmrec_eval.compare.paired_comparison``: bootstrap 95 % CI, sign-flip p):
 fused − LRURec, LLM alone − random, and, between groups given with ``--label``, each group's fused − the
-first group's fused over the pairs both have (the same run seeds and users). Prints one table; ``--json``
-writes the figures. ``--valid-rows RUN=FILE`` chooses a run's W anew on more validation users (its LLM's
-unfused rankings of them) with this version's rule, and re-fuses its test rows.
+first group's fused, and the same for the LLM alone, over the pairs both have (the same run seeds and
+users). Prints one table; ``--json`` writes the figures. ``--valid-rows RUN=FILE`` chooses a run's W anew
+on more validation users (its LLM's unfused rankings of them) with this version's rule, and re-fuses its
+test rows.
 """
 
 from __future__ import annotations
@@ -140,12 +141,13 @@ def main() -> None:
         shared = [k for k in pooled[base] if k in pooled[other]]
         if not shared:
             continue
-        a = np.array([pooled[base][k]["fused"] for k in shared])
-        b = np.array([pooled[other][k]["fused"] for k in shared])
-        c = paired_comparison(a, b, metric="ndcg@10")
-        print(f"{other} − {base} (fused, {c.n_users} shared pairs): {c.difference:+.4f}  95% CI "
-              f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]  p = {c.p_value:.3g}")
-        report[f"{other} − {base}"] = c.model_dump()
+        for system in ("fused", "LLM alone"):
+            a = np.array([pooled[base][k][system] for k in shared])
+            b = np.array([pooled[other][k][system] for k in shared])
+            c = paired_comparison(a, b, metric="ndcg@10")
+            print(f"{other} − {base} ({system}, {c.n_users} shared pairs): {c.difference:+.4f}  95% CI "
+                  f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]  p = {c.p_value:.3g}")
+            report[f"{other} − {base}" + ("" if system == "fused" else f" ({system})")] = c.model_dump()
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 
