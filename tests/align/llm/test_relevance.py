@@ -310,3 +310,25 @@ def test_letter_validation_in_the_retrievers_order(pipeline: Pipeline, tiny_llm:
     for user, pool in orders["retriever"].items():
         assert pool == rows[("valid", user)].candidates[:8]
     assert any(orders["shuffled"][u] != pool for u, pool in orders["retriever"].items())
+
+
+def test_align_build_strip_sizes_reaches_every_title_the_model_reads(pipeline: Pipeline, tiny_llm: Path,
+                                                                      tmp_path: Path) -> None:
+    from ulmrec_align.prompts.sizes import strip_sizes
+
+    dataset = PreparedDataset.load(pipeline.data)
+    sized = [t for t in dataset.titles() if strip_sizes(t) != t]
+    assert sized                                                      # the world's titles carry sizes
+    out = tmp_path / "S"
+    ulmrec("align", "build", "--data", pipeline.data, "--out", out, "--index", pipeline.index,
+           "--candidates", pipeline.candidates, "--model", tiny_llm, "--tasks", "next_item",
+           "--answer", "relevance", "--retriever", pipeline.root / "retrieve", "--strip-sizes",
+           "--n-candidates", "8", "--history-items", "4", "--title-tokens", "64", "--no-progress")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["prompt"]["strip_sizes"] is True           # align rank reads the same titles
+    titles = dataset.titles()
+    samples = read_samples(out, "train") + read_samples(out, "valid")
+    assert samples
+    for s in samples:
+        assert s.choices == [strip_sizes(titles[i]) for i in s.candidates or []]
+    assert not any(t in s.prompt for t in sized for s in samples)   # the history shows them stripped too
