@@ -50,16 +50,23 @@ def main() -> None:
     from ulmrec_align.ranking.fusion import WEIGHT_GRID, choose_weight, fused_ndcg_per_user, retriever_scores
     from ulmrec_align.ranking.ranker import RankRow
     from ulmrec_align.retrieval.candidates import read_candidates
+    from ulmrec_eval.runtime.errors import UlmrecError
     from ulmrec_eval.runtime.io import read_jsonl_models
 
-    rows = [r for r in read_jsonl_models(args.valid_rows, RankRow)
-            if r.split == "valid" and r.target in r.candidates]
+    for path in (args.valid_rows, args.candidates):
+        if not path.is_file():
+            raise SystemExit(f"error: {path}: no such file")
+    try:
+        rows = [r for r in read_jsonl_models(args.valid_rows, RankRow)
+                if r.split == "valid" and r.target in r.candidates]
+        retrieved = read_candidates(args.candidates, split="valid")
+    except UlmrecError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if len(rows) < 4:
         raise SystemExit(f"{args.valid_rows}: {len(rows)} validation users with the target among the "
                          "candidates; rank with `align rank --split valid --retrieved-only`")
     if any(r.llm_scores is not None for r in rows):
         raise SystemExit(f"{args.valid_rows}: these rows are fused; rank without --fuse-retriever")
-    retrieved = read_candidates(args.candidates, split="valid")
     retriever = [retriever_scores(r, retrieved[("valid", r.user_id)]) for r in rows]
     targets = [r.candidates.index(r.target) for r in rows]
     llm = [r.scores for r in rows]
