@@ -25,7 +25,14 @@ from ulmrec_align.prompts.templates import relevance_continuation
 from ulmrec_align.ranking.loading import load_ranking_model
 from ulmrec_align.ranking.ranker import rank_prompts, ranking_prompts
 from ulmrec_align.ranking.recommender import Recommender
-from ulmrec_align.ranking.scorer import left_align, relevance_logits, relevance_scores
+from ulmrec_align.ranking.scorer import (
+    cached_relevance_logits,
+    left_align,
+    pack_pools,
+    packs_pools,
+    relevance_logits,
+    relevance_scores,
+)
 from ulmrec_align.retrieval.candidates import read_candidates
 from ulmrec_align.tasks.schema import read_samples
 from ulmrec_align.tuning.data import PadCollator, encode_samples
@@ -75,7 +82,7 @@ def test_relevance_scores_are_the_unpadded_log_odds_and_read_the_candidate(ranke
     assert len({round(v, 4) for v in got[0]}) == 3                    # the title changes the score
 
 
-def test_the_loss_is_the_listwise_cross_entropy_with_gradients_through_the_cached_prompt(ranker) -> None:  # type: ignore[no-untyped-def]
+def test_the_loss_is_the_listwise_cross_entropy_with_gradients_through_the_prompt(ranker) -> None:  # type: ignore[no-untyped-def]
     tok, model = ranker.tokenizer, ranker.model
     yes_no = relevance_token_ids(tok)
     prompt = [5, 6, 7, 8]
@@ -90,7 +97,7 @@ def test_the_loss_is_the_listwise_cross_entropy_with_gradients_through_the_cache
     assert float(loss.detach()) == pytest.approx(expected, abs=1e-4)
     assert items.tolist() == [1.0]
     loss.backward()
-    assert model.get_input_embeddings().weight.grad[prompt].abs().sum() > 0   # through the prompt's cache
+    assert model.get_input_embeddings().weight.grad[prompt].abs().sum() > 0   # through the prompt
     model.zero_grad()
 
 
@@ -263,8 +270,10 @@ def test_rank_train_and_recommend_with_relevance_answers(pipeline: Pipeline, tin
     assert "--method logits" in bad.stderr
 
 
-def test_relevance_logits_without_a_cache_read_prompt_and_continuation_whole(ranker) -> None:  # type: ignore[no-untyped-def]
-    """The path for models that keep no cache (activation checkpointing) gives the same numbers."""
+def test_packed_cached_and_whole_reads_of_a_pool_give_the_same_log_odds(ranker) -> None:  # type: ignore[no-untyped-def]
+    """The packed row (sdpa and eager masks), the repeated key/value cache and, for models that keep no
+    cache (activation checkpointing), prompt + continuation read whole: one set of numbers, equal to reading
+    each candidate alone; an empty continuation scores 0."""
     model = ranker.model
 
     class NoCache(torch.nn.Module):
@@ -280,18 +289,46 @@ def test_relevance_logits_without_a_cache_read_prompt_and_continuation_whole(ran
     yes_no = relevance_token_ids(ranker.tokenizer)
     prompt_ids = torch.tensor([[0, 5, 6, 7], [8, 9, 10, 11]])
     prompt_mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
-    ids = torch.tensor([[[12, 13, 0], [14, 15, 16]], [[17, 0, 0], [18, 19, 0]]])
+    ids = torch.tensor([[[12, 13, 0], [14, 15, 16], [0, 0, 0]], [[17, 0, 0], [18, 19, 0], [20, 0, 0]]])
     mask = (ids > 0).long()
+    assert packs_pools(model)
+    implementation = model.config._attn_implementation
     with torch.no_grad():
-        cached = relevance_logits(model, prompt_ids, prompt_mask, ids, mask, yes_id=yes_no[0],
+        packed = relevance_logits(model, prompt_ids, prompt_mask, ids, mask, yes_id=yes_no[0],
                                   no_id=yes_no[1])
-        whole = relevance_logits(NoCache(), prompt_ids, prompt_mask, ids, mask, yes_id=yes_no[0],
-                                 no_id=yes_no[1])
-    torch.testing.assert_close(cached, whole, rtol=1e-4, atol=1e-4)
+        cached = cached_relevance_logits(model, prompt_ids, prompt_mask, ids, mask, yes_id=yes_no[0],
+                                         no_id=yes_no[1])
+        whole = cached_relevance_logits(NoCache(), prompt_ids, prompt_mask, ids, mask, yes_id=yes_no[0],
+                                        no_id=yes_no[1])
+        other = "eager" if implementation == "sdpa" else "sdpa"
+        model.config._attn_implementation = other
+        try:
+            packed_other = relevance_logits(model, prompt_ids, prompt_mask, ids, mask, yes_id=yes_no[0],
+                                            no_id=yes_no[1])
+        finally:
+            model.config._attn_implementation = implementation
+    for got in (cached, whole, packed_other):
+        torch.testing.assert_close(packed, got, rtol=1e-4, atol=1e-4)
+    assert float(packed[0, 2]) == 0.0
     expected = log_odds_one_by_one(model, [5, 6, 7], [17], yes_no)
-    assert float(cached[1, 0]) != pytest.approx(expected)             # row 1's prompt is 8..11, not 5..7
-    assert float(cached[0, 0]) == pytest.approx(log_odds_one_by_one(model, [5, 6, 7], [12, 13], yes_no),
+    assert float(packed[1, 0]) != pytest.approx(expected)             # row 1's prompt is 8..11, not 5..7
+    assert float(packed[0, 0]) == pytest.approx(log_odds_one_by_one(model, [5, 6, 7], [12, 13], yes_no),
                                                 abs=1e-4)
+    assert float(packed[1, 2]) == pytest.approx(log_odds_one_by_one(model, [8, 9, 10, 11], [20], yes_no),
+                                                abs=1e-4)            # after two other candidates in its row
+
+
+def test_a_packed_pool_hides_every_candidate_from_the_others() -> None:
+    tokens, positions, allowed, ends = pack_pools(
+        torch.tensor([[0, 0, 3, 4], [5, 6, 7, 8]]), torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]]),
+        torch.tensor([[[10, 11], [12, 0]], [[13, 0], [0, 0]]]),
+        torch.tensor([[[1, 1], [1, 0]], [[1, 0], [0, 0]]]), pad_id=99)
+    assert tokens.tolist() == [[3, 4, 10, 11, 12], [5, 6, 7, 8, 13]]
+    assert positions.tolist() == [[0, 1, 2, 3, 2], [0, 1, 2, 3, 4]]
+    assert ends.tolist() == [[3, 4], [4, -1]]
+    assert allowed[0].int().tolist() == [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0],
+                                         [1, 1, 0, 0, 1]]
+    assert allowed[1, 4].int().tolist() == [1, 1, 1, 1, 1]
 
 
 def test_letter_validation_in_the_retrievers_order(pipeline: Pipeline, tiny_llm: Path,

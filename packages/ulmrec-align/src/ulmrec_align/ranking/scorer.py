@@ -11,8 +11,9 @@ key/value cache shared by the candidates (:func:`choice_log_likelihoods`).
 
 Relevance answers (``answer = "relevance"``): candidate ``c``'s score is the log-odds
 ``z_yes − z_no`` of the logits at the last token of its continuation (title + question) read after the
-cached prompt (:func:`relevance_logits`, :func:`relevance_scores`): one number per candidate, no title-length
-or token-count effects.
+user's prompt (:func:`relevance_logits`, :func:`relevance_scores`): one number per candidate, no title-length
+or token-count effects. A pool is one packed row, the prompt then every continuation, each continuation
+masked from the others (:func:`pack_pools`).
 """
 
 from __future__ import annotations
@@ -173,13 +174,96 @@ def left_align(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tor
     return moved, keep.to(mask.dtype)
 
 
+#: Attention implementations that take a custom 4D mask (:func:`relevance_logits` packs pools with one).
+PACKING_ATTENTION = ("sdpa", "eager")
+
+
+def packs_pools(model: Any) -> bool:
+    """Whether ``model``'s attention takes a custom 4D mask (sdpa, eager): then a pool is read as one packed
+    row (:func:`pack_pools`); otherwise (flash attention, flex) through a repeated key/value cache."""
+    implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return implementation in PACKING_ATTENTION
+
+
+def pack_pools(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, *,
+               pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's prompt and its continuations as one sequence: ``(tokens, positions, allowed, ends)``.
+
+    Row ``r`` is ``prompt_r ‖ c_r1 ‖ … ‖ c_rN`` (masked tokens only, then ``pad_id``), shape (R, L). The
+    prompt's positions are ``0 … P−1``, every continuation's ``P … P + t − 1``; ``allowed`` (R, L, L, bool)
+    lets a prompt token see the prompt causally and a continuation token the whole prompt and its own
+    earlier tokens, never another candidate (padding sees itself only). So each continuation reads exactly
+    what it reads after a cached prompt, without padding or a repeated cache. ``ends`` (R, N): the position
+    of each continuation's last token, ``-1`` for an empty one.
+
+    >>> tokens, positions, allowed, ends = pack_pools(torch.tensor([[0, 5, 6]]), torch.tensor([[0, 1, 1]]),
+    ...                                               torch.tensor([[[7, 8], [9, 0]]]),
+    ...                                               torch.tensor([[[1, 1], [1, 0]]]))
+    >>> tokens.tolist(), positions.tolist(), ends.tolist()
+    ([[5, 6, 7, 8, 9]], [[0, 1, 2, 3, 2]], [[3, 4]])
+    >>> allowed[0, 4].int().tolist()                   # candidate 9 sees the prompt and itself, not 7, 8
+    [1, 1, 0, 0, 1]
+    """
+    r, n, _ = ids.shape
+    prompt_lengths = prompt_mask.sum(dim=1).tolist()
+    tail_lengths = mask.sum(dim=2).tolist()
+    width = max(int(p) + int(sum(t)) for p, t in zip(prompt_lengths, tail_lengths, strict=True))
+    device = ids.device
+    tokens = torch.full((r, width), pad_id, dtype=torch.long, device=device)
+    positions = torch.zeros((r, width), dtype=torch.long, device=device)
+    allowed = torch.eye(width, dtype=torch.bool, device=device).repeat(r, 1, 1)
+    ends = torch.full((r, n), -1, dtype=torch.long, device=device)
+    for row in range(r):
+        p = int(prompt_lengths[row])
+        tokens[row, :p] = prompt_ids[row][prompt_mask[row].bool()]
+        positions[row, :p] = torch.arange(p, device=device)
+        allowed[row, :p, :p] = torch.ones(p, p, dtype=torch.bool, device=device).tril()
+        at = p
+        for j in range(n):
+            t = int(tail_lengths[row][j])
+            if t == 0:
+                continue
+            tokens[row, at:at + t] = ids[row, j][mask[row, j].bool()]
+            positions[row, at:at + t] = torch.arange(p, p + t, device=device)
+            allowed[row, at:at + t, :p] = True
+            allowed[row, at:at + t, at:at + t] = torch.ones(t, t, dtype=torch.bool, device=device).tril()
+            at += t
+            ends[row, j] = at - 1
+    return tokens, positions, allowed, ends
+
+
 def relevance_logits(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, ids: torch.Tensor,
                      mask: torch.Tensor, *, yes_id: int, no_id: int) -> torch.Tensor:
     """``(R, N)``: ``z_yes − z_no`` at the last token of each continuation ``ids[r, n]`` read after prompt
-    ``r``; prompts (R, P) left-padded, continuations (R, N, T) right-padded. Each prompt is read once and its
-    key/value cache repeated for its N continuations, which are left-aligned so that one logit row per
-    continuation is projected (``logits_to_keep = 1``). Differentiable (the ``relevance`` loss); the ranker
-    calls it under ``no_grad``."""
+    ``r``; prompts (R, P) left-padded, continuations (R, N, T) right-padded; 0 for an empty continuation.
+
+    Each pool is one packed row (:func:`pack_pools`, one forward pass, no padding between candidates, only
+    the continuations' last positions projected); a model whose attention takes no custom mask reads the
+    prompt once and repeats its key/value cache (:func:`cached_relevance_logits`, the same numbers to
+    ~1e-5). Differentiable (the ``relevance`` loss); the ranker calls it under ``no_grad``."""
+    if not packs_pools(model):
+        return cached_relevance_logits(model, prompt_ids, prompt_mask, ids, mask, yes_id=yes_id, no_id=no_id)
+    tokens, positions, allowed, ends = pack_pools(prompt_ids, prompt_mask, ids, mask)
+    if model.config._attn_implementation == "eager":     # eager adds the mask to the attention logits
+        attention = torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device).masked_fill(
+            ~allowed, torch.finfo(torch.float32).min)[:, None]
+    else:
+        attention = allowed[:, None]
+    keep = torch.unique(ends[ends >= 0])                 # sorted positions whose logits are needed
+    logits = model(input_ids=tokens, attention_mask=attention, position_ids=positions,
+                   logits_to_keep=keep, use_cache=False).logits           # (R, K, V)
+    odds = (logits[..., yes_id] - logits[..., no_id]).float()             # (R, K)
+    column = torch.searchsorted(keep, ends.clamp(min=0))
+    picked = odds.gather(1, column.clamp(max=max(len(keep) - 1, 0)))
+    return picked.masked_fill(ends < 0, 0.0)
+
+
+def cached_relevance_logits(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                            ids: torch.Tensor, mask: torch.Tensor, *, yes_id: int,
+                            no_id: int) -> torch.Tensor:
+    """:func:`relevance_logits` through a key/value cache: each prompt is read once and its cache repeated
+    for its N continuations, which are left-aligned so that one logit row per continuation is projected
+    (``logits_to_keep = 1``); a model that keeps no cache reads prompt and continuation whole."""
     r, n, t = ids.shape
     tail_ids, tail_mask = left_align(ids.reshape(r * n, t), mask.reshape(r * n, t))
     prompt_len = prompt_mask.sum(dim=1).repeat_interleave(n)[:, None]
@@ -198,7 +282,8 @@ def relevance_logits(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Te
                        position_ids=torch.cat([(prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
                                                .repeat_interleave(n, 0), tail_positions], dim=1),
                        logits_to_keep=1, use_cache=False).logits[:, -1]
-    return (logits[:, yes_id] - logits[:, no_id]).float().view(r, n)
+    empty = mask.sum(dim=2) == 0
+    return (logits[:, yes_id] - logits[:, no_id]).float().view(r, n).masked_fill(empty, 0.0)
 
 
 def relevance_scores(model: Any, prompts: Sequence[Sequence[int]],
