@@ -121,7 +121,11 @@ def test_variants_change_only_their_options_and_share_the_rest(tmp_path: Path) -
     assert unfused.settings["fusion"] == "none"                            # its own index, the rest shared
     assert unfused.identity() != full["index"].commands[0].identity()
     assert "intent=0" in plans["demo-no-intent-s1"]["align"].commands[0].settings["task_weight"]
-    assert full["train"].commands[0].settings["max_minutes"] == 100_000     # equal steps, not minutes
+    assert "max_minutes" not in full["train"].commands[0].settings        # fixed steps: nothing to lift
+    demo = {p.name: p for p in build_plans(load_config(config), tmp_path / "runs" / "demo")}
+    for stage in ("align", "train", "rank"):                 # seed 0's full run reuses the demo's stages
+        assert full[stage].commands[0].identity() == demo[stage].commands[0].identity()
+    assert overrides("full", 0, {"train": {"max_minutes": 30}})["train"]["max_minutes"] == 100_000
     text = plans["demo-text-s0"]
     assert "index" not in text                                  # no index: the preference text instead
     assert text["align"].commands[0].settings["user_text"] is True

@@ -1,4 +1,4 @@
-"""Relevance answers (``answer = "relevance"``): one log-odds per candidate read after the cached prompt, the
+"""Relevance answers (``answer = "relevance"``): one log-odds per candidate read after the prompt, the
 same numbers in training, validation, ``align rank`` and the ``Recommender``; samples on the retriever's own
 pools; and the listwise loss learns a rule a score must read the candidate for."""
 

@@ -16,8 +16,9 @@ stage a variant does not change is shared with the others through the pipeline's
 * ``collab`` — collaborative codes: the index built from the retriever's user vectors (its hidden state
   after each user's training prefix, ``retrieve user-vectors``) instead of review text.
 
-Every variant also gets ``train.seed`` and ``align.seed`` = the seed, and a time budget far above its steps
-(``train.max_minutes``), so variants train for equal steps, not equal minutes.
+Every variant also gets ``train.seed`` and ``align.seed`` = the seed; a base with a time budget
+(``train.max_minutes``) has it lifted far above its steps, so variants train for equal steps, not equal
+minutes (a base without one keeps none, and its runs share stages with the base config's own runs).
 """
 
 from __future__ import annotations
@@ -51,10 +52,9 @@ def overrides(variant: str, seed: int, base: dict[str, Any]) -> dict[str, dict[s
     if variant in NEEDS_INDEX and str(base.get("align", {}).get("index", "")).lower() == "none":
         raise PipelineError(f"variant {variant}: changes or removes the user index, but the base config has "
                             "none (align.index = \"none\"); ablate a config with an index")
-    out: dict[str, dict[str, Any]] = {
-        "align": {"seed": seed},
-        "train": {"seed": seed, "max_minutes": EQUAL_STEPS_MINUTES},
-    }
+    out: dict[str, dict[str, Any]] = {"align": {"seed": seed}, "train": {"seed": seed}}
+    if base.get("train", {}).get("max_minutes") is not None:
+        out["train"]["max_minutes"] = EQUAL_STEPS_MINUTES
     if variant == "noindex":
         out["align"]["index"] = "none"
     elif variant == "permuted":

@@ -1,6 +1,6 @@
 """``relevance``: for samples answered by relevance (their pool's continuations in ``choice_*``), a listwise
 cross-entropy ``−log softmax_j(s_j)[target]`` over the pool with ``s_j = z_yes − z_no`` at the last token of
-candidate ``j``'s continuation read after the cached prompt
+candidate ``j``'s continuation read after the prompt
 (:func:`ulmrec_align.ranking.scorer.relevance_logits`, the ranker's score); other rows as ``letters``."""
 
 from __future__ import annotations

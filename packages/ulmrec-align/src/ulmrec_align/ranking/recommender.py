@@ -18,7 +18,7 @@ The tuned model's letter prior is removed from its letter log-probabilities (``c
 logits), as ``align rank --calibration prior`` does.
 
 A model tuned to answer by relevance (``answer = "relevance"``) scores every candidate of the pool by the
-log-odds of " Yes" after one cached prompt and the candidate's continuation (no chunks or letters).
+log-odds of " Yes" after the prompt, read once, and the candidate's continuation (no chunks or letters).
 
 A model tuned to answer with titles (``answer = "title"``) scores every candidate of the pool, whatever its
 size, by the log-likelihood of its title after one prompt without candidates (no chunks, rounds or letters),
@@ -212,7 +212,7 @@ class Recommender:
         return without_prior(values, [texts], self._title_prior)[0]
 
     def _relevance_scores(self, history: list[int], pool: list[int], code: str | None) -> list[float]:
-        """Each candidate's relevance log-odds after one cached prompt (``ranking.scorer``)."""
+        """Each candidate's relevance log-odds after the user's prompt (``ranking.scorer``)."""
         tok = self.ranker.tokenizer
         rendered = self._prompts.render(next_item_templates("relevance")[0], user_code=code, history=history)
         prompt = encode_prompt(tok, rendered.text, rendered.spans, index_tokens=self._prompts.index_tokens)

@@ -6,7 +6,7 @@ from ulmrec_align.prompts.answers.base import Answer
 
 ANSWER = Answer(
     name="relevance",
-    summary="each candidate read after the cached prompt and scored by the log-odds of ' Yes'; train with "
+    summary="each candidate read after the prompt and scored by the log-odds of ' Yes'; train with "
     "--loss relevance",
     description="the prompt has no candidate list; each candidate is read after the user's (cached) prompt "
     "as a short continuation (its title and a yes/no question), and its score is the log-odds of ' Yes' "
