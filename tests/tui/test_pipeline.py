@@ -245,6 +245,18 @@ def test_detach_stop_and_resume(tmp_path: Path) -> None:
     assert idle.stdout.strip() == "run d: nothing is running"
 
 
+def test_a_refused_background_run_reports_its_own_error_from_the_shared_log() -> None:
+    """The run that took the lock keeps writing to the shared run.log after the refused one exited: the
+    refused start reports its own error line, not the other run's progress (seen under load in CI)."""
+    from ulmrec_app.pipeline.runner import child_error
+
+    assert child_error(["ulmrec: error: run two is already being run (pid 7)",
+                        "data      running: not run yet"]) == "run two is already being run (pid 7)"
+    assert child_error(["ulmrec: error: first", "ulmrec: error: second", "x"]) == "second"
+    assert child_error(["Traceback (most recent call last):", "KeyError: 'x'"]) == "KeyError: 'x'"
+    assert child_error([]) is None
+
+
 def test_two_detached_starts_at_once_start_one_run(tmp_path: Path) -> None:
     """Two ``run --detach`` of one run started together: one says it started, the other says the run is
     already being run (exit 1) — the parent waits for its child to hold the run's lock before saying so."""

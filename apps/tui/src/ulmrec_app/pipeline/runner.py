@@ -371,6 +371,24 @@ def stop_stage(manifest: StageManifest) -> bool:
     return True
 
 
+#: How ``ulmrec`` begins the one line it prints for an error (``ulmrec_eval.runtime.cli``).
+ERROR_PREFIX = "ulmrec: error: "
+
+
+def child_error(lines: list[str]) -> str | None:
+    """The error a failed background run wrote to ``run.log`` (``lines``: what the log gained since it
+    started): its last ``ulmrec: error:`` line, else the last line. The log is shared, so the run that took
+    the lock may have written after the refused one's error.
+
+    >>> child_error(["ulmrec: error: run two is already being run", "data      running: not run yet"])
+    'run two is already being run'
+    >>> child_error(["Traceback ...", "KeyError: 'x'"]), child_error([])
+    ("KeyError: 'x'", None)
+    """
+    errors = [line for line in lines if line.startswith(ERROR_PREFIX)] or lines
+    return errors[-1].removeprefix(ERROR_PREFIX) if errors else None
+
+
 @dataclass(frozen=True)
 class Detached:
     """A background ``ulmrec run``: its pid, and whether it had already finished (exit 0) when seen."""
@@ -402,7 +420,7 @@ def detach(argv: list[str], run_dir: Path, *, timeout: float = 60.0) -> Detached
             with log_file.open("rb") as log:
                 log.seek(start)
                 lines = [line for line in log.read().decode(errors="replace").splitlines() if line.strip()]
-            raise PipelineError(lines[-1].removeprefix("ulmrec: error: ") if lines else
+            raise PipelineError(child_error(lines) or
                                 f"the background run exited with status {code} (log: {log_file})")
         if _lock_holder(run_dir) == str(process.pid):
             return Detached(process.pid)
