@@ -8,7 +8,7 @@ ANSWER = Answer(
     name="relevance",
     summary="each candidate read after the prompt and scored by the log-odds of ' Yes'; train with "
     "--loss relevance",
-    description="the prompt has no candidate list; each candidate is read after the user's (cached) prompt "
+    description="the prompt has no candidate list; each candidate is read after the user's prompt "
     "as a short continuation (its title and a yes/no question), and its score is the log-odds of ' Yes' "
     "against ' No' there: one number per candidate, trained listwise with --loss relevance.",
     per_candidate=True,
