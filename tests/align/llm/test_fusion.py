@@ -120,3 +120,22 @@ def test_a_gain_inside_the_noise_keeps_the_retrievers_order() -> None:
     weight, scored = best_weight([llm] * 60, [retriever] * 60, [1] * 60)
     assert scored[weight] == pytest.approx(1.0)      # the LLM's order kept (the largest W that still has it)
     assert scored[WEIGHT_GRID[-1]] == pytest.approx(1 / np.log2(3))
+
+
+def test_the_retrievers_prior_weight_is_its_likelihood_temperature() -> None:
+    """``prior_weight`` recovers the β that drew the targets from softmax(β z(r)) (900 pools of 10), is 0
+    for a retriever that is no better than chance, and leaves out pools whose target it missed."""
+    from ulmrec_align.ranking.fusion import prior_weight
+
+    rng = np.random.default_rng(0)
+    scores = [rng.normal(size=10) for _ in range(900)]
+    targets = []
+    for s in scores:
+        p = np.exp(1.5 * standardise(s))
+        targets.append(int(rng.choice(10, p=p / p.sum())))
+    assert prior_weight(scores, targets) == pytest.approx(1.5, abs=0.15)
+    reversed_targets = [int(np.argmin(s)) for s in scores]          # the target is always its worst item
+    assert prior_weight(scores, reversed_targets) == 0.0
+    assert prior_weight([*scores, [1.0, 0.0]], [*targets, -1]) == prior_weight(scores, targets)
+    with pytest.raises(Exception, match="no validation pool"):
+        prior_weight([[1.0, 0.0]], [-1])

@@ -22,6 +22,7 @@ from ulmrec_align.prompts.builder import PromptBuilder
 from ulmrec_align.prompts.config import PromptConfig
 from ulmrec_align.prompts.encoding import candidate_ids, encode_prompt, relevance_token_ids
 from ulmrec_align.prompts.templates import relevance_continuation
+from ulmrec_align.ranking.fusion import standardise
 from ulmrec_align.ranking.loading import load_ranking_model
 from ulmrec_align.ranking.ranker import rank_prompts, ranking_prompts
 from ulmrec_align.ranking.recommender import Recommender
@@ -99,6 +100,18 @@ def test_the_loss_is_the_listwise_cross_entropy_with_gradients_through_the_promp
     loss.backward()
     assert model.get_input_embeddings().weight.grad[prompt].abs().sum() > 0   # through the prompt
     model.zero_grad()
+    # --retriever-prior β: the loss reads softmax(s + β z(r)); a pool without the scores is refused
+    prior = [0.5, -1.0, 0.25]
+    row["choice_prior"] = standardise(prior).tolist()
+    with torch.no_grad():
+        fused, _, _ = alignment_loss(model, PadCollator(pad_id=0, choices=True, prior_weight=2.0)([row]),
+                                     kind="relevance", letter_ids=[], yes_no=yes_no)
+    shifted = torch.tensor(scores) + 2.0 * torch.tensor(standardise(prior))
+    assert float(fused) == pytest.approx(float(-torch.log_softmax(shifted.float(), 0)[2]), abs=1e-4)
+    assert float(fused) != pytest.approx(expected, abs=1e-2)
+    del row["choice_prior"]
+    with pytest.raises(ValueError, match="retriever's scores"):
+        PadCollator(pad_id=0, choices=True, prior_weight=2.0)([row])
 
 
 def test_the_listwise_relevance_loss_learns_a_rule_that_needs_the_candidate(tiny_llm: Path) -> None:
@@ -176,13 +189,15 @@ def test_align_build_answer_relevance_pools_are_the_retrievers_and_validation_is
         assert s.target in s.candidates
         assert s.choices == [builder.title(i) for i in s.candidates]
         history = list(dataset.splits[s.user_id].train)
-        expected = []
+        expected, expected_scores = [], []
         for t in (t for t in range(1, len(history)) if history[t] == s.target):
             scores = retriever.score_histories([history[:t]])[0].float().clone()
             scores[history[:t]] = -float("inf")
             pool = [int(i) for i in scores.topk(8).indices]           # the retriever's top 8, in its order
             expected.append(pool if s.target in pool else [*pool[:7], s.target])
+            expected_scores.append([float(scores[i]) for i in expected[-1]])
         assert s.candidates in expected
+        assert s.retriever_scores == pytest.approx(expected_scores[expected.index(s.candidates)], abs=1e-5)
     valid = validation_samples(out, None)
     rows = read_candidates(pipeline.candidates, split="valid")
     assert valid
@@ -233,10 +248,29 @@ def test_rank_train_and_recommend_with_relevance_answers(pipeline: Pipeline, tin
     assert wrong.returncode == 1
     assert "--loss relevance" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+    for bad_prior, says in (("-1", "retriever_prior"), ("lots", "--retriever-prior")):
+        refused = run_ulmrec("align", "train", "--samples", samples, "--model", tiny_llm, "--out",
+                             tmp_path / "W", "--loss", "relevance", "--retriever-prior", bad_prior,
+                             check=False)
+        assert refused.returncode != 0
+        assert says in refused.stderr
+        assert "Traceback" not in refused.stderr
     ulmrec("align", "train", "--samples", samples, "--model", tiny_llm, "--out", model, "--max-steps", "2",
            "--loss", "relevance", "--batch-size", "2", "--eval-steps", "2", "--save-steps", "2",
            "--no-progress")
     manifest = json.loads((model / "train_manifest.json").read_text())
+    assert manifest["retriever_prior_weight"] is None
+    # --retriever-prior auto: β fitted on the validation pools, recorded, and the loss trained with it
+    fitted = ulmrec("align", "train", "--samples", samples, "--model", tiny_llm, "--out", tmp_path / "P",
+                    "--max-steps", "1", "--loss", "relevance", "--batch-size", "2", "--eval-steps", "1",
+                    "--save-steps", "1", "--retriever-prior", "auto", "--no-progress")
+    prior_manifest = json.loads((tmp_path / "P" / "train_manifest.json").read_text())
+    valid = [s for s in validation_samples(samples, None) if s.target in (s.candidates or [])]
+    from ulmrec_align.ranking.fusion import prior_weight
+
+    beta = prior_weight([s.retriever_scores for s in valid], [s.candidates.index(s.target) for s in valid])
+    assert prior_manifest["retriever_prior_weight"] == pytest.approx(beta)
+    assert f"β = {beta:.4g} (fitted on the validation pools)" in fitted.stderr
     assert manifest["prompt"]["answer"] == "relevance"
     assert manifest["history"]
     assert manifest["history"][-1]["ndcg_at_10_raw"] is not None

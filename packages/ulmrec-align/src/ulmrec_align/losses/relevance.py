@@ -1,7 +1,8 @@
 """``relevance``: for samples answered by relevance (their pool's continuations in ``choice_*``), a listwise
 cross-entropy ``−log softmax_j(s_j)[target]`` over the pool with ``s_j = z_yes − z_no`` at the last token of
 candidate ``j``'s continuation read after the prompt
-(:func:`ulmrec_align.ranking.scorer.relevance_logits`, the ranker's score); other rows as ``letters``."""
+(:func:`ulmrec_align.ranking.scorer.relevance_logits`, the ranker's score), plus ``β · z(retriever)_j``
+with ``align train --retriever-prior β`` (the batch's ``choice_offset``); other rows as ``letters``."""
 
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ class Relevance(Loss):
             return response_loss(model, batch, letters=True, letter_ids=letter_ids)
         if yes_no is None:
             raise ValueError("the relevance loss needs the ids of its yes/no answers")
-        return pool_loss(model, batch, pool_relevance(model, batch, yes_no), letter_ids=letter_ids)
+        scores = pool_relevance(model, batch, yes_no)
+        if "choice_offset" in batch:   # --retriever-prior: the LLM learns a correction to β z(retriever)
+            scores = scores + batch["choice_offset"].to(scores.dtype)
+        return pool_loss(model, batch, scores, letter_ids=letter_ids)
 
 
 LOSS = Relevance()

@@ -69,6 +69,12 @@ class TrainSettings(BaseModel):
     loss: LossKind = Field(
         default="letters", description="; ".join(f"'{loss.name}': {loss.summary}" for loss in LOSSES.values())
         + " (ulmrec_align/losses/).")
+    retriever_prior: float | Literal["auto"] = Field(
+        default=0.0, description="The relevance loss on pools that carry the retriever's scores: add "
+        "β · z(retriever) to the LLM's log-odds, softmax(s + β z(r)), so the LLM learns a correction to the "
+        "retriever rather than what it already knows. A number β >= 0, or 'auto': β maximising the "
+        "likelihood of the targets under softmax(β z(r)) on the validation pools (never the training "
+        "prefixes, where the retriever is overconfident). 0: the LLM alone.")
     max_grad_norm: float = Field(default=1.0, ge=0)
     max_length: int = Field(default=2048, ge=16,
                             description="Prompt + response tokens; longer prompts are cut from the left.")
@@ -102,6 +108,13 @@ class TrainSettings(BaseModel):
             if data.get("scheduler") == "constant_with_warmup":
                 data["scheduler"] = "constant"
         return data
+
+    @model_validator(mode="after")
+    def _finite_prior(self) -> TrainSettings:
+        prior = self.retriever_prior
+        if prior != "auto" and not (prior >= 0 and prior != float("inf")):
+            raise ValueError(f"retriever_prior must be 'auto' or a finite number >= 0, got {prior}")
+        return self
 
     @property
     def validate_every(self) -> int:
@@ -206,6 +219,9 @@ class TrainManifest(BaseModel):
     index_sha256: str | None = Field(default=None, description="sha256 of the user index the samples were "
                                      "built with (None = no index).")
     prompts_cut: int = Field(default=0, description="Training prompts cut from the left by max_length.")
+    retriever_prior_weight: float | None = Field(
+        default=None, description="The β the relevance loss added the retriever's standardised scores with "
+        "(`retriever_prior`, fitted when 'auto'); None: the LLM trained alone.")
     stop_reason: str = ""
     status: Literal["running", "complete"] = "running"
     versions: dict[str, str] = Field(default_factory=dict)

@@ -59,6 +59,40 @@ def fused_scores(llm: Scores, retriever: Scores, weight: float) -> npt.NDArray[n
     return standardise(llm) + weight * standardise(retriever)
 
 
+def prior_weight(retriever: Sequence[Scores], targets: Sequence[int], *, upper: float = 50.0) -> float:
+    """``β`` maximising ``Σ_u log softmax(β · z(r_u))[t_u]``: the retriever's standardised scores as a
+    listwise model of the target, fitted by likelihood (``targets``: each user's target position among its
+    candidates; users with −1 are left out). The log-likelihood is concave in ``β`` (its derivative
+    ``Σ_u z_{u,t} − E_{softmax}[z_u]`` falls as ``β`` grows), so bisection on the derivative finds it, in
+    ``[0, upper]``. Fit it on validation users only: on training prefixes the retriever is overconfident.
+
+    Three pools of four put the target first (z = +1 against −1): ``softmax(2β) = 3/4``, ``β = ln 3 / 2``.
+
+    >>> round(prior_weight([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [0, 0, 0, 0]), 3)
+    0.549
+    """
+    pools = [(standardise(r), t) for r, t in zip(retriever, targets, strict=True) if t >= 0]
+    if not pools:
+        raise InputError("no validation pool holds its target: nothing to fit the retriever's weight on")
+
+    def slope(beta: float) -> float:
+        total = 0.0
+        for z, t in pools:
+            p = np.exp(beta * z - float(np.max(beta * z)))
+            total += float(z[t] - (p * z).sum() / p.sum())
+        return total
+
+    if slope(0.0) <= 0.0:
+        return 0.0
+    if slope(upper) >= 0.0:
+        return upper
+    low, high = 0.0, upper
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if slope(middle) > 0.0 else (low, middle)
+    return round((low + high) / 2, 6)
+
+
 def fused_ndcg_at_10(llm: Sequence[Scores], retriever: Sequence[Scores],
                      targets: Sequence[int], weight: float) -> float:
     """Mean NDCG@10 of users ranked by :func:`fused_scores` (``targets``: each user's target position among

@@ -37,6 +37,8 @@ class BuildContext:
     summariser: Summariser
     #: (dense user id, prefix length) -> the retriever's best items for that training prefix, best first
     hard_negatives: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    #: (dense user id, prefix length) -> the retriever's scores of those items and of the prefix's target
+    prefix_scores: dict[tuple[int, int], dict[int, float]] = field(default_factory=dict)
     _preferences: dict[int, str | None] = field(default_factory=dict)
 
     def split(self, user: int) -> UserSplit:

@@ -132,10 +132,13 @@ def control_codes(codes: dict[int, str], index: IndexArtifact, *, permute: int |
 
 
 def retriever_negatives(dataset: PreparedDataset, retriever: Any, users: Sequence[int], config: AlignConfig,
-                        *, batch: int = 256) -> dict[tuple[int, int], list[int]]:
-    """``(user, prefix length) -> the retriever's best items for that prefix`` (items of the prefix masked),
-    for every next_item training prefix of ``users``. The retriever reads only the prefix, so no later
-    interaction is an input. ``2 × n_candidates`` items are kept (the target is removed later)."""
+                        *, batch: int = 256) -> tuple[dict[tuple[int, int], list[int]],
+                                                      dict[tuple[int, int], dict[int, float]]]:
+    """``(ranked, scores)``: ``ranked[(user, prefix length)]`` the retriever's best items for that prefix
+    (items of the prefix masked), for every next_item training prefix of ``users``; ``scores[key]`` its
+    scores of those items and of the prefix's target (the pool a relevance sample trains on carries them,
+    for ``align train --retriever-prior``). The retriever reads only the prefix, so no later interaction is
+    an input. ``2 × n_candidates`` items are kept (the target is removed later)."""
     import torch
 
     from ulmrec_align.tasks.builders import training_prefixes
@@ -144,6 +147,7 @@ def retriever_negatives(dataset: PreparedDataset, retriever: Any, users: Sequenc
                                                               cap=config.max_prefixes)]
     keep = min(2 * config.prompt.n_candidates, dataset.n_items)
     out: dict[tuple[int, int], list[int]] = {}
+    by_item: dict[tuple[int, int], dict[int, float]] = {}
     with torch.no_grad():
         for start in range(0, len(keys), batch):
             chunk = keys[start:start + batch]
@@ -152,8 +156,12 @@ def retriever_negatives(dataset: PreparedDataset, retriever: Any, users: Sequenc
             for row, history in enumerate(histories):
                 scores[row, history] = -float("inf")
             top = scores.topk(keep, dim=1).indices.tolist()
-            out.update(zip(chunk, ([int(i) for i in r] for r in top), strict=True))
-    return out
+            for row, (key, items) in enumerate(zip(chunk, top, strict=True)):
+                user, length = key
+                target = int(dataset.splits[user].train[length])
+                out[key] = [int(i) for i in items]
+                by_item[key] = {i: float(scores[row, i]) for i in (*out[key], target)}
+    return out, by_item
 
 
 def check_candidates(dataset: PreparedDataset, rows: dict[tuple[str, int], CandidateRow],
@@ -232,7 +240,7 @@ def build_samples(dataset: PreparedDataset, config: AlignConfig, tokenizer: Any,
     cold = cold_start_users(dataset, config, index)
     users = [u for u in users if u not in cold]
     if config.negatives == "retriever" and any(b.name == "next_item" for b in builders):
-        ctx.hard_negatives = retriever_negatives(dataset, retriever, users, config)
+        ctx.hard_negatives, ctx.prefix_scores = retriever_negatives(dataset, retriever, users, config)
     samples: dict[str, list[AlignmentSample]] = {"train": [], "valid": []}
     for done, user in enumerate(users, start=1):
         for builder in builders:

@@ -89,7 +89,8 @@ class NextItem:
     LlamaRec); users whose target the retriever missed are left out (they measure nothing).
 
     With ``answer = "relevance"`` the training pool is the retriever's top n for the prefix in its order,
-    target included (``negatives = "retriever"``, :func:`retriever_pool`), and validation keeps the
+    target included (``negatives = "retriever"``, :func:`retriever_pool`), with the retriever's scores of
+    it on that prefix (``retriever_scores``; ``align train --retriever-prior``), and validation keeps the
     retriever's order and scores (``retriever_scores``) so that it ranks fused, as the test does.
 
     With ``answer = "title"`` the prompt lists no candidates and the response is the target's title; every
@@ -128,11 +129,15 @@ class NextItem:
             history, target = list(s.train[:length]), s.train[length]
             template = pick_template(self.name, rng, templates)
             ranked = ctx.hard_negatives.get((user, length), ())
+            scores: list[float] | None = None
             if answer == "relevance" and ranked:
                 pool = retriever_pool(ctx, target, history, ranked, rng)
+                known = ctx.prefix_scores.get((user, length), {})
+                scores = [known[i] for i in pool] if all(i in known for i in pool) else None
             else:
                 pool = lettered_pool(ctx, target, history, rng, preferred=ranked)
-            out.append(self._sample(ctx, user, split, template, history, pool, target))
+            out.append(self._sample(ctx, user, split, template, history, pool, target,
+                                    retriever_scores=scores))
         return out
 
     def _sample(self, ctx: BuildContext, user: int, split: SampleSplit, template: tuple[int, str],

@@ -70,8 +70,10 @@ class AlignmentSample(BaseModel):
         "(its cut title), in candidates order; the ranking scores their likelihoods (title) or reads each "
         "after the prompt (relevance).")
     retriever_scores: list[float] | None = Field(
-        default=None, description="next_item validation answered by relevance: the retriever's score of "
-        "each candidate (candidates in the retriever's order), so validation ranks fused as the test does.")
+        default=None, description="next_item answered by relevance: the retriever's score of each candidate "
+        "(candidates in the retriever's order); validation ranks fused with them as the test does, training "
+        "pools (the retriever's top n for the prefix) add them to the LLM's with `align train "
+        "--retriever-prior`.")
     draw: int = Field(
         default=0, ge=0, description="next_item training with `--negative-draws K`: which of the prefix's K "
         "draws of random negatives (and letter order) this is; training epoch e uses draw e mod K. 0 is not "

@@ -17,7 +17,7 @@ from ulmrec_align.models.train_manifest import (
     TrainManifest,
     TrainSettings,
 )
-from ulmrec_eval.runtime.errors import CommandInterruptedError
+from ulmrec_eval.runtime.errors import CommandInterruptedError, InputError
 
 if TYPE_CHECKING:
     from ulmrec_align.tuning.request import TrainRequest
@@ -87,6 +87,10 @@ def train_command(
     max_minutes: Annotated[float | None, typer.Option("--max-minutes",
                                                       help="Training time budget (> 0); the best adapter is "
                                                       "kept.")] = None,
+    retriever_prior: Annotated[str, typer.Option(
+        "--retriever-prior", help="--loss relevance: train softmax(LLM + β·z(retriever)) over each pool, "
+        "the LLM learning a correction to the retriever. β >= 0, or auto (fitted on the validation pools); "
+        "0: the LLM alone.")] = "0",
     seed: Annotated[int, typer.Option("--seed")] = _TRAIN.seed,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in OUT.partial.")]
     = False,
@@ -106,7 +110,8 @@ def train_command(
         valid_users=valid_users, patience=patience, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
         max_length=max_length, quantization=quantization, device=device, num_processes=num_processes,
         max_minutes=max_minutes, seed=seed, warmup_steps=warmup_steps, scheduler=scheduler, loss=loss,
-        group_by_length=group_by_length, gradient_checkpointing=gradient_checkpointing)
+        group_by_length=group_by_length, gradient_checkpointing=gradient_checkpointing,
+        retriever_prior=_prior_arg(retriever_prior))
     request = TrainRequest(samples=samples, model=model, out=out, resume=resume, force=force,
                            progress=progress and sys.stderr.isatty(), lora=lora, train=train)
     _report(_run(request), out)
@@ -136,6 +141,16 @@ def _train_from_options(*, gradient_checkpointing: Checkpointing, **options: Any
     checkpointing = None if gradient_checkpointing == "auto" else gradient_checkpointing == "on"
     with options_checked():
         return TrainSettings(gradient_checkpointing=checkpointing, **options)
+
+
+def _prior_arg(value: str) -> float | Literal["auto"]:
+    """``--retriever-prior``: ``"auto"`` or a number (its range is :class:`TrainSettings`'s to check)."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f"--retriever-prior must be 'auto' or a number >= 0, got {value!r}") from None
 
 
 def _run(request: TrainRequest) -> TrainManifest:
@@ -178,6 +193,10 @@ def _report(manifest: TrainManifest, out: Path) -> None:
     typer.echo(f"trained {manifest.steps} steps ({manifest.stop_reason}) on {manifest.samples_seen} samples, "
                f"{manifest.tokens_seen} tokens in {manifest.elapsed_seconds:.0f}s ({rate:.0f} tokens/s); "
                f"{best}", err=True)
+    if manifest.retriever_prior_weight is not None:
+        fitted = " (fitted on the validation pools)" if manifest.train.retriever_prior == "auto" else ""
+        typer.echo(f"trained on softmax(LLM + β·z(retriever)) with β = {manifest.retriever_prior_weight:.4g}"
+                   f"{fitted}", err=True)
     if manifest.prompts_cut:
         typer.echo(f"note: {manifest.prompts_cut} of {manifest.train_samples} training prompts were longer "
                    f"than --max-length {manifest.train.max_length} and were cut from the left", err=True)

@@ -12,6 +12,7 @@ import torch
 
 from ulmrec_align.prompts.encoding import IGNORE_INDEX, candidate_ids, encode_sample
 from ulmrec_align.prompts.index_tokens import IndexTokens
+from ulmrec_align.ranking.fusion import standardise
 from ulmrec_eval.runtime.errors import InputError
 
 
@@ -53,7 +54,8 @@ def encode_samples(tokenizer: Any, samples: Sequence[Any], *, index_tokens: Inde
     """Encode each sample with :func:`ulmrec_align.prompts.encoding.encode_sample` (shared with ranking);
     ranking samples carry ``n_letters`` = their number of candidates (0 otherwise). Samples answered by title
     or relevance with a pool (``choices``) also carry each candidate's ids as the ranker reads them
-    (:func:`~ulmrec_align.prompts.encoding.candidate_ids`) and the target's position among them."""
+    (:func:`~ulmrec_align.prompts.encoding.candidate_ids`) and the target's position among them; with the
+    retriever's scores of the pool, their standardisation ``z(r)`` (``choice_prior``)."""
     rows = []
     tasks: list[str] = []
     draws: list[int] = []
@@ -70,6 +72,8 @@ def encode_samples(tokenizer: Any, samples: Sequence[Any], *, index_tokens: Inde
         if sample.choices and sample.candidates and sample.target in sample.candidates:
             row["choice_ids"] = candidate_ids(tokenizer, sample.choices, answer)
             row["choice_target"] = sample.candidates.index(sample.target)
+            if sample.retriever_scores is not None:
+                row["choice_prior"] = standardise(sample.retriever_scores).tolist()
         rows.append(row)
         draws.append(sample.draw)
     return EncodedDataset(rows, tasks, draws), EncodingReport(cut=cut, total=len(rows))
@@ -139,12 +143,15 @@ class PadCollator:
     ``choice_prompt_mask`` (R, P) their prompts left-padded, ``choice_ids`` / ``choice_mask`` (R, N, T) the
     choices right-padded (a missing choice is all mask 0) and ``choice_target`` (R,); with ``null_prompt``
     (the content-free prompt whose choice likelihoods are the title prior) also ``choice_null_ids`` (1, P₀).
+    With ``prior_weight`` β > 0 (``--retriever-prior``): ``choice_offset`` (R, N), ``β · z(retriever)`` of
+    each choice (0 past a row's pool), which the relevance loss adds to the LLM's scores.
     """
 
     pad_id: int
     pad_to_multiple_of: int | None = None
     choices: bool = False
     null_prompt: tuple[int, ...] | None = None
+    prior_weight: float = 0.0
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)
@@ -185,6 +192,15 @@ class PadCollator:
             for j, ids in enumerate(row["choice_ids"]):
                 choice_ids[i, j, : len(ids)] = torch.tensor(ids, dtype=torch.long)
                 choice_mask[i, j, : len(ids)] = 1
-        return {"choice_prompt_ids": prompt_ids, "choice_prompt_mask": prompt_mask, "choice_ids": choice_ids,
-                "choice_mask": choice_mask,
-                "choice_target": torch.tensor([int(r["choice_target"]) for r in rows], dtype=torch.long)}
+        out = {"choice_prompt_ids": prompt_ids, "choice_prompt_mask": prompt_mask, "choice_ids": choice_ids,
+               "choice_mask": choice_mask,
+               "choice_target": torch.tensor([int(r["choice_target"]) for r in rows], dtype=torch.long)}
+        if self.prior_weight > 0:
+            offset = torch.zeros((len(rows), n), dtype=torch.float32)
+            for i, row in enumerate(rows):
+                if "choice_prior" not in row:
+                    raise ValueError("a pool without the retriever's scores in a batch trained with "
+                                     "--retriever-prior")
+                offset[i, : len(row["choice_prior"])] = self.prior_weight * torch.tensor(row["choice_prior"])
+            out["choice_offset"] = offset
+        return out

@@ -59,6 +59,7 @@ class _Inputs:
     valid_rows: list[Any]
     validator: Any
     yes_no: tuple[int, int] | None = None
+    prior_weight: float | None = None   # β of --retriever-prior (None: the LLM trained alone)
 
 
 def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) -> _Inputs:
@@ -92,6 +93,7 @@ def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) 
     if loss.pools and get_answer(answer).per_candidate and not any("choice_ids" in r for r in dataset.rows):
         raise InputError(f"--loss {settings.loss}: no training sample carries its pool; rebuild the samples "
                          f"with this version's `ulmrec align build --answer {answer}`", path=request.samples)
+    prior = _prior_weight(request, train_rows)
     valid_rows = validation_samples(request.samples, settings.valid_users) if validator is not False else []
     if validator is None and valid_rows:
         ordered = planned.samples_config.get("valid_order") == "retriever"
@@ -104,7 +106,33 @@ def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) 
     return _Inputs(tokenizer=tokenizer, added=added, dataset=dataset, prompts_cut=encoding.cut,
                    letters=letter_token_ids(tokenizer, max(n_letters, 1)), valid_rows=valid_rows,
                    validator=validator,
-                   yes_no=relevance_token_ids(tokenizer) if loss.yes_no else None)
+                   yes_no=relevance_token_ids(tokenizer) if loss.yes_no else None, prior_weight=prior)
+
+
+def _prior_weight(request: TrainRequest, train_rows: Sequence[Any]) -> float | None:
+    """``--retriever-prior``: β (fitted on the validation pools when ``auto``), or None when it is 0.
+    Refused unless the loss is ``relevance`` and every training pool carries the retriever's scores."""
+    from ulmrec_align.ranking.fusion import prior_weight
+
+    settings = request.train
+    if settings.retriever_prior == 0:
+        return None
+    if settings.loss != "relevance":
+        raise InputError(f"--retriever-prior adds the retriever's scores to the relevance loss; not to "
+                         f"--loss {settings.loss}", path=request.samples)
+    pools = [s for s in train_rows if s.choices and s.candidates]
+    if not pools or any(s.retriever_scores is None for s in pools):
+        raise InputError("--retriever-prior: the training pools do not carry the retriever's scores; rebuild "
+                         "the samples with this version's `ulmrec align build --answer relevance --negatives "
+                         "retriever`", path=request.samples)
+    if settings.retriever_prior != "auto":
+        return float(settings.retriever_prior)
+    valid = [s for s in validation_samples(request.samples, settings.valid_users)
+             if s.retriever_scores is not None and s.target in (s.candidates or [])]
+    if not valid:
+        raise InputError("--retriever-prior auto fits β on the validation pools, and no validation sample "
+                         "carries the retriever's scores", path=request.samples)
+    return prior_weight([s.retriever_scores for s in valid], [s.candidates.index(s.target) for s in valid])
 
 
 def _lora_model(request: TrainRequest, planned: TrainManifest, inputs: _Inputs, device: str) -> Any:
@@ -185,15 +213,16 @@ def _training_arguments(request: TrainRequest, planned: TrainManifest, world: in
         restore_callback_states_from_checkpoint=False)
 
 
-def _collator(tokenizer: Any, *, loss: str) -> Any:
+def _collator(tokenizer: Any, *, loss: str, prior_weight: float = 0.0) -> Any:
     """Left-padding batches; with the pools under a loss that reads them (``choices``: with the content-free
-    title prompt too; ``relevance``: the pools' continuations)."""
+    title prompt too; ``relevance``: the pools' continuations, and ``β · z(retriever)`` with β > 0)."""
     from ulmrec_align.ranking.ranker import null_title_prompt
     from ulmrec_align.tuning.data import PadCollator
 
     spec = get_loss(loss)
     return PadCollator(pad_id=int(tokenizer.pad_token_id), choices=spec.pools,
-                       null_prompt=tuple(null_title_prompt(tokenizer)) if spec.null_prompt else None)
+                       null_prompt=tuple(null_title_prompt(tokenizer)) if spec.null_prompt else None,
+                       prior_weight=prior_weight)
 
 
 def _resume_point(request: TrainRequest, callback: Any, *, is_main: bool) -> Path | None:
@@ -264,7 +293,8 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
                               budget_seconds=max_seconds, clock=callback.elapsed)
     trainer = LlmTuner(model=model, args=_training_arguments(request, planned, world),
                        train_dataset=inputs.dataset,
-                       data_collator=_collator(inputs.tokenizer, loss=settings.loss),
+                       data_collator=_collator(inputs.tokenizer, loss=settings.loss,
+                                               prior_weight=inputs.prior_weight or 0.0),
                        processing_class=inputs.tokenizer, callbacks=[callback, *callbacks],
                        keep_checkpoints=settings.keep_checkpoints, loss_kind=settings.loss,
                        letter_ids=inputs.letters, schedule=schedule, task_names=inputs.dataset.tasks,
@@ -290,6 +320,7 @@ def train_in_process(request: TrainRequest, planned: TrainManifest, *, callbacks
         "elapsed_seconds": round(final.elapsed_seconds, 3), "best_step": final.best_step,
         "best_ndcg_at_10": final.best_score, "history": final.history, "curve": final.curve,
         "letter_prior": final.best_prior, "prompts_cut": inputs.prompts_cut, "stop_reason": final.stop_reason,
+        "retriever_prior_weight": inputs.prior_weight,
         "status": "complete"})
     trainer.accelerator.wait_for_everyone()
     if not is_main:
