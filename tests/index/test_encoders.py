@@ -75,3 +75,6 @@ def test_multi_process_pool_matches_single_process(tmp_path: Path) -> None:
     pooled = pooled_encoder.encode(texts)
     assert pooled_encoder.last_stats.n_encoded == len(texts)
     np.testing.assert_allclose(pooled, single, atol=1e-5)
+    # one text at a time (the default): the processes give the very bits of one process
+    shared = TextEncoder(cache_dir=None, workers=2).encode(texts)
+    assert np.array_equal(shared, single)

@@ -31,6 +31,14 @@ def test_build_train_rank_with_added_code_tokens(pipeline: Pipeline, tiny_llm: P
         assert set(point["task_exact"]) == set(point["task_loss"]) == {"pref_to_index", "history_to_index"}
         assert all(0.0 <= v <= 1.0 for v in point["task_exact"].values())
         assert all(v > 0 for v in point["task_loss"].values())
+    quiet = tmp_path / "train-no-codes"                             # --code-valid-users 0: ranking only
+    ulmrec("align", "train", "--samples", samples, "--model", tiny_llm, "--out", quiet, "--max-steps", "1",
+           "--batch-size", "2", "--eval-steps", "1", "--valid-users", "4", "--code-valid-users", "0",
+           "--no-progress")
+    quiet_history = json.loads((quiet / "train_manifest.json").read_text())["history"]
+    assert quiet_history
+    assert all(not p["task_exact"] and not p["task_loss"] for p in quiet_history)
+    assert all(p["ndcg_at_10"] is not None for p in quiet_history)
     ranker = load_ranking_model(tuned)
     assert ranker.index_tokens == "added"
     assert ranker.prompt.n_candidates == 6                          # prompt settings travel with the model

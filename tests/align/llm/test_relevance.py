@@ -77,6 +77,10 @@ def test_relevance_scores_are_the_unpadded_log_odds_and_read_the_candidate(ranke
     expected = [[log_odds_one_by_one(model, p, c, yes_no) for c in row] for p, row in zip(prompts, conts,
                                                                                            strict=True)]
     np.testing.assert_allclose(np.concatenate(got), np.concatenate(expected), rtol=1e-4, atol=1e-4)
+    assert packs_pools(model)                  # so both users' pools were packed rows of one forward pass
+    alone = relevance_scores(model, prompts, conts, yes_id=yes_no[0], no_id=yes_no[1], pad_id=0,
+                             users_per_pass=1)
+    np.testing.assert_allclose(np.concatenate(got), np.concatenate(alone), rtol=1e-4, atol=1e-4)
     swapped = relevance_scores(model, [prompts[0]], [[conts[0][1], conts[0][0], conts[0][2]]],
                                yes_id=yes_no[0], no_id=yes_no[1], pad_id=0)[0]
     np.testing.assert_allclose(swapped, [got[0][1], got[0][0], got[0][2]], rtol=1e-4, atol=1e-4)

@@ -87,6 +87,10 @@ class TrainSettings(BaseModel):
     eval_steps: int | None = Field(default=None, ge=1, description="Validate every N steps (default: "
                                    "save_steps); validation also runs at the end.")
     valid_users: int | None = Field(default=200, ge=1, description="Validation ranking samples used.")
+    code_valid_users: int = Field(default=40, ge=0, description="Validation users whose code-task samples "
+                                  "(preference -> index, history -> index) are scored at each validation: "
+                                  "reported, never used to choose, so fewer than the ranking's (at 120 "
+                                  "users they took a third of the demo's validation); 0 = none.")
     eval_batch_size: int = Field(default=8, ge=1)
     patience: int | None = Field(default=5, ge=1, description="Validations without a better NDCG@10 before "
                                  "stopping; None = never stop early.")

@@ -176,6 +176,8 @@ def left_align(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tor
 
 #: Attention implementations that take a custom 4D mask (:func:`relevance_logits` packs pools with one).
 PACKING_ATTENTION = ("sdpa", "eager")
+#: Pools read in one forward pass by :func:`relevance_scores` (packed rows, right-padded to the longest).
+USERS_PER_PASS = 4
 
 
 def packs_pools(model: Any) -> bool:
@@ -288,15 +290,45 @@ def cached_relevance_logits(model: Any, prompt_ids: torch.Tensor, prompt_mask: t
 
 def relevance_scores(model: Any, prompts: Sequence[Sequence[int]],
                      continuations: Sequence[Sequence[Sequence[int]]], *, yes_id: int, no_id: int,
-                     pad_id: int, batch_size: int = 8,
+                     pad_id: int, batch_size: int = 8, users_per_pass: int = USERS_PER_PASS,
                      progress: Callable[[int], None] | None = None) -> list[list[float]]:
-    """``out[i][j]`` = :func:`relevance_logits` of continuation ``j`` after prompt ``i`` (the prompt read once
-    per group of at most ``8 × batch_size`` continuations, :func:`per_prompt_groups`)."""
+    """``out[i][j]`` = :func:`relevance_logits` of continuation ``j`` after prompt ``i``: the pools of
+    ``users_per_pass`` prompts as packed rows of one forward pass (a model that packs,
+    :func:`packs_pools`), else the prompt read once per group of at most ``8 × batch_size`` continuations
+    (:func:`per_prompt_groups`)."""
     def score(model: Any, *tensors: torch.Tensor) -> torch.Tensor:
         return relevance_logits(model, *tensors, yes_id=yes_id, no_id=no_id)
 
-    return per_prompt_groups(model, prompts, continuations, score, pad_id=pad_id, batch_size=batch_size,
-                             progress=progress)
+    if not packs_pools(model) or users_per_pass < 2:
+        return per_prompt_groups(model, prompts, continuations, score, pad_id=pad_id, batch_size=batch_size,
+                                 progress=progress)
+    if any(len(c) == 0 for row in continuations for c in row):
+        raise ValueError("a candidate's continuation has no tokens")
+    device = model_device(model)
+    out: list[list[float]] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(prompts), users_per_pass):
+                users = range(start, min(start + users_per_pass, len(prompts)))
+                head, head_mask, _ = left_pad([prompts[i] for i in users], pad_id)
+                n = max(len(continuations[i]) for i in users)
+                width = max((len(c) for i in users for c in continuations[i]), default=1)
+                ids = torch.full((len(users), n, width), pad_id, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for r, i in enumerate(users):
+                    for j, c in enumerate(continuations[i]):
+                        ids[r, j, : len(c)] = torch.tensor(list(c), dtype=torch.long)
+                        mask[r, j, : len(c)] = 1
+                values = score(model, head.to(device), head_mask.to(device), ids.to(device), mask.to(device))
+                for r, i in enumerate(users):
+                    out.append(values[r, : len(continuations[i])].tolist())
+                if progress is not None:
+                    progress(len(users))
+    finally:
+        model.train(was_training)
+    return out
 
 
 def score_samples(model: Any, tokenizer: Any, samples: Sequence[Any], *, index_tokens: IndexTokens = "plain",

@@ -44,6 +44,9 @@ def train_command(
     = None,
     valid_users: Annotated[int, typer.Option("--valid-users", min=1,
                                              help="Validation ranking samples per validation.")] = 200,
+    code_valid_users: Annotated[int, typer.Option(
+        "--code-valid-users", min=0, help="Validation users whose code-task samples are scored at each "
+        "validation (reported, never used to choose); 0 = none.")] = _TRAIN.code_valid_users,
     patience: Annotated[int | None, typer.Option("--patience", min=1,
                                                  help="Validations without gain before stopping.")]
     = _TRAIN.patience,
@@ -107,7 +110,8 @@ def train_command(
                               top_layers=lora_top_layers)
     train = _train_from_options(
         epochs=epochs, max_steps=max_steps, save_steps=save_steps, eval_steps=eval_steps,
-        valid_users=valid_users, patience=patience, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+        valid_users=valid_users, code_valid_users=code_valid_users, patience=patience, lr=lr,
+        batch_size=batch_size, grad_accum=grad_accum,
         max_length=max_length, quantization=quantization, device=device, num_processes=num_processes,
         max_minutes=max_minutes, seed=seed, warmup_steps=warmup_steps, scheduler=scheduler, loss=loss,
         group_by_length=group_by_length, gradient_checkpointing=gradient_checkpointing,

@@ -21,7 +21,6 @@ from ulmrec_align.models.train_manifest import TOKENIZER_DIR
 from ulmrec_align.tuning.config import TrainManifest
 from ulmrec_align.tuning.request import FINAL_ADAPTER, RESULT_FILE, TrainRequest, partial_dir
 from ulmrec_align.tuning.validation import (
-    CODE_VALIDATION_USERS,
     code_samples,
     ranking_validator,
     validation_samples,
@@ -97,12 +96,13 @@ def _load_inputs(request: TrainRequest, planned: TrainManifest, validator: Any) 
     valid_rows = validation_samples(request.samples, settings.valid_users) if validator is not False else []
     if validator is None and valid_rows:
         ordered = planned.samples_config.get("valid_order") == "retriever"
+        codes = settings.code_valid_users
         validator = ranking_validator(tokenizer, valid_rows, index_tokens=planned.index_tokens, answer=answer,
                                       ordered=ordered,
                                       batch_size=settings.eval_batch_size,
                                       code=code_samples(request.samples,
-                                                         min(settings.valid_users or CODE_VALIDATION_USERS,
-                                                             CODE_VALIDATION_USERS)))
+                                                         min(settings.valid_users or codes, codes))
+                                      if codes else [])
     return _Inputs(tokenizer=tokenizer, added=added, dataset=dataset, prompts_cut=encoding.cut,
                    letters=letter_token_ids(tokenizer, max(n_letters, 1)), valid_rows=valid_rows,
                    validator=validator,

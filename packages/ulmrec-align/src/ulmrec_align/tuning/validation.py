@@ -22,10 +22,6 @@ from ulmrec_align.tuning.config import RANKING_TASKS
 
 #: Tasks whose answer is the user's code: alignment is learned when the model writes it.
 CODE_TASKS = ("pref_to_index", "history_to_index")
-#: Validation users whose code-task samples are scored at each validation: the code figures are reported,
-#: never used to select an adapter, so they need not cost as much as the ranking (at 120 users they took
-#: about a third of the demo's validation time).
-CODE_VALIDATION_USERS = 40
 
 
 def validation_samples(samples_dir: Path, limit: int | None) -> list[Any]:
