@@ -14,6 +14,9 @@ subset), NDCG@10 of:
   1/log2(r+1)``);
 - ``LLM alone`` — the LLM's own scores (``llm_scores`` of the fused rows);
 - ``fused`` — the rows' scores, ``z(LLM) + W·z(LRURec)`` with the run's W chosen on validation;
+- ``LLM + β·z`` — for runs trained with ``align train --retriever-prior`` only (β in their
+  ``train_manifest.json``): the LLM's raw log-odds plus β times the retriever's standardised scores, the very
+  combination the run was trained on;
 
 and paired comparisons (``ulmrec_eval.compare.paired_comparison``: bootstrap 95 % CI, sign-flip p):
 fused − LRURec, LLM alone − random, and, between groups given with ``--label``, each group's fused − the
@@ -38,6 +41,9 @@ from ulmrec_app.pipeline.layout import RunLayout
 from ulmrec_eval.compare import paired_comparison
 from ulmrec_eval.metrics import ndcg_at_k_per_user, target_ranks
 from ulmrec_eval.runtime.io import read_jsonl_models
+
+#: The column of runs trained with a retriever prior: the LLM's log-odds + β z(LRURec), as trained.
+PRIOR = "LLM + β·z"
 
 
 def ndcg10(scores: list[float], target: int) -> float:
@@ -74,6 +80,9 @@ def run_pairs(run: Path, valid_rows: Path | None = None) -> dict[tuple[str, int]
         weight = choice.weight
         print(f"{run}: {choice.describe()}")
     out = {}
+    beta = None
+    if layout.train_manifest.is_file():
+        beta = json.loads(layout.train_manifest.read_text()).get("retriever_prior_weight")
     # runs of one world (one retriever's candidates) pair up across variants, whatever their names
     world = hashlib.sha256(layout.candidates.read_bytes()).hexdigest()
     for row in rows:
@@ -92,6 +101,12 @@ def run_pairs(run: Path, valid_rows: Path | None = None) -> dict[tuple[str, int]
             "fused": ndcg10(fused, target),
             "W": float(row.fusion_weight or 0.0) if weight is None else weight,
         }
+        if beta is not None:
+            from ulmrec_align.ranking.fusion import standardise
+
+            trained = np.asarray(row.llm_scores or [], dtype=np.float64) + beta * standardise(
+                [by_item[i] for i in row.candidates])
+            out[(world, row.user_id)][PRIOR] = ndcg10(trained.tolist(), target)
     return out
 
 
@@ -129,6 +144,11 @@ def main() -> None:
         comparisons = {f"{b} − {a}": paired_comparison(values[a], values[b], metric="ndcg@10")
                        for b, a in (("fused", "LRURec order"), ("LLM alone", "random order"),
                                     ("LLM alone", "LRURec order"))}
+        if all(PRIOR in v for v in pairs.values()):
+            trained = np.array([v[PRIOR] for v in pairs.values()])
+            print(f"  {PRIOR} (as trained)          {trained.mean():.4f}")
+            comparisons[f"{PRIOR} − LRURec order"] = paired_comparison(values["LRURec order"], trained,
+                                                                      metric="ndcg@10")
         for label, c in comparisons.items():
             print(f"  {label:26s} {c.difference:+.4f}  95% CI [{c.ci_low:+.4f}, {c.ci_high:+.4f}]  "
                   f"p = {c.p_value:.3g}  ({c.wins} wins, {c.losses} losses, {c.n_users} pairs)")
