@@ -46,7 +46,11 @@ OWN_DEFAULT = {
     ("rank", "quantization"): "ranking defaults to none; tuning to auto (NF4 on CUDA)",
     ("rank", "answer"): "None: a tuned model ranks the way it was tuned",
     ("rank", "split"): "RankRow.split has no default",
+    ("train", "retriever_prior"): "'0': the option is a string (a number or auto), the field's 0.0",
 }
+#: (command, field) of options that take a number or a word, so they are strings parsed in the command (as
+#: ``rank --fuse-retriever``), not a choice type; their field's Literal holds only the word.
+NUMBER_OR_WORD = {("train", "retriever_prior"): "β >= 0 or auto (tuning/cli.py: _prior_arg)"}
 
 
 def _field_of(command: str, name: str) -> tuple[type[BaseModel], str] | None:
@@ -70,7 +74,8 @@ def _is_literal(annotation: Any) -> bool:
     return typing.get_origin(annotation) is typing.Literal or any(map(_is_literal, args))
 
 
-CHOICES = [pair for pair in PAIRS if _is_literal(pair[2].model_fields[pair[3]].annotation)]
+CHOICES = [pair for pair in PAIRS if _is_literal(pair[2].model_fields[pair[3]].annotation)
+           and (pair[0], pair[3]) not in NUMBER_OR_WORD]
 BOUNDS = [pair for pair in PAIRS if pair[2].model_fields[pair[3]].annotation in (int, float, int | None,
                                                                                   float | None)]
 
