@@ -43,6 +43,25 @@ def left_pad(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
     return input_ids, mask, positions
 
 
+def pad_pools(pools: Sequence[Sequence[Sequence[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, mask)``, each (R, N, T): pool ``r``'s continuations right-padded with ``pad_id`` to the longest
+    of all, pools to the largest (a missing continuation is all mask 0).
+
+    >>> ids, mask = pad_pools([[[5, 6], [7]], [[8]]], pad_id=0)
+    >>> ids.tolist(), mask[1].tolist()
+    ([[[5, 6], [7, 0]], [[8, 0], [0, 0]]], [[1, 0], [0, 0]])
+    """
+    n = max(len(pool) for pool in pools)
+    width = max((len(c) for pool in pools for c in pool), default=1)
+    ids = torch.full((len(pools), n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, pool in enumerate(pools):
+        for j, c in enumerate(pool):
+            ids[r, j, : len(c)] = torch.tensor(list(c), dtype=torch.long)
+            mask[r, j, : len(c)] = 1
+    return ids, mask
+
+
 def model_device(model: Any) -> torch.device:
     return next(p.device for p in model.parameters())
 
@@ -116,12 +135,7 @@ def per_prompt_groups(model: Any, prompts: Sequence[Sequence[int]],
                 head = torch.tensor([list(prompt)], device=device)
                 values: list[float] = []
                 for start in range(0, len(row), group):
-                    chunk = row[start:start + group]
-                    ids = torch.full((1, len(chunk), max(len(c) for c in chunk)), pad_id, dtype=torch.long)
-                    mask = torch.zeros_like(ids)
-                    for j, c in enumerate(chunk):
-                        ids[0, j, : len(c)] = torch.tensor(list(c), dtype=torch.long)
-                        mask[0, j, : len(c)] = 1
+                    ids, mask = pad_pools([row[start:start + group]], pad_id)
                     values += score(model, head, torch.ones_like(head), ids.to(device),
                                     mask.to(device))[0].tolist()
                 out.append(values)
@@ -313,14 +327,7 @@ def relevance_scores(model: Any, prompts: Sequence[Sequence[int]],
             for start in range(0, len(prompts), users_per_pass):
                 users = range(start, min(start + users_per_pass, len(prompts)))
                 head, head_mask, _ = left_pad([prompts[i] for i in users], pad_id)
-                n = max(len(continuations[i]) for i in users)
-                width = max((len(c) for i in users for c in continuations[i]), default=1)
-                ids = torch.full((len(users), n, width), pad_id, dtype=torch.long)
-                mask = torch.zeros_like(ids)
-                for r, i in enumerate(users):
-                    for j, c in enumerate(continuations[i]):
-                        ids[r, j, : len(c)] = torch.tensor(list(c), dtype=torch.long)
-                        mask[r, j, : len(c)] = 1
+                ids, mask = pad_pools([continuations[i] for i in users], pad_id)
                 values = score(model, head.to(device), head_mask.to(device), ids.to(device), mask.to(device))
                 for r, i in enumerate(users):
                     out.append(values[r, : len(continuations[i])].tolist())
