@@ -63,15 +63,17 @@ class PromptBuilder:
                after: Sequence[str] = (), history_label: str = "User history") -> Rendered:
         """Render ``instruction`` + input lines: ``before``, the history, the candidates, ``after``.
 
-        History shows the last ``history_items`` titles, oldest first; while the prompt is longer than
-        ``max_prompt_tokens`` the oldest shown item is dropped; if it is still too long with one item left,
-        the free-text lines (``before``/``after``) are cut to half their tokens, then it is returned as is.
+        History shows the last ``history_items`` titles, oldest first (none at 0); while the prompt is longer
+        than ``max_prompt_tokens`` the oldest shown item is dropped; if it is still too long with one item
+        left, the free-text lines (``before``/``after``) are cut to half their tokens, then it is returned as
+        is.
         """
-        shown = list(history)[-self.config.history_items:] if history else []
+        n_items = self.config.history_items
+        shown = list(history)[-n_items:] if history and n_items > 0 else []
         free = list(before) + list(after)
         while True:
             lines = list(free[: len(before)])
-            if history:
+            if shown:
                 lines.append(f"{history_label}: {numbered([self.title(i) for i in shown])}")
             if candidates is not None:
                 lines.append(f"Candidate pool: {lettered([self.title(i) for i in candidates])}")

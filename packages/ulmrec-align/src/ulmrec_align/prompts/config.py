@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ulmrec_align.prompts.answers.registry import ANSWERS, AnswerName
 from ulmrec_align.prompts.letters import MAX_LETTERS
@@ -19,8 +19,10 @@ class PromptConfig(BaseModel):
 
     n_candidates: int = Field(default=20, ge=2, le=MAX_LETTERS,
                               description="Lettered candidates per ranking prompt, (A), (B), ...")
-    history_items: int = Field(default=20, ge=1,
-                               description="Most recent history titles shown, in time order.")
+    history_items: int = Field(
+        default=20, ge=0, description="Most recent history titles shown, in time order. 0 (relevance "
+        "answers only): no history line, so the LLM judges each candidate from the user's code or text alone "
+        "and the sequence is left to the retriever it is fused with.")
     title_tokens: int = Field(default=32, ge=1, description="Each title is cut to this many model tokens.")
     strip_sizes: bool = Field(
         default=False, description="Size and pack strings (', 6.7 fl oz', 'Pack of 3', '(2 Count)') are "
@@ -38,3 +40,10 @@ class PromptConfig(BaseModel):
         "(a 'Preferences:' line: the data's preference, else the extractive summary of the training reviews, "
         "cut to text_tokens) -- what a user index is built from. A diagnostic: with no index it measures "
         "what a perfect reading of the index could add at the same training budget.")
+
+    @model_validator(mode="after")
+    def _history_needed(self) -> PromptConfig:
+        if self.history_items == 0 and self.answer != "relevance":
+            raise ValueError(f"history_items = 0 (no history in the prompt) needs relevance answers, not "
+                             f"{self.answer!r}: a letter or title answer is chosen from the history")
+        return self

@@ -62,6 +62,14 @@ NEXT_RELEVANCE_TEMPLATES: tuple[str, ...] = (
     "From the user's past purchases, tell whether the candidate below is their next purchase. Answer Yes "
     "or No.",
 )
+#: ``next_item`` with relevance answers and no history in the prompt (``history_items = 0``): the user is
+#: known by their code or text alone.
+NEXT_RELEVANCE_USER_TEMPLATES: tuple[str, ...] = (
+    "Given what is known about the user, judge whether the user will buy the candidate item next. Answer "
+    "Yes or No.",
+    "Here is this user. Decide whether they will buy the candidate next: answer Yes or No.",
+    "From what the user is like, tell whether the candidate below is their next purchase. Answer Yes or No.",
+)
 #: The cue after each candidate's title; its answer is one of :data:`RELEVANCE_ANSWERS`. (The question used to
 #: follow every title, "Would the user buy it next? Answer:": 7 more tokens a candidate, 70 a user;
 #: ``bench/relevance_format_speed.py``.)
@@ -70,11 +78,14 @@ RELEVANCE_CUE = "Answer:"
 RELEVANCE_ANSWERS = ("Yes", "No")
 
 
-def next_item_templates(answer: str) -> tuple[str, ...]:
-    """The ``next_item`` instructions for an answer kind (``"letter"``, ``"title"`` or ``"relevance"``)."""
+def next_item_templates(answer: str, *, history: bool = True) -> tuple[str, ...]:
+    """The ``next_item`` instructions for an answer kind (``"letter"``, ``"title"`` or ``"relevance"``);
+    ``history=False``: relevance prompts that show no history (``PromptConfig.history_items = 0``)."""
     if answer == "title":
         return NEXT_TITLE_TEMPLATES
-    return NEXT_RELEVANCE_TEMPLATES if answer == "relevance" else TEMPLATES["next_item"]
+    if answer == "relevance":
+        return NEXT_RELEVANCE_TEMPLATES if history else NEXT_RELEVANCE_USER_TEMPLATES
+    return TEMPLATES["next_item"]
 
 
 def relevance_continuation(title: str) -> str:

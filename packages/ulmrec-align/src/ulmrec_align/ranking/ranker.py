@@ -166,7 +166,8 @@ def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], buil
     answer = builder.config.answer
     if answer in ("title", "relevance") and permutations > 1:
         raise ValueError(f"letter orders (permutations > 1) do not apply to {answer} answers")
-    instruction = instruction if instruction is not None else next_item_templates(answer)[0]
+    if instruction is None:
+        instruction = next_item_templates(answer, history=builder.config.history_items > 0)[0]
     summariser = ExtractiveSummariser()
     out = []
     for row in rows:

@@ -214,7 +214,8 @@ class Recommender:
     def _relevance_scores(self, history: list[int], pool: list[int], code: str | None) -> list[float]:
         """Each candidate's relevance log-odds after the user's prompt (``ranking.scorer``)."""
         tok = self.ranker.tokenizer
-        rendered = self._prompts.render(next_item_templates("relevance")[0], user_code=code, history=history)
+        rendered = self._prompts.render(next_item_templates(
+            "relevance", history=self._prompts.config.history_items > 0)[0], user_code=code, history=history)
         prompt = encode_prompt(tok, rendered.text, rendered.spans, index_tokens=self._prompts.index_tokens)
         continuations = candidate_ids(tok, [self._prompts.title(item) for item in pool], "relevance")
         yes_id, no_id = relevance_token_ids(tok)

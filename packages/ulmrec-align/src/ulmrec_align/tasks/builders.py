@@ -109,7 +109,7 @@ class NextItem:
               rng: random.Random) -> list[AlignmentSample]:
         s = ctx.split(user)
         answer = ctx.config.prompt.answer
-        templates = next_item_templates(answer)
+        templates = next_item_templates(answer, history=ctx.config.prompt.history_items > 0)
         if split != "train":
             row = ctx.candidates.get(("valid", user))
             if row is None or not row.target_in_candidates:
@@ -224,6 +224,8 @@ class HistoryToIndex:
     splits: ClassVar[tuple[SampleSplit, ...]] = ("train", "valid")
 
     def unsupported_reason(self, ctx: BuildContext) -> str | None:
+        if ctx.config.prompt.history_items == 0:
+            return "prompts show no history (history_items = 0)"
         return None
 
     def build(self, ctx: BuildContext, user: int, split: SampleSplit,

@@ -53,7 +53,7 @@ def build(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     n_candidates: Annotated[int, typer.Option("--n-candidates", min=2, max=MAX_LETTERS)]
     = _PROMPT.n_candidates,
-    history_items: Annotated[int, typer.Option("--history-items", min=1)] = _PROMPT.history_items,
+    history_items: Annotated[int, typer.Option("--history-items", min=0)] = _PROMPT.history_items,
     title_tokens: Annotated[int, typer.Option("--title-tokens", min=1)] = _PROMPT.title_tokens,
     strip_sizes: Annotated[bool, typer.Option(
         "--strip-sizes/--keep-sizes", help="Remove size and pack strings (', 6.7 fl oz', 'Pack of 3') from "
