@@ -20,10 +20,11 @@ subset), NDCG@10 of:
 
 and paired comparisons (``ulmrec_eval.compare.paired_comparison``: bootstrap 95 % CI, sign-flip p):
 fused − LRURec, LLM alone − random, and, between groups given with ``--label``, each group's fused − the
-first group's fused, and the same for the LLM alone, over the pairs both have (the same run seeds and
-users). Prints one table; ``--json`` writes the figures. ``--valid-rows RUN=FILE`` chooses a run's W anew
-on more validation users (its LLM's unfused rankings of them) with this version's rule, and re-fuses its
-test rows.
+first group's fused, and the same for the LLM alone, over the pairs both have (the same users of the same
+world; several runs of one world in a group — seeds — are distinct pairs, and pair across groups in the
+order given: the k-th run of a world in one group with the k-th in the other). Prints one table;
+``--json`` writes the figures. ``--valid-rows RUN=FILE`` chooses a run's W anew on more validation users
+(its LLM's unfused rankings of them) with this version's rule, and re-fuses its test rows.
 """
 
 from __future__ import annotations
@@ -128,11 +129,16 @@ def main() -> None:
     if not groups:
         raise SystemExit("give runs, or --label NAME=RUN,...")
     valid_files = {Path(k): Path(v) for k, _, v in (item.partition("=") for item in args.valid_rows)}
-    pooled: dict[str, dict[tuple[str, int], dict[str, float]]] = {}
+    pooled: dict[str, dict[tuple[str, int, int], dict[str, float]]] = {}
     for name, runs in groups.items():
         pooled[name] = {}
+        earlier: dict[str, int] = {}    # world -> runs of it already in this group (seeds of one world)
         for run in runs:
-            pooled[name].update(run_pairs(run, valid_files.get(run)))
+            pairs = run_pairs(run, valid_files.get(run))
+            for (world, user), values in pairs.items():
+                pooled[name][(world, earlier.get(world, 0), user)] = values
+            for world in {world for world, _ in pairs}:
+                earlier[world] = earlier.get(world, 0) + 1
     report: dict[str, object] = {}
     systems = ("LRURec order", "random order", "LLM alone", "fused")
     print(f"{'group':10s} {'pairs':>5s}  " + "  ".join(f"{s:>12s}" for s in systems) + "   W (per run)")
