@@ -6,6 +6,11 @@ Training picks one template per sample, deterministically from the seed; ranking
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ulmrec_align.prompts.config import PromptConfig
+
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "next_item": (
         "Given the user's purchase history in chronological order, choose the item the user is most "
@@ -86,6 +91,12 @@ def next_item_templates(answer: str, *, history: bool = True) -> tuple[str, ...]
     if answer == "relevance":
         return NEXT_RELEVANCE_TEMPLATES if history else NEXT_RELEVANCE_USER_TEMPLATES
     return TEMPLATES["next_item"]
+
+
+def prompt_instructions(prompt: PromptConfig) -> tuple[str, ...]:
+    """The ``next_item`` instructions of prompts sized by ``prompt``: its answer kind, with or without the
+    history (``history_items = 0``) — one rule for building, ranking and the ``Recommender``."""
+    return next_item_templates(prompt.answer, history=prompt.history_items > 0)
 
 
 def relevance_continuation(title: str) -> str:

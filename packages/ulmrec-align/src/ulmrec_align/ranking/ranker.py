@@ -56,7 +56,7 @@ from ulmrec_align.prompts.encoding import (
 from ulmrec_align.prompts.index_tokens import IndexTokens
 from ulmrec_align.prompts.letters import LETTERS
 from ulmrec_align.prompts.render import alpaca_prompt
-from ulmrec_align.prompts.templates import next_item_templates, preference_line
+from ulmrec_align.prompts.templates import next_item_templates, preference_line, prompt_instructions
 from ulmrec_align.ranking.scorer import (
     choice_log_likelihoods,
     last_logits,
@@ -166,8 +166,7 @@ def ranking_prompts(dataset: PreparedDataset, rows: Sequence[CandidateRow], buil
     answer = builder.config.answer
     if answer in ("title", "relevance") and permutations > 1:
         raise ValueError(f"letter orders (permutations > 1) do not apply to {answer} answers")
-    if instruction is None:
-        instruction = next_item_templates(answer, history=builder.config.history_items > 0)[0]
+    instruction = instruction if instruction is not None else prompt_instructions(builder.config)[0]
     summariser = ExtractiveSummariser()
     out = []
     for row in rows:

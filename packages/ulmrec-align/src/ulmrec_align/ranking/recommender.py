@@ -40,7 +40,7 @@ import numpy as np
 from ulmrec_align.data.prepared import PreparedDataset
 from ulmrec_align.prompts.builder import PromptBuilder
 from ulmrec_align.prompts.encoding import candidate_ids, encode_prompt, letter_token_ids, relevance_token_ids
-from ulmrec_align.prompts.templates import TEMPLATES, next_item_templates
+from ulmrec_align.prompts.templates import TEMPLATES, next_item_templates, prompt_instructions
 from ulmrec_align.ranking.ranker import (
     RankingModel,
     calibrate_letters,
@@ -214,8 +214,8 @@ class Recommender:
     def _relevance_scores(self, history: list[int], pool: list[int], code: str | None) -> list[float]:
         """Each candidate's relevance log-odds after the user's prompt (``ranking.scorer``)."""
         tok = self.ranker.tokenizer
-        rendered = self._prompts.render(next_item_templates(
-            "relevance", history=self._prompts.config.history_items > 0)[0], user_code=code, history=history)
+        rendered = self._prompts.render(prompt_instructions(self._prompts.config)[0], user_code=code,
+                                        history=history)
         prompt = encode_prompt(tok, rendered.text, rendered.spans, index_tokens=self._prompts.index_tokens)
         continuations = candidate_ids(tok, [self._prompts.title(item) for item in pool], "relevance")
         yes_id, no_id = relevance_token_ids(tok)

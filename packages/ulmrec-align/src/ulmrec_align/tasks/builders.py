@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ulmrec_align.prompts.templates import next_item_templates, preference_line
+from ulmrec_align.prompts.templates import preference_line, prompt_instructions
 from ulmrec_align.tasks.base import BuildContext, pick_template
 from ulmrec_align.tasks.schema import AlignmentSample, SampleSplit
 
@@ -109,7 +109,7 @@ class NextItem:
               rng: random.Random) -> list[AlignmentSample]:
         s = ctx.split(user)
         answer = ctx.config.prompt.answer
-        templates = next_item_templates(answer, history=ctx.config.prompt.history_items > 0)
+        templates = prompt_instructions(ctx.config.prompt)
         if split != "train":
             row = ctx.candidates.get(("valid", user))
             if row is None or not row.target_in_candidates:
