@@ -70,5 +70,7 @@ def test_no_history_needs_relevance_answers(pipeline: Pipeline, tiny_llm: Path, 
                          "--answer", "title", "--history-items", "0", "--no-progress", check=False)
     assert refused.returncode != 0
     assert "needs relevance answers" in refused.stderr
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("ulmrec: error: history_items = 0"), line  # the sentence, no "--: Value error, "
     assert "Traceback" not in refused.stderr
     assert not (tmp_path / "A").exists()

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.errors import InputError, error_text
 
 
 def default_of(model: type[BaseModel], field: str) -> Any:
@@ -31,7 +31,8 @@ def default_of(model: type[BaseModel], field: str) -> Any:
 @contextmanager
 def options_checked(flags: Mapping[str, str] | None = None, *, prefix: str = "--") -> Iterator[None]:
     """Turn a config model's :class:`~pydantic.ValidationError` into one :class:`InputError` line that names
-    the option: ``--lr: Input should be greater than 0 (got 0.0)``.
+    the option: ``--lr: Input should be greater than 0 (got 0.0)``; an error of the whole model (a validator
+    that relates two options) is its own sentence, with no option in front.
 
     The option of a field is ``flags[field]``, else ``prefix`` + the field with ``-`` for ``_``
     (``prefix="--lora-"`` for :class:`~ulmrec_align.tuning.config.LoraSettings`' ``alpha``)."""
@@ -40,10 +41,12 @@ def options_checked(flags: Mapping[str, str] | None = None, *, prefix: str = "--
     except ValidationError as exc:
         first = exc.errors()[0]
         field = next((str(part) for part in reversed(first["loc"]) if isinstance(part, str)), "")
+        if not field:
+            raise InputError(error_text(first)) from None
         flag = (flags or {}).get(field) or prefix + field.replace("_", "-")
         given = first.get("input")
         got = "" if given is None or isinstance(given, dict) else f" (got {given!r})"
-        raise InputError(f"{flag}: {first['msg']}{got}") from None
+        raise InputError(f"{flag}: {error_text(first)}{got}") from None
 
 
 def index_arg(value: str | None) -> Path | None:

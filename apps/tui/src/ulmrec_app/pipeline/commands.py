@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ulmrec_app.pipeline.errors import PipelineError
+from ulmrec_eval.runtime.errors import error_text
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ def _check_values(spec: CommandSpec, values: dict[str, Any], where: str) -> None
                 adapter.validate_python(value)
             except ValidationError as exc:
                 first = exc.errors()[0]
-                raise PipelineError(f"{where}.{name}: {value!r}: {first['msg']} (option {flag} of "
+                raise PipelineError(f"{where}.{name}: {value!r}: {error_text(first)} (option {flag} of "
                                     f"`{spec.title}`)") from None
 
 

@@ -23,6 +23,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ulmrec_app.pipeline.errors import PipelineError
+from ulmrec_eval.runtime.errors import error_text
 
 #: The stages' names, in order: each is declared in :data:`ulmrec_app.pipeline.stages.STAGE_LIST` and has its
 #: options table in :class:`RunConfig` (a config is read before the stages are;
@@ -212,4 +213,4 @@ def _describe(exc: ValidationError) -> str:
     if first["type"] in ("literal_error", "enum"):
         expected = first.get("ctx", {}).get("expected", "")
         return f"{loc}: {first['input']!r} is not allowed; allowed: {expected}"
-    return f"{loc}: {first['msg']}"
+    return f"{loc}: {error_text(first)}"

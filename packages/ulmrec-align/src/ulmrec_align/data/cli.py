@@ -37,7 +37,7 @@ def prepare(
 
     from ulmrec_align.data.config import PrepareConfig
     from ulmrec_align.data.pipeline import prepare_dataset
-    from ulmrec_eval.runtime.errors import InputError
+    from ulmrec_eval.runtime.errors import InputError, error_text
 
     if source not in ("amazon", "recbole"):
         raise InputError(f"--source must be 'amazon' or 'recbole', got {source!r}")
@@ -48,7 +48,7 @@ def prepare(
     except ValidationError as exc:
         first = exc.errors()[0]
         option = "--" + str(first["loc"][0]).replace("_", "-").replace("max-texts-per-user", "max-texts")
-        raise InputError(f"{option}: {first['msg']} (got {first.get('input')!r})") from None
+        raise InputError(f"{option}: {error_text(first)} (got {first.get('input')!r})") from None
     start = time.perf_counter()
     dataset = prepare_dataset(source=source, path=path, out=out, config=config, name=name,  # type: ignore[arg-type]
                               force=force)

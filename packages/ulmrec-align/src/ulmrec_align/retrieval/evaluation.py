@@ -26,6 +26,7 @@ from ulmrec_align.retrieval.saved import (
 )
 from ulmrec_eval.runtime.artifacts import atomic_update
 from ulmrec_eval.runtime.devices import check_device
+from ulmrec_eval.runtime.errors import error_text
 from ulmrec_eval.runtime.io import atomic_write_json
 
 
@@ -80,7 +81,7 @@ def evaluate_retriever(dataset: PreparedDataset, model_dir: str | Path, *, out_d
             candidate_config = CandidateConfig.model_validate(
                 {**candidate_config.model_dump(), "pool_size": pool_size})
         except ValidationError as exc:
-            raise RetrieverError(f"--pool-size {pool_size}: {exc.errors()[0]['msg']}") from None
+            raise RetrieverError(f"--pool-size {pool_size}: {error_text(exc.errors()[0])}") from None
     check_dataset(saved, dataset, Path(model_dir) / CONFIG_FILE)
     out = Path(out_dir) if out_dir is not None else Path(model_dir)
     training = None

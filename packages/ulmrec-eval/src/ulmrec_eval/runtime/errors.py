@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class UlmrecError(Exception):
@@ -52,3 +53,14 @@ def one_line(exc: BaseException) -> str:
         where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
         return f"{where}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
     return str(exc)
+
+
+_PYDANTIC_PREFIXES = {"value_error": "Value error, ", "assertion_error": "Assertion failed, "}
+
+
+def error_text(error: Mapping[str, Any]) -> str:
+    """The message of one pydantic error (an item of ``ValidationError.errors()``) as a user reads it: a
+    validator's own sentence without pydantic's ``"Value error, "`` / ``"Assertion failed, "`` prefix."""
+    message = str(error["msg"])
+    prefix = _PYDANTIC_PREFIXES.get(str(error.get("type", "")), "")
+    return message[len(prefix):] if prefix and message.startswith(prefix) else message

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.io import validation_message
 
 #: Version of :class:`StageEvent`; bump it on any incompatible change.
 EVENTS_SCHEMA_VERSION = 1
@@ -134,10 +135,8 @@ def tail_events(path: str | Path, offset: int = 0) -> tuple[list[StageEvent], in
         try:
             events.append(StageEvent.model_validate_json(raw))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "<record>"
             number = _count_lines(file, offset) + index + 1
-            raise InputError(f"invalid StageEvent: {field}: {first['msg']}", path=file, line=number) from None
+            raise InputError(validation_message(StageEvent, exc), path=file, line=number) from None
     return events, offset + end
 
 

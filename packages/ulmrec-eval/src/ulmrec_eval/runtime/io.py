@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ulmrec_eval.runtime.errors import InputError
+from ulmrec_eval.runtime.errors import InputError, error_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -150,7 +150,7 @@ def validation_message(model: type[BaseModel], exc: ValidationError) -> str:
     """One line for a pydantic error: ``invalid <Model>: <field path>: <message>`` (the first error)."""
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "<record>"
-    return f"invalid {model.__name__}: {field}: {first['msg']}"
+    return f"invalid {model.__name__}: {field}: {error_text(first)}"
 
 
 def read_json_model(path: str | Path, model: type[M]) -> M:
