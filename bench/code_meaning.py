@@ -23,7 +23,6 @@ frequencies is not. Nothing here is used to choose a setting; it explains a resu
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
@@ -38,19 +37,19 @@ from ulmrec_align.data.synthetic import TRAITS
 from ulmrec_align.prompts.encoding import encode_prompt, encode_response
 from ulmrec_align.ranking.loading import load_ranking_model
 from ulmrec_align.ranking.scorer import choice_log_likelihoods
+from ulmrec_align.tasks.schema import AlignmentSample
 from ulmrec_app.pipeline.layout import RunLayout
+from ulmrec_eval.runtime.io import iter_jsonl_models
 from ulmrec_index.artifact import load_index
 
 
 def template(samples: Path) -> tuple[str, str, str]:
     """``(before, code, after)`` of the first ``index_to_pref`` training prompt: the text around its code."""
-    with (samples / "train.jsonl").open(encoding="utf-8") as lines:
-        for line in lines:
-            sample = json.loads(line)
-            if sample["task"] == "index_to_pref":
-                (start, end), = sample["prompt_code_spans"]
-                prompt = sample["prompt"]
-                return prompt[:start], prompt[start:end], prompt[end:]
+    for _, sample in iter_jsonl_models(samples / "train.jsonl", AlignmentSample):
+        if sample.task == "index_to_pref":
+            (start, end), = sample.prompt_code_spans
+            prompt = sample.prompt
+            return prompt[:start], prompt[start:end], prompt[end:]
     raise SystemExit(f"{samples / 'train.jsonl'} has no index_to_pref sample")
 
 
