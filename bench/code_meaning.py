@@ -96,6 +96,8 @@ def main() -> None:
           f"{'margin':>7}")
     for name, run, model in models:
         layout = RunLayout(run)
+        if not sorted(layout.raw.glob("traits_*.jsonl")):
+            raise SystemExit(f"{layout.raw} has no traits_*.jsonl: not a run of a synthetic world")
         dataset = PreparedDataset.load(layout.dataset)
         traits = user_traits(run, dataset)
         index = load_index(layout.index)
